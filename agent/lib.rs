@@ -1,0 +1,12 @@
+//! hawser: a small GitOps pull agent for Kubernetes.
+//!
+//! A revision travels one way through the pipeline, one module per stage:
+//!
+//! ```text
+//! source ──► verify ──► cache ──► manifests ──► plan ──► apply ──► health ──► report
+//! ```
+//!
+//! `cli` parses the command line once into validated configuration and drives the
+//! stages; the middle stages are pure and know nothing about a cluster or a network.
+
+pub mod cli;
