@@ -9,4 +9,10 @@
 //! `cli` parses the command line once into validated configuration and drives the
 //! stages; the middle stages are pure and know nothing about a cluster or a network.
 
+pub mod apply;
 pub mod cli;
+pub mod cluster;
+pub mod inventory;
+pub mod manifests;
+pub mod pipeline;
+pub mod plan;

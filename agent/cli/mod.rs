@@ -4,6 +4,8 @@
 //! Exit codes are a contract: 0 success, 1 "changes found" (`diff` only), 2 error.
 //! Errors are printed as one line on stderr naming what failed and why.
 
+mod apply;
+mod scope_args;
 mod version;
 
 use std::process::ExitCode;
@@ -21,6 +23,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Apply the manifests once: dry-run gate, staged server-side apply, prune.
+    Apply(apply::Args),
+    /// Show what `apply` would change (exit 0: nothing, 1: changes, 2: error).
+    Diff(apply::DiffArgs),
     /// Print the version, git commit, compiler and target.
     Version(version::Args),
 }
@@ -37,7 +43,10 @@ pub enum Outcome {
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging("warn");
     let result = match cli.command {
+        Command::Apply(args) => apply::run(args),
+        Command::Diff(args) => apply::diff(args),
         Command::Version(args) => version::run(args),
     };
     match result {
@@ -48,6 +57,30 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs go to stderr: text on a terminal, JSON lines otherwise (in a pod), filtered by
+/// `RUST_LOG` or else `default_level`.
+fn init_logging(default_level: &str) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).with_current_span(true).init();
+    }
+}
+
+/// Runs a command's async body on a single-threaded runtime: an apply agent has no
+/// use for more than one core.
+pub(crate) fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    runtime.block_on(future)
 }
 
 /// Joins an error and its causes into one line, skipping causes whose text the

@@ -1,0 +1,290 @@
+//! Writes a plan to the cluster, in stages, then prunes.
+//!
+//! In: a [`Plan`] that passed the dry-run gate. Out: [`Applied`], what was written.
+//!
+//! Order, as kubectl's ApplySet does it: the inventory parent is first widened to old ∪
+//! new members (an interrupted run cannot leak objects), then CRDs and Namespaces are
+//! written and awaited (Established, Active), then objects of CRDs that arrived with
+//! the revision are dry-run, then other cluster-scoped objects, then namespaced
+//! objects in kind order; prunes run in reverse order; last the parent shrinks to the
+//! new members. Only objects whose plan says they change are written.
+
+mod prune;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kube::api::{DeleteParams, Patch, PatchParams};
+use serde_json::Value;
+use tokio::task::JoinSet;
+
+use crate::cluster::{ClusterError, Discovered};
+use crate::inventory::{self, FIELD_MANAGER, InventoryError, Member, Parent, Recorded};
+use crate::manifests::Stage;
+use crate::plan::{self, Action, CONCURRENCY, ObjectFailure, Plan, PlanError, Planned, api_for};
+
+pub use prune::PruneOutcome;
+
+/// How long a CRD may take to become Established, or a recreated object to go away.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("applying {0}")]
+    Write(ObjectFailure),
+    #[error(transparent)]
+    Deferred(#[from] PlanError),
+    #[error("{object} did not become {condition} within {}s", .timeout.as_secs())]
+    NotSettled { object: String, condition: &'static str, timeout: Duration },
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+impl ApplyError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ApplyError::Write(f) => f.transient,
+            ApplyError::Deferred(e) => e.is_transient(),
+            ApplyError::NotSettled { .. } | ApplyError::Cluster(_) => true,
+            ApplyError::Inventory(_) => false,
+        }
+    }
+}
+
+/// What one apply did, for the summary, the status and the events.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    pub created: Vec<String>,
+    /// Object and the fields that changed.
+    pub updated: Vec<(String, Vec<String>)>,
+    pub recreated: Vec<String>,
+    pub unchanged: usize,
+    /// Fields taken over from other field managers.
+    pub conflicts: Vec<(String, String)>,
+    pub prune: PruneOutcome,
+    /// Write requests sent to the API server (objects, deletes, the parent).
+    pub writes: usize,
+    /// Every object of the revision, applied.
+    pub objects: Vec<Planned>,
+}
+
+impl Applied {
+    pub fn changed(&self) -> usize {
+        self.created.len() + self.updated.len() + self.recreated.len()
+    }
+}
+
+/// Applies the plan. `recorded` is the inventory as read before planning.
+pub async fn apply(
+    client: &kube::Client,
+    discovered: &mut Discovered,
+    plan: Plan,
+    parent: &Parent,
+    recorded: &Recorded,
+) -> Result<Applied, ApplyError> {
+    let mut applied = Applied::default();
+    let id = parent.id();
+
+    // Widen the inventory first, so an interrupted apply leaves every object findable.
+    let union: BTreeSet<Member> = recorded.members.iter().chain(plan.members.iter()).cloned().collect();
+    let mut recorded = recorded.clone();
+    if inventory::write(client, parent, &recorded, &union, None).await? {
+        applied.writes += 1;
+        recorded.members = union;
+        recorded.exists = true;
+    }
+
+    let Plan { objects, deferred, prunes, members } = plan;
+    let (foundation, rest): (Vec<Planned>, Vec<Planned>) =
+        objects.into_iter().partition(|p| p.manifest.stage == Stage::ClusterFoundation);
+    write_stage(client, foundation, &mut applied).await?;
+    wait_foundation(client, &applied.objects).await?;
+
+    let mut rest = rest;
+    if !deferred.is_empty() {
+        let versions: BTreeSet<String> = deferred
+            .iter()
+            .filter_map(|m| m.object["apiVersion"].as_str().map(str::to_string))
+            .collect();
+        discovered.forget(&versions);
+        discovered.learn(client, versions).await?;
+        let mut ready = Vec::new();
+        let mut failures = Vec::new();
+        for manifest in deferred {
+            let api_version = manifest.object["apiVersion"].as_str().unwrap_or_default().to_string();
+            match discovered.kind(&api_version, &manifest.id.kind) {
+                Some(kind) => ready.push((manifest, kind.clone())),
+                None => failures.push(ObjectFailure {
+                    object: manifest.id.to_string(),
+                    reason: format!("kind {} is still not served after its CRD was established", manifest.id.kind),
+                    transient: true,
+                }),
+            }
+        }
+        let (planned, mut dry_failures) = plan::dry_run_all(client, ready, &id).await;
+        failures.append(&mut dry_failures);
+        if !failures.is_empty() {
+            return Err(PlanError::Rejected(failures).into());
+        }
+        rest.extend(planned);
+        // Keep the documented order: cluster-scoped before namespaced.
+        rest.sort_by_key(|p| p.manifest.stage);
+    }
+    let (cluster_scoped, namespaced): (Vec<Planned>, Vec<Planned>) =
+        rest.into_iter().partition(|p| p.manifest.stage == Stage::ClusterScoped);
+    write_stage(client, cluster_scoped, &mut applied).await?;
+    write_stage(client, namespaced, &mut applied).await?;
+
+    applied.prune = prune::prune(client, discovered, prunes, &id).await?;
+    applied.writes += applied.prune.pruned.len();
+
+    let mut final_members = members;
+    final_members.extend(applied.prune.kept.iter().map(|(m, _)| m.clone()));
+    if inventory::write(client, parent, &recorded, &final_members, None).await? {
+        applied.writes += 1;
+    }
+    Ok(applied)
+}
+
+/// Writes the objects of one stage. Consecutive objects of the same kind are written
+/// concurrently; a kind boundary is a barrier, so the kind order holds.
+async fn write_stage(client: &kube::Client, objects: Vec<Planned>, applied: &mut Applied) -> Result<(), ApplyError> {
+    let mut runs: Vec<Vec<Planned>> = Vec::new();
+    for p in objects {
+        match runs.last_mut() {
+            Some(run) if run[0].manifest.id.group_kind() == p.manifest.id.group_kind() => run.push(p),
+            _ => runs.push(vec![p]),
+        }
+    }
+    for run in runs {
+        let mut tasks = JoinSet::new();
+        let mut queue = run.into_iter();
+        let mut first_error = None;
+        loop {
+            while tasks.len() < CONCURRENCY {
+                let Some(p) = queue.next() else { break };
+                let client = client.clone();
+                tasks.spawn(async move {
+                    let result = write_one(&client, &p).await;
+                    (p, result)
+                });
+            }
+            let Some(joined) = tasks.join_next().await else { break };
+            let Ok((p, result)) = joined else { continue };
+            match result {
+                Ok(writes) => record(applied, p, writes),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+fn record(applied: &mut Applied, p: Planned, writes: usize) {
+    let name = p.manifest.id.to_string();
+    applied.writes += writes;
+    for c in &p.conflicts {
+        applied.conflicts.push((name.clone(), c.message.clone()));
+    }
+    match &p.action {
+        Action::Create => applied.created.push(name),
+        Action::Update { fields } => applied.updated.push((name, fields.clone())),
+        Action::Recreate { .. } => applied.recreated.push(name),
+        Action::Unchanged => applied.unchanged += 1,
+    }
+    applied.objects.push(p);
+}
+
+/// Writes one object as its plan says; returns the number of write requests made.
+async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyError> {
+    let api = api_for(client, &p.kind, p.manifest.id.namespace.as_deref());
+    let name = &p.manifest.id.name;
+    let fail = |e: kube::Error| {
+        ApplyError::Write(ObjectFailure {
+            object: p.manifest.id.to_string(),
+            transient: plan::is_transient(&e),
+            reason: plan::api_reason(&e),
+        })
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match &p.action {
+        Action::Unchanged => Ok(0),
+        Action::Create | Action::Update { .. } => {
+            api.patch(name, &params, &Patch::Apply(&p.body)).await.map_err(fail)?;
+            Ok(1)
+        }
+        Action::Recreate { .. } => {
+            tracing::info!(object = %p.manifest.id, "immutable fields changed; deleting and recreating ({})", plan::FORCE_ANNOTATION);
+            match api.delete(name, &DeleteParams::foreground()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(fail(e)),
+            }
+            let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+            while api.get_opt(name).await.map_err(fail)?.is_some() {
+                if tokio::time::Instant::now() > deadline {
+                    return Err(ApplyError::NotSettled {
+                        object: p.manifest.id.to_string(),
+                        condition: "deleted",
+                        timeout: SETTLE_TIMEOUT,
+                    });
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            api.patch(name, &params, &Patch::Apply(&p.body)).await.map_err(fail)?;
+            Ok(2)
+        }
+    }
+}
+
+/// Waits until written CRDs are Established, so their kinds can be dry-run and applied.
+async fn wait_foundation(client: &kube::Client, objects: &[Planned]) -> Result<(), ApplyError> {
+    for p in objects.iter().filter(|p| p.manifest.id.kind == "CustomResourceDefinition") {
+        let api = api_for(client, &p.kind, None);
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let live = api.get_opt(&p.manifest.id.name).await.map_err(|e| {
+                ApplyError::Write(ObjectFailure {
+                    object: p.manifest.id.to_string(),
+                    transient: plan::is_transient(&e),
+                    reason: plan::api_reason(&e),
+                })
+            })?;
+            let established = live
+                .and_then(|o| serde_json::to_value(o).ok())
+                .map(|v| condition_true(&v, "Established"))
+                .unwrap_or(false);
+            if established {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApplyError::NotSettled {
+                    object: p.manifest.id.to_string(),
+                    condition: "Established",
+                    timeout: SETTLE_TIMEOUT,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+    Ok(())
+}
+
+/// True when `status.conditions` has `type` with status "True".
+pub fn condition_true(object: &Value, kind: &str) -> bool {
+    object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .map(|conds| {
+            conds.iter().any(|c| c["type"].as_str() == Some(kind) && c["status"].as_str() == Some("True"))
+        })
+        .unwrap_or(false)
+}

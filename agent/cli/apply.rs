@@ -1,0 +1,175 @@
+//! `hawser apply --once` and `hawser diff`: one revision from a directory (or a
+//! source), planned through the dry-run gate, then applied or shown.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::Outcome;
+use super::scope_args::ScopeArgs;
+use crate::apply::Applied;
+use crate::cluster::{self, Discovered};
+use crate::inventory::Parent;
+use crate::manifests::Limits;
+use crate::pipeline::{self, Target, Tree};
+use crate::plan::{Action, PruneGuard, compare};
+
+/// Where the manifests come from and how the inventory is named; shared by `apply`,
+/// `diff` and `run`.
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// Name of the inventory parent ConfigMap in the agent's namespace.
+    #[arg(long, env = "HAWSER_NAME", default_value = "hawser")]
+    pub name: String,
+    /// Refuse a revision that would prune more than this fraction of the managed objects.
+    #[arg(long, env = "HAWSER_MAX_PRUNE_FRACTION", default_value_t = 0.5, value_parser = parse_fraction)]
+    pub max_prune_fraction: f64,
+    /// Allow revisions that prune more than --max-prune-fraction, everything, or that are empty.
+    #[arg(long, env = "HAWSER_ALLOW_MASS_PRUNE")]
+    pub allow_mass_prune: bool,
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
+}
+
+impl TargetArgs {
+    pub fn target(self, scope: ScopeArgs) -> Target {
+        let TargetArgs { name, max_prune_fraction, allow_mass_prune } = self;
+        let scope = scope.into_scope();
+        Target {
+            parent: Parent { namespace: scope.namespace.clone(), name },
+            scope,
+            guard: PruneGuard { max_fraction: max_prune_fraction, allow_mass_prune },
+            limits: Limits::default(),
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Apply once and exit (the only mode of `apply`; `hawser run` keeps converging).
+    #[arg(long, required = true)]
+    pub once: bool,
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+}
+
+/// A local directory of manifests.
+#[derive(Debug, clap::Args)]
+pub struct InputArgs {
+    /// A local directory holding the manifests.
+    #[arg(long, env = "HAWSER_DIR")]
+    pub dir: PathBuf,
+    /// Only the manifests under this subdirectory.
+    #[arg(long, env = "HAWSER_PATH")]
+    pub path: Option<PathBuf>,
+}
+
+impl InputArgs {
+    fn tree(self) -> Tree {
+        Tree { root: self.dir, subpath: self.path }
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let Args { once: _, input, scope, target } = args;
+    let tree = input.tree();
+    let target = target.target(scope);
+    super::block_on(async {
+        let client = cluster::connect().await?;
+        let mut discovered = Discovered::default();
+        let applied = pipeline::apply(&client, &mut discovered, &tree, &target)
+            .await
+            .with_context(|| format!("applying {}", pipeline::describe(&tree)))?;
+        print!("{}", summary(&applied));
+        Ok(Outcome::Success)
+    })
+}
+
+pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
+    let DiffArgs { input, scope, target } = args;
+    let tree = input.tree();
+    let target = target.target(scope);
+    super::block_on(async {
+        let client = cluster::connect().await?;
+        let mut discovered = Discovered::default();
+        let planned = pipeline::plan(&client, &mut discovered, &tree, &target)
+            .await
+            .with_context(|| format!("planning {}", pipeline::describe(&tree)))?;
+        let mut changes = false;
+        for p in &planned.plan.objects {
+            if p.action == Action::Unchanged {
+                continue;
+            }
+            changes = true;
+            let (live, desired) = compare::mask_secrets(p.live.as_ref(), Some(&p.desired));
+            let render = |v: Option<serde_json::Value>| v.map(|v| compare::to_yaml(&compare::normalize(&v))).unwrap_or_default();
+            let name = p.manifest.id.to_string();
+            let old_name = if p.live.is_some() { format!("live/{name}") } else { "/dev/null".to_string() };
+            print!("{}", compare::unified_diff(&old_name, &format!("desired/{name}"), &render(live), &render(desired)));
+        }
+        for m in &planned.plan.deferred {
+            changes = true;
+            println!("create {} (its CRD arrives with this revision)", m.id);
+        }
+        for m in &planned.plan.prunes {
+            changes = true;
+            println!("prune {}", m.object_ref());
+        }
+        Ok(if changes { Outcome::Changes } else { Outcome::Success })
+    })
+}
+
+/// The human summary of an apply: one count line, then one line per change.
+pub fn summary(a: &Applied) -> String {
+    let total = a.changed() + a.unchanged;
+    let mut out = format!(
+        "applied {total} objects: {} created, {} updated, {} recreated, {} unchanged, {} pruned ({} API writes)\n",
+        a.created.len(),
+        a.updated.len(),
+        a.recreated.len(),
+        a.unchanged,
+        a.prune.pruned.len(),
+        a.writes
+    );
+    for name in &a.created {
+        out.push_str(&format!("  created {name}\n"));
+    }
+    for (name, fields) in &a.updated {
+        out.push_str(&format!("  updated {name} ({})\n", fields.join(", ")));
+    }
+    for name in &a.recreated {
+        out.push_str(&format!("  recreated {name}\n"));
+    }
+    for (name, message) in &a.conflicts {
+        out.push_str(&format!("  took over fields from another field manager on {name}: {message}\n"));
+    }
+    for name in &a.prune.pruned {
+        out.push_str(&format!("  pruned {name}\n"));
+    }
+    for (name, why) in &a.prune.released {
+        out.push_str(&format!("  left in place {name}: {why}\n"));
+    }
+    for (member, why) in &a.prune.kept {
+        out.push_str(&format!("  could not prune {}: {why}\n", member.object_ref()));
+    }
+    out
+}

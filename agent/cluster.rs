@@ -1,0 +1,125 @@
+//! The connection to the API server and what it serves.
+//!
+//! Discovery asks only for the group-versions a revision uses (one request each,
+//! remembered), not for every group the server has: a small agent should not walk
+//! the whole API on every reconcile.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::core::ApiResource;
+
+use crate::manifests::Namespacing;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("connecting to the API server (KUBECONFIG or in-cluster config)")]
+    Config(#[source] kube::Error),
+    #[error("discovering API {api_version}")]
+    Discovery {
+        api_version: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// A client for the cluster named by `KUBECONFIG`, or the in-cluster service account.
+pub async fn connect() -> Result<kube::Client, ClusterError> {
+    kube::Client::try_default().await.map_err(ClusterError::Config)
+}
+
+/// A served kind: how to address it and whether it lives in namespaces.
+#[derive(Debug, Clone)]
+pub struct Kind {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// Kinds discovered so far, by (apiVersion, kind).
+#[derive(Debug, Default, Clone)]
+pub struct Discovered {
+    kinds: BTreeMap<(String, String), Kind>,
+    /// Group-versions asked about, including those the server does not serve.
+    asked: BTreeSet<String>,
+    /// Kinds that CRDs in the same revision will define: (group, kind) → namespaced.
+    pending_crds: BTreeMap<(String, String), bool>,
+}
+
+impl Discovered {
+    /// Asks the server about each group-version not asked about before. A
+    /// group-version the server does not serve (404) simply stays unknown.
+    pub async fn learn(
+        &mut self,
+        client: &kube::Client,
+        api_versions: impl IntoIterator<Item = String>,
+    ) -> Result<(), ClusterError> {
+        for api_version in api_versions {
+            if self.asked.contains(&api_version) {
+                continue;
+            }
+            let list = if api_version.contains('/') {
+                client.list_api_group_resources(&api_version).await
+            } else {
+                client.list_core_api_resources(&api_version).await
+            };
+            let list = match list {
+                Ok(list) => list,
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    self.asked.insert(api_version);
+                    continue;
+                }
+                Err(source) => return Err(ClusterError::Discovery { api_version, source }),
+            };
+            let (group, version) = split_api_version(&api_version);
+            for r in list.resources {
+                if r.name.contains('/') {
+                    continue; // subresource
+                }
+                let resource = ApiResource {
+                    group: group.to_string(),
+                    version: version.to_string(),
+                    api_version: api_version.clone(),
+                    kind: r.kind.clone(),
+                    plural: r.name.clone(),
+                };
+                self.kinds.insert(
+                    (api_version.clone(), r.kind),
+                    Kind { resource, namespaced: r.namespaced },
+                );
+            }
+            self.asked.insert(api_version);
+        }
+        Ok(())
+    }
+
+    /// Forgets group-versions, so the next `learn` asks again (after CRDs arrived).
+    pub fn forget(&mut self, api_versions: &BTreeSet<String>) {
+        self.asked.retain(|v| !api_versions.contains(v));
+    }
+
+    pub fn kind(&self, api_version: &str, kind: &str) -> Option<&Kind> {
+        self.kinds.get(&(api_version.to_string(), kind.to_string()))
+    }
+
+    /// Records kinds that CRDs in the revision define but the server does not serve yet.
+    pub fn expect_crd(&mut self, group: &str, kind: &str, namespaced: bool) {
+        self.pending_crds.insert((group.to_string(), kind.to_string()), namespaced);
+    }
+}
+
+impl Namespacing for Discovered {
+    fn is_namespaced(&self, group: &str, kind: &str) -> Option<bool> {
+        self.kinds
+            .values()
+            .find(|k| k.resource.group == group && k.resource.kind == kind)
+            .map(|k| k.namespaced)
+            .or_else(|| self.pending_crds.get(&(group.to_string(), kind.to_string())).copied())
+    }
+}
+
+/// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", api_version),
+    }
+}

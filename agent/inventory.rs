@@ -1,0 +1,367 @@
+//! The inventory: which objects hawser manages, kept as an ApplySet (KEP-3659) the way
+//! kubectl ships it, so `kubectl get -l applyset.kubernetes.io/part-of=<id>` finds the
+//! members and kubectl recognises (and refuses to touch) hawser's parent.
+//!
+//! The parent is a ConfigMap in the agent's namespace. Besides the ApplySet label and
+//! annotations it stores the exact member list (`data.inventory`, one JSON object per
+//! member), so pruning needs no list calls, and the last status (`data.status`).
+//!
+//! In: the client and the parent's name/namespace. Out: the recorded members, and
+//! writes of the parent that happen only when its content changes.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::manifests::ObjectRef;
+
+pub const PART_OF: &str = "applyset.kubernetes.io/part-of";
+pub const ID_LABEL: &str = "applyset.kubernetes.io/id";
+pub const TOOLING: &str = "applyset.kubernetes.io/tooling";
+pub const GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
+pub const NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
+pub const FIELD_MANAGER: &str = "hawser";
+const INVENTORY_KEY: &str = "inventory";
+pub const STATUS_KEY: &str = "status";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("reading inventory parent ConfigMap {namespace}/{name}")]
+    Read {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("writing inventory parent ConfigMap {namespace}/{name}")]
+    Write {
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "ConfigMap {namespace}/{name} belongs to another tool ({tooling}); refusing to use it as hawser's inventory"
+    )]
+    ForeignTooling { namespace: String, name: String, tooling: String },
+    #[error("ConfigMap {namespace}/{name} carries ApplySet id {found}, expected {expected}; refusing to use it")]
+    WrongId { namespace: String, name: String, found: String, expected: String },
+    #[error("ConfigMap {namespace}/{name}: data.inventory is not a valid member list: {reason}")]
+    Corrupt { namespace: String, name: String, reason: String },
+}
+
+/// One managed object as recorded in the parent: enough to find it again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Member {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl From<&ObjectRef> for Member {
+    fn from(id: &ObjectRef) -> Self {
+        Member {
+            group: id.group.clone(),
+            version: id.version.clone(),
+            kind: id.kind.clone(),
+            namespace: id.namespace.clone(),
+            name: id.name.clone(),
+        }
+    }
+}
+
+impl Member {
+    pub fn object_ref(&self) -> ObjectRef {
+        ObjectRef {
+            group: self.group.clone(),
+            version: self.version.clone(),
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// Identity without the version: the same object served at another version is
+    /// still the same object.
+    fn key(&self) -> (&str, &str, Option<&str>, &str) {
+        (&self.group, &self.kind, self.namespace.as_deref(), &self.name)
+    }
+}
+
+/// Where the parent lives and what it is called.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Parent {
+    /// kubectl's ApplySet id: `applyset-` + base64url(sha256("<name>.<ns>.<Kind>.<group>")) + `-v1`.
+    pub fn id(&self) -> String {
+        applyset_id(&self.name, &self.namespace, "ConfigMap", "")
+    }
+
+    /// The label selector that finds every member.
+    pub fn selector(&self) -> String {
+        format!("{PART_OF}={}", self.id())
+    }
+}
+
+pub fn applyset_id(name: &str, namespace: &str, kind: &str, group: &str) -> String {
+    let digest = Sha256::digest(format!("{name}.{namespace}.{kind}.{group}").as_bytes());
+    format!("applyset-{}-v1", base64url_nopad(&digest))
+}
+
+fn base64url_nopad(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// What the parent says: its members and the raw status text, as last written.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    pub exists: bool,
+    pub members: BTreeSet<Member>,
+    pub status: Option<String>,
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl Recorded {
+    pub fn contains(&self, member: &Member) -> bool {
+        self.members.iter().any(|m| m.key() == member.key())
+    }
+}
+
+/// Reads the parent, verifying that it is hawser's and carries the id kubectl would
+/// compute. A missing parent is an empty inventory.
+pub async fn read(client: &kube::Client, parent: &Parent) -> Result<Recorded, InventoryError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &parent.namespace);
+    let cm = api.get_opt(&parent.name).await.map_err(|source| InventoryError::Read {
+        namespace: parent.namespace.clone(),
+        name: parent.name.clone(),
+        source,
+    })?;
+    let Some(cm) = cm else {
+        return Ok(Recorded::default());
+    };
+    let meta = &cm.metadata;
+    let annotations = meta.annotations.clone().unwrap_or_default();
+    if let Some(tooling) = annotations.get(TOOLING) {
+        if !tooling.starts_with("hawser/") {
+            return Err(InventoryError::ForeignTooling {
+                namespace: parent.namespace.clone(),
+                name: parent.name.clone(),
+                tooling: tooling.clone(),
+            });
+        }
+    }
+    if let Some(found) = meta.labels.as_ref().and_then(|l| l.get(ID_LABEL)) {
+        if *found != parent.id() {
+            return Err(InventoryError::WrongId {
+                namespace: parent.namespace.clone(),
+                name: parent.name.clone(),
+                found: found.clone(),
+                expected: parent.id(),
+            });
+        }
+    }
+    let data = cm.data.unwrap_or_default();
+    let members = match data.get(INVENTORY_KEY) {
+        Some(text) => parse_members(text).map_err(|reason| InventoryError::Corrupt {
+            namespace: parent.namespace.clone(),
+            name: parent.name.clone(),
+            reason,
+        })?,
+        None => BTreeSet::new(),
+    };
+    Ok(Recorded {
+        exists: true,
+        members,
+        status: data.get(STATUS_KEY).cloned(),
+        annotations: annotations.into_iter().collect(),
+    })
+}
+
+fn parse_members(text: &str) -> Result<BTreeSet<Member>, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}
+
+fn render_members(members: &BTreeSet<Member>) -> String {
+    members
+        .iter()
+        .filter_map(|m| serde_json::to_string(m).ok())
+        .map(|line| line + "\n")
+        .collect()
+}
+
+/// The parent's desired label, annotations and member list for a set of members.
+fn parent_object(parent: &Parent, members: &BTreeSet<Member>, status: Option<&str>) -> serde_json::Value {
+    let mut kinds: Vec<String> = members
+        .iter()
+        .map(|m| {
+            if m.group.is_empty() {
+                m.kind.clone()
+            } else {
+                format!("{}.{}", m.kind, m.group)
+            }
+        })
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut namespaces: Vec<&str> = members
+        .iter()
+        .filter_map(|m| m.namespace.as_deref())
+        .filter(|ns| *ns != parent.namespace)
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    let mut data = serde_json::Map::new();
+    data.insert(INVENTORY_KEY.into(), render_members(members).into());
+    if let Some(status) = status {
+        data.insert(STATUS_KEY.into(), status.into());
+    }
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": parent.name,
+            "namespace": parent.namespace,
+            "labels": { ID_LABEL: parent.id() },
+            "annotations": {
+                TOOLING: format!("hawser/{}", env!("CARGO_PKG_VERSION")),
+                GROUP_KINDS: kinds.join(","),
+                NAMESPACES: namespaces.join(","),
+            },
+        },
+        "data": data,
+    })
+}
+
+/// Writes the parent with exactly `members` (and the status, when given), unless it
+/// already says exactly that. Returns whether a write happened.
+pub async fn write(
+    client: &kube::Client,
+    parent: &Parent,
+    recorded: &Recorded,
+    members: &BTreeSet<Member>,
+    status: Option<&str>,
+) -> Result<bool, InventoryError> {
+    let status = status.or(recorded.status.as_deref());
+    let desired = parent_object(parent, members, status);
+    let same_members = recorded.exists && recorded.members == *members;
+    let same_status = recorded.status.as_deref() == status;
+    let same_annotations = desired["metadata"]["annotations"]
+        .as_object()
+        .map(|a| {
+            a.iter()
+                .all(|(k, v)| recorded.annotations.get(k).map(String::as_str) == v.as_str())
+        })
+        .unwrap_or(false);
+    if same_members && same_status && same_annotations {
+        return Ok(false);
+    }
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), &parent.namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&parent.name, &params, &Patch::Apply(&desired))
+        .await
+        .map_err(|source| InventoryError::Write {
+            namespace: parent.namespace.clone(),
+            name: parent.name.clone(),
+            source,
+        })?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_matches_kubectl() {
+        // Computed independently: printf 'edge-agent.gitops.ConfigMap.' | sha256sum, base64url.
+        let parent = Parent { namespace: "gitops".into(), name: "edge-agent".into() };
+        let expected = {
+            let d = Sha256::digest(b"edge-agent.gitops.ConfigMap.");
+            let std_b64 = std_base64(&d);
+            format!("applyset-{}-v1", std_b64.trim_end_matches('=').replace('+', "-").replace('/', "_"))
+        };
+        assert_eq!(parent.id(), expected);
+        assert!(parent.id().starts_with("applyset-") && parent.id().ends_with("-v1"));
+        assert_eq!(parent.id().len(), "applyset-".len() + 43 + 3);
+    }
+
+    /// A deliberately different base64 implementation (with padding) as an oracle.
+    fn std_base64(bytes: &[u8]) -> String {
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        let mut bits = 0u32;
+        let mut nbits = 0;
+        for b in bytes {
+            bits = (bits << 8) | u32::from(*b);
+            nbits += 8;
+            while nbits >= 6 {
+                nbits -= 6;
+                out.push(table[((bits >> nbits) & 63) as usize] as char);
+            }
+        }
+        if nbits > 0 {
+            out.push(table[((bits << (6 - nbits)) & 63) as usize] as char);
+        }
+        while out.len() % 4 != 0 {
+            out.push('=');
+        }
+        out
+    }
+
+    #[test]
+    fn base64url_known_vectors() {
+        assert_eq!(base64url_nopad(b""), "");
+        assert_eq!(base64url_nopad(b"f"), "Zg");
+        assert_eq!(base64url_nopad(b"fo"), "Zm8");
+        assert_eq!(base64url_nopad(b"foo"), "Zm9v");
+        assert_eq!(base64url_nopad(&[0xfb, 0xff]), "-_8");
+    }
+
+    #[test]
+    fn parent_annotations_are_sorted_and_exclude_own_namespace() {
+        let parent = Parent { namespace: "gitops".into(), name: "hawser".into() };
+        let m = |g: &str, k: &str, ns: Option<&str>, n: &str| Member {
+            group: g.into(),
+            version: "v1".into(),
+            kind: k.into(),
+            namespace: ns.map(Into::into),
+            name: n.into(),
+        };
+        let members: BTreeSet<Member> = [
+            m("apps", "Deployment", Some("shop"), "api"),
+            m("", "ConfigMap", Some("gitops"), "a"),
+            m("", "ConfigMap", Some("b-ns"), "b"),
+            m("", "Namespace", None, "shop"),
+        ]
+        .into_iter()
+        .collect();
+        let obj = parent_object(&parent, &members, None);
+        let ann = &obj["metadata"]["annotations"];
+        assert_eq!(ann[GROUP_KINDS], "ConfigMap,Deployment.apps,Namespace");
+        assert_eq!(ann[NAMESPACES], "b-ns,shop");
+        let text = obj["data"][INVENTORY_KEY].as_str().unwrap();
+        assert_eq!(parse_members(text).unwrap(), members);
+    }
+}

@@ -1,0 +1,134 @@
+//! One revision through the middle of the pipeline: manifests → plan → apply.
+//!
+//! In: a directory holding a verified snapshot (or a local `--dir`), the scope and
+//! the inventory parent. Out: a plan (for `diff`) or what was applied. `apply --once`,
+//! `diff` and the agent loop all go through here, so they agree on every rule.
+//!
+//! What can go wrong, in order: the manifests are invalid or out of scope (rejected,
+//! nothing contacted but discovery), the dry run fails (rejected, nothing written),
+//! the prune guard trips (rejected), a write fails (transient or not).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::apply::{self, Applied, ApplyError};
+use crate::cluster::{ClusterError, Discovered};
+use crate::inventory::{self, InventoryError, Parent, Recorded};
+use crate::manifests::{self, Document, Limits, ManifestError, ManifestSet, Scope};
+use crate::plan::{self, Plan, PlanError, PruneGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("rejected: {0}")]
+    Manifests(#[from] ManifestError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error("rejected: {0}")]
+    Plan(#[from] PlanError),
+    #[error("apply failed: {0}")]
+    Apply(#[from] ApplyError),
+}
+
+impl PipelineError {
+    /// Transient failures (network, 5xx, timeouts) are retried with backoff; the
+    /// others reject the revision until the source moves.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PipelineError::Manifests(_) => false,
+            PipelineError::Cluster(_) => true,
+            PipelineError::Inventory(e) => matches!(e, InventoryError::Read { .. } | InventoryError::Write { .. }),
+            PipelineError::Plan(e) => e.is_transient(),
+            PipelineError::Apply(e) => e.is_transient(),
+        }
+    }
+}
+
+/// Everything the pipeline needs to know about where and how to apply.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub scope: Scope,
+    pub parent: Parent,
+    pub guard: PruneGuard,
+    pub limits: Limits,
+}
+
+/// Where the manifests of a revision are.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub root: PathBuf,
+    pub subpath: Option<PathBuf>,
+}
+
+/// A planned revision, ready to apply or to show as a diff.
+#[derive(Debug)]
+pub struct Planned {
+    pub set: ManifestSet,
+    pub plan: Plan,
+    pub recorded: Recorded,
+}
+
+/// Loads and checks the manifests, with namespaced-ness from discovery (and from
+/// CRDs that arrive in the same revision).
+pub async fn load(
+    client: &kube::Client,
+    discovered: &mut Discovered,
+    tree: &Tree,
+    target: &Target,
+) -> Result<ManifestSet, PipelineError> {
+    let docs = manifests::load_dir(&tree.root, tree.subpath.as_deref(), &target.limits)?;
+    learn_kinds(client, discovered, &docs).await?;
+    Ok(manifests::build(docs, &target.scope, discovered)?)
+}
+
+async fn learn_kinds(client: &kube::Client, discovered: &mut Discovered, docs: &[Document]) -> Result<(), ClusterError> {
+    let versions: std::collections::BTreeSet<String> = docs
+        .iter()
+        .filter_map(|d| d.value.get("apiVersion").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    discovered.learn(client, versions).await?;
+    for doc in docs.iter().filter(|d| d.value["kind"] == "CustomResourceDefinition") {
+        let group = doc.value.pointer("/spec/group").and_then(Value::as_str);
+        let kind = doc.value.pointer("/spec/names/kind").and_then(Value::as_str);
+        let namespaced = doc.value.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+        if let (Some(group), Some(kind)) = (group, kind) {
+            discovered.expect_crd(group, kind, namespaced);
+        }
+    }
+    Ok(())
+}
+
+/// Manifests and the dry-run gate: what applying the tree would do.
+pub async fn plan(
+    client: &kube::Client,
+    discovered: &mut Discovered,
+    tree: &Tree,
+    target: &Target,
+) -> Result<Planned, PipelineError> {
+    let set = load(client, discovered, tree, target).await?;
+    let recorded = inventory::read(client, &target.parent).await?;
+    let plan = plan::plan(client, discovered, &set, &recorded, &target.parent.id(), target.guard).await?;
+    Ok(Planned { set, plan, recorded })
+}
+
+/// Plans and applies the tree.
+pub async fn apply(
+    client: &kube::Client,
+    discovered: &mut Discovered,
+    tree: &Tree,
+    target: &Target,
+) -> Result<Applied, PipelineError> {
+    let Planned { plan, recorded, .. } = plan(client, discovered, tree, target).await?;
+    Ok(apply::apply(client, discovered, plan, &target.parent, &recorded).await?)
+}
+
+/// For error messages: the tree's directory as the user named it.
+pub fn describe(tree: &Tree) -> String {
+    match &tree.subpath {
+        Some(sub) => Path::new(&tree.root).join(sub).display().to_string(),
+        None => tree.root.display().to_string(),
+    }
+}

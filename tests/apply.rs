@@ -1,0 +1,323 @@
+//! The apply engine against the real control plane, with the agent running under a
+//! namespaced ServiceAccount token as it would in a pod.
+
+mod support;
+
+use std::collections::BTreeMap;
+use support::cluster::{TestNamespace, get_field, hawser, kubectl, kubectl_raw, sa_kubeconfig, write_tree};
+
+fn app(ns: &str, replicas: u32, greeting: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            "app/config.yaml".into(),
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  greeting: {greeting}\n  port: \"8080\"\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: web-secret\ntype: Opaque\nstringData:\n  password: hunter2-{greeting}\n"
+            ),
+        ),
+        (
+            "app/deploy.yaml".into(),
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      serviceAccountName: web\n      containers:\n      - name: web\n        image: nginx:1.27\n        ports: [{{containerPort: 8080}}]\n"
+            ),
+        ),
+        (
+            "app/service.yaml".into(),
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - port: 80\n    targetPort: 8080\n".into(),
+        ),
+        (
+            "app/rbac.yaml".into(),
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: web-read\nrules:\n- apiGroups: [\"\"]\n  resources: [configmaps]\n  verbs: [get, list]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: web-read\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: web-read\nsubjects:\n- kind: ServiceAccount\n  name: web\n".into(),
+        ),
+        (
+            "app/policy.yaml".into(),
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  minReplicas: 1\n  maxReplicas: 3\n---\napiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata:\n  name: web\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels: {app: web}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: web\nspec:\n  podSelector:\n    matchLabels: {app: web}\n  ingress:\n  - ports: [{port: 8080}]\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  rules:\n  - host: web.example.test\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service: {name: web, port: {number: 80}}\n".into(),
+        ),
+    ]
+}
+
+const MEMBERS: &[(&str, &str)] = &[
+    ("configmap", "web-config"),
+    ("secret", "web-secret"),
+    ("deployment.apps", "web"),
+    ("service", "web"),
+    ("serviceaccount", "web"),
+    ("role.rbac.authorization.k8s.io", "web-read"),
+    ("rolebinding.rbac.authorization.k8s.io", "web-read"),
+    ("horizontalpodautoscaler.autoscaling", "web"),
+    ("poddisruptionbudget.policy", "web"),
+    ("networkpolicy.networking.k8s.io", "web"),
+    ("ingress.networking.k8s.io", "web"),
+];
+
+struct Fixture {
+    ns: TestNamespace,
+    dir: tempfile::TempDir,
+    kubeconfig: std::path::PathBuf,
+}
+
+impl Fixture {
+    fn new(prefix: &str) -> Self {
+        let ns = TestNamespace::new(prefix);
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = sa_kubeconfig(&ns.name, "hawser", &[], dir.path());
+        Fixture { ns, dir, kubeconfig }
+    }
+    fn tree(&self) -> std::path::PathBuf {
+        self.dir.path().join("tree")
+    }
+    fn write(&self, files: &[(String, String)]) {
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+        write_tree(&self.tree(), &files);
+    }
+    fn run(&self, command: &str, extra: &[&str]) -> support::cluster::Run {
+        let tree = self.tree();
+        let mut args = vec![command];
+        if command == "apply" {
+            args.push("--once");
+        }
+        args.extend(["--dir", tree.to_str().unwrap(), "--namespace", &self.ns.name]);
+        args.extend(extra);
+        hawser(&args, &self.kubeconfig)
+    }
+    fn resource_versions(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (kind, name) in MEMBERS.iter().chain([("configmap", "hawser")].iter()) {
+            let rv = get_field(kind, &self.ns.name, name, "{.metadata.resourceVersion}")
+                .unwrap_or_else(|| panic!("{kind} {name} exists"));
+            out.insert(format!("{kind}/{name}"), rv);
+        }
+        out
+    }
+}
+
+fn applyset_id(ns: &str) -> String {
+    get_field("configmap", ns, "hawser", "{.metadata.labels.applyset\\.kubernetes\\.io/id}").expect("parent exists")
+}
+
+#[test]
+fn realistic_app_applies_and_reapplying_writes_nothing() {
+    let f = Fixture::new("apply-app");
+    f.write(&app(&f.ns.name, 2, "hello"));
+    let first = f.run("apply", &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(first.stdout.contains("11 created"), "{}", first.stdout);
+
+    let id = applyset_id(&f.ns.name);
+    for (kind, name) in MEMBERS {
+        let label = get_field(kind, &f.ns.name, name, "{.metadata.labels.applyset\\.kubernetes\\.io/part-of}");
+        assert_eq!(label.as_deref(), Some(id.as_str()), "{kind} {name} carries the member label");
+    }
+    // kubectl finds the members through the ApplySet label, as for its own ApplySets.
+    let listed = kubectl(&["get", "cm", "-n", &f.ns.name, "-l", &format!("applyset.kubernetes.io/part-of={id}"), "-o", "name"]);
+    assert_eq!(listed.trim(), "configmap/web-config");
+    let tooling = get_field("configmap", &f.ns.name, "hawser", "{.metadata.annotations.applyset\\.kubernetes\\.io/tooling}");
+    assert!(tooling.unwrap().starts_with("hawser/"));
+
+    let before = f.resource_versions();
+    let second = f.run("apply", &[]);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(second.stdout.contains("11 unchanged") && second.stdout.contains("(0 API writes)"), "{}", second.stdout);
+    assert_eq!(f.resource_versions(), before, "a no-op apply changes no resourceVersion");
+}
+
+#[test]
+fn changing_one_field_writes_one_object_and_removing_a_file_prunes() {
+    let f = Fixture::new("apply-change");
+    f.write(&app(&f.ns.name, 2, "hello"));
+    assert_eq!(f.run("apply", &[]).code, 0);
+    let before = f.resource_versions();
+
+    f.write(&app(&f.ns.name, 3, "hello"));
+    let changed = f.run("apply", &[]);
+    assert_eq!(changed.code, 0, "{changed:?}");
+    assert!(changed.stdout.contains("1 updated"), "{}", changed.stdout);
+    assert!(changed.stdout.contains("updated Deployment"), "{}", changed.stdout);
+    assert!(changed.stdout.contains("spec.replicas"), "{}", changed.stdout);
+    let after = f.resource_versions();
+    let moved: Vec<_> = before.keys().filter(|k| before[*k] != after[*k]).collect();
+    assert_eq!(moved, vec!["deployment.apps/web"], "only the changed object was written");
+
+    let mut files = app(&f.ns.name, 3, "hello");
+    files.retain(|(path, _)| path != "app/service.yaml");
+    f.write(&files);
+    let pruned = f.run("apply", &[]);
+    assert_eq!(pruned.code, 0, "{pruned:?}");
+    assert!(pruned.stdout.contains("pruned Service"), "{}", pruned.stdout);
+    support::cluster::eventually("service deleted", std::time::Duration::from_secs(20), || {
+        get_field("service", &f.ns.name, "web", "{.metadata.name}").is_none()
+    });
+    let inventory = get_field("configmap", &f.ns.name, "hawser", "{.data.inventory}").unwrap();
+    assert!(!inventory.contains("\"Service\""), "pruned object left the inventory: {inventory}");
+}
+
+#[test]
+fn empty_revision_and_mass_prune_are_refused() {
+    let f = Fixture::new("apply-guard");
+    f.write(&app(&f.ns.name, 1, "hello"));
+    assert_eq!(f.run("apply", &[]).code, 0);
+
+    f.write(&[("README.md".to_string(), "nothing here".to_string())]);
+    let empty = f.run("apply", &[]);
+    assert_eq!(empty.code, 2, "{empty:?}");
+    assert!(empty.stderr.contains("contains no objects"), "{}", empty.stderr);
+    assert_eq!(empty.stderr.trim().lines().count(), 1, "one-line error: {}", empty.stderr);
+
+    // Keep 2 of 11 objects: 9 prunes is more than half.
+    let keep: Vec<(String, String)> = app(&f.ns.name, 1, "hello").into_iter().filter(|(p, _)| p == "app/config.yaml").collect();
+    f.write(&keep);
+    let mass = f.run("apply", &[]);
+    assert_eq!(mass.code, 2, "{mass:?}");
+    assert!(mass.stderr.contains("would prune 9 of 11"), "{}", mass.stderr);
+    assert!(get_field("deployment", &f.ns.name, "web", "{.metadata.name}").is_some(), "nothing was pruned");
+
+    let allowed = f.run("apply", &["--allow-mass-prune"]);
+    assert_eq!(allowed.code, 0, "{allowed:?}");
+    assert!(allowed.stdout.contains("9 pruned"), "{}", allowed.stdout);
+}
+
+#[test]
+fn an_object_outside_the_scope_rejects_the_whole_revision() {
+    let f = Fixture::new("apply-scope");
+    let mut files = app(&f.ns.name, 1, "hello");
+    files.push((
+        "other.yaml".into(),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: kube-system\n".into(),
+    ));
+    f.write(&files);
+    let run = f.run("apply", &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("ConfigMap kube-system/elsewhere"), "{}", run.stderr);
+    assert!(run.stderr.contains("outside the scope"), "{}", run.stderr);
+    assert!(get_field("configmap", &f.ns.name, "web-config", "{.metadata.name}").is_none(), "nothing written");
+    assert!(get_field("configmap", &f.ns.name, "hawser", "{.metadata.name}").is_none(), "no inventory written");
+}
+
+#[test]
+fn a_kind_the_service_account_may_not_create_fails_the_dry_run_and_nothing_is_written() {
+    let f = Fixture::new("apply-forbidden");
+    let mut files = app(&f.ns.name, 1, "hello");
+    files.push((
+        "quota.yaml".into(),
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: small\nspec:\n  hard:\n    pods: \"10\"\n".into(),
+    ));
+    f.write(&files);
+    let run = f.run("apply", &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains(&format!("ResourceQuota {}/small", f.ns.name)), "{}", run.stderr);
+    assert!(run.stderr.contains("forbidden"), "{}", run.stderr);
+    for (kind, name) in MEMBERS {
+        assert!(get_field(kind, &f.ns.name, name, "{.metadata.name}").is_none(), "{kind} {name} was not written");
+    }
+}
+
+#[test]
+fn a_hand_edit_by_another_field_manager_is_restored_and_reported() {
+    let f = Fixture::new("apply-edit");
+    f.write(&app(&f.ns.name, 1, "hello"));
+    assert_eq!(f.run("apply", &[]).code, 0);
+    kubectl(&["patch", "configmap", "web-config", "-n", &f.ns.name, "--type=merge", "-p", r#"{"data":{"greeting":"edited"}}"#]);
+    assert_eq!(get_field("configmap", &f.ns.name, "web-config", "{.data.greeting}").as_deref(), Some("edited"));
+
+    let run = f.run("apply", &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(get_field("configmap", &f.ns.name, "web-config", "{.data.greeting}").as_deref(), Some("hello"));
+    assert!(run.stdout.contains("updated ConfigMap") && run.stdout.contains("data.greeting"), "{}", run.stdout);
+    assert!(run.stdout.contains("kubectl-patch"), "the other manager is reported: {}", run.stdout);
+}
+
+#[test]
+fn an_immutable_change_fails_clearly_and_succeeds_with_force() {
+    let f = Fixture::new("apply-immutable");
+    let cm = |value: &str, force: bool| {
+        let annotations = if force { "\n  annotations:\n    hawser.dev/force: enabled" } else { "" };
+        vec![(
+            "cm.yaml".to_string(),
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen{annotations}\nimmutable: true\ndata:\n  value: {value}\n"),
+        )]
+    };
+    f.write(&cm("one", false));
+    assert_eq!(f.run("apply", &[]).code, 0);
+    let uid = get_field("configmap", &f.ns.name, "frozen", "{.metadata.uid}").unwrap();
+
+    f.write(&cm("two", false));
+    let refused = f.run("apply", &[]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(refused.stderr.contains(&format!("ConfigMap {}/frozen", f.ns.name)), "{}", refused.stderr);
+    assert!(refused.stderr.contains("immutable") && refused.stderr.contains("hawser.dev/force"), "{}", refused.stderr);
+    assert_eq!(get_field("configmap", &f.ns.name, "frozen", "{.data.value}").as_deref(), Some("one"));
+
+    f.write(&cm("two", true));
+    let forced = f.run("apply", &[]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+    assert!(forced.stdout.contains("recreated ConfigMap"), "{}", forced.stdout);
+    assert_eq!(get_field("configmap", &f.ns.name, "frozen", "{.data.value}").as_deref(), Some("two"));
+    assert_ne!(get_field("configmap", &f.ns.name, "frozen", "{.metadata.uid}").unwrap(), uid, "a new object");
+}
+
+#[test]
+fn diff_reports_changes_with_secret_values_masked() {
+    let f = Fixture::new("apply-diff");
+    f.write(&app(&f.ns.name, 1, "hello"));
+    let before = f.run("diff", &[]);
+    assert_eq!(before.code, 1, "changes found: {before:?}");
+    assert!(before.stdout.contains("+  greeting: hello"), "{}", before.stdout);
+    assert!(!before.stdout.contains("hunter2") && !before.stdout.contains("aHVudGVyM"), "secret masked: {}", before.stdout);
+    assert!(get_field("configmap", &f.ns.name, "web-config", "{.metadata.name}").is_none(), "diff writes nothing");
+
+    assert_eq!(f.run("apply", &[]).code, 0);
+    let clean = f.run("diff", &[]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+    assert!(clean.stdout.trim().is_empty(), "{}", clean.stdout);
+
+    f.write(&app(&f.ns.name, 1, "bye"));
+    let changed = f.run("diff", &[]);
+    assert_eq!(changed.code, 1, "{changed:?}");
+    assert!(changed.stdout.contains("-  greeting: hello") && changed.stdout.contains("+  greeting: bye"), "{}", changed.stdout);
+    assert!(changed.stdout.contains("password: \"*** (before)\""), "{}", changed.stdout);
+    assert!(!changed.stdout.contains("hunter2"), "{}", changed.stdout);
+}
+
+#[test]
+fn with_cluster_scope_a_crd_and_its_resource_apply_in_one_revision() {
+    let ns = TestNamespace::new("apply-crd");
+    let dir = tempfile::tempdir().unwrap();
+    let group = format!("{}.hawser.test", ns.name);
+    let crd = format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            properties:\n              size: {{type: integer}}\n"
+    );
+    let cr = format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n");
+    let tree = dir.path().join("tree");
+    write_tree(&tree, &[("crd.yaml", &crd), ("widget.yaml", &cr)]);
+    let admin = support::cluster::admin_kubeconfig();
+    let args = [
+        "apply", "--once", "--dir", tree.to_str().unwrap(), "--namespace", &ns.name,
+        "--allow-cluster-scoped", "--allow-kinds", "CustomResourceDefinition",
+    ];
+    let run = hawser(&args, &admin);
+    let cleanup = || kubectl_raw(&["delete", "crd", &format!("widgets.{group}"), "--wait=false"], &admin);
+    if run.code != 0 {
+        cleanup();
+    }
+    assert_eq!(run.code, 0, "{run:?}");
+    let size = get_field(&format!("widgets.{group}"), &ns.name, "w1", "{.spec.size}");
+    cleanup();
+    assert_eq!(size.as_deref(), Some("3"));
+}
+
+#[test]
+fn hostile_manifests_give_one_line_errors_before_any_contact() {
+    let f = Fixture::new("apply-hostile");
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n";
+    for (file, content, expect) in [
+        ("bomb.yaml", bomb, "bomb.yaml"),
+        ("dup.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  name: y\n", "dup.yaml"),
+        ("bad.yaml", "apiVersion: v1\nkind: [unclosed\n", "bad.yaml"),
+    ] {
+        f.write(&[(file.to_string(), content.to_string())]);
+        let run = f.run("apply", &[]);
+        assert_eq!(run.code, 2, "{file}: {run:?}");
+        assert!(run.stderr.contains(expect), "{file}: {}", run.stderr);
+        assert_eq!(run.stderr.trim().lines().count(), 1, "{file}: one line: {}", run.stderr);
+    }
+    assert!(get_field("configmap", &f.ns.name, "hawser", "{.metadata.name}").is_none(), "nothing written");
+}
