@@ -4,6 +4,8 @@
 //! Exit codes are a contract: 0 success, 1 "changes found" (`diff` only), 2 error.
 //! Errors are printed as one line on stderr naming what failed and why.
 
+pub mod scope_args;
+mod validate;
 mod version;
 
 use std::process::ExitCode;
@@ -21,6 +23,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check a directory of manifests as the agent would before applying them:
+    /// parse, validate, check the scope, order. No cluster needed.
+    Validate(validate::Args),
     /// Print the version, git commit, compiler and target.
     Version(version::Args),
 }
@@ -38,6 +43,7 @@ pub enum Outcome {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Validate(args) => validate::run(args),
         Command::Version(args) => version::run(args),
     };
     match result {
