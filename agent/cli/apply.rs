@@ -37,15 +37,15 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
 }
 
 impl TargetArgs {
-    pub fn target(self, scope: ScopeArgs) -> Target {
+    pub fn target(self, scope: ScopeArgs) -> anyhow::Result<Target> {
         let TargetArgs { name, max_prune_fraction, allow_mass_prune } = self;
-        let scope = scope.into_scope();
-        Target {
+        let scope = crate::manifests::Scope::try_from(scope)?;
+        Ok(Target {
             parent: Parent { namespace: scope.namespace.clone(), name },
             scope,
             guard: PruneGuard { max_fraction: max_prune_fraction, allow_mass_prune },
             limits: Limits::default(),
-        }
+        })
     }
 }
 
@@ -92,7 +92,7 @@ impl InputArgs {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let Args { once: _, input, scope, target } = args;
     let tree = input.tree();
-    let target = target.target(scope);
+    let target = target.target(scope)?;
     super::block_on(async {
         let client = cluster::connect().await?;
         let mut discovered = Discovered::default();
@@ -107,7 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
     let DiffArgs { input, scope, target } = args;
     let tree = input.tree();
-    let target = target.target(scope);
+    let target = target.target(scope)?;
     super::block_on(async {
         let client = cluster::connect().await?;
         let mut discovered = Discovered::default();

@@ -5,7 +5,8 @@
 //! Errors are printed as one line on stderr naming what failed and why.
 
 mod apply;
-mod scope_args;
+pub mod scope_args;
+mod validate;
 mod version;
 
 use std::process::ExitCode;
@@ -27,6 +28,9 @@ enum Command {
     Apply(apply::Args),
     /// Show what `apply` would change (exit 0: nothing, 1: changes, 2: error).
     Diff(apply::DiffArgs),
+    /// Check a directory of manifests as the agent would before applying them:
+    /// parse, validate, check the scope, order. No cluster needed.
+    Validate(validate::Args),
     /// Print the version, git commit, compiler and target.
     Version(version::Args),
 }
@@ -47,6 +51,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Apply(args) => apply::run(args),
         Command::Diff(args) => apply::diff(args),
+        Command::Validate(args) => validate::run(args),
         Command::Version(args) => version::run(args),
     };
     match result {

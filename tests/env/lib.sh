@@ -1,6 +1,7 @@
 # Helpers shared by tests/env/up, down and sa-kubeconfig. Sourced, not run.
 # shellcheck shell=bash
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 ENV_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 STATE="${HAWSER_TESTENV_STATE:-/tmp/hawser-testenv}"
 # A file that marks a directory as ours, so `down` never deletes a directory

@@ -1,0 +1,324 @@
+//! From parsed documents to identified, scoped, ordered objects.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use super::scope::CrdNamespacing;
+use super::{
+    Location, Manifest, ManifestError, ManifestSet, Namespacing, ObjectRef, ObjectRule, Scope,
+    order,
+};
+
+/// One parsed document, not yet checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub location: Location,
+    pub value: Value,
+}
+
+/// How deep `List`s may nest in one another.
+const MAX_LIST_NESTING: usize = 4;
+
+/// Validates every object, fills in namespaces, rejects duplicates, checks the scope
+/// and orders the set for apply.
+///
+/// Kinds `ns` does not know are completed from the CRDs in `docs`; kinds still unknown
+/// are treated as namespaced, with a warning.
+pub fn build(
+    docs: Vec<Document>,
+    scope: &Scope,
+    ns: &dyn Namespacing,
+) -> Result<ManifestSet, ManifestError> {
+    let mut items = Vec::with_capacity(docs.len());
+    for doc in docs {
+        flatten(doc.location, doc.value, 0, &mut items)?;
+    }
+    let namespacing = CrdNamespacing::new(ns, items.iter().map(|(_, value)| value));
+
+    let mut warnings = Vec::new();
+    // Unknown kinds, warned once each (with where they first appear), sorted.
+    let mut unknown: BTreeMap<String, Location> = BTreeMap::new();
+    let mut seen: HashMap<(String, String, Option<String>, String), usize> = HashMap::new();
+    let mut outside = Vec::new();
+    let mut objects: Vec<Manifest> = Vec::with_capacity(items.len());
+
+    for (location, mut object) in items {
+        let head = identify(&object).map_err(|rule| ManifestError::Object {
+            location: location.clone(),
+            rule,
+        })?;
+        let namespaced = match namespacing.is_namespaced(&head.group, &head.kind) {
+            Some(namespaced) => namespaced,
+            None => {
+                let group_kind = group_kind(&head.group, &head.kind);
+                unknown
+                    .entry(group_kind)
+                    .or_insert_with(|| location.clone());
+                true
+            }
+        };
+        let namespace = if namespaced {
+            let namespace = head.namespace.unwrap_or_else(|| scope.namespace.clone());
+            set_namespace(&mut object, Some(&namespace));
+            Some(namespace)
+        } else {
+            if let Some(namespace) = head.namespace {
+                // kubectl and the API server drop it too; keeping it would make the
+                // object's URL wrong.
+                warnings.push(format!(
+                    "{location}: {} {}: metadata.namespace {namespace} ignored: the kind is cluster-scoped",
+                    head.kind, head.name
+                ));
+                set_namespace(&mut object, None);
+            }
+            None
+        };
+        let id = ObjectRef {
+            group: head.group,
+            version: head.version,
+            kind: head.kind,
+            namespace,
+            name: head.name,
+        };
+
+        let key = (
+            id.group.clone(),
+            id.kind.clone(),
+            id.namespace.clone(),
+            id.name.clone(),
+        );
+        if let Some(&first) = seen.get(&key) {
+            let first = objects
+                .get(first)
+                .map(|m| m.location.clone())
+                .unwrap_or_else(|| location.clone());
+            return Err(ManifestError::Duplicate {
+                location,
+                id: Box::new(id),
+                first: Box::new(first),
+            });
+        }
+        seen.insert(key, objects.len());
+
+        if let Err(rule) = scope.check(&id, &object) {
+            outside.push((location.clone(), id.clone(), rule));
+        }
+        let stage = id.stage();
+        objects.push(Manifest {
+            id,
+            object,
+            location,
+            stage,
+        });
+    }
+
+    let more = outside.len().saturating_sub(1);
+    if let Some((location, id, rule)) = outside.into_iter().next() {
+        return Err(ManifestError::Scope {
+            location,
+            id: Box::new(id),
+            rule: Box::new(rule),
+            more,
+        });
+    }
+    for (group_kind, location) in unknown {
+        warnings.push(format!(
+            "{location}: kind {group_kind} is unknown (not built in, no CRD for it here); \
+             treated as namespaced"
+        ));
+    }
+    order::sort_for_apply(&mut objects);
+    Ok(ManifestSet { objects, warnings })
+}
+
+fn group_kind(group: &str, kind: &str) -> String {
+    if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    }
+}
+
+/// Replaces a `List` (or `*List` with `items`, as kubectl does) by its items.
+fn flatten(
+    location: Location,
+    value: Value,
+    depth: usize,
+    out: &mut Vec<(Location, Value)>,
+) -> Result<(), ManifestError> {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
+    let is_list = kind == "List"
+        || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array));
+    if !is_list {
+        out.push((location, value));
+        return Ok(());
+    }
+    if depth >= MAX_LIST_NESTING {
+        return Err(ManifestError::Object {
+            location,
+            rule: ObjectRule::ListTooDeep(MAX_LIST_NESTING),
+        });
+    }
+    let kind = kind.to_string();
+    let items = match value {
+        Value::Object(mut map) => map.remove("items").unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    let items = match items {
+        Value::Array(items) => items,
+        Value::Null => Vec::new(),
+        other => {
+            return Err(ManifestError::Object {
+                location,
+                rule: ObjectRule::ItemsNotASequence {
+                    kind,
+                    found: type_name(&other),
+                },
+            });
+        }
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let location = Location {
+            item: Some(i + 1),
+            ..location.clone()
+        };
+        flatten(location, item, depth + 1, out)?;
+    }
+    Ok(())
+}
+
+/// The identifying fields of an object, checked.
+#[derive(Debug)]
+struct Head {
+    group: String,
+    version: String,
+    kind: String,
+    name: String,
+    namespace: Option<String>,
+}
+
+fn identify(object: &Value) -> Result<Head, ObjectRule> {
+    let Value::Object(map) = object else {
+        return Err(ObjectRule::NotAMapping {
+            found: type_name(object),
+        });
+    };
+    let api_version = required_string(map.get("apiVersion"), "apiVersion")?;
+    let (group, version) = match api_version.split_once('/') {
+        None => ("", api_version),
+        Some((group, version)) => (group, version),
+    };
+    if version.is_empty()
+        || version.contains('/')
+        || (api_version.contains('/') && group.is_empty())
+    {
+        return Err(ObjectRule::BadApiVersion(api_version.to_string()));
+    }
+    let kind = required_string(map.get("kind"), "kind")?;
+    let metadata = match map.get("metadata") {
+        None | Some(Value::Null) => {
+            return Err(ObjectRule::Missing {
+                field: "metadata.name",
+            });
+        }
+        Some(Value::Object(metadata)) => metadata,
+        Some(other) => {
+            return Err(ObjectRule::FieldNotAMapping {
+                field: "metadata",
+                found: type_name(other),
+            });
+        }
+    };
+    let name = match metadata.get("name") {
+        None | Some(Value::Null) if metadata.contains_key("generateName") => {
+            return Err(ObjectRule::GenerateName);
+        }
+        name => required_string(name, "metadata.name")?,
+    };
+    if !valid_name(name) {
+        return Err(ObjectRule::BadName(name.to_string()));
+    }
+    let namespace = match metadata.get("namespace") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(ns)) if ns.is_empty() => None,
+        Some(Value::String(ns)) if !valid_namespace(ns) => {
+            return Err(ObjectRule::BadNamespace(ns.clone()));
+        }
+        Some(Value::String(ns)) => Some(ns.clone()),
+        Some(other) => {
+            return Err(ObjectRule::NotAString {
+                field: "metadata.namespace",
+                found: type_name(other),
+            });
+        }
+    };
+    Ok(Head {
+        group: group.to_string(),
+        version: version.to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        namespace,
+    })
+}
+
+fn required_string<'v>(
+    value: Option<&'v Value>,
+    field: &'static str,
+) -> Result<&'v str, ObjectRule> {
+    match value {
+        None | Some(Value::Null) => Err(ObjectRule::Missing { field }),
+        Some(Value::String(s)) if s.is_empty() => Err(ObjectRule::Missing { field }),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(ObjectRule::NotAString {
+            field,
+            found: type_name(other),
+        }),
+    }
+}
+
+/// Names become URL path segments; the API server checks the rest per kind.
+fn valid_name(name: &str) -> bool {
+    name.len() <= 253
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '%'])
+        && !name.chars().any(char::is_control)
+}
+
+/// Whether `s` is a valid namespace name (a DNS-1123 label).
+pub fn valid_namespace(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn set_namespace(object: &mut Value, namespace: Option<&str>) {
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+        match namespace {
+            Some(ns) => {
+                metadata.insert("namespace".to_string(), Value::String(ns.to_string()));
+            }
+            None => {
+                metadata.remove("namespace");
+            }
+        }
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,374 @@
+use serde_json::json;
+
+use super::*;
+use crate::manifests::{BuiltinNamespacing, Stage};
+
+fn doc(file: &str, document: usize, value: Value) -> Document {
+    Document {
+        location: Location {
+            file: file.into(),
+            document,
+            line: Some(document * 10),
+            item: None,
+        },
+        value,
+    }
+}
+
+fn scope() -> Scope {
+    Scope {
+        namespace: "edge".into(),
+        ..Scope::default()
+    }
+}
+
+fn cm(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+}
+
+fn build_err(docs: Vec<Document>, scope: &Scope) -> String {
+    build(docs, scope, &BuiltinNamespacing)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn fills_in_the_namespace_of_namespaced_objects() {
+    let set = build(
+        vec![doc("a.yaml", 1, cm("c"))],
+        &scope(),
+        &BuiltinNamespacing,
+    )
+    .unwrap();
+    let m = &set.objects[0];
+    assert_eq!(m.id.namespace.as_deref(), Some("edge"));
+    assert_eq!(m.object["metadata"]["namespace"], "edge");
+    assert_eq!(m.id.to_string(), "ConfigMap edge/c");
+    assert_eq!(m.id.group_kind(), "ConfigMap");
+    assert_eq!(m.stage, Stage::Namespaced);
+    assert!(set.warnings.is_empty());
+}
+
+#[test]
+fn drops_the_namespace_of_cluster_scoped_objects_with_a_warning() {
+    let scope = Scope {
+        allow_cluster_scoped: true,
+        ..scope()
+    };
+    let pc = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "high", "namespace": "edge"}, "value": 10});
+    let set = build(vec![doc("a.yaml", 1, pc)], &scope, &BuiltinNamespacing).unwrap();
+    let m = &set.objects[0];
+    assert_eq!(m.id.namespace, None);
+    assert_eq!(m.object["metadata"].get("namespace"), None);
+    assert_eq!(m.id.to_string(), "PriorityClass high");
+    assert_eq!(m.id.group_kind(), "PriorityClass.scheduling.k8s.io");
+    assert_eq!(
+        set.warnings,
+        [
+            "a.yaml: document 1 (line 10): PriorityClass high: metadata.namespace edge ignored: the kind is cluster-scoped"
+        ]
+    );
+}
+
+#[test]
+fn missing_fields_name_file_document_and_line() {
+    let cases = [
+        (
+            json!({"kind": "ConfigMap", "metadata": {"name": "a"}}),
+            "apiVersion is missing",
+        ),
+        (
+            json!({"apiVersion": "v1", "metadata": {"name": "a"}}),
+            "kind is missing",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+            "metadata.name is missing",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}}),
+            "metadata.name is missing",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": ""}}),
+            "metadata.name is missing",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": 12}}),
+            "metadata.name must be a string, found a number",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": []}),
+            "metadata must be a mapping, found a sequence",
+        ),
+        (
+            json!({"apiVersion": 1, "kind": "ConfigMap", "metadata": {"name": "a"}}),
+            "apiVersion must be a string, found a number",
+        ),
+        (
+            json!({"apiVersion": "a/b/c", "kind": "ConfigMap", "metadata": {"name": "a"}}),
+            "apiVersion \"a/b/c\" is not `version` or `group/version`",
+        ),
+        (
+            json!({"apiVersion": "/v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
+            "apiVersion \"/v1\" is not `version` or `group/version`",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "a-"}}),
+            "metadata.name is missing (generateName is not supported: objects need stable names)",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a/b"}}),
+            "metadata.name \"a/b\" is not a valid object name",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": ".."}}),
+            "metadata.name \"..\" is not a valid object name",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "Shop"}}),
+            "metadata.namespace \"Shop\" is not a valid namespace name",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": true}}),
+            "metadata.namespace must be a string, found a boolean",
+        ),
+        (json!(["a"]), "document is a sequence, not a mapping"),
+        (json!("text"), "document is a string, not a mapping"),
+    ];
+    for (value, rule) in cases {
+        let docs = vec![
+            doc("apps/a.yaml", 1, cm("ok")),
+            doc("apps/a.yaml", 2, value),
+        ];
+        assert_eq!(
+            build_err(docs, &scope()),
+            format!("apps/a.yaml: document 2 (line 20): {rule}")
+        );
+    }
+}
+
+#[test]
+fn the_same_object_twice_is_an_error() {
+    let docs = vec![
+        doc("a.yaml", 1, cm("c")),
+        doc("b.yaml", 1, cm("d")),
+        doc(
+            "b.yaml",
+            2,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "edge"}}),
+        ),
+    ];
+    assert_eq!(
+        build_err(docs, &scope()),
+        "b.yaml: document 2 (line 20): ConfigMap edge/c is defined twice (first in a.yaml: document 1 (line 10))"
+    );
+}
+
+#[test]
+fn same_name_in_another_kind_group_or_namespace_is_not_a_duplicate() {
+    let scope = Scope {
+        allowed_namespaces: vec!["shop".into()],
+        ..scope()
+    };
+    let docs = vec![
+        doc("a.yaml", 1, cm("c")),
+        doc(
+            "a.yaml",
+            2,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "c"}}),
+        ),
+        doc(
+            "a.yaml",
+            3,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}}),
+        ),
+        doc(
+            "a.yaml",
+            4,
+            json!({"apiVersion": "example.com/v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        ),
+    ];
+    assert_eq!(
+        build(docs, &scope, &BuiltinNamespacing)
+            .unwrap()
+            .objects
+            .len(),
+        4
+    );
+}
+
+#[test]
+fn lists_are_flattened_with_item_locations() {
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [
+        cm("a"),
+        {"apiVersion": "v1", "kind": "ConfigMapList", "items": [cm("b")]},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}},
+    ]});
+    let err = build_err(vec![doc("l.yaml", 1, list.clone())], &scope());
+    assert_eq!(
+        err,
+        "l.yaml: document 1 (line 10), item 3: metadata.name is missing"
+    );
+
+    let mut list = list;
+    list["items"].as_array_mut().unwrap().pop();
+    let set = build(vec![doc("l.yaml", 1, list)], &scope(), &BuiltinNamespacing).unwrap();
+    let names: Vec<&str> = set.objects.iter().map(|m| m.id.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(set.objects[1].location.item, Some(1));
+
+    let empty = json!({"apiVersion": "v1", "kind": "List", "items": null});
+    assert!(
+        build(vec![doc("l.yaml", 1, empty)], &scope(), &BuiltinNamespacing)
+            .unwrap()
+            .objects
+            .is_empty()
+    );
+    let bad = json!({"apiVersion": "v1", "kind": "List", "items": {"a": 1}});
+    assert_eq!(
+        build_err(vec![doc("l.yaml", 1, bad)], &scope()),
+        "l.yaml: document 1 (line 10): items of kind List must be a sequence, found a mapping"
+    );
+}
+
+#[test]
+fn nested_lists_are_bounded() {
+    let mut value = cm("a");
+    for _ in 0..6 {
+        value = json!({"apiVersion": "v1", "kind": "List", "items": [value]});
+    }
+    let err = build_err(vec![doc("l.yaml", 1, value)], &scope());
+    assert!(
+        err.ends_with(": Lists are nested more than 4 deep"),
+        "{err}"
+    );
+}
+
+#[test]
+fn one_object_outside_the_scope_rejects_the_set_naming_it() {
+    let docs = vec![
+        doc("a.yaml", 1, cm("c")),
+        doc(
+            "a.yaml",
+            2,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "shop"}}),
+        ),
+        doc(
+            "a.yaml",
+            3,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+        ),
+        doc(
+            "a.yaml",
+            4,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "db"}}),
+        ),
+    ];
+    assert_eq!(
+        build_err(docs, &scope()),
+        "a.yaml: document 2 (line 20): Deployment shop/api: namespace shop is outside the scope (allowed: edge) (and 2 more objects outside the scope)"
+    );
+}
+
+#[test]
+fn a_crd_in_the_same_set_makes_its_kind_known() {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "gadgets.example.com"},
+        "spec": {"group": "example.com", "names": {"kind": "Gadget", "plural": "gadgets"}, "scope": "Cluster"},
+    });
+    let gadget = json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g", "namespace": "edge"}});
+    let widget =
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}});
+    let scope = Scope {
+        allow_cluster_scoped: true,
+        allow_kinds: vec!["CustomResourceDefinition".into()],
+        ..scope()
+    };
+    let docs = vec![
+        doc("a.yaml", 1, gadget),
+        doc("a.yaml", 2, widget),
+        doc("crds.yaml", 1, crd),
+    ];
+    let set = build(docs, &scope, &BuiltinNamespacing).unwrap();
+    let ids: Vec<String> = set.objects.iter().map(|m| m.id.to_string()).collect();
+    assert_eq!(
+        ids,
+        [
+            "CustomResourceDefinition gadgets.example.com",
+            "Gadget g",
+            "Widget edge/w"
+        ]
+    );
+    assert_eq!(
+        set.warnings,
+        [
+            "a.yaml: document 1 (line 10): Gadget g: metadata.namespace edge ignored: the kind is cluster-scoped",
+            "a.yaml: document 2 (line 20): kind Widget.example.com is unknown (not built in, no CRD for it here); treated as namespaced",
+        ]
+    );
+}
+
+#[test]
+fn objects_come_out_in_apply_order() {
+    let scope = Scope {
+        allow_cluster_scoped: true,
+        allow_kinds: vec![
+            "ValidatingWebhookConfiguration".into(),
+            "ClusterRole".into(),
+        ],
+        ..scope()
+    };
+    let docs = vec![
+        doc(
+            "a.yaml",
+            1,
+            json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration", "metadata": {"name": "v"}}),
+        ),
+        doc(
+            "a.yaml",
+            2,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}),
+        ),
+        doc("a.yaml", 3, cm("c2")),
+        doc(
+            "a.yaml",
+            4,
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa"}}),
+        ),
+        doc("a.yaml", 5, cm("c1")),
+        doc(
+            "a.yaml",
+            6,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}),
+        ),
+        doc(
+            "a.yaml",
+            7,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "edge"}}),
+        ),
+    ];
+    let set = build(docs, &scope, &BuiltinNamespacing).unwrap();
+    let order: Vec<(Stage, String)> = set
+        .objects
+        .iter()
+        .map(|m| (m.stage, m.id.to_string()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (Stage::ClusterFoundation, "Namespace edge".to_string()),
+            (Stage::ClusterScoped, "ClusterRole r".to_string()),
+            (Stage::Namespaced, "ServiceAccount edge/sa".to_string()),
+            (Stage::Namespaced, "ConfigMap edge/c2".to_string()),
+            (Stage::Namespaced, "ConfigMap edge/c1".to_string()),
+            (Stage::Namespaced, "Deployment edge/d".to_string()),
+            (
+                Stage::Admission,
+                "ValidatingWebhookConfiguration v".to_string()
+            ),
+        ]
+    );
+}

@@ -1,0 +1,378 @@
+//! Parsing untrusted YAML and JSON into `serde_json::Value` documents, with budgets.
+//!
+//! YAML is read the way `kubectl` reads it (sigs.k8s.io/yaml on goyaml v2, YAML 1.1
+//! flavoured), because that is what manifest authors test against:
+//!
+//! - unquoted `yes`/`no`/`on`/`off`/`y`/`n` (and `true`/`false`) are booleans; quoted,
+//!   they are strings. (serde-saphyr also accepts odd casings such as `yEs`, which
+//!   goyaml would keep as a string; nobody writes those.)
+//! - unquoted `0777` is the octal number 511 (so `defaultMode: 0644` means what the
+//!   Kubernetes docs say); `"0777"` stays a string; `0o777` and `0x1ff` are numbers too.
+//! - `~`, `null` and empty values are null; `.inf`/`.nan` are rejected (JSON, and so
+//!   the API server, cannot carry them).
+//! - merge keys (`<<: *base`) are expanded; duplicate keys are an error.
+//! - empty documents (only comments, `---` separators, or `null`) are skipped and not
+//!   counted: "document 2" is the second document with content.
+//!
+//! The stream is split into documents here, on `---` and `...` lines, before parsing:
+//! each document then gets an exact index and first line even when it fails to parse,
+//! and the budgets apply per document. YAML forbids those markers inside scalars at
+//! column 0, so splitting there is exact.
+//!
+//! JSON files are parsed with serde_json, rejecting duplicate keys the same way.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use serde_saphyr::{
+    DuplicateKeyPolicy, MergeKeyPolicy, MessageFormatter, NonFiniteFloatPolicy, Options,
+};
+
+use super::{Limits, Location, ManifestError};
+
+/// One parsed document and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    pub document: usize,
+    pub line: usize,
+    pub value: Value,
+}
+
+/// Parses a YAML stream. `file` is only used in error messages.
+pub fn parse_yaml(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    for chunk in split_documents(text) {
+        let Some(content_line) = chunk.content_line() else {
+            continue; // blank, comments, bare markers
+        };
+        let document = out.len() + 1;
+        if document > limits.max_documents {
+            return Err(ManifestError::TooManyDocuments {
+                file: file.to_string(),
+                limit: limits.max_documents,
+            });
+        }
+        let values: Vec<Value> =
+            serde_saphyr::from_str_multiple_with_options(chunk.text, options(limits)).map_err(
+                |err| {
+                    let line = err
+                        .location()
+                        .map(|l| chunk.first_line + usize::try_from(l.line()).unwrap_or(1) - 1)
+                        .filter(|l| *l >= chunk.first_line)
+                        .unwrap_or(content_line);
+                    ManifestError::Syntax {
+                        location: Location {
+                            file: file.to_string(),
+                            document,
+                            line: Some(line),
+                            item: None,
+                        },
+                        format: "yaml",
+                        message: message(&err),
+                    }
+                },
+            )?;
+        // A chunk holds one document; more would mean a marker the splitter did not see.
+        for value in values {
+            if value.is_null() {
+                continue;
+            }
+            let document = out.len() + 1;
+            out.push(Parsed {
+                document,
+                line: content_line,
+                value,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one JSON value, rejecting duplicate keys and nesting deeper than the limit.
+pub fn parse_json(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let syntax = |line: usize, message: String| ManifestError::Syntax {
+        location: Location {
+            file: file.to_string(),
+            document: 1,
+            line: Some(line),
+            item: None,
+        },
+        format: "json",
+        message,
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = StrictValue {
+        depth_left: limits.max_depth,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v))
+    .map_err(|err| syntax(err.line().max(1), strip_json_position(&err)))?;
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    let line = text
+        .lines()
+        .position(|l| !l.trim().is_empty())
+        .map_or(1, |i| i + 1);
+    Ok(vec![Parsed {
+        document: 1,
+        line,
+        value,
+    }])
+}
+
+/// The serde-saphyr options: kubectl-like scalars (see the module doc) and budgets.
+fn options(limits: &Limits) -> Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: limits.max_depth,
+            max_documents: limits.max_documents,
+            max_aliases: limits.max_alias_expansion,
+            max_recorded_anchor_events: limits.max_alias_expansion,
+            max_reader_input_bytes: usize::try_from(limits.max_file_bytes).ok(),
+        },
+        duplicate_keys: DuplicateKeyPolicy::Error,
+        merge_keys: MergeKeyPolicy::Merge,
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: limits.max_alias_expansion,
+        },
+        legacy_octal_numbers: true,
+        strict_booleans: false,
+        non_finite_float_policy: NonFiniteFloatPolicy::Reject,
+        with_snippet: false,
+        crop_radius: 0,
+    }
+}
+
+/// The error's message without location suffix or snippet, on one line.
+fn message(err: &serde_saphyr::Error) -> String {
+    let mut inner = err;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
+        inner = error;
+    }
+    if let serde_saphyr::Error::DuplicateMappingKey { key, .. } = inner {
+        // The library's wording suggests changing its options; ours must not.
+        return match key {
+            Some(key) => one_line(&format!("duplicate key {key}")),
+            None => "duplicate key".to_string(),
+        };
+    }
+    if let serde_saphyr::Error::Budget { breach, .. } = inner {
+        return budget_message(breach);
+    }
+    if let serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+    | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. } = inner
+    {
+        return "aliases expand beyond the limit (alias bomb?)".to_string();
+    }
+    one_line(&serde_saphyr::DefaultMessageFormatter.format_message(inner))
+}
+
+/// Names the budget breached in words, not in the library's `Debug` form.
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let what = match breach {
+        B::Aliases { .. }
+        | B::Anchors { .. }
+        | B::AliasAnchorRatio { .. }
+        | B::RecordedAnchorEvents { .. }
+        | B::RecordedAnchorBytes { .. } => "aliases expand beyond the limit (alias bomb?)",
+        B::Depth { .. } => "nesting is deeper than the limit",
+        B::Documents { .. } => "too many documents",
+        B::InputBytes { .. } | B::ScalarBytes { .. } | B::CommentBytes { .. } => {
+            "the document is larger than the limit"
+        }
+        B::Events { .. } | B::Nodes { .. } => "the document has more nodes than the limit",
+        B::MergeKeys { .. } => "too many merge keys",
+        _ => "the document exceeds a parsing limit",
+    };
+    what.to_string()
+}
+
+fn strip_json_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let text = match text.rfind(" at line ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    one_line(text)
+}
+
+/// Collapses whitespace and neutralises control characters from untrusted text.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        for c in word.chars().take(500) {
+            if c.is_control() {
+                out.extend(c.escape_default());
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// A slice of the stream holding at most one document.
+#[derive(Debug)]
+struct Chunk<'a> {
+    text: &'a str,
+    /// 1-based line of the chunk's first line in the file.
+    first_line: usize,
+}
+
+impl Chunk<'_> {
+    /// The first line with content: not blank, not a comment, not a directive, not a
+    /// bare `---`/`...` marker. `None` for an empty document.
+    fn content_line(&self) -> Option<usize> {
+        for (i, line) in self.text.lines().enumerate() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') || line.starts_with('%') {
+                continue;
+            }
+            if let Some(rest) = marker_rest(line, "---").or_else(|| marker_rest(line, "...")) {
+                let rest = rest.trim();
+                if rest.is_empty() || rest.starts_with('#') {
+                    continue;
+                }
+            }
+            return Some(self.first_line + i);
+        }
+        None
+    }
+}
+
+/// If `line` is the document marker `marker` (at column 0, followed by end of line or
+/// whitespace), the rest of the line.
+fn marker_rest<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix(marker)?;
+    let rest = rest.strip_suffix('\r').unwrap_or(rest);
+    (rest.is_empty() || rest.starts_with([' ', '\t'])).then_some(rest)
+}
+
+/// Splits a stream before each `---` line and after each `...` line. Directives
+/// (`%YAML`) stay with the document that follows them.
+fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let mut start = 0; // byte offset of the current chunk
+    let mut start_line = 1;
+    let mut only_directives = false; // chunk so far is directives (and blanks/comments)
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let line_no = i + 1;
+        let bare = line.strip_suffix('\n').unwrap_or(line);
+        if marker_rest(bare, "---").is_some() && offset > start && !only_directives {
+            chunks.push(Chunk {
+                text: &text[start..offset],
+                first_line: start_line,
+            });
+            start = offset;
+            start_line = line_no;
+        }
+        offset += line.len();
+        if bare.starts_with('%') {
+            only_directives = offset - line.len() == start || only_directives;
+        } else if !bare.trim().is_empty() && !bare.trim_start().starts_with('#') {
+            only_directives = false;
+        }
+        if marker_rest(bare, "...").is_some() {
+            chunks.push(Chunk {
+                text: &text[start..offset],
+                first_line: start_line,
+            });
+            start = offset;
+            start_line = line_no + 1;
+            only_directives = false;
+        }
+    }
+    if start < text.len() {
+        chunks.push(Chunk {
+            text: &text[start..],
+            first_line: start_line,
+        });
+    }
+    chunks
+}
+
+/// A `serde_json::Value` that rejects duplicate keys and bounds nesting.
+struct StrictValue {
+    depth_left: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl StrictValue {
+    fn nested<E: de::Error>(&self) -> Result<StrictValue, E> {
+        match self.depth_left.checked_sub(1) {
+            Some(depth_left) => Ok(StrictValue { depth_left }),
+            None => Err(E::custom("nesting is deeper than the limit")),
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for StrictValue {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.nested()?)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
+            }
+            let value = map.next_value_seed(self.nested()?)?;
+            out.insert(key, value);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests;
