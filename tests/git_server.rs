@@ -237,6 +237,9 @@ fn info_refs_advertises_protocol_v2() {
         lines.contains(&"object-format=sha1".to_string()),
         "{lines:?}"
     );
+
+    let missing = info_refs(&server, "missing.git", true);
+    assert_eq!(missing.status, 404);
 }
 
 #[test]
@@ -277,7 +280,7 @@ fn no_v2_server_answers_with_a_v0_advertisement() {
 
 #[test]
 fn basic_auth_rejects_missing_and_wrong_credentials() {
-    let server = GitServer::start(GitServerOptions::default().basic_auth("hawser", "s3cret"));
+    let server = GitServer::start(GitServerOptions::default().basic_auth("hawser", "s3cr:t@/%"));
     let repo = pushed_repo(&server); // pushes with credentials in the URL
     let url = format!(
         "{}/info/refs?service=git-upload-pack",
@@ -290,7 +293,7 @@ fn basic_auth_rejects_missing_and_wrong_credentials() {
     let challenge = anonymous.header("www-authenticate").unwrap_or_default();
     assert!(challenge.starts_with("Basic realm="), "{challenge:?}");
 
-    let wrong = format!("Basic {}", base64(b"hawser:wrong"));
+    let wrong = format!("Basic {}", base64(b"hawser:s3cr"));
     let wrong = reply(
         agent
             .get(&url)
@@ -439,6 +442,39 @@ fn static_files_answer_conditional_requests_with_304() {
     assert_eq!(changed.status, 200);
     assert_eq!(changed.body, b"second contents");
     assert_ne!(changed.header("etag"), Some(etag.as_str()));
+    let etag = changed.header("etag").unwrap().to_string();
+    let last_modified = changed.header("last-modified").unwrap().to_string();
+
+    for validator in [
+        format!("W/{etag}"),
+        "*".to_string(),
+        format!("\"other\", {etag}"),
+    ] {
+        let weak = reply(
+            agent
+                .get(&url)
+                .header("If-None-Match", &validator)
+                .call()
+                .unwrap(),
+        );
+        assert_eq!(weak.status, 304, "If-None-Match: {validator}");
+    }
+    // If-None-Match wins over a matching If-Modified-Since.
+    let ims_only = agent.get(&url).header("If-Modified-Since", &last_modified);
+    assert_eq!(reply(ims_only.call().unwrap()).status, 304);
+    let mismatch = reply(
+        agent
+            .get(&url)
+            .header("If-None-Match", "\"other\"")
+            .header("If-Modified-Since", &last_modified)
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(mismatch.status, 200);
+    let head = reply(agent.head(&url).call().unwrap());
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-length"), Some("15"));
 
     let missing = reply(agent.get(server.file_url("nope.tar.gz")).call().unwrap());
     assert_eq!(missing.status, 404);
@@ -590,6 +626,11 @@ fn the_log_counts_request_and_response_bytes() {
         poll.response_bytes > answer_len && poll.response_bytes < answer_len + 1024,
         "{poll:?}"
     );
+
+    server.clear_requests();
+    assert!(server.requests().is_empty());
+    upload_pack_v2(&server, repo.name(), &body, false);
+    assert_eq!(server.requests().len(), 1, "logging goes on after clearing");
 }
 
 #[test]

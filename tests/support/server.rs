@@ -156,6 +156,7 @@ impl GitServer {
         match &self.options.basic_auth {
             Some((user, password)) => {
                 let scheme = if self.options.tls { "https" } else { "http" };
+                let (user, password) = (percent_encode(user), percent_encode(password));
                 format!(
                     "{scheme}://{user}:{password}@127.0.0.1:{}/{name}",
                     self.port
@@ -233,6 +234,12 @@ impl GitServer {
                 }
             })
             .collect()
+    }
+
+    /// Empties the request log, e.g. before measuring one poll. The server
+    /// appends, so it keeps writing from the start of the file.
+    pub fn clear_requests(&self) {
+        fs::write(&self.log, b"").unwrap_or_else(|e| panic!("cannot truncate {:?}: {e}", self.log));
     }
 
     /// A ureq agent for talking to this server: trusts the test CA, returns
@@ -379,6 +386,19 @@ impl Drop for GitServer {
         // `dir` (repositories, files, TLS material, logs) is removed after this.
         self.stop();
     }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, for
+/// credentials inside a URL.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Path of a script in `tests/env/`.
