@@ -266,6 +266,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.dispatch()
 
     def dispatch(self):
+        try:
+            self.route()
+        except ValueError as err:  # malformed Content-Length or chunk size
+            self.close_connection = True
+            if not self.wfile.count:
+                self.send_simple(400, f"bad request: {err}\n")
+
+    def route(self):
         path, query = self.split_path()
         if path == HEALTH_PATH:
             self.read_body()
@@ -383,13 +391,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def run_backend(self, path, query, user):
         body = self.read_body()
         env = self.cgi_env(path, query, user, body)
-        proc = subprocess.Popen(
-            [self.server.options.backend],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=sys.stderr,
-        )
+        try:
+            proc = subprocess.Popen(
+                [self.server.options.backend],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=sys.stderr,
+            )
+        except OSError as err:
+            self.send_simple(500, f"cannot run {self.server.options.backend}: {err}\n")
+            return
 
         def feed():
             # A thread, so a backend that answers before it read everything
