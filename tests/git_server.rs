@@ -147,6 +147,7 @@ fn pushed_repo(server: &GitServer) -> Repo {
     repo
 }
 
+/// Clones `url` (not necessarily the repository's canonical URL) into `dest`.
 fn clone_head(server: &GitServer, url: &str, dest: &Path) -> String {
     let parent = dest.parent().unwrap();
     run(server
@@ -501,7 +502,7 @@ fn clone_through_the_server_reproduces_the_tree() {
 
     let tmp = tempfile::tempdir().unwrap();
     let clone = tmp.path().join("clone");
-    let cloned = clone_head(&server, &server.repo_url("org/cluster.git"), &clone);
+    let cloned = server.clone_repo("org/cluster.git", &clone);
     assert_eq!(cloned, head);
 
     let archived = tmp.path().join("archive");
@@ -564,10 +565,7 @@ fn large_pushes_with_chunked_bodies_round_trip() {
 
     let tmp = tempfile::tempdir().unwrap();
     let clone = tmp.path().join("c");
-    assert_eq!(
-        clone_head(&server, &server.repo_url(repo.name()), &clone),
-        head
-    );
+    assert_eq!(server.clone_repo(repo.name(), &clone), head);
     assert_eq!(std::fs::read(clone.join("blob.bin")).unwrap(), noise);
 }
 

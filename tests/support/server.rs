@@ -270,6 +270,20 @@ impl GitServer {
         cmd
     }
 
+    /// `git clone` of repository `name` through the server into `dest` (which
+    /// must not exist); returns the clone's HEAD commit id.
+    pub fn clone_repo(&self, name: &str, dest: &Path) -> String {
+        let parent = dest
+            .parent()
+            .unwrap_or_else(|| panic!("{dest:?} has no parent directory"));
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("cannot create {parent:?}: {e}"));
+        run(self
+            .git(parent)
+            .args(["clone", "--quiet", &self.repo_url_with_auth(name)])
+            .arg(dest));
+        run(self.git(dest).args(["rev-parse", "HEAD"]))
+    }
+
     /// Environment the git CLI needs to talk to this server.
     pub fn git_env(&self) -> Vec<(String, String)> {
         match &self.ca {
