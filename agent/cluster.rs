@@ -24,7 +24,9 @@ pub enum ClusterError {
 
 /// A client for the cluster named by `KUBECONFIG`, or the in-cluster service account.
 pub async fn connect() -> Result<kube::Client, ClusterError> {
-    kube::Client::try_default().await.map_err(ClusterError::Config)
+    kube::Client::try_default()
+        .await
+        .map_err(ClusterError::Config)
 }
 
 /// A served kind: how to address it and whether it lives in namespaces.
@@ -67,7 +69,12 @@ impl Discovered {
                     self.asked.insert(api_version);
                     continue;
                 }
-                Err(source) => return Err(ClusterError::Discovery { api_version, source }),
+                Err(source) => {
+                    return Err(ClusterError::Discovery {
+                        api_version,
+                        source,
+                    });
+                }
             };
             let (group, version) = split_api_version(&api_version);
             for r in list.resources {
@@ -83,7 +90,10 @@ impl Discovered {
                 };
                 self.kinds.insert(
                     (api_version.clone(), r.kind),
-                    Kind { resource, namespaced: r.namespaced },
+                    Kind {
+                        resource,
+                        namespaced: r.namespaced,
+                    },
                 );
             }
             self.asked.insert(api_version);
@@ -102,7 +112,8 @@ impl Discovered {
 
     /// Records kinds that CRDs in the revision define but the server does not serve yet.
     pub fn expect_crd(&mut self, group: &str, kind: &str, namespaced: bool) {
-        self.pending_crds.insert((group.to_string(), kind.to_string()), namespaced);
+        self.pending_crds
+            .insert((group.to_string(), kind.to_string()), namespaced);
     }
 }
 
@@ -112,7 +123,11 @@ impl Namespacing for Discovered {
             .values()
             .find(|k| k.resource.group == group && k.resource.kind == kind)
             .map(|k| k.namespaced)
-            .or_else(|| self.pending_crds.get(&(group.to_string(), kind.to_string())).copied())
+            .or_else(|| {
+                self.pending_crds
+                    .get(&(group.to_string(), kind.to_string()))
+                    .copied()
+            })
     }
 }
 

@@ -46,11 +46,26 @@ pub enum InventoryError {
     #[error(
         "ConfigMap {namespace}/{name} belongs to another tool ({tooling}); refusing to use it as hawser's inventory"
     )]
-    ForeignTooling { namespace: String, name: String, tooling: String },
-    #[error("ConfigMap {namespace}/{name} carries ApplySet id {found}, expected {expected}; refusing to use it")]
-    WrongId { namespace: String, name: String, found: String, expected: String },
+    ForeignTooling {
+        namespace: String,
+        name: String,
+        tooling: String,
+    },
+    #[error(
+        "ConfigMap {namespace}/{name} carries ApplySet id {found}, expected {expected}; refusing to use it"
+    )]
+    WrongId {
+        namespace: String,
+        name: String,
+        found: String,
+        expected: String,
+    },
     #[error("ConfigMap {namespace}/{name}: data.inventory is not a valid member list: {reason}")]
-    Corrupt { namespace: String, name: String, reason: String },
+    Corrupt {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
 }
 
 /// One managed object as recorded in the parent: enough to find it again.
@@ -90,7 +105,12 @@ impl Member {
     /// Identity without the version: the same object served at another version is
     /// still the same object.
     fn key(&self) -> (&str, &str, Option<&str>, &str) {
-        (&self.group, &self.kind, self.namespace.as_deref(), &self.name)
+        (
+            &self.group,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
     }
 }
 
@@ -122,7 +142,10 @@ fn base64url_nopad(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
         for i in 0..=chunk.len() {
             out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
         }
@@ -149,34 +172,37 @@ impl Recorded {
 /// compute. A missing parent is an empty inventory.
 pub async fn read(client: &kube::Client, parent: &Parent) -> Result<Recorded, InventoryError> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &parent.namespace);
-    let cm = api.get_opt(&parent.name).await.map_err(|source| InventoryError::Read {
-        namespace: parent.namespace.clone(),
-        name: parent.name.clone(),
-        source,
-    })?;
+    let cm = api
+        .get_opt(&parent.name)
+        .await
+        .map_err(|source| InventoryError::Read {
+            namespace: parent.namespace.clone(),
+            name: parent.name.clone(),
+            source,
+        })?;
     let Some(cm) = cm else {
         return Ok(Recorded::default());
     };
     let meta = &cm.metadata;
     let annotations = meta.annotations.clone().unwrap_or_default();
-    if let Some(tooling) = annotations.get(TOOLING) {
-        if !tooling.starts_with("hawser/") {
-            return Err(InventoryError::ForeignTooling {
-                namespace: parent.namespace.clone(),
-                name: parent.name.clone(),
-                tooling: tooling.clone(),
-            });
-        }
+    if let Some(tooling) = annotations.get(TOOLING)
+        && !tooling.starts_with("hawser/")
+    {
+        return Err(InventoryError::ForeignTooling {
+            namespace: parent.namespace.clone(),
+            name: parent.name.clone(),
+            tooling: tooling.clone(),
+        });
     }
-    if let Some(found) = meta.labels.as_ref().and_then(|l| l.get(ID_LABEL)) {
-        if *found != parent.id() {
-            return Err(InventoryError::WrongId {
-                namespace: parent.namespace.clone(),
-                name: parent.name.clone(),
-                found: found.clone(),
-                expected: parent.id(),
-            });
-        }
+    if let Some(found) = meta.labels.as_ref().and_then(|l| l.get(ID_LABEL))
+        && *found != parent.id()
+    {
+        return Err(InventoryError::WrongId {
+            namespace: parent.namespace.clone(),
+            name: parent.name.clone(),
+            found: found.clone(),
+            expected: parent.id(),
+        });
     }
     let data = cm.data.unwrap_or_default();
     let members = match data.get(INVENTORY_KEY) {
@@ -212,7 +238,11 @@ fn render_members(members: &BTreeSet<Member>) -> String {
 }
 
 /// The parent's desired label, annotations and member list for a set of members.
-fn parent_object(parent: &Parent, members: &BTreeSet<Member>, status: Option<&str>) -> serde_json::Value {
+fn parent_object(
+    parent: &Parent,
+    members: &BTreeSet<Member>,
+    status: Option<&str>,
+) -> serde_json::Value {
     let mut kinds: Vec<String> = members
         .iter()
         .map(|m| {
@@ -255,15 +285,19 @@ fn parent_object(parent: &Parent, members: &BTreeSet<Member>, status: Option<&st
 }
 
 /// Writes the parent with exactly `members` (and the status, when given), unless it
-/// already says exactly that. Returns whether a write happened.
+/// already says exactly that; `recorded` is updated to what the parent now says.
+/// Returns whether a write happened.
 pub async fn write(
     client: &kube::Client,
     parent: &Parent,
-    recorded: &Recorded,
+    recorded: &mut Recorded,
     members: &BTreeSet<Member>,
     status: Option<&str>,
 ) -> Result<bool, InventoryError> {
-    let status = status.or(recorded.status.as_deref());
+    let status = status
+        .map(str::to_string)
+        .or_else(|| recorded.status.clone());
+    let status = status.as_deref();
     let desired = parent_object(parent, members, status);
     let same_members = recorded.exists && recorded.members == *members;
     let same_status = recorded.status.as_deref() == status;
@@ -286,6 +320,16 @@ pub async fn write(
             name: parent.name.clone(),
             source,
         })?;
+    recorded.exists = true;
+    recorded.members = members.clone();
+    recorded.status = status.map(str::to_string);
+    if let Some(annotations) = desired["metadata"]["annotations"].as_object() {
+        for (key, value) in annotations {
+            recorded
+                .annotations
+                .insert(key.clone(), value.as_str().unwrap_or_default().to_string());
+        }
+    }
     Ok(true)
 }
 
@@ -296,11 +340,20 @@ mod tests {
     #[test]
     fn id_matches_kubectl() {
         // Computed independently: printf 'edge-agent.gitops.ConfigMap.' | sha256sum, base64url.
-        let parent = Parent { namespace: "gitops".into(), name: "edge-agent".into() };
+        let parent = Parent {
+            namespace: "gitops".into(),
+            name: "edge-agent".into(),
+        };
         let expected = {
             let d = Sha256::digest(b"edge-agent.gitops.ConfigMap.");
             let std_b64 = std_base64(&d);
-            format!("applyset-{}-v1", std_b64.trim_end_matches('=').replace('+', "-").replace('/', "_"))
+            format!(
+                "applyset-{}-v1",
+                std_b64
+                    .trim_end_matches('=')
+                    .replace('+', "-")
+                    .replace('/', "_")
+            )
         };
         assert_eq!(parent.id(), expected);
         assert!(parent.id().starts_with("applyset-") && parent.id().ends_with("-v1"));
@@ -324,7 +377,7 @@ mod tests {
         if nbits > 0 {
             out.push(table[((bits << (6 - nbits)) & 63) as usize] as char);
         }
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push('=');
         }
         out
@@ -341,7 +394,10 @@ mod tests {
 
     #[test]
     fn parent_annotations_are_sorted_and_exclude_own_namespace() {
-        let parent = Parent { namespace: "gitops".into(), name: "hawser".into() };
+        let parent = Parent {
+            namespace: "gitops".into(),
+            name: "hawser".into(),
+        };
         let m = |g: &str, k: &str, ns: Option<&str>, n: &str| Member {
             group: g.into(),
             version: "v1".into(),

@@ -39,7 +39,10 @@ impl PipelineError {
         match self {
             PipelineError::Manifests(_) => false,
             PipelineError::Cluster(_) => true,
-            PipelineError::Inventory(e) => matches!(e, InventoryError::Read { .. } | InventoryError::Write { .. }),
+            PipelineError::Inventory(e) => matches!(
+                e,
+                InventoryError::Read { .. } | InventoryError::Write { .. }
+            ),
             PipelineError::Plan(e) => e.is_transient(),
             PipelineError::Apply(e) => e.is_transient(),
         }
@@ -83,17 +86,28 @@ pub async fn load(
     Ok(manifests::build(docs, &target.scope, discovered)?)
 }
 
-async fn learn_kinds(client: &kube::Client, discovered: &mut Discovered, docs: &[Document]) -> Result<(), ClusterError> {
+async fn learn_kinds(
+    client: &kube::Client,
+    discovered: &mut Discovered,
+    docs: &[Document],
+) -> Result<(), ClusterError> {
     let versions: std::collections::BTreeSet<String> = docs
         .iter()
         .filter_map(|d| d.value.get("apiVersion").and_then(Value::as_str))
         .map(str::to_string)
         .collect();
     discovered.learn(client, versions).await?;
-    for doc in docs.iter().filter(|d| d.value["kind"] == "CustomResourceDefinition") {
+    for doc in docs
+        .iter()
+        .filter(|d| d.value["kind"] == "CustomResourceDefinition")
+    {
         let group = doc.value.pointer("/spec/group").and_then(Value::as_str);
-        let kind = doc.value.pointer("/spec/names/kind").and_then(Value::as_str);
-        let namespaced = doc.value.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+        let kind = doc
+            .value
+            .pointer("/spec/names/kind")
+            .and_then(Value::as_str);
+        let namespaced =
+            doc.value.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
         if let (Some(group), Some(kind)) = (group, kind) {
             discovered.expect_crd(group, kind, namespaced);
         }
@@ -110,8 +124,20 @@ pub async fn plan(
 ) -> Result<Planned, PipelineError> {
     let set = load(client, discovered, tree, target).await?;
     let recorded = inventory::read(client, &target.parent).await?;
-    let plan = plan::plan(client, discovered, &set, &recorded, &target.parent.id(), target.guard).await?;
-    Ok(Planned { set, plan, recorded })
+    let plan = plan::plan(
+        client,
+        discovered,
+        &set,
+        &recorded,
+        &target.parent.id(),
+        target.guard,
+    )
+    .await?;
+    Ok(Planned {
+        set,
+        plan,
+        recorded,
+    })
 }
 
 /// Plans and applies the tree.

@@ -376,9 +376,7 @@ fn tls_works_with_the_test_ca_and_only_with_it() {
             server.repo_url(repo.name())
         ))
         .call();
-    let refused = refused
-        .err()
-        .expect("a foreign CA must not validate the server");
+    let refused = refused.expect_err("a foreign CA must not validate the server");
     // Both CAs share a name, so rustls finds the wrong one and the
     // signature check fails.
     assert!(

@@ -36,7 +36,11 @@ pub enum ApplyError {
     #[error(transparent)]
     Deferred(#[from] PlanError),
     #[error("{object} did not become {condition} within {}s", .timeout.as_secs())]
-    NotSettled { object: String, condition: &'static str, timeout: Duration },
+    NotSettled {
+        object: String,
+        condition: &'static str,
+        timeout: Duration,
+    },
     #[error(transparent)]
     Inventory(#[from] InventoryError),
     #[error(transparent)]
@@ -89,17 +93,26 @@ pub async fn apply(
     let id = parent.id();
 
     // Widen the inventory first, so an interrupted apply leaves every object findable.
-    let union: BTreeSet<Member> = recorded.members.iter().chain(plan.members.iter()).cloned().collect();
+    let union: BTreeSet<Member> = recorded
+        .members
+        .iter()
+        .chain(plan.members.iter())
+        .cloned()
+        .collect();
     let mut recorded = recorded.clone();
-    if inventory::write(client, parent, &recorded, &union, None).await? {
+    if inventory::write(client, parent, &mut recorded, &union, None).await? {
         applied.writes += 1;
-        recorded.members = union;
-        recorded.exists = true;
     }
 
-    let Plan { objects, deferred, prunes, members } = plan;
-    let (foundation, rest): (Vec<Planned>, Vec<Planned>) =
-        objects.into_iter().partition(|p| p.manifest.stage == Stage::ClusterFoundation);
+    let Plan {
+        objects,
+        deferred,
+        prunes,
+        members,
+    } = plan;
+    let (foundation, rest): (Vec<Planned>, Vec<Planned>) = objects
+        .into_iter()
+        .partition(|p| p.manifest.stage == Stage::ClusterFoundation);
     write_stage(client, foundation, &mut applied).await?;
     wait_foundation(client, &applied.objects).await?;
 
@@ -114,12 +127,18 @@ pub async fn apply(
         let mut ready = Vec::new();
         let mut failures = Vec::new();
         for manifest in deferred {
-            let api_version = manifest.object["apiVersion"].as_str().unwrap_or_default().to_string();
+            let api_version = manifest.object["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             match discovered.kind(&api_version, &manifest.id.kind) {
                 Some(kind) => ready.push((manifest, kind.clone())),
                 None => failures.push(ObjectFailure {
                     object: manifest.id.to_string(),
-                    reason: format!("kind {} is still not served after its CRD was established", manifest.id.kind),
+                    reason: format!(
+                        "kind {} is still not served after its CRD was established",
+                        manifest.id.kind
+                    ),
                     transient: true,
                 }),
             }
@@ -133,8 +152,9 @@ pub async fn apply(
         // Keep the documented order: cluster-scoped before namespaced.
         rest.sort_by_key(|p| p.manifest.stage);
     }
-    let (cluster_scoped, namespaced): (Vec<Planned>, Vec<Planned>) =
-        rest.into_iter().partition(|p| p.manifest.stage == Stage::ClusterScoped);
+    let (cluster_scoped, namespaced): (Vec<Planned>, Vec<Planned>) = rest
+        .into_iter()
+        .partition(|p| p.manifest.stage == Stage::ClusterScoped);
     write_stage(client, cluster_scoped, &mut applied).await?;
     write_stage(client, namespaced, &mut applied).await?;
 
@@ -143,7 +163,7 @@ pub async fn apply(
 
     let mut final_members = members;
     final_members.extend(applied.prune.kept.iter().map(|(m, _)| m.clone()));
-    if inventory::write(client, parent, &recorded, &final_members, None).await? {
+    if inventory::write(client, parent, &mut recorded, &final_members, None).await? {
         applied.writes += 1;
     }
     Ok(applied)
@@ -151,11 +171,17 @@ pub async fn apply(
 
 /// Writes the objects of one stage. Consecutive objects of the same kind are written
 /// concurrently; a kind boundary is a barrier, so the kind order holds.
-async fn write_stage(client: &kube::Client, objects: Vec<Planned>, applied: &mut Applied) -> Result<(), ApplyError> {
+async fn write_stage(
+    client: &kube::Client,
+    objects: Vec<Planned>,
+    applied: &mut Applied,
+) -> Result<(), ApplyError> {
     let mut runs: Vec<Vec<Planned>> = Vec::new();
     for p in objects {
         match runs.last_mut() {
-            Some(run) if run[0].manifest.id.group_kind() == p.manifest.id.group_kind() => run.push(p),
+            Some(run) if run[0].manifest.id.group_kind() == p.manifest.id.group_kind() => {
+                run.push(p)
+            }
             _ => runs.push(vec![p]),
         }
     }
@@ -172,7 +198,9 @@ async fn write_stage(client: &kube::Client, objects: Vec<Planned>, applied: &mut
                     (p, result)
                 });
             }
-            let Some(joined) = tasks.join_next().await else { break };
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
             let Ok((p, result)) = joined else { continue };
             match result {
                 Ok(writes) => record(applied, p, writes),
@@ -218,7 +246,9 @@ async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyErr
     match &p.action {
         Action::Unchanged => Ok(0),
         Action::Create | Action::Update { .. } => {
-            api.patch(name, &params, &Patch::Apply(&p.body)).await.map_err(fail)?;
+            api.patch(name, &params, &Patch::Apply(&p.body))
+                .await
+                .map_err(fail)?;
             Ok(1)
         }
         Action::Recreate { .. } => {
@@ -239,7 +269,9 @@ async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyErr
                 }
                 tokio::time::sleep(POLL).await;
             }
-            api.patch(name, &params, &Patch::Apply(&p.body)).await.map_err(fail)?;
+            api.patch(name, &params, &Patch::Apply(&p.body))
+                .await
+                .map_err(fail)?;
             Ok(2)
         }
     }
@@ -247,7 +279,10 @@ async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyErr
 
 /// Waits until written CRDs are Established, so their kinds can be dry-run and applied.
 async fn wait_foundation(client: &kube::Client, objects: &[Planned]) -> Result<(), ApplyError> {
-    for p in objects.iter().filter(|p| p.manifest.id.kind == "CustomResourceDefinition") {
+    for p in objects
+        .iter()
+        .filter(|p| p.manifest.id.kind == "CustomResourceDefinition")
+    {
         let api = api_for(client, &p.kind, None);
         let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
         loop {
@@ -284,7 +319,9 @@ pub fn condition_true(object: &Value, kind: &str) -> bool {
         .pointer("/status/conditions")
         .and_then(Value::as_array)
         .map(|conds| {
-            conds.iter().any(|c| c["type"].as_str() == Some(kind) && c["status"].as_str() == Some("True"))
+            conds
+                .iter()
+                .any(|c| c["type"].as_str() == Some(kind) && c["status"].as_str() == Some("True"))
         })
         .unwrap_or(false)
 }

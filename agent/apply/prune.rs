@@ -27,16 +27,21 @@ pub(super) async fn prune(
     mut members: Vec<Member>,
     applyset_id: &str,
 ) -> Result<PruneOutcome, ClusterError> {
-    members.sort_by_key(|m| prune_rank(m));
+    members.sort_by_key(prune_rank);
     let versions: Vec<String> = members.iter().map(api_version).collect();
     discovered.learn(client, versions).await?;
 
     let mut outcome = PruneOutcome::default();
     for member in members {
         let name = member.object_ref().to_string();
-        let Some(kind) = discovered.kind(&api_version(&member), &member.kind).cloned() else {
+        let Some(kind) = discovered
+            .kind(&api_version(&member), &member.kind)
+            .cloned()
+        else {
             // The kind is no longer served (its CRD went away): so did its objects.
-            outcome.released.push((name, "kind is no longer served".into()));
+            outcome
+                .released
+                .push((name, "kind is no longer served".into()));
             continue;
         };
         let api = api_for(client, &kind, member.namespace.as_deref());
@@ -48,15 +53,26 @@ pub(super) async fn prune(
                 continue;
             }
         };
-        if live.pointer("/metadata/labels").and_then(|l| l.get(PART_OF)).and_then(Value::as_str) != Some(applyset_id)
+        if live
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(PART_OF))
+            .and_then(Value::as_str)
+            != Some(applyset_id)
         {
-            outcome.released.push((name, format!("no longer labelled {PART_OF}={applyset_id}")));
+            outcome
+                .released
+                .push((name, format!("no longer labelled {PART_OF}={applyset_id}")));
             continue;
         }
-        if live.pointer("/metadata/annotations").and_then(|a| a.get(PRUNE_ANNOTATION)).and_then(Value::as_str)
+        if live
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(PRUNE_ANNOTATION))
+            .and_then(Value::as_str)
             == Some("disabled")
         {
-            outcome.released.push((name, format!("{PRUNE_ANNOTATION}: disabled")));
+            outcome
+                .released
+                .push((name, format!("{PRUNE_ANNOTATION}: disabled")));
             continue;
         }
         match api.delete(&member.name, &DeleteParams::background()).await {
@@ -75,7 +91,11 @@ pub(super) async fn prune(
 }
 
 fn api_version(m: &Member) -> String {
-    if m.group.is_empty() { m.version.clone() } else { format!("{}/{}", m.group, m.version) }
+    if m.group.is_empty() {
+        m.version.clone()
+    } else {
+        format!("{}/{}", m.group, m.version)
+    }
 }
 
 /// Reverse of the apply stages: namespaced objects, then cluster-scoped, then

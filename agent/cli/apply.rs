@@ -38,12 +38,22 @@ fn parse_fraction(text: &str) -> Result<f64, String> {
 
 impl TargetArgs {
     pub fn target(self, scope: ScopeArgs) -> anyhow::Result<Target> {
-        let TargetArgs { name, max_prune_fraction, allow_mass_prune } = self;
+        let TargetArgs {
+            name,
+            max_prune_fraction,
+            allow_mass_prune,
+        } = self;
         let scope = crate::manifests::Scope::try_from(scope)?;
         Ok(Target {
-            parent: Parent { namespace: scope.namespace.clone(), name },
+            parent: Parent {
+                namespace: scope.namespace.clone(),
+                name,
+            },
             scope,
-            guard: PruneGuard { max_fraction: max_prune_fraction, allow_mass_prune },
+            guard: PruneGuard {
+                max_fraction: max_prune_fraction,
+                allow_mass_prune,
+            },
             limits: Limits::default(),
         })
     }
@@ -85,12 +95,20 @@ pub struct InputArgs {
 
 impl InputArgs {
     fn tree(self) -> Tree {
-        Tree { root: self.dir, subpath: self.path }
+        Tree {
+            root: self.dir,
+            subpath: self.path,
+        }
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let Args { once: _, input, scope, target } = args;
+    let Args {
+        once: _,
+        input,
+        scope,
+        target,
+    } = args;
     let tree = input.tree();
     let target = target.target(scope)?;
     super::block_on(async {
@@ -105,7 +123,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 }
 
 pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
-    let DiffArgs { input, scope, target } = args;
+    let DiffArgs {
+        input,
+        scope,
+        target,
+    } = args;
     let tree = input.tree();
     let target = target.target(scope)?;
     super::block_on(async {
@@ -121,10 +143,25 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
             }
             changes = true;
             let (live, desired) = compare::mask_secrets(p.live.as_ref(), Some(&p.desired));
-            let render = |v: Option<serde_json::Value>| v.map(|v| compare::to_yaml(&compare::normalize(&v))).unwrap_or_default();
+            let render = |v: Option<serde_json::Value>| {
+                v.map(|v| compare::to_yaml(&compare::normalize(&v)))
+                    .unwrap_or_default()
+            };
             let name = p.manifest.id.to_string();
-            let old_name = if p.live.is_some() { format!("live/{name}") } else { "/dev/null".to_string() };
-            print!("{}", compare::unified_diff(&old_name, &format!("desired/{name}"), &render(live), &render(desired)));
+            let old_name = if p.live.is_some() {
+                format!("live/{name}")
+            } else {
+                "/dev/null".to_string()
+            };
+            print!(
+                "{}",
+                compare::unified_diff(
+                    &old_name,
+                    &format!("desired/{name}"),
+                    &render(live),
+                    &render(desired)
+                )
+            );
         }
         for m in &planned.plan.deferred {
             changes = true;
@@ -134,7 +171,11 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
             changes = true;
             println!("prune {}", m.object_ref());
         }
-        Ok(if changes { Outcome::Changes } else { Outcome::Success })
+        Ok(if changes {
+            Outcome::Changes
+        } else {
+            Outcome::Success
+        })
     })
 }
 
@@ -160,7 +201,9 @@ pub fn summary(a: &Applied) -> String {
         out.push_str(&format!("  recreated {name}\n"));
     }
     for (name, message) in &a.conflicts {
-        out.push_str(&format!("  took over fields from another field manager on {name}: {message}\n"));
+        out.push_str(&format!(
+            "  took over fields from another field manager on {name}: {message}\n"
+        ));
     }
     for name in &a.prune.pruned {
         out.push_str(&format!("  pruned {name}\n"));
@@ -169,7 +212,10 @@ pub fn summary(a: &Applied) -> String {
         out.push_str(&format!("  left in place {name}: {why}\n"));
     }
     for (member, why) in &a.prune.kept {
-        out.push_str(&format!("  could not prune {}: {why}\n", member.object_ref()));
+        out.push_str(&format!(
+            "  could not prune {}: {why}\n",
+            member.object_ref()
+        ));
     }
     out
 }

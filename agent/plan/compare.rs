@@ -47,7 +47,12 @@ pub fn differs(live: &Value, desired: &Value) -> bool {
 /// events. Recurses through objects; arrays are compared whole.
 pub fn changed_paths(live: &Value, desired: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk(&normalize(live), &normalize(desired), String::new(), &mut out);
+    walk(
+        &normalize(live),
+        &normalize(desired),
+        String::new(),
+        &mut out,
+    );
     out
 }
 
@@ -77,7 +82,10 @@ fn walk(a: &Value, b: &Value, prefix: String, out: &mut Vec<String>) {
 /// Replaces Secret values with `***` so no diff, log or event can carry them. Keys
 /// stay visible; a value that changed is marked `*** (before)` / `*** (after)` like
 /// `kubectl diff` does, so the diff still shows which keys changed.
-pub fn mask_secrets(live: Option<&Value>, desired: Option<&Value>) -> (Option<Value>, Option<Value>) {
+pub fn mask_secrets(
+    live: Option<&Value>,
+    desired: Option<&Value>,
+) -> (Option<Value>, Option<Value>) {
     let is_secret = |v: &Value| v.get("kind").and_then(Value::as_str) == Some("Secret");
     if !live.map(is_secret).unwrap_or(false) && !desired.map(is_secret).unwrap_or(false) {
         return (live.cloned(), desired.cloned());
@@ -96,13 +104,13 @@ pub fn mask_secrets(live: Option<&Value>, desired: Option<&Value>) -> (Option<Va
     }
     // Keep the last-applied annotation from leaking Secret data as well.
     for v in [live.as_mut(), desired.as_mut()].into_iter().flatten() {
-        if let Some(Value::Object(a)) = v.pointer_mut("/metadata/annotations") {
-            if a.contains_key("kubectl.kubernetes.io/last-applied-configuration") {
-                a.insert(
-                    "kubectl.kubernetes.io/last-applied-configuration".into(),
-                    Value::String("***".into()),
-                );
-            }
+        if let Some(Value::Object(a)) = v.pointer_mut("/metadata/annotations")
+            && a.contains_key("kubectl.kubernetes.io/last-applied-configuration")
+        {
+            a.insert(
+                "kubectl.kubernetes.io/last-applied-configuration".into(),
+                Value::String("***".into()),
+            );
         }
     }
     (live, desired)
@@ -238,7 +246,9 @@ pub fn unified_diff(old_name: &str, new_name: &str, old: &str, new: &str) -> Str
     }
     let mut out = format!("--- {old_name}\n+++ {new_name}\n");
     const CONTEXT: usize = 3;
-    let changed: Vec<usize> = (0..ops.len()).filter(|&i| !matches!(ops[i], Op::Keep(..))).collect();
+    let changed: Vec<usize> = (0..ops.len())
+        .filter(|&i| !matches!(ops[i], Op::Keep(..)))
+        .collect();
     let mut i = 0;
     while i < changed.len() {
         let start = changed[i].saturating_sub(CONTEXT);
@@ -259,8 +269,14 @@ pub fn unified_diff(old_name: &str, new_name: &str, old: &str, new: &str) -> Str
                 Op::Insert(_) => b_start += 1,
             }
         }
-        let a_len = ops[start..end].iter().filter(|o| !matches!(o, Op::Insert(_))).count();
-        let b_len = ops[start..end].iter().filter(|o| !matches!(o, Op::Delete(_))).count();
+        let a_len = ops[start..end]
+            .iter()
+            .filter(|o| !matches!(o, Op::Insert(_)))
+            .count();
+        let b_len = ops[start..end]
+            .iter()
+            .filter(|o| !matches!(o, Op::Delete(_)))
+            .count();
         out.push_str(&format!(
             "@@ -{},{} +{},{} @@\n",
             a_start + usize::from(a_len > 0),
@@ -363,7 +379,10 @@ mod tests {
         let old = "a\nb\nc\nd\ne\nf\ng\nh\n";
         let new = "a\nb\nc\nD\ne\nf\ng\nh\n";
         let diff = unified_diff("old", "new", old, new);
-        assert_eq!(diff, "--- old\n+++ new\n@@ -1,7 +1,7 @@\n a\n b\n c\n-d\n+D\n e\n f\n g\n");
+        assert_eq!(
+            diff,
+            "--- old\n+++ new\n@@ -1,7 +1,7 @@\n a\n b\n c\n-d\n+D\n e\n f\n g\n"
+        );
         assert_eq!(unified_diff("x", "y", old, old), "");
     }
 

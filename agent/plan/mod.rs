@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::cluster::{Discovered, Kind};
 use crate::inventory::{FIELD_MANAGER, Member, PART_OF, Recorded};
-use crate::manifests::{Manifest, ManifestSet};
+use crate::manifests::{Manifest, ManifestSet, Stage};
 
 /// The annotation that lets hawser delete and recreate an object whose immutable
 /// fields changed.
@@ -33,13 +33,21 @@ pub const CONCURRENCY: usize = 8;
 pub enum PlanError {
     #[error("dry run failed for {} object(s): {}", .0.len(), join_failures(.0))]
     Rejected(Vec<ObjectFailure>),
-    #[error("the revision contains no objects; refusing to apply an empty revision (pass --allow-mass-prune to allow it)")]
+    #[error(
+        "the revision contains no objects; refusing to apply an empty revision (pass --allow-mass-prune to allow it)"
+    )]
     Empty,
     #[error(
         "the revision would prune {prunes} of {managed} managed objects (more than {max_fraction} of them); pass --allow-mass-prune to allow it"
     )]
-    MassPrune { prunes: usize, managed: usize, max_fraction: f64 },
-    #[error("the revision would prune every managed object ({managed}); pass --allow-mass-prune to allow it")]
+    MassPrune {
+        prunes: usize,
+        managed: usize,
+        max_fraction: f64,
+    },
+    #[error(
+        "the revision would prune every managed object ({managed}); pass --allow-mass-prune to allow it"
+    )]
     PruneAll { managed: usize },
 }
 
@@ -59,7 +67,11 @@ impl fmt::Display for ObjectFailure {
 }
 
 fn join_failures(failures: &[ObjectFailure]) -> String {
-    failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl PlanError {
@@ -79,10 +91,14 @@ pub struct PruneGuard {
 pub enum Action {
     Create,
     /// Written because these fields would change.
-    Update { fields: Vec<String> },
+    Update {
+        fields: Vec<String>,
+    },
     Unchanged,
     /// Immutable fields changed and the object asks for `hawser.dev/force`.
-    Recreate { reason: String },
+    Recreate {
+        reason: String,
+    },
 }
 
 /// Another field manager's ownership that hawser's forced apply takes over.
@@ -117,7 +133,11 @@ pub struct Plan {
 
 impl Plan {
     pub fn writes(&self) -> usize {
-        self.objects.iter().filter(|p| p.action != Action::Unchanged).count() + self.deferred.len()
+        self.objects
+            .iter()
+            .filter(|p| p.action != Action::Unchanged)
+            .count()
+            + self.deferred.len()
     }
 }
 
@@ -139,27 +159,78 @@ pub async fn plan(
         .collect();
     check_prune_guard(members.len(), prunes.len(), recorded.members.len(), guard)?;
 
-    let mut ready = Vec::new();
-    let mut deferred = Vec::new();
+    // CRDs and Namespaces first: objects in a Namespace that this revision creates
+    // cannot be dry-run before it exists, so they wait for apply like custom
+    // resources of new CRDs.
     let mut failures = Vec::new();
-    for manifest in &set.objects {
-        let api_version = manifest.object["apiVersion"].as_str().unwrap_or_default();
-        match discovered.kind(api_version, &manifest.id.kind) {
+    let mut deferred = Vec::new();
+    let (foundation, rest): (Vec<&Manifest>, Vec<&Manifest>) = set
+        .objects
+        .iter()
+        .partition(|m| m.stage == Stage::ClusterFoundation);
+    let (mut objects, mut dry_failures) = dry_run_all(
+        client,
+        resolve(discovered, set, foundation, &mut deferred, &mut failures),
+        applyset_id,
+    )
+    .await;
+    failures.append(&mut dry_failures);
+    let new_namespaces: BTreeSet<&str> = objects
+        .iter()
+        .filter(|p| p.manifest.id.kind == "Namespace" && p.action == Action::Create)
+        .map(|p| p.manifest.id.name.as_str())
+        .collect();
+    let (waiting, rest): (Vec<&Manifest>, Vec<&Manifest>) = rest.into_iter().partition(|m| {
+        m.id.namespace
+            .as_deref()
+            .is_some_and(|ns| new_namespaces.contains(ns))
+    });
+    deferred.extend(waiting.into_iter().cloned());
+    let (mut planned, mut dry_failures) = dry_run_all(
+        client,
+        resolve(discovered, set, rest, &mut deferred, &mut failures),
+        applyset_id,
+    )
+    .await;
+    failures.append(&mut dry_failures);
+    objects.append(&mut planned);
+    if !failures.is_empty() {
+        return Err(PlanError::Rejected(failures));
+    }
+    Ok(Plan {
+        objects,
+        deferred,
+        prunes,
+        members,
+    })
+}
+
+/// Pairs manifests with their served kind; kinds that a CRD of the revision defines
+/// are deferred, unknown kinds are failures.
+fn resolve(
+    discovered: &Discovered,
+    set: &ManifestSet,
+    manifests: Vec<&Manifest>,
+    deferred: &mut Vec<Manifest>,
+    failures: &mut Vec<ObjectFailure>,
+) -> Vec<(Manifest, Kind)> {
+    let mut ready = Vec::new();
+    for manifest in manifests {
+        let api_version = manifest.id.api_version();
+        match discovered.kind(&api_version, &manifest.id.kind) {
             Some(kind) => ready.push((manifest.clone(), kind.clone())),
             None if defined_by_crd(set, manifest) => deferred.push(manifest.clone()),
             None => failures.push(ObjectFailure {
                 object: manifest.id.to_string(),
-                reason: format!("kind {} is not served by the API server (apiVersion {api_version})", manifest.id.kind),
+                reason: format!(
+                    "kind {} is not served by the API server (apiVersion {api_version})",
+                    manifest.id.kind
+                ),
                 transient: false,
             }),
         }
     }
-    let (objects, mut dry_failures) = dry_run_all(client, ready, applyset_id).await;
-    failures.append(&mut dry_failures);
-    if !failures.is_empty() {
-        return Err(PlanError::Rejected(failures));
-    }
-    Ok(Plan { objects, deferred, prunes, members })
+    ready
 }
 
 /// Dry-runs objects concurrently; returns them in input order, with the failures.
@@ -173,7 +244,9 @@ pub async fn dry_run_all(
     let mut queue = objects.into_iter().enumerate();
     loop {
         while tasks.len() < CONCURRENCY {
-            let Some((index, (manifest, kind))) = queue.next() else { break };
+            let Some((index, (manifest, kind))) = queue.next() else {
+                break;
+            };
             let client = client.clone();
             let id = applyset_id.to_string();
             tasks.spawn(async move { (index, dry_run(&client, manifest, kind, &id).await) });
@@ -202,7 +275,9 @@ pub async fn dry_run_all(
 pub fn body_for(manifest: &Manifest, applyset_id: &str) -> Value {
     let mut body = manifest.object.clone();
     if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-        let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
         if let Some(labels) = labels.as_object_mut() {
             labels.insert(PART_OF.into(), Value::String(applyset_id.into()));
         }
@@ -239,8 +314,11 @@ async fn dry_run(
     let mut conflicts = Vec::new();
     let attempt = match api.patch(&name, &params, &Patch::Apply(&body)).await {
         Err(kube::Error::Api(status)) if status.code == 409 => {
-            conflicts.push(Conflict { message: status.message.clone() });
-            api.patch(&name, &params.clone().force(), &Patch::Apply(&body)).await
+            conflicts.push(Conflict {
+                message: status.message.clone(),
+            });
+            api.patch(&name, &params.clone().force(), &Patch::Apply(&body))
+                .await
         }
         other => other,
     };
@@ -256,8 +334,15 @@ async fn dry_run(
             };
             (action, desired)
         }
-        Err(kube::Error::Api(status)) if is_immutable(&status) && live.is_some() && wants_force(&manifest) => {
-            (Action::Recreate { reason: status.message.clone() }, body.clone())
+        Err(kube::Error::Api(status))
+            if is_immutable(&status) && live.is_some() && wants_force(&manifest) =>
+        {
+            (
+                Action::Recreate {
+                    reason: status.message.clone(),
+                },
+                body.clone(),
+            )
         }
         Err(e) => {
             let mut failure = fail(e);
@@ -269,7 +354,15 @@ async fn dry_run(
             return Err(failure);
         }
     };
-    Ok(Planned { manifest, kind, body, action, live, desired, conflicts })
+    Ok(Planned {
+        manifest,
+        kind,
+        body,
+        action,
+        live,
+        desired,
+        conflicts,
+    })
 }
 
 fn to_value(object: DynamicObject) -> Value {
@@ -277,7 +370,11 @@ fn to_value(object: DynamicObject) -> Value {
 }
 
 fn wants_force(manifest: &Manifest) -> bool {
-    manifest.object.pointer("/metadata/annotations").and_then(|a| a.get(FORCE_ANNOTATION)).and_then(Value::as_str)
+    manifest
+        .object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(FORCE_ANNOTATION))
+        .and_then(Value::as_str)
         == Some("enabled")
 }
 
@@ -289,7 +386,11 @@ fn is_immutable(status: &kube::core::Status) -> bool {
 pub fn api_reason(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(status) => {
-            let reason = if status.reason.is_empty() { String::new() } else { format!("{}: ", status.reason.to_lowercase()) };
+            let reason = if status.reason.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", status.reason.to_lowercase())
+            };
             format!("{reason}{}", status.message)
         }
         other => other.to_string(),
@@ -310,13 +411,23 @@ fn same_object(a: &Member, b: &Member) -> bool {
 fn defined_by_crd(set: &ManifestSet, manifest: &Manifest) -> bool {
     set.objects.iter().any(|crd| {
         crd.id.kind == "CustomResourceDefinition"
-            && crd.object.pointer("/spec/group").and_then(Value::as_str) == Some(manifest.id.group.as_str())
-            && crd.object.pointer("/spec/names/kind").and_then(Value::as_str) == Some(manifest.id.kind.as_str())
+            && crd.object.pointer("/spec/group").and_then(Value::as_str)
+                == Some(manifest.id.group.as_str())
+            && crd
+                .object
+                .pointer("/spec/names/kind")
+                .and_then(Value::as_str)
+                == Some(manifest.id.kind.as_str())
     })
 }
 
 /// Refuses revisions that would empty the cluster or prune too much of it.
-pub fn check_prune_guard(new: usize, prunes: usize, managed: usize, guard: PruneGuard) -> Result<(), PlanError> {
+pub fn check_prune_guard(
+    new: usize,
+    prunes: usize,
+    managed: usize,
+    guard: PruneGuard,
+) -> Result<(), PlanError> {
     if guard.allow_mass_prune {
         return Ok(());
     }
@@ -330,7 +441,11 @@ pub fn check_prune_guard(new: usize, prunes: usize, managed: usize, guard: Prune
         return Err(PlanError::PruneAll { managed });
     }
     if prunes as f64 > guard.max_fraction * managed as f64 {
-        return Err(PlanError::MassPrune { prunes, managed, max_fraction: guard.max_fraction });
+        return Err(PlanError::MassPrune {
+            prunes,
+            managed,
+            max_fraction: guard.max_fraction,
+        });
     }
     Ok(())
 }
@@ -339,17 +454,35 @@ pub fn check_prune_guard(new: usize, prunes: usize, managed: usize, guard: Prune
 mod tests {
     use super::*;
 
-    const GUARD: PruneGuard = PruneGuard { max_fraction: 0.5, allow_mass_prune: false };
+    const GUARD: PruneGuard = PruneGuard {
+        max_fraction: 0.5,
+        allow_mass_prune: false,
+    };
 
     #[test]
     fn prune_guard() {
-        assert!(matches!(check_prune_guard(0, 0, 0, GUARD), Err(PlanError::Empty)));
+        assert!(matches!(
+            check_prune_guard(0, 0, 0, GUARD),
+            Err(PlanError::Empty)
+        ));
         assert!(check_prune_guard(3, 0, 0, GUARD).is_ok());
         assert!(check_prune_guard(10, 5, 10, GUARD).is_ok());
-        assert!(matches!(check_prune_guard(10, 6, 10, GUARD), Err(PlanError::MassPrune { .. })));
-        assert!(matches!(check_prune_guard(2, 2, 2, GUARD), Err(PlanError::PruneAll { managed: 2 })));
-        let allow = PruneGuard { allow_mass_prune: true, ..GUARD };
+        assert!(matches!(
+            check_prune_guard(10, 6, 10, GUARD),
+            Err(PlanError::MassPrune { .. })
+        ));
+        assert!(matches!(
+            check_prune_guard(2, 2, 2, GUARD),
+            Err(PlanError::PruneAll { managed: 2 })
+        ));
+        let allow = PruneGuard {
+            allow_mass_prune: true,
+            ..GUARD
+        };
         assert!(check_prune_guard(1, 10, 10, allow).is_ok());
-        assert!(check_prune_guard(0, 3, 3, allow).is_ok(), "an explicit allow may empty the set");
+        assert!(
+            check_prune_guard(0, 3, 3, allow).is_ok(),
+            "an explicit allow may empty the set"
+        );
     }
 }

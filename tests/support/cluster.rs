@@ -3,7 +3,7 @@
 //! Tests need `eval "$(tests/env/up)"` first (scripts/test does it); without it they
 //! fail with a message saying so rather than pass without checking anything.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -26,7 +26,11 @@ pub fn admin_kubeconfig() -> PathBuf {
 /// A name no other test (or earlier run) uses: prefix, process id and a counter.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Runs kubectl as the admin; panics with its stderr when it fails.
@@ -52,10 +56,20 @@ pub fn kubectl_raw(args: &[&str], kubeconfig: &Path) -> Output {
 /// Reads a field with a JSONPath; None when the object does not exist.
 pub fn get_field(kind: &str, namespace: &str, name: &str, jsonpath: &str) -> Option<String> {
     let out = kubectl_raw(
-        &["get", kind, name, "-n", namespace, "-o", &format!("jsonpath={jsonpath}")],
+        &[
+            "get",
+            kind,
+            name,
+            "-n",
+            namespace,
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ],
         &admin_kubeconfig(),
     );
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 pub fn exists(kind: &str, namespace: &str, name: &str) -> bool {
@@ -66,7 +80,10 @@ pub fn exists(kind: &str, namespace: &str, name: &str) -> bool {
 pub fn eventually(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -86,9 +103,28 @@ impl TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
-        let _ = kubectl_raw(&["delete", "namespace", &self.name, "--wait=false"], &admin_kubeconfig());
+        let _ = kubectl_raw(
+            &["delete", "namespace", &self.name, "--wait=false"],
+            &admin_kubeconfig(),
+        );
     }
 }
+
+/// The Role hawser's own install grants in a managed namespace (packaging/kubernetes
+/// mirrors it): the usual namespaced kinds, `bind`/`escalate` on Roles so it can
+/// manage RBAC objects whose Role arrives in the same revision (the API server checks
+/// a RoleBinding's roleRef at dry run otherwise), and Events for reporting.
+pub const AGENT_RULES: &[&str] = &[
+    "get,list,watch,create,update,patch,delete:configmaps,secrets,services,serviceaccounts,persistentvolumeclaims",
+    "get,list,watch,create,update,patch,delete:deployments.apps,statefulsets.apps,daemonsets.apps,replicasets.apps",
+    "get,list,watch,create,update,patch,delete:jobs.batch,cronjobs.batch",
+    "get,list,watch,create,update,patch,delete:ingresses.networking.k8s.io,networkpolicies.networking.k8s.io",
+    "get,list,watch,create,update,patch,delete:roles.rbac.authorization.k8s.io,rolebindings.rbac.authorization.k8s.io",
+    "bind,escalate:roles.rbac.authorization.k8s.io",
+    "get,list,watch,create,update,patch,delete:poddisruptionbudgets.policy,horizontalpodautoscalers.autoscaling",
+    "get,list,watch:pods",
+    "get,list,watch,create,patch:events,events.events.k8s.io",
+];
 
 /// A kubeconfig for a ServiceAccount in `namespace` bound to a Role with `rules`
 /// (tests/env/sa-kubeconfig's VERBS:RESOURCES form; empty = its defaults).
@@ -102,7 +138,11 @@ pub fn sa_kubeconfig(namespace: &str, sa: &str, rules: &[&str], dir: &Path) -> P
         .env("KUBECONFIG", admin_kubeconfig())
         .output()
         .expect("tests/env/sa-kubeconfig runs");
-    assert!(out.status.success(), "sa-kubeconfig failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sa-kubeconfig failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     path
 }
 
@@ -122,7 +162,12 @@ pub fn hawser(args: &[&str], kubeconfig: &Path) -> Run {
             cmd.env_remove(key);
         }
     }
-    let out = cmd.args(args).env("KUBECONFIG", kubeconfig).env("NO_COLOR", "1").output().expect("hawser runs");
+    let out = cmd
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("hawser runs");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -141,4 +186,66 @@ pub fn write_tree(dir: &Path, files: &[(&str, &str)]) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, content).unwrap();
     }
+}
+
+/// Write requests (create, update, patch, delete) that `user` made, as the API
+/// server's audit log records them; dry runs are not writes. Call [`audit_sync`]
+/// first so that requests which already returned are in the log.
+pub fn audit_writes(user: &str) -> Vec<String> {
+    let path = std::env::var("HAWSER_TEST_AUDIT_LOG")
+        .expect("HAWSER_TEST_AUDIT_LOG is set by tests/env/up");
+    let text = std::fs::read_to_string(path).expect("audit log readable");
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["user"]["username"] == user)
+        .filter(|e| {
+            matches!(
+                e["verb"].as_str(),
+                Some("create" | "update" | "patch" | "delete" | "deletecollection")
+            )
+        })
+        .filter(|e| {
+            !e["requestURI"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("dryRun=")
+        })
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["verb"].as_str().unwrap_or_default(),
+                e["requestURI"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Makes a marker request and waits until the audit log shows it: every request
+/// that completed before it is then in the log too.
+pub fn audit_sync() {
+    let marker = unique("audit-marker");
+    kubectl(&["create", "configmap", &marker, "-n", "default"]);
+    let path = std::env::var("HAWSER_TEST_AUDIT_LOG")
+        .expect("HAWSER_TEST_AUDIT_LOG is set by tests/env/up");
+    eventually("the audit log to catch up", Duration::from_secs(20), || {
+        std::fs::read_to_string(&path)
+            .map(|t| t.contains(&marker))
+            .unwrap_or(false)
+    });
+    let _ = kubectl_raw(
+        &[
+            "delete",
+            "configmap",
+            &marker,
+            "-n",
+            "default",
+            "--wait=false",
+        ],
+        &admin_kubeconfig(),
+    );
+}
+
+/// The user name a ServiceAccount's token authenticates as.
+pub fn sa_user(namespace: &str, sa: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{sa}")
 }
