@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod cli;
 pub mod cluster;
+pub mod health;
 pub mod inventory;
 pub mod manifests;
 pub mod pipeline;
