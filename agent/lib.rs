@@ -10,3 +10,4 @@
 //! stages; the middle stages are pure and know nothing about a cluster or a network.
 
 pub mod cli;
+pub mod source;

@@ -1,0 +1,1 @@
+//! Tree extraction (stub, filled in below).

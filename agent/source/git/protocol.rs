@@ -1,0 +1,1 @@
+//! Smart HTTP protocol (stub).

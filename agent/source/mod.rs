@@ -1,0 +1,2 @@
+//! Sources (work in progress).
+pub mod git;
