@@ -8,6 +8,7 @@ pub mod object;
 pub mod pack;
 pub mod pktline;
 pub mod protocol;
+pub mod refs;
 
 use std::io;
 

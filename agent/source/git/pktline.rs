@@ -83,7 +83,10 @@ impl<R: Read> PktReader<R> {
     /// flush, delimiter or response end.
     pub fn read_line(&mut self) -> Result<Option<String>, GitError> {
         match self.read()? {
-            Packet::Data(data) => Ok(Some(text(data))),
+            Packet::Data(data) => {
+                let data = data.strip_suffix(b"\n").unwrap_or(data);
+                Ok(Some(String::from_utf8_lossy(data).into_owned()))
+            }
             _ => Ok(None),
         }
     }
