@@ -643,3 +643,190 @@ fn helpers_encode_base64_and_pkt_lines() {
         ]
     );
 }
+
+/// One HTTP/1.1 response read off a raw connection, framing done by hand so
+/// the test sees exactly what the server put on the wire.
+fn read_raw_response(reader: &mut impl std::io::BufRead) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).unwrap();
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (name, value) = h.split_once(':').unwrap();
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if status == 304 {
+        assert_eq!(get("content-length"), None, "a 304 has no body");
+    } else if get("transfer-encoding").as_deref() == Some("chunked") {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim_end(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            assert_eq!(&chunk[size..], b"\r\n");
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    } else {
+        let len: usize = get("content-length").unwrap().parse().unwrap();
+        body.resize(len, 0);
+        reader.read_exact(&mut body).unwrap();
+    }
+    (status, headers, body)
+}
+
+#[test]
+fn one_keep_alive_connection_carries_every_kind_of_response() {
+    use std::io::{BufReader, Read};
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = pushed_repo(&server);
+    std::fs::write(server.files_dir().join("a.txt"), b"hello").unwrap();
+    let stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let name = repo.name();
+    let mut send = |head: String, body: &[u8]| {
+        writer.write_all(head.as_bytes()).unwrap();
+        writer.write_all(body).unwrap();
+        read_raw_response(&mut reader)
+    };
+
+    // Backend response without Content-Length: chunked.
+    let (status, headers, body) = send(
+        format!(
+            "GET /{name}/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\nGit-Protocol: version=2\r\n\r\n"
+        ),
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(headers.contains(&("transfer-encoding".into(), "chunked".into())));
+    assert_eq!(
+        payload_texts(&body).first().map(String::as_str),
+        Some("version 2")
+    );
+
+    // Static file: Content-Length; then its 304 without a body.
+    let (status, headers, body) = send("GET /files/a.txt HTTP/1.1\r\nHost: x\r\n\r\n".into(), b"");
+    assert_eq!((status, body.as_slice()), (200, &b"hello"[..]));
+    let etag = headers.iter().find(|(k, _)| k == "etag").unwrap().1.clone();
+    let (status, _, body) = send(
+        format!("GET /files/a.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"),
+        b"",
+    );
+    assert_eq!((status, body.len()), (304, 0));
+
+    // A chunked request body, answered with a chunked response.
+    let ls_refs = ls_refs_body("refs/heads/main");
+    let mut chunked = format!("{:x}\r\n", 10).into_bytes();
+    chunked.extend_from_slice(&ls_refs[..10]);
+    chunked.extend_from_slice(format!("\r\n{:x}\r\n", ls_refs.len() - 10).as_bytes());
+    chunked.extend_from_slice(&ls_refs[10..]);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let (status, _, body) = send(
+        format!(
+            "POST /{name}/git-upload-pack HTTP/1.1\r\nHost: x\r\nGit-Protocol: version=2\r\n\
+             Content-Type: {UPLOAD_PACK_REQUEST}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ),
+        &chunked,
+    );
+    assert_eq!(status, 200);
+    let lines: Vec<String> = payload_texts(&body);
+    assert_eq!(lines, vec![format!("{} refs/heads/main", repo.head())]);
+    assert_eq!(
+        server.requests().len(),
+        2 + 4,
+        "the push, then our four requests"
+    );
+
+    // HTTP/1.0: no chunking; the body ends when the server closes.
+    let mut old = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    write!(
+        old,
+        "GET /{name}/info/refs?service=git-upload-pack HTTP/1.0\r\nGit-Protocol: version=2\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    old.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    // The status line names the server's version (1.1), as RFC 9110 allows.
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+    assert!(
+        !text.to_ascii_lowercase().contains("transfer-encoding"),
+        "{text}"
+    );
+    assert!(text.contains("version 2"), "{text}");
+}
+
+#[test]
+fn v2_fetch_with_depth_one_returns_a_valid_pack() {
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = pushed_repo(&server);
+    repo.write("app/service.yaml", "kind: Service\n");
+    let head = repo.commit("second");
+    repo.push();
+
+    let mut body = Vec::new();
+    for line in ["command=fetch\n", "object-format=sha1\n"] {
+        body.extend(pkt_line(line.as_bytes()));
+    }
+    body.extend_from_slice(b"0001");
+    for line in [
+        "no-progress\n".to_string(),
+        "ofs-delta\n".to_string(),
+        "deepen 1\n".to_string(),
+        format!("want {head}\n"),
+        "done\n".to_string(),
+    ] {
+        body.extend(pkt_line(line.as_bytes()));
+    }
+    body.extend_from_slice(b"0000");
+    let answer = upload_pack_v2(&server, repo.name(), &body, false);
+    assert_eq!(answer.status, 200);
+
+    let packets = parse_pkt_lines(&answer.body);
+    let mut iter = packets.into_iter();
+    assert_eq!(iter.next(), Some(Some(b"shallow-info\n".to_vec())));
+    // git 2.39 sends this line without the trailing LF.
+    assert_eq!(
+        iter.next(),
+        Some(Some(format!("shallow {head}").into_bytes()))
+    );
+    assert_eq!(iter.next(), Some(None), "delim after shallow-info");
+    assert_eq!(iter.next(), Some(Some(b"packfile\n".to_vec())));
+    let mut pack = Vec::new();
+    for packet in iter.flatten() {
+        assert_eq!(packet[0], 1, "only pack data (band 1) with no-progress");
+        pack.extend_from_slice(&packet[1..]);
+    }
+    assert_eq!(&pack[..4], b"PACK");
+    assert_eq!(&pack[4..8], &[0, 0, 0, 2]);
+    // Depth 1: the commit, two trees (root, app/) and two blobs.
+    assert_eq!(&pack[8..12], &[0, 0, 0, 5]);
+
+    // git itself accepts the pack (every object well-formed; the parent is
+    // missing by design, so no connectivity check) and finds the commit in it.
+    let tmp = tempfile::tempdir().unwrap();
+    run(support::git_command(tmp.path()).args(["init", "--quiet", "--bare", "check.git"]));
+    let check = tmp.path().join("check.git");
+    std::fs::write(tmp.path().join("fetched.pack"), &pack).unwrap();
+    run(support::git_command(&check)
+        .args(["index-pack", "--fsck-objects", "--stdin"])
+        .stdin(std::fs::File::open(tmp.path().join("fetched.pack")).unwrap()));
+    let kind = run(support::git_command(&check).args(["cat-file", "-t", &head]));
+    assert_eq!(kind, "commit");
+}

@@ -472,6 +472,11 @@ def parse_args(argv):
     p.add_argument("--log", metavar="FILE", help="append one line per request to FILE")
     p.add_argument("--backend", default=None, help="path of git-http-backend")
     p.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    p.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="exit when stdin reaches EOF (the parent holding the pipe died)",
+    )
     args = p.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         p.error("--tls-cert and --tls-key go together")
@@ -500,6 +505,17 @@ def bind(options):
             time.sleep(0.05)
 
 
+def exit_at_stdin_eof():
+    """A test process killed outright (SIGKILL, a timeout) cannot run its
+    destructors; the kernel still closes its end of our stdin, and we follow
+    it instead of lingering as an orphan."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        os._exit(0)
+
+
 def main(argv):
     options = parse_args(argv)
     server = bind(options)
@@ -510,6 +526,8 @@ def main(argv):
             server.socket, server_side=True, do_handshake_on_connect=False
         )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if options.exit_with_stdin:
+        threading.Thread(target=exit_at_stdin_eof, daemon=True).start()
     print(f"PORT={server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

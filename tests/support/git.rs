@@ -60,10 +60,9 @@ pub fn run(cmd: &mut Command) -> String {
 }
 
 /// Runs `cmd`, panics with its output unless it succeeds, and returns stdout
-/// untouched.
+/// untouched. Stdin is empty unless the caller set one.
 pub fn run_bytes(cmd: &mut Command) -> Vec<u8> {
     let out = cmd
-        .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     if !out.status.success() {

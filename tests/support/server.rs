@@ -5,7 +5,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -85,6 +85,9 @@ pub struct GitServer {
     tls_pair: Option<(PathBuf, PathBuf)>,
     port: u16,
     child: Option<Child>,
+    /// The server exits when this pipe closes: also when the test process
+    /// dies without running `Drop`.
+    lifeline: Option<ChildStdin>,
 }
 
 impl GitServer {
@@ -130,6 +133,7 @@ impl GitServer {
             tls_pair,
             port: 0,
             child: None,
+            lifeline: None,
         };
         server.spawn();
         server
@@ -277,6 +281,7 @@ impl GitServer {
     /// Kills the server (an outage: connections are refused from now on).
     /// Repositories and files stay on disk for `restart`.
     pub fn stop(&mut self) {
+        self.lifeline = None;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -304,7 +309,8 @@ impl GitServer {
             .arg("--files")
             .arg(&self.files)
             .arg("--log")
-            .arg(&self.log);
+            .arg(&self.log)
+            .arg("--exit-with-stdin");
         if let Some((user, password)) = &self.options.basic_auth {
             cmd.arg("--basic-auth").arg(format!("{user}:{password}"));
         }
@@ -314,7 +320,7 @@ impl GitServer {
         if self.options.no_v2 {
             cmd.arg("--no-v2");
         }
-        cmd.stdin(Stdio::null())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr);
         let mut child = cmd
@@ -348,6 +354,7 @@ impl GitServer {
             .strip_prefix("PORT=")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line from git server: {first:?}"));
+        self.lifeline = child.stdin.take();
         self.child = Some(child);
         self.wait_until_ready();
     }
