@@ -4,6 +4,8 @@
 //! Exit codes are a contract: 0 success, 1 "changes found" (`diff` only), 2 error.
 //! Errors are printed as one line on stderr naming what failed and why.
 
+mod fetch;
+pub mod source_args;
 mod version;
 
 use std::process::ExitCode;
@@ -23,6 +25,8 @@ pub struct Cli {
 enum Command {
     /// Print the version, git commit, compiler and target.
     Version(version::Args),
+    /// Fetch and verify a source's snapshot into a directory.
+    Fetch(Box<fetch::Args>),
 }
 
 /// What a finished command asks the process to exit with.
@@ -39,6 +43,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Version(args) => version::run(args),
+        Command::Fetch(args) => fetch::run(*args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -116,7 +116,10 @@ mod tests {
         .unwrap();
         assert!(!out.join("old.txt").exists());
         assert_eq!(fs::read_to_string(out.join("new.txt")).unwrap(), "new");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("snap")]);
     }
 }

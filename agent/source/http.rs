@@ -56,7 +56,10 @@ impl Auth {
     fn header(&self) -> String {
         match self {
             Auth::Basic { username, password } => {
-                format!("Basic {}", base64(format!("{username}:{password}").as_bytes()))
+                format!(
+                    "Basic {}",
+                    base64(format!("{username}:{password}").as_bytes())
+                )
             }
             Auth::Bearer(token) => format!("Bearer {token}"),
         }
@@ -72,7 +75,10 @@ fn read_secret(path: &Path, what: &'static str) -> Result<String, SourceError> {
     let text = text.strip_suffix('\n').unwrap_or(&text);
     let text = text.strip_suffix('\r').unwrap_or(text);
     if text.is_empty() {
-        return Err(SourceError::Config(format!("{what} {} is empty", path.display())));
+        return Err(SourceError::Config(format!(
+            "{what} {} is empty",
+            path.display()
+        )));
     }
     Ok(text.to_string())
 }
@@ -82,7 +88,11 @@ fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -326,9 +336,46 @@ fn proxy(url: &str, no_proxy: Option<&str>) -> Result<Proxy, SourceError> {
     b.build().map_err(bad)
 }
 
+/// Splits `user:password@` out of a URL so it never travels or prints as part of it.
+pub fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((info, host)) => {
+            let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+            (
+                format!("{scheme}://{host}{path}"),
+                Some((user.to_string(), pass.to_string())),
+            )
+        }
+        None => (url.to_string(), None),
+    }
+}
+
+/// Removes credentials from `url`, using them for basic auth unless the options
+/// already name credentials.
+pub fn take_userinfo(url: &str, http: &mut HttpOptions) -> String {
+    let (url, userinfo) = split_userinfo(url);
+    if let (Some((username, password)), None) = (userinfo, &http.auth) {
+        http.auth = Some(Auth::Basic { username, password });
+    }
+    url
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_becomes_credentials() {
+        let (url, info) = split_userinfo("https://bob:pw@git.example/r.git");
+        assert_eq!(url, "https://git.example/r.git");
+        assert_eq!(info, Some(("bob".into(), "pw".into())));
+        assert_eq!(split_userinfo("https://h/r").1, None);
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -146,7 +146,10 @@ impl SourceKind {
     /// `.tar.gz`, `.tgz` and `.tar` are archives, anything else is a Git repository.
     pub fn from_url(url: &str) -> Self {
         let path = url.split(['?', '#']).next().unwrap_or(url);
-        if [".tar.gz", ".tgz", ".tar"].iter().any(|s| path.ends_with(s)) {
+        if [".tar.gz", ".tgz", ".tar"]
+            .iter()
+            .any(|s| path.ends_with(s))
+        {
             SourceKind::Tarball
         } else {
             SourceKind::Git
@@ -353,7 +356,10 @@ mod tests {
 
     #[test]
     fn kind_follows_the_url_suffix() {
-        assert_eq!(SourceKind::from_url("https://h/a.tar.gz?x=1"), SourceKind::Tarball);
+        assert_eq!(
+            SourceKind::from_url("https://h/a.tar.gz?x=1"),
+            SourceKind::Tarball
+        );
         assert_eq!(SourceKind::from_url("https://h/a.tgz"), SourceKind::Tarball);
         assert_eq!(SourceKind::from_url("https://h/a.tar"), SourceKind::Tarball);
         assert_eq!(SourceKind::from_url("https://h/a.git"), SourceKind::Git);
@@ -372,10 +378,28 @@ mod tests {
     #[test]
     fn transient_errors_are_the_retryable_ones() {
         let url = "u".to_string();
-        assert!(SourceError::Http { url: url.clone(), status: 503 }.is_transient());
-        assert!(!SourceError::Http { url: url.clone(), status: 404 }.is_transient());
+        assert!(
+            SourceError::Http {
+                url: url.clone(),
+                status: 503
+            }
+            .is_transient()
+        );
+        assert!(
+            !SourceError::Http {
+                url: url.clone(),
+                status: 404
+            }
+            .is_transient()
+        );
         assert!(SourceError::Timeout { url: url.clone() }.is_transient());
-        assert!(!SourceError::Limit { limit: "max-files", max: 1 }.is_transient());
+        assert!(
+            !SourceError::Limit {
+                limit: "max-files",
+                max: 1
+            }
+            .is_transient()
+        );
         assert_eq!(
             SourceError::Http { url, status: 401 }.to_string(),
             "u: http 401 (authentication required or credentials rejected)"

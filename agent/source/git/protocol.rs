@@ -16,7 +16,7 @@ use super::object::ObjectId;
 use super::pack::Pack;
 use super::pktline::{PktReader, SideBand, write_delim, write_flush, write_line};
 use super::refs::{RefSpec, RemoteRef, parse_v0_advertisement, parse_v2_ref, pick};
-use crate::source::http::{Auth, Client, io_error};
+use crate::source::http::{Client, io_error, take_userinfo};
 use crate::source::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
 
 const UPLOAD_PACK: &str = "git-upload-pack";
@@ -59,10 +59,7 @@ impl GitSource {
                 "--sha256 applies to tarball sources only".into(),
             ));
         }
-        let (base, userinfo) = split_userinfo(url.trim_end_matches('/'));
-        if let (Some((username, password)), None) = (userinfo, &http.auth) {
-            http.auth = Some(Auth::Basic { username, password });
-        }
+        let base = take_userinfo(url.trim_end_matches('/'), &mut http);
         Ok(Self {
             shown: redact_url(&base),
             reference: RefSpec::parse(&reference)?,
@@ -177,8 +174,7 @@ impl GitSource {
             self.remember(&d);
             return Ok((d, None));
         }
-        let (refs, caps) =
-            parse_v0_advertisement(first, &mut pkt).map_err(|e| self.err(e))?;
+        let (refs, caps) = parse_v0_advertisement(first, &mut pkt).map_err(|e| self.err(e))?;
         if let Some(format) = caps.iter().find_map(|c| c.strip_prefix("object-format=")) {
             self.check_format(format)?;
         }
@@ -224,7 +220,11 @@ impl GitSource {
         write_flush(&mut body);
         let url = format!("{}/{UPLOAD_PACK}", d.base);
         let resp = self.client.post(&url, &rpc_headers(true), &body)?;
-        let mut pkt = PktReader::new(self.client.body(&url, resp).take(self.limits.max_pack_bytes));
+        let mut pkt = PktReader::new(
+            self.client
+                .body(&url, resp)
+                .take(self.limits.max_pack_bytes),
+        );
         let mut refs = Vec::new();
         while let Some(line) = pkt.read_line().map_err(|e| self.err(e))? {
             refs.push(parse_v2_ref(&line).map_err(|e| self.err(e))?);
@@ -275,9 +275,7 @@ impl GitSource {
         }
         match pkt.read_line().map_err(|e| self.err(e))? {
             Some(line) if line == "NAK" || line.starts_with("ACK ") => Ok(()),
-            other => Err(self.err(GitError::Unexpected(format!(
-                "expected NAK, got {other:?}"
-            )))),
+            other => Err(self.err(GitError::Unexpected(format!("expected NAK, got {other:?}")))),
         }
     }
 
@@ -336,7 +334,9 @@ fn spool<R: Read>(
 ) -> Result<File, SourceError> {
     let path = into.with_file_name(format!(
         ".{}.pack",
-        into.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        into.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
     ));
     let mut file = OpenOptions::new()
         .read(true)
@@ -376,36 +376,9 @@ fn spool<R: Read>(
     Ok(file)
 }
 
-/// Splits `user:password@` out of a URL so it never travels or prints as part of it.
-fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_string(), None);
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((info, host)) => {
-            let (user, pass) = info.split_once(':').unwrap_or((info, ""));
-            (
-                format!("{scheme}://{host}{path}"),
-                Some((user.to_string(), pass.to_string())),
-            )
-        }
-        None => (url.to_string(), None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn userinfo_becomes_credentials() {
-        let (url, info) = split_userinfo("https://bob:pw@git.example/r.git");
-        assert_eq!(url, "https://git.example/r.git");
-        assert_eq!(info, Some(("bob".into(), "pw".into())));
-        assert_eq!(split_userinfo("https://h/r").1, None);
-    }
 
     #[test]
     fn fetch_requests_never_ask_for_thin_packs() {

@@ -33,7 +33,8 @@ impl RefSpec {
         let bad = s.starts_with('-')
             || s.contains("..")
             || s.ends_with('/')
-            || s.chars().any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
+            || s.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c));
         if bad {
             return Err(SourceError::Config(format!("invalid git ref {s:?}")));
         }
@@ -80,7 +81,12 @@ impl RemoteRef {
 
 /// Parses a v2 `ls-refs` line: `<oid> <name>[ symref-target:<t>][ peeled:<oid>]`.
 pub fn parse_v2_ref(line: &str) -> Result<RemoteRef, GitError> {
-    let bad = || GitError::Unexpected(format!("ls-refs line {:?}", super::pktline::text(line.as_bytes())));
+    let bad = || {
+        GitError::Unexpected(format!(
+            "ls-refs line {:?}",
+            super::pktline::text(line.as_bytes())
+        ))
+    };
     let mut parts = line.split(' ');
     let id = parts.next().and_then(ObjectId::from_hex).ok_or_else(bad)?;
     let name = parts.next().filter(|n| !n.is_empty()).ok_or_else(bad)?;
@@ -108,11 +114,20 @@ pub fn parse_v0_advertisement<R: Read>(
         return Ok((Vec::new(), Vec::new()));
     };
     let (first, caps) = first.split_once('\0').unwrap_or((&first, ""));
-    let caps: Vec<String> = caps.split(' ').filter(|c| !c.is_empty()).map(String::from).collect();
+    let caps: Vec<String> = caps
+        .split(' ')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
     let mut refs: Vec<RemoteRef> = Vec::new();
     let mut line = Some(first.to_string());
     while let Some(l) = line {
-        let bad = || GitError::Unexpected(format!("advertisement line {:?}", super::pktline::text(l.as_bytes())));
+        let bad = || {
+            GitError::Unexpected(format!(
+                "advertisement line {:?}",
+                super::pktline::text(l.as_bytes())
+            ))
+        };
         let (hex, name) = l.split_once(' ').ok_or_else(bad)?;
         let id = ObjectId::from_hex(hex).ok_or_else(bad)?;
         if let Some(base) = name.strip_suffix("^{}") {
@@ -169,7 +184,10 @@ pub fn pick(spec: &RefSpec, refs: &[RemoteRef]) -> Result<ObjectId, PickError> {
             let tag = format!("refs/tags/{name}");
             match (find(&branch), find(&tag)) {
                 (Some(_), Some(_)) => {
-                    return Err(PickError::Ambiguous(name.clone(), format!("{branch} and {tag}")));
+                    return Err(PickError::Ambiguous(
+                        name.clone(),
+                        format!("{branch} and {tag}"),
+                    ));
                 }
                 (b, t) => b.or(t),
             }
@@ -189,9 +207,18 @@ mod tests {
     #[test]
     fn spec_parsing() {
         assert_eq!(RefSpec::parse("").unwrap(), RefSpec::Head);
-        assert_eq!(RefSpec::parse(A).unwrap(), RefSpec::Commit(ObjectId::from_hex(A).unwrap()));
-        assert_eq!(RefSpec::parse("refs/tags/v1").unwrap(), RefSpec::Full("refs/tags/v1".into()));
-        assert_eq!(RefSpec::parse("main").unwrap().prefixes(), ["refs/heads/main", "refs/tags/main"]);
+        assert_eq!(
+            RefSpec::parse(A).unwrap(),
+            RefSpec::Commit(ObjectId::from_hex(A).unwrap())
+        );
+        assert_eq!(
+            RefSpec::parse("refs/tags/v1").unwrap(),
+            RefSpec::Full("refs/tags/v1".into())
+        );
+        assert_eq!(
+            RefSpec::parse("main").unwrap().prefixes(),
+            ["refs/heads/main", "refs/tags/main"]
+        );
         for bad in ["-x", "a..b", "a b", "x~1", "v1^{}"] {
             assert!(RefSpec::parse(bad).is_err(), "{bad}");
         }
@@ -213,7 +240,8 @@ mod tests {
         write_line(&mut rest, &format!("{B} refs/tags/v1^{{}}"));
         write_flush(&mut rest);
         let first = format!("{A} HEAD\0multi_ack shallow symref=HEAD:refs/heads/main");
-        let (refs, caps) = parse_v0_advertisement(Some(first), &mut PktReader::new(&rest[..])).unwrap();
+        let (refs, caps) =
+            parse_v0_advertisement(Some(first), &mut PktReader::new(&rest[..])).unwrap();
         assert!(caps.contains(&"shallow".to_string()));
         let spec = RefSpec::parse("v1").unwrap();
         assert_eq!(pick(&spec, &refs).unwrap().to_string(), B);
@@ -228,10 +256,18 @@ mod tests {
             parse_v2_ref(&format!("{B} refs/tags/both")).unwrap(),
             parse_v2_ref(&format!("{A} refs/heads/both")).unwrap(),
         ];
-        assert_eq!(pick(&RefSpec::parse("main").unwrap(), &refs).unwrap().to_string(), A);
+        assert_eq!(
+            pick(&RefSpec::parse("main").unwrap(), &refs)
+                .unwrap()
+                .to_string(),
+            A
+        );
         assert_eq!(
             pick(&RefSpec::parse("both").unwrap(), &refs),
-            Err(PickError::Ambiguous("both".into(), "refs/heads/both and refs/tags/both".into()))
+            Err(PickError::Ambiguous(
+                "both".into(),
+                "refs/heads/both and refs/tags/both".into()
+            ))
         );
         assert_eq!(
             pick(&RefSpec::parse("nope").unwrap(), &refs),
