@@ -97,7 +97,9 @@ pub fn extract<R: Read + Seek>(
                     links.push(rel);
                 }
                 EntryMode::Gitlink => {
+                    // Like `git archive`: an empty directory where the submodule goes.
                     tracing::warn!(path = %rel.display(), commit = %entry.id, "skipping submodule");
+                    fs::create_dir(&path).map_err(|e| SourceError::write(&path, e))?;
                 }
             }
         }
