@@ -17,3 +17,4 @@ pub mod inventory;
 pub mod manifests;
 pub mod pipeline;
 pub mod plan;
+pub mod source;

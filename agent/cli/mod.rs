@@ -5,7 +5,9 @@
 //! Errors are printed as one line on stderr naming what failed and why.
 
 mod apply;
+mod fetch;
 pub mod scope_args;
+pub mod source_args;
 mod validate;
 mod version;
 
@@ -33,6 +35,8 @@ enum Command {
     Validate(validate::Args),
     /// Print the version, git commit, compiler and target.
     Version(version::Args),
+    /// Fetch and verify a source's snapshot into a directory.
+    Fetch(Box<fetch::Args>),
 }
 
 /// What a finished command asks the process to exit with.
@@ -53,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => apply::diff(args),
         Command::Validate(args) => validate::run(args),
         Command::Version(args) => version::run(args),
+        Command::Fetch(args) => fetch::run(*args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

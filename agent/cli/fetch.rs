@@ -1,0 +1,51 @@
+//! `hawser fetch`: resolve a source, fetch and verify its snapshot, write it to
+//! `--out` atomically, and print one line of JSON. With `--resolve-only`, print the
+//! revision and fetch nothing.
+
+use std::path::PathBuf;
+
+use super::Outcome;
+use super::source_args::SourceArgs;
+use crate::source::{Source, atomic};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    source: SourceArgs,
+
+    /// Directory to write the snapshot to; replaced only when the fetch succeeds.
+    #[arg(long, env = "HAWSER_OUT", required_unless_present = "resolve_only")]
+    out: Option<PathBuf>,
+
+    /// Print the revision the source names now and fetch nothing.
+    #[arg(long)]
+    resolve_only: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let Args {
+        source,
+        out,
+        resolve_only,
+    } = args;
+    let source = Source::new(source.into_spec()?)?;
+    let revision = source.resolve()?;
+    tracing::debug!(%revision, url = source.display_url(), "resolved");
+    let line = match (resolve_only, out) {
+        (false, Some(out)) => {
+            let snapshot = atomic::replace_dir(&out, |tmp| source.fetch(&revision, tmp))?;
+            serde_json::json!({
+                "revision": snapshot.revision(),
+                "files": snapshot.files(),
+                "bytes": snapshot.bytes(),
+                "source": snapshot.source(),
+            })
+        }
+        _ => serde_json::json!({
+            "revision": revision,
+            "source": source.display_url(),
+        }),
+    };
+    println!("{line}");
+    Ok(Outcome::Success)
+}

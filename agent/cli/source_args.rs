@@ -1,0 +1,164 @@
+//! Source flags shared by `fetch`, `apply`, `diff` and `run` (`#[command(flatten)]`).
+//! Every flag is also readable from its `HAWSER_*` variable (proxies from the usual
+//! `HTTPS_PROXY` / `NO_PROXY`). Credential files are read here, once.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::source::{Auth, HttpOptions, Limits, SourceError, SourceKind, SourceSpec};
+
+/// Where the desired state comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// Git repository URL (smart HTTP) or tarball URL (.tar.gz, .tgz, .tar).
+    #[arg(long, env = "HAWSER_SOURCE")]
+    pub source: String,
+
+    /// Git ref: branch, tag, full ref name, HEAD, or a 40-hex commit id.
+    #[arg(long = "ref", env = "HAWSER_REF", default_value = "HEAD")]
+    pub reference: String,
+
+    /// Subdirectory of the repository to use (Git only).
+    #[arg(long, env = "HAWSER_PATH")]
+    pub path: Option<String>,
+
+    /// Source kind, when the URL does not tell.
+    #[arg(long, env = "HAWSER_SOURCE_KIND", value_enum)]
+    pub source_kind: Option<KindArg>,
+
+    /// Expected sha256 of the tarball (hex).
+    #[arg(long, env = "HAWSER_SHA256")]
+    pub sha256: Option<String>,
+
+    /// Verify the tarball against the sha256 published at `<url>.sha256`.
+    #[arg(long, env = "HAWSER_SHA256_FROM_URL")]
+    pub sha256_from_url: bool,
+
+    /// File holding `user:password` for HTTP basic auth.
+    #[arg(
+        long,
+        env = "HAWSER_BASIC_AUTH_FILE",
+        conflicts_with = "bearer_token_file"
+    )]
+    pub basic_auth_file: Option<PathBuf>,
+
+    /// File holding a bearer token.
+    #[arg(long, env = "HAWSER_BEARER_TOKEN_FILE")]
+    pub bearer_token_file: Option<PathBuf>,
+
+    /// PEM bundle of CA certificates to trust instead of the built-in roots.
+    #[arg(long, env = "HAWSER_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// HTTP(S) proxy URL.
+    #[arg(long, env = "HTTPS_PROXY")]
+    pub https_proxy: Option<String>,
+
+    /// Comma-separated hosts that bypass the proxy.
+    #[arg(long, env = "NO_PROXY")]
+    pub no_proxy: Option<String>,
+
+    /// Seconds to wait for a connection.
+    #[arg(long, env = "HAWSER_CONNECT_TIMEOUT", default_value_t = 10)]
+    pub connect_timeout: u64,
+
+    /// Seconds to wait for any read from the server before giving up.
+    #[arg(long, env = "HAWSER_READ_TIMEOUT", default_value_t = 60)]
+    pub read_timeout: u64,
+
+    /// Largest download (pack or archive), in bytes.
+    #[arg(long, env = "HAWSER_MAX_PACK_BYTES", default_value_t = Limits::default().max_pack_bytes)]
+    pub max_pack_bytes: u64,
+
+    /// Largest single object or archive entry, in bytes.
+    #[arg(long, env = "HAWSER_MAX_OBJECT_BYTES", default_value_t = Limits::default().max_object_bytes)]
+    pub max_object_bytes: u64,
+
+    /// Most files a snapshot may hold.
+    #[arg(long, env = "HAWSER_MAX_FILES", default_value_t = Limits::default().max_files)]
+    pub max_files: u64,
+
+    /// Most bytes a snapshot may hold.
+    #[arg(long, env = "HAWSER_MAX_TOTAL_BYTES", default_value_t = Limits::default().max_total_bytes)]
+    pub max_total_bytes: u64,
+}
+
+/// `--source-kind` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KindArg {
+    Git,
+    Tarball,
+}
+
+impl SourceArgs {
+    /// Validates the flags and reads the credential files.
+    pub fn into_spec(self) -> Result<SourceSpec, SourceError> {
+        let SourceArgs {
+            source,
+            reference,
+            path,
+            source_kind,
+            sha256,
+            sha256_from_url,
+            basic_auth_file,
+            bearer_token_file,
+            ca_file,
+            https_proxy,
+            no_proxy,
+            connect_timeout,
+            read_timeout,
+            max_pack_bytes,
+            max_object_bytes,
+            max_files,
+            max_total_bytes,
+        } = self;
+        let kind = match source_kind {
+            Some(KindArg::Git) => SourceKind::Git,
+            Some(KindArg::Tarball) => SourceKind::Tarball,
+            None => SourceKind::from_url(&source),
+        };
+        if !(source.starts_with("http://") || source.starts_with("https://")) {
+            return Err(SourceError::Config(format!(
+                "--source must be an http:// or https:// URL, got {}",
+                crate::source::redact_url(&source)
+            )));
+        }
+        let sha256 = match sha256 {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(hex.to_ascii_lowercase())
+            }
+            Some(_) => {
+                return Err(SourceError::Config("--sha256 must be 64 hex digits".into()));
+            }
+            None => None,
+        };
+        let auth = match (basic_auth_file, bearer_token_file) {
+            (Some(f), _) => Some(Auth::basic_from_file(&f)?),
+            (None, Some(f)) => Some(Auth::bearer_from_file(&f)?),
+            (None, None) => None,
+        };
+        Ok(SourceSpec {
+            url: source,
+            kind,
+            reference,
+            path: path.filter(|p| !p.is_empty()),
+            sha256,
+            sha256_from_url,
+            http: HttpOptions {
+                auth,
+                ca_file,
+                proxy: https_proxy.filter(|p| !p.is_empty()),
+                no_proxy,
+                connect_timeout: Duration::from_secs(connect_timeout),
+                read_timeout: Duration::from_secs(read_timeout),
+                ..HttpOptions::default()
+            },
+            limits: Limits {
+                max_pack_bytes,
+                max_object_bytes,
+                max_files,
+                max_total_bytes,
+            },
+        })
+    }
+}

@@ -1,0 +1,388 @@
+//! Git smart HTTP. Polling is one request once the protocol is known: a v2 `ls-refs`
+//! with `ref-prefix`, `peel` and `symrefs`. Fetching is one v2 `fetch` with `deepen 1`,
+//! `no-progress`, `ofs-delta` (never `thin-pack`: we hold no bases), its side-band
+//! pack spooled to an unlinked temporary file and decoded from there. Servers that do
+//! not speak v2 get the v0 exchange: the `info/refs` advertisement and an
+//! `upload-pack` request with `deepen 1`. Only SHA-1 repositories are supported.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::Mutex;
+
+use super::GitError;
+use super::extract::extract;
+use super::object::ObjectId;
+use super::pack::Pack;
+use super::pktline::{PktReader, SideBand, write_delim, write_flush, write_line};
+use super::refs::{RefSpec, RemoteRef, parse_v0_advertisement, parse_v2_ref, pick};
+use crate::source::http::{Client, io_error, take_userinfo};
+use crate::source::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
+
+const UPLOAD_PACK: &str = "git-upload-pack";
+
+/// What the server told us the first time: its protocol and (after redirects) where
+/// the repository really lives.
+#[derive(Clone, Debug)]
+struct Discovered {
+    base: String,
+    v2: bool,
+    /// v2 only: the server advertised `object-format`, so requests name it.
+    object_format: bool,
+}
+
+/// A Git repository over smart HTTP.
+pub struct GitSource {
+    base: String,
+    shown: String,
+    reference: RefSpec,
+    path: Option<String>,
+    limits: Limits,
+    client: Client,
+    discovered: Mutex<Option<Discovered>>,
+}
+
+impl GitSource {
+    pub fn new(spec: SourceSpec) -> Result<Self, SourceError> {
+        let SourceSpec {
+            url,
+            kind: _,
+            reference,
+            path,
+            sha256,
+            sha256_from_url,
+            mut http,
+            limits,
+        } = spec;
+        if sha256.is_some() || sha256_from_url {
+            return Err(SourceError::Config(
+                "--sha256 applies to tarball sources only".into(),
+            ));
+        }
+        let base = take_userinfo(url.trim_end_matches('/'), &mut http);
+        Ok(Self {
+            shown: redact_url(&base),
+            reference: RefSpec::parse(&reference)?,
+            path,
+            limits,
+            client: Client::new(&http)?,
+            discovered: Mutex::new(None),
+            base,
+        })
+    }
+
+    pub fn display_url(&self) -> &str {
+        &self.shown
+    }
+
+    pub fn bytes_received(&self) -> u64 {
+        self.client.received()
+    }
+
+    /// The commit the configured ref names now.
+    pub fn resolve(&self) -> Result<Revision, SourceError> {
+        if let RefSpec::Commit(id) = &self.reference {
+            return Ok(Revision::commit(*id));
+        }
+        let known = self.discovered.lock().ok().and_then(|d| d.clone());
+        let refs = match known {
+            Some(d) if d.v2 => self.ls_refs(&d)?,
+            _ => match self.discover()? {
+                (d, None) => self.ls_refs(&d)?,
+                (_, Some(v0_refs)) => v0_refs,
+            },
+        };
+        let id = pick(&self.reference, &refs).map_err(|e| e.into_source(&self.shown))?;
+        Ok(Revision::commit(id))
+    }
+
+    /// Fetches `revision` (a commit id) and extracts its tree into the empty `into`.
+    pub fn fetch(&self, revision: &Revision, into: &Path) -> Result<Snapshot, SourceError> {
+        let want = revision.commit_id().ok_or_else(|| {
+            SourceError::Config(format!("revision {revision} is not a git commit id"))
+        })?;
+        let known = self.discovered.lock().ok().and_then(|d| d.clone());
+        let d = match known {
+            Some(d) => d,
+            None => self.discover()?.0,
+        };
+        let body = if d.v2 {
+            self.v2_fetch_request(&d, want)
+        } else {
+            v0_fetch_request(want)
+        };
+        let url = format!("{}/{UPLOAD_PACK}", d.base);
+        let resp = self.client.post(&url, &rpc_headers(d.v2), &body)?;
+        let mut pkt = PktReader::new(self.client.body(&url, resp));
+        if d.v2 {
+            self.skip_to_packfile_v2(&mut pkt)?;
+        } else {
+            self.skip_to_packfile_v0(&mut pkt)?;
+        }
+        let file = spool(into, SideBand::new(pkt), &self.limits, &self.shown)?;
+        let mut pack = Pack::open(file, self.limits.max_object_bytes).map_err(|e| self.err(e))?;
+        tracing::debug!(url = %self.shown, objects = pack.len(), "pack verified");
+        let out = extract(
+            &mut pack,
+            want,
+            self.path.as_deref(),
+            into,
+            &self.limits,
+            &self.shown,
+        )?;
+        Ok(Snapshot::new(
+            revision.clone(),
+            into.to_path_buf(),
+            out.files,
+            out.bytes,
+            self.shown.clone(),
+        ))
+    }
+
+    /// `GET info/refs` asking for v2. Returns the v0 refs too when the server answered
+    /// with a v0 advertisement (which already is the poll's answer).
+    fn discover(&self) -> Result<(Discovered, Option<Vec<RemoteRef>>), SourceError> {
+        let url = format!("{}/info/refs?service={UPLOAD_PACK}", self.base);
+        let resp = self.client.get(&url, &[("Git-Protocol", "version=2")])?;
+        let final_url = ureq::ResponseExt::get_uri(&resp).to_string();
+        let base = final_url
+            .split_once("/info/refs")
+            .map_or_else(|| self.base.clone(), |(b, _)| b.to_string());
+        let body = self.client.body(&url, resp);
+        let mut pkt = PktReader::new(body.take(self.limits.max_pack_bytes));
+        let mut first = pkt.read_line().map_err(|e| self.err(e))?;
+        if first.as_deref() == Some("# service=git-upload-pack") {
+            // Smart HTTP's v0 preamble: the service line, then a flush.
+            if pkt.read_line().map_err(|e| self.err(e))?.is_some() {
+                return Err(self.err(GitError::Unexpected("no flush after service line".into())));
+            }
+            first = pkt.read_line().map_err(|e| self.err(e))?;
+        }
+        if first.as_deref() == Some("version 2") {
+            let mut object_format = false;
+            while let Some(cap) = pkt.read_line().map_err(|e| self.err(e))? {
+                if let Some(format) = cap.strip_prefix("object-format=") {
+                    self.check_format(format)?;
+                    object_format = true;
+                }
+            }
+            let d = Discovered {
+                base,
+                v2: true,
+                object_format,
+            };
+            self.remember(&d);
+            return Ok((d, None));
+        }
+        let (refs, caps) = parse_v0_advertisement(first, &mut pkt).map_err(|e| self.err(e))?;
+        if let Some(format) = caps.iter().find_map(|c| c.strip_prefix("object-format=")) {
+            self.check_format(format)?;
+        }
+        tracing::debug!(url = %self.shown, refs = refs.len(), "server speaks protocol v0");
+        let d = Discovered {
+            base,
+            v2: false,
+            object_format: false,
+        };
+        self.remember(&d);
+        Ok((d, Some(refs)))
+    }
+
+    fn remember(&self, d: &Discovered) {
+        if let Ok(mut slot) = self.discovered.lock() {
+            *slot = Some(d.clone());
+        }
+    }
+
+    fn check_format(&self, format: &str) -> Result<(), SourceError> {
+        if format == "sha1" {
+            Ok(())
+        } else {
+            Err(SourceError::UnsupportedObjectFormat {
+                url: self.shown.clone(),
+                format: format.to_string(),
+            })
+        }
+    }
+
+    fn ls_refs(&self, d: &Discovered) -> Result<Vec<RemoteRef>, SourceError> {
+        let mut body = Vec::new();
+        write_line(&mut body, "command=ls-refs");
+        if d.object_format {
+            write_line(&mut body, "object-format=sha1");
+        }
+        write_delim(&mut body);
+        write_line(&mut body, "peel");
+        write_line(&mut body, "symrefs");
+        for prefix in self.reference.prefixes() {
+            write_line(&mut body, &format!("ref-prefix {prefix}"));
+        }
+        write_flush(&mut body);
+        let url = format!("{}/{UPLOAD_PACK}", d.base);
+        let resp = self.client.post(&url, &rpc_headers(true), &body)?;
+        let mut pkt = PktReader::new(
+            self.client
+                .body(&url, resp)
+                .take(self.limits.max_pack_bytes),
+        );
+        let mut refs = Vec::new();
+        while let Some(line) = pkt.read_line().map_err(|e| self.err(e))? {
+            refs.push(parse_v2_ref(&line).map_err(|e| self.err(e))?);
+        }
+        Ok(refs)
+    }
+
+    fn v2_fetch_request(&self, d: &Discovered, want: ObjectId) -> Vec<u8> {
+        let mut body = Vec::new();
+        write_line(&mut body, "command=fetch");
+        if d.object_format {
+            write_line(&mut body, "object-format=sha1");
+        }
+        write_delim(&mut body);
+        write_line(&mut body, "no-progress");
+        write_line(&mut body, "ofs-delta");
+        write_line(&mut body, "deepen 1");
+        write_line(&mut body, &format!("want {want}"));
+        write_line(&mut body, "done");
+        write_flush(&mut body);
+        body
+    }
+
+    /// Skips the sections before `packfile` (`shallow-info`, `wanted-refs`, …).
+    fn skip_to_packfile_v2<R: Read>(&self, pkt: &mut PktReader<R>) -> Result<(), SourceError> {
+        loop {
+            match pkt.read_line().map_err(|e| self.err(e))? {
+                Some(line) if line == "packfile" => return Ok(()),
+                Some(section) if is_v2_section(&section) => {
+                    while pkt.read_line().map_err(|e| self.err(e))?.is_some() {}
+                }
+                Some(other) => {
+                    return Err(self.err(GitError::Unexpected(format!("line {other:?}"))));
+                }
+                None => {
+                    return Err(self.err(GitError::Unexpected("no packfile section".into())));
+                }
+            }
+        }
+    }
+
+    /// v0: `shallow` lines and a flush (we asked for a depth), then `NAK`.
+    fn skip_to_packfile_v0<R: Read>(&self, pkt: &mut PktReader<R>) -> Result<(), SourceError> {
+        while let Some(line) = pkt.read_line().map_err(|e| self.err(e))? {
+            if !line.starts_with("shallow ") && !line.starts_with("unshallow ") {
+                return Err(self.err(GitError::Unexpected(format!("line {line:?}"))));
+            }
+        }
+        match pkt.read_line().map_err(|e| self.err(e))? {
+            Some(line) if line == "NAK" || line.starts_with("ACK ") => Ok(()),
+            other => Err(self.err(GitError::Unexpected(format!("expected NAK, got {other:?}")))),
+        }
+    }
+
+    /// A protocol error, except that a failing read of the response is network trouble.
+    fn err(&self, e: GitError) -> SourceError {
+        match e {
+            GitError::Io(io) => io_error(&self.shown, io),
+            source => SourceError::Git {
+                url: self.shown.clone(),
+                source,
+            },
+        }
+    }
+}
+
+fn is_v2_section(name: &str) -> bool {
+    matches!(
+        name,
+        "acknowledgments" | "shallow-info" | "wanted-refs" | "packfile-uris"
+    )
+}
+
+fn rpc_headers(v2: bool) -> Vec<(&'static str, &'static str)> {
+    let mut h = vec![
+        ("Content-Type", "application/x-git-upload-pack-request"),
+        ("Accept", "application/x-git-upload-pack-result"),
+    ];
+    if v2 {
+        h.push(("Git-Protocol", "version=2"));
+    }
+    h
+}
+
+fn v0_fetch_request(want: ObjectId) -> Vec<u8> {
+    let mut body = Vec::new();
+    write_line(
+        &mut body,
+        &format!(
+            "want {want} side-band-64k ofs-delta shallow no-progress agent=git/hawser-{}",
+            env!("CARGO_PKG_VERSION")
+        ),
+    );
+    write_line(&mut body, "deepen 1");
+    write_flush(&mut body);
+    write_line(&mut body, "done");
+    body
+}
+
+/// Copies the side-band pack into an unlinked file next to `into`, bounded by the
+/// pack limit. The file disappears when its handle is dropped, even on a crash.
+fn spool<R: Read>(
+    into: &Path,
+    mut pack: SideBand<R>,
+    limits: &Limits,
+    url: &str,
+) -> Result<File, SourceError> {
+    let path = into.with_file_name(format!(
+        ".{}.pack",
+        into.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| SourceError::write(&path, e))?;
+    std::fs::remove_file(&path).map_err(|e| SourceError::write(&path, e))?;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match pack.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                return Err(match GitError::from_io(e) {
+                    GitError::Io(io) => io_error(url, io),
+                    source => SourceError::Git {
+                        url: url.to_string(),
+                        source,
+                    },
+                });
+            }
+        };
+        total += n as u64;
+        if total > limits.max_pack_bytes {
+            return Err(SourceError::Limit {
+                limit: "max-pack-bytes",
+                max: limits.max_pack_bytes,
+            });
+        }
+        file.write_all(&buf[..n])
+            .map_err(|e| SourceError::write(&path, e))?;
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| SourceError::write(&path, e))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetch_requests_never_ask_for_thin_packs() {
+        let v0 = String::from_utf8(v0_fetch_request(ObjectId([1; 20]))).unwrap();
+        assert!(v0.contains("deepen 1") && !v0.contains("thin-pack"), "{v0}");
+    }
+}

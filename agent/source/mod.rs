@@ -1,0 +1,408 @@
+//! The source stage: turns a configured location into a verified [`Snapshot`].
+//!
+//! In: a [`SourceSpec`] (URL, ref, subpath, HTTP options, limits). Out: a cheap
+//! [`Revision`] from [`Source::resolve`] on every poll, and a [`Snapshot`] directory
+//! from [`Source::fetch`] only when the revision changed. Git objects are verified by
+//! recomputing every id; archives by their sha256. What can go wrong is a
+//! [`SourceError`]: network trouble and 5xx answers are transient (retry later),
+//! everything else is a property of the source and fails the same way again.
+
+pub mod atomic;
+pub mod git;
+pub mod http;
+pub mod tarball;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use git::GitError;
+use git::object::ObjectId;
+
+pub use http::{Auth, HttpOptions};
+
+/// What a source names: a Git commit id (40 hex digits) or, for an archive without a
+/// commit id, `sha256:<hex>` of the archive.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct Revision(String);
+
+impl Revision {
+    pub fn commit(id: ObjectId) -> Self {
+        Self(id.to_string())
+    }
+
+    pub fn sha256(hex: &str) -> Self {
+        Self(format!("sha256:{hex}"))
+    }
+
+    /// Parses the string form (as stored by the cache).
+    pub fn parse(s: &str) -> Option<Self> {
+        if let Some(id) = ObjectId::from_hex(s) {
+            return Some(Self::commit(id));
+        }
+        let hex = s.strip_prefix("sha256:")?;
+        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self::sha256(&hex.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The commit id, when the revision is one.
+    pub fn commit_id(&self) -> Option<ObjectId> {
+        ObjectId::from_hex(&self.0)
+    }
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A fetched and verified tree on disk. Only the verifying fetch paths construct one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    revision: Revision,
+    dir: PathBuf,
+    files: u64,
+    bytes: u64,
+    source: String,
+}
+
+impl Snapshot {
+    pub(in crate::source) fn new(
+        revision: Revision,
+        dir: PathBuf,
+        files: u64,
+        bytes: u64,
+        source: String,
+    ) -> Self {
+        Self {
+            revision,
+            dir,
+            files,
+            bytes,
+            source,
+        }
+    }
+
+    pub fn revision(&self) -> &Revision {
+        &self.revision
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn files(&self) -> u64 {
+        self.files
+    }
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    /// The source URL, without credentials or query.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The same snapshot after its directory was moved (atomic rename into place).
+    pub fn moved_to(self, dir: PathBuf) -> Self {
+        Self { dir, ..self }
+    }
+}
+
+/// Resource limits; exceeding one is an error naming it, and nothing is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes downloaded: a pack, or an archive as sent.
+    pub max_pack_bytes: u64,
+    /// Bytes of one object or archive entry.
+    pub max_object_bytes: u64,
+    /// Files written.
+    pub max_files: u64,
+    /// Bytes written, and bytes decompressed from an archive.
+    pub max_total_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_pack_bytes: 256 << 20,
+            max_object_bytes: 128 << 20,
+            max_files: 100_000,
+            max_total_bytes: 1 << 30,
+        }
+    }
+}
+
+/// Which protocol a URL is fetched with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Git,
+    Tarball,
+}
+
+impl SourceKind {
+    /// `.tar.gz`, `.tgz` and `.tar` are archives, anything else is a Git repository.
+    pub fn from_url(url: &str) -> Self {
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        if [".tar.gz", ".tgz", ".tar"]
+            .iter()
+            .any(|s| path.ends_with(s))
+        {
+            SourceKind::Tarball
+        } else {
+            SourceKind::Git
+        }
+    }
+}
+
+/// Everything needed to poll and fetch one source, validated once at startup.
+#[derive(Clone, Debug)]
+pub struct SourceSpec {
+    pub url: String,
+    pub kind: SourceKind,
+    /// Branch, tag, full ref name, `HEAD` or a 40-hex commit id (Git only).
+    pub reference: String,
+    /// Subdirectory of the tree to extract (Git only; `None` for the whole tree).
+    pub path: Option<String>,
+    /// Pinned sha256 of the archive (lowercase hex).
+    pub sha256: Option<String>,
+    /// Verify the archive against `<url>.sha256`.
+    pub sha256_from_url: bool,
+    pub http: HttpOptions,
+    pub limits: Limits,
+}
+
+/// A configured source.
+pub enum Source {
+    Git(git::protocol::GitSource),
+    Tarball(tarball::TarballSource),
+}
+
+impl Source {
+    pub fn new(spec: SourceSpec) -> Result<Self, SourceError> {
+        Ok(match spec.kind {
+            SourceKind::Git => Source::Git(git::protocol::GitSource::new(spec)?),
+            SourceKind::Tarball => Source::Tarball(tarball::TarballSource::new(spec)?),
+        })
+    }
+
+    /// The revision the source names now, with as little traffic as possible.
+    pub fn resolve(&self) -> Result<Revision, SourceError> {
+        match self {
+            Source::Git(g) => g.resolve(),
+            Source::Tarball(t) => t.resolve(),
+        }
+    }
+
+    /// Fetches `revision` and writes its files into `into`, which must not exist yet.
+    pub fn fetch(&self, revision: &Revision, into: &Path) -> Result<Snapshot, SourceError> {
+        match self {
+            Source::Git(g) => g.fetch(revision, into),
+            Source::Tarball(t) => t.fetch(revision, into),
+        }
+    }
+
+    /// Response body bytes received so far (for measuring poll cost).
+    pub fn bytes_received(&self) -> u64 {
+        match self {
+            Source::Git(g) => g.bytes_received(),
+            Source::Tarball(t) => t.bytes_received(),
+        }
+    }
+
+    /// The URL as it may be printed: no credentials, no query.
+    pub fn display_url(&self) -> &str {
+        match self {
+            Source::Git(g) => g.display_url(),
+            Source::Tarball(t) => t.display_url(),
+        }
+    }
+}
+
+/// Strips user info, query and fragment from a URL so it can be printed.
+pub fn redact_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Why a source could not be resolved or fetched. Messages are one lowercase line
+/// naming the URL (redacted), object, path or limit.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("invalid source configuration: {0}")]
+    Config(String),
+    #[error("reading {what} {path}: {source}")]
+    ReadFile {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{url}: {message}")]
+    Network { url: String, message: String },
+    #[error("{url}: timed out")]
+    Timeout { url: String },
+    #[error("{url}: http {status}{}", status_hint(*status))]
+    Http { url: String, status: u16 },
+    #[error("{url}: {source}")]
+    Git {
+        url: String,
+        #[source]
+        source: GitError,
+    },
+    #[error("{url}: ref {reference} not found")]
+    RefNotFound { url: String, reference: String },
+    #[error("{url}: ref {reference} is ambiguous ({candidates}); use the full ref name")]
+    AmbiguousRef {
+        url: String,
+        reference: String,
+        candidates: String,
+    },
+    #[error("{url}: repository uses {format} object ids; hawser supports sha1 only")]
+    UnsupportedObjectFormat { url: String, format: String },
+    #[error("{limit} limit of {max} exceeded")]
+    Limit { limit: &'static str, max: u64 },
+    #[error("path {path} not found in commit {commit}")]
+    PathNotFound { path: String, commit: String },
+    #[error("path {path} in commit {commit} is not a directory")]
+    PathNotDirectory { path: String, commit: String },
+    #[error("symlink {path} points outside the snapshot")]
+    SymlinkEscape { path: String },
+    #[error("{url}: archive entry {path:?} rejected: {reason}")]
+    UnsafeEntry {
+        url: String,
+        path: String,
+        reason: &'static str,
+    },
+    #[error("{url}: invalid archive: {message}")]
+    Archive { url: String, message: String },
+    #[error("{url}: sha256 mismatch: expected {expected}, got {actual}")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{url}: revision moved from {expected} to {actual} during the fetch")]
+    RevisionMoved {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 => " (authentication required or credentials rejected)",
+        403 => " (forbidden)",
+        404 => " (not found)",
+        407 => " (proxy authentication required)",
+        429 => " (too many requests)",
+        500..=599 => " (server error)",
+        _ => "",
+    }
+}
+
+impl SourceError {
+    /// Whether retrying later may succeed: network trouble, timeouts, 5xx, 429, and a
+    /// ref that moved while it was being fetched.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Network { .. }
+            | SourceError::Timeout { .. }
+            | SourceError::RevisionMoved { .. } => true,
+            SourceError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn write(path: &Path, source: std::io::Error) -> Self {
+        SourceError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_printed_without_credentials_or_query() {
+        assert_eq!(
+            redact_url("https://user:secret@example.com/org/repo.git?token=x#frag"),
+            "https://example.com/org/repo.git"
+        );
+        assert_eq!(redact_url("http://h:8080"), "http://h:8080");
+    }
+
+    #[test]
+    fn kind_follows_the_url_suffix() {
+        assert_eq!(
+            SourceKind::from_url("https://h/a.tar.gz?x=1"),
+            SourceKind::Tarball
+        );
+        assert_eq!(SourceKind::from_url("https://h/a.tgz"), SourceKind::Tarball);
+        assert_eq!(SourceKind::from_url("https://h/a.tar"), SourceKind::Tarball);
+        assert_eq!(SourceKind::from_url("https://h/a.git"), SourceKind::Git);
+    }
+
+    #[test]
+    fn revisions_parse_both_forms() {
+        let c = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+        assert_eq!(Revision::parse(c).unwrap().as_str(), c);
+        let s = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(Revision::parse(&s).unwrap().as_str(), s);
+        assert!(Revision::parse("sha256:abc").is_none());
+        assert!(Revision::parse("main").is_none());
+    }
+
+    #[test]
+    fn transient_errors_are_the_retryable_ones() {
+        let url = "u".to_string();
+        assert!(
+            SourceError::Http {
+                url: url.clone(),
+                status: 503
+            }
+            .is_transient()
+        );
+        assert!(
+            !SourceError::Http {
+                url: url.clone(),
+                status: 404
+            }
+            .is_transient()
+        );
+        assert!(SourceError::Timeout { url: url.clone() }.is_transient());
+        assert!(
+            !SourceError::Limit {
+                limit: "max-files",
+                max: 1
+            }
+            .is_transient()
+        );
+        assert_eq!(
+            SourceError::Http { url, status: 401 }.to_string(),
+            "u: http 401 (authentication required or credentials rejected)"
+        );
+    }
+}
