@@ -10,8 +10,10 @@
 //! stages; the middle stages are pure and know nothing about a cluster or a network.
 
 pub mod apply;
+pub mod cache;
 pub mod cli;
 pub mod cluster;
+pub mod duration;
 pub mod health;
 pub mod inventory;
 pub mod manifests;

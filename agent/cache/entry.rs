@@ -1,0 +1,225 @@
+//! One snapshot entry: its key, its meta.json, and the steps that build it.
+//!
+//! Building happens in `tmp/entry-...` and ends with one rename into `snapshots/`, so
+//! a reader (or a restart) sees a whole entry or none. Each step is its own method so
+//! the crash tests can stop between any two.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::CacheError;
+use super::state::Record;
+use super::tree::{self, TreeSummary};
+
+/// A verified snapshot in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub revision: String,
+    /// Where it was fetched from.
+    pub source: String,
+    /// Tree digest, `sha256:<hex>` (see the `tree` module for its definition).
+    pub digest: String,
+    pub files: u64,
+    pub bytes: u64,
+    /// Unix seconds.
+    pub stored_at: u64,
+    /// The directory holding the files.
+    pub tree: PathBuf,
+}
+
+impl Entry {
+    /// The state record for this entry, as applied or good at `at` (unix seconds).
+    pub fn record(&self, at: u64) -> Record {
+        Record {
+            revision: self.revision.clone(),
+            digest: self.digest.clone(),
+            source: self.source.clone(),
+            at,
+        }
+    }
+}
+
+/// meta.json.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Meta {
+    revision: String,
+    source: String,
+    digest: String,
+    files: u64,
+    bytes: u64,
+    stored_at: u64,
+}
+
+impl Meta {
+    fn into_entry(self, dir: &Path) -> Entry {
+        let Meta {
+            revision,
+            source,
+            digest,
+            files,
+            bytes,
+            stored_at,
+        } = self;
+        Entry {
+            revision,
+            source,
+            digest,
+            files,
+            bytes,
+            stored_at,
+            tree: tree::tree_of(dir),
+        }
+    }
+}
+
+/// The directory name for a revision: a git commit id (40 or 64 hex digits, as
+/// lowercase) or `sha256-<64 hex>` (also accepted as `sha256:<hex>`, the form archives
+/// and bundles are named by). Anything else is refused, so a revision can never name
+/// a path outside `snapshots/`.
+pub fn key(revision: &str) -> Result<String, CacheError> {
+    let is_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let lower = revision.to_ascii_lowercase();
+    if is_hex(&lower, 40) || is_hex(&lower, 64) {
+        return Ok(lower);
+    }
+    if let Some(hex) = lower
+        .strip_prefix("sha256:")
+        .or_else(|| lower.strip_prefix("sha256-"))
+        && is_hex(hex, 64)
+    {
+        return Ok(format!("sha256-{hex}"));
+    }
+    Err(CacheError::BadRevision {
+        revision: revision.to_string(),
+    })
+}
+
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// An entry being built under `tmp/`.
+pub(crate) struct Pending {
+    pub dir: PathBuf,
+    key: String,
+    revision: String,
+    source: String,
+}
+
+impl Pending {
+    pub fn new(tmp: &Path, key: &str, revision: &str, source: &str) -> Pending {
+        Pending {
+            dir: tmp.join(tree::unique_name(&format!("entry-{key}"))),
+            key: key.to_string(),
+            revision: revision.to_string(),
+            source: source.to_string(),
+        }
+    }
+
+    /// Step 1: moves (or copies) the staged files into `<entry>/tree`, hashes them and
+    /// fsyncs every file and directory.
+    pub fn take_tree(&self, staged: &Path, moved: bool) -> Result<TreeSummary, CacheError> {
+        fs::create_dir(&self.dir)
+            .map_err(|e| CacheError::io("creating directory", &self.dir, e))?;
+        let tree = tree::tree_of(&self.dir);
+        if moved {
+            fs::rename(staged, &tree)
+                .map_err(|e| CacheError::io("moving staged tree", staged, e))?;
+        } else {
+            tree::copy_tree(staged, &tree)?;
+        }
+        tree::summarize(&tree, true)
+    }
+
+    /// Step 2: writes and fsyncs `<entry>/meta.json`.
+    pub fn write_meta(&self, summary: &TreeSummary) -> Result<Entry, CacheError> {
+        let meta = Meta {
+            revision: self.revision.clone(),
+            source: self.source.clone(),
+            digest: summary.digest.clone(),
+            files: summary.files,
+            bytes: summary.bytes,
+            stored_at: now(),
+        };
+        let path = self.dir.join("meta.json");
+        let bytes = serde_json::to_vec_pretty(&meta).map_err(|source| CacheError::Encode {
+            path: path.clone(),
+            source,
+        })?;
+        tree::write_synced(&path, &bytes)?;
+        Ok(meta.into_entry(&self.dir))
+    }
+
+    /// Step 3: fsyncs the entry directory, making meta.json's name durable.
+    pub fn sync(&self) -> Result<(), CacheError> {
+        tree::sync_dir(&self.dir)
+    }
+
+    /// Step 4: renames the entry into `snapshots/` and fsyncs both parents.
+    pub fn commit(&self, snapshots: &Path, built: Entry) -> Result<Entry, CacheError> {
+        let target = snapshots.join(&self.key);
+        tree::rename_synced(&self.dir, &target)?;
+        Ok(Entry {
+            tree: tree::tree_of(&target),
+            ..built
+        })
+    }
+
+    /// Removes a half-built entry after a failed step (best effort: the next open
+    /// empties `tmp/` anyway).
+    pub fn discard(&self) {
+        let _ = tree::remove_all(&self.dir);
+    }
+}
+
+/// Reads an entry's meta.json without checking the tree.
+pub(crate) fn read_meta(dir: &Path) -> Result<Entry, String> {
+    let bytes = fs::read(dir.join("meta.json")).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => "meta.json is missing".to_string(),
+        _ => format!("reading meta.json: {e}"),
+    })?;
+    let meta: Meta =
+        serde_json::from_slice(&bytes).map_err(|e| format!("meta.json is not valid: {e}"))?;
+    Ok(meta.into_entry(dir))
+}
+
+/// Verifies the entry in `dir` (named `key`) against its meta.json. `Ok(Err(problem))`
+/// means corrupt; `Err` is an I/O failure that says nothing about the entry.
+pub(crate) fn check(dir: &Path, key_name: &str) -> Result<Result<Entry, String>, CacheError> {
+    let entry = match read_meta(dir) {
+        Ok(entry) => entry,
+        Err(problem) => return Ok(Err(problem)),
+    };
+    if key(&entry.revision).ok().as_deref() != Some(key_name) {
+        return Ok(Err(format!("meta.json names revision {}", entry.revision)));
+    }
+    if !entry.tree.is_dir() {
+        return Ok(Err("tree/ is missing".into()));
+    }
+    let found = match tree::summarize(&entry.tree, false) {
+        Ok(found) => found,
+        Err(e @ (CacheError::NotAFile { .. } | CacheError::BadPath { .. })) => {
+            return Ok(Err(e.to_string()));
+        }
+        Err(CacheError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(Err("a file vanished while verifying".into()));
+        }
+        Err(e) => return Err(e),
+    };
+    if found.digest != entry.digest {
+        return Ok(Err(format!(
+            "digest is {}, meta.json says {}",
+            found.digest, entry.digest
+        )));
+    }
+    if (found.files, found.bytes) != (entry.files, entry.bytes) {
+        return Ok(Err("file count or size differs from meta.json".into()));
+    }
+    Ok(Ok(entry))
+}

@@ -1,0 +1,126 @@
+//! `state.json`: which revision is applied, which is good, what was rejected and which
+//! commit statuses were posted. The agent reads it once at start and writes it after
+//! every change, atomically, so a restart (with Git down) knows what to enforce.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::CacheError;
+use super::tree::{remove_all, rename_synced, unique_name, write_synced};
+
+/// The agent's memory across restarts. Unknown fields are ignored and missing ones
+/// default, so an older or newer agent can read the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    /// The revision whose writes and prunes all succeeded, enforced on every drift tick.
+    pub applied: Option<Record>,
+    /// The last applied revision that was also healthy within the timeout.
+    pub good: Option<Record>,
+    /// The last rejected revision: not retried until the source moves.
+    pub rejected: Option<Rejected>,
+    /// Commit statuses already posted, so a restart does not post them again.
+    pub posted: Vec<PostedStatus>,
+}
+
+/// One revision as the cache knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub revision: String,
+    /// The tree digest stored with the entry (`sha256:<hex>`).
+    pub digest: String,
+    /// Where the revision came from (URL and ref, bundle path, ...).
+    pub source: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// A revision that failed manifests, scope or dry run, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    pub revision: String,
+    pub reason: String,
+    /// Unix seconds.
+    pub at: u64,
+}
+
+/// A commit status as posted to the forge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostedStatus {
+    pub commit: String,
+    /// `hawser/<cluster-name>`.
+    pub context: String,
+    /// `pending`, `success` or `failure`.
+    pub state: String,
+    pub description: String,
+}
+
+impl State {
+    /// Whether exactly this status was already posted.
+    pub fn was_posted(&self, status: &PostedStatus) -> bool {
+        self.posted.contains(status)
+    }
+
+    /// Records a posted status, replacing an earlier one for the same commit and
+    /// context, and keeps only the newest `keep` (the forge keeps the history).
+    pub fn record_posted(&mut self, status: PostedStatus, keep: usize) {
+        self.posted
+            .retain(|p| !(p.commit == status.commit && p.context == status.context));
+        self.posted.push(status);
+        let excess = self.posted.len().saturating_sub(keep.max(1));
+        self.posted.drain(..excess);
+    }
+
+    /// Revisions the cache must not evict.
+    pub(crate) fn protected(&self) -> impl Iterator<Item = &str> {
+        [&self.applied, &self.good]
+            .into_iter()
+            .flatten()
+            .map(|r| r.revision.as_str())
+    }
+}
+
+/// Reads `path`; a missing file is the empty state.
+pub(crate) fn read(path: &Path) -> Result<State, CacheError> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(e) => return Err(CacheError::io("reading", path, e)),
+    };
+    serde_json::from_slice(&bytes).map_err(|source| CacheError::BadState {
+        path: path.into(),
+        source,
+    })
+}
+
+/// The steps of an atomic state write, split so tests can stop between them.
+pub(crate) struct PendingState {
+    pub temp: std::path::PathBuf,
+}
+
+/// Writes the new state to a temporary file in `tmp` and fsyncs it. Nothing is
+/// visible at `path` yet.
+pub(crate) fn prepare(tmp: &Path, state: &State) -> Result<PendingState, CacheError> {
+    let temp = tmp.join(unique_name("state"));
+    let bytes = serde_json::to_vec_pretty(state).map_err(|source| CacheError::Encode {
+        path: temp.clone(),
+        source,
+    })?;
+    if let Err(e) = write_synced(&temp, &bytes) {
+        let _ = remove_all(&temp);
+        return Err(e);
+    }
+    Ok(PendingState { temp })
+}
+
+/// Renames the prepared file over `path` and fsyncs the directory.
+pub(crate) fn commit(pending: PendingState, path: &Path) -> Result<(), CacheError> {
+    let result = rename_synced(&pending.temp, path);
+    if result.is_err() {
+        let _ = remove_all(&pending.temp);
+    }
+    result
+}
