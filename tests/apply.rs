@@ -601,3 +601,51 @@ fn hostile_manifests_give_one_line_errors_before_any_contact() {
         "nothing written"
     );
 }
+
+#[test]
+fn applies_from_a_git_source_and_names_the_revision() {
+    let f = Fixture::new("apply-git");
+    let server = support::GitServer::start(support::GitServerOptions::default());
+    let repo = support::Repo::create(&server);
+    for (path, content) in app(&f.ns.name, 1, "from-git") {
+        repo.write(&format!("clusters/edge/{path}"), content);
+    }
+    repo.write(
+        "clusters/other/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: not-this-cluster\n",
+    );
+    let commit = repo.commit("edge app");
+    repo.push();
+    let args = [
+        "apply",
+        "--once",
+        "--source",
+        repo.url(),
+        "--ref",
+        "main",
+        "--path",
+        "clusters/edge",
+        "--namespace",
+        &f.ns.name,
+    ];
+    let run = hawser(&args, &f.kubeconfig);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!("revision {commit}")),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        get_field("configmap", &f.ns.name, "web-config", "{.data.greeting}").as_deref(),
+        Some("from-git")
+    );
+    assert!(
+        get_field(
+            "configmap",
+            &f.ns.name,
+            "not-this-cluster",
+            "{.metadata.name}"
+        )
+        .is_none()
+    );
+}

@@ -2,12 +2,11 @@
 //! integration test relies on. Needs `eval "$(tests/env/up)"` first (scripts/test
 //! does it).
 
-#[path = "support/cluster.rs"]
-mod cluster;
+mod support;
 
 use std::time::Duration;
 
-use cluster::{TestNamespace, eventually, get_field, kubectl, kubectl_raw, sa_kubeconfig};
+use support::cluster::{TestNamespace, eventually, get_field, kubectl, kubectl_raw, sa_kubeconfig};
 
 const CONFIGMAP: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: probe\ndata:\n  k: v\n";
@@ -134,7 +133,7 @@ fn deployments_become_available_when_kwok_runs() {
 #[test]
 fn deleted_namespaces_go_away() {
     // The namespace controller and the garbage collector run: nothing stays Terminating.
-    let name = cluster::unique("cp-gone");
+    let name = support::cluster::unique("cp-gone");
     kubectl(&["create", "namespace", &name]);
     kubectl(&[
         "create",

@@ -122,8 +122,19 @@ pub async fn apply(
             .iter()
             .filter_map(|m| m.object["apiVersion"].as_str().map(str::to_string))
             .collect();
-        discovered.forget(&versions);
-        discovered.learn(client, versions).await?;
+        // Established does not mean served yet: discovery lags a moment behind.
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            discovered.forget(&versions);
+            discovered.learn(client, versions.clone()).await?;
+            let all_served = deferred
+                .iter()
+                .all(|m| discovered.kind(&m.id.api_version(), &m.id.kind).is_some());
+            if all_served || tokio::time::Instant::now() > deadline {
+                break;
+            }
+            tokio::time::sleep(POLL).await;
+        }
         let mut ready = Vec::new();
         let mut failures = Vec::new();
         for manifest in deferred {

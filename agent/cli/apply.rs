@@ -7,12 +7,14 @@ use anyhow::Context;
 
 use super::Outcome;
 use super::scope_args::ScopeArgs;
+use super::source_args::SourceArgs;
 use crate::apply::Applied;
 use crate::cluster::{self, Discovered};
 use crate::inventory::Parent;
 use crate::manifests::Limits;
 use crate::pipeline::{self, Target, Tree};
 use crate::plan::{Action, PruneGuard, compare};
+use crate::source::Source;
 
 /// Where the manifests come from and how the inventory is named; shared by `apply`,
 /// `diff` and `run`.
@@ -82,22 +84,78 @@ pub struct DiffArgs {
     pub target: TargetArgs,
 }
 
-/// A local directory of manifests.
+/// Where the manifests come from: a source (Git or tarball) or a local directory.
 #[derive(Debug, clap::Args)]
 pub struct InputArgs {
-    /// A local directory holding the manifests.
-    #[arg(long, env = "HAWSER_DIR")]
-    pub dir: PathBuf,
-    /// Only the manifests under this subdirectory.
-    #[arg(long, env = "HAWSER_PATH")]
-    pub path: Option<PathBuf>,
+    /// A local directory holding the manifests, instead of --source.
+    #[arg(
+        long,
+        env = "HAWSER_DIR",
+        conflicts_with = "source",
+        required_unless_present = "source"
+    )]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: Option<SourceArgs>,
+}
+
+/// The manifests to plan, ready on disk; a fetched snapshot lives as long as this.
+struct Input {
+    tree: Tree,
+    revision: Option<String>,
+    _fetched: Option<ScratchDir>,
+}
+
+/// A directory under the system's temporary directory, removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> std::io::Result<Self> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("hawser-snapshot-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir)?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl InputArgs {
-    fn tree(self) -> Tree {
-        Tree {
-            root: self.dir,
-            subpath: self.path,
+    /// Fetches the source (verified) into a temporary directory, or takes `--dir`.
+    fn prepare(self) -> anyhow::Result<Input> {
+        let InputArgs { dir, source } = self;
+        match (dir, source) {
+            (Some(dir), _) => Ok(Input {
+                tree: Tree {
+                    root: dir,
+                    subpath: None,
+                },
+                revision: None,
+                _fetched: None,
+            }),
+            (None, Some(args)) => {
+                let source = Source::new(args.into_spec()?)?;
+                let revision = source.resolve()?;
+                let tmp = ScratchDir::new()?;
+                let snapshot = source.fetch(&revision, &tmp.0)?;
+                Ok(Input {
+                    tree: Tree {
+                        root: snapshot.dir().to_path_buf(),
+                        subpath: None,
+                    },
+                    revision: Some(snapshot.revision().to_string()),
+                    _fetched: Some(tmp),
+                })
+            }
+            (None, None) => anyhow::bail!("give --source URL or --dir DIR"),
         }
     }
 }
@@ -109,14 +167,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         scope,
         target,
     } = args;
-    let tree = input.tree();
     let target = target.target(scope)?;
+    let input = input.prepare()?;
+    let tree = input.tree.clone();
     super::block_on(async {
         let client = cluster::connect().await?;
         let mut discovered = Discovered::default();
         let applied = pipeline::apply(&client, &mut discovered, &tree, &target)
             .await
             .with_context(|| format!("applying {}", pipeline::describe(&tree)))?;
+        if let Some(revision) = &input.revision {
+            println!("revision {revision}");
+        }
         print!("{}", summary(&applied));
         Ok(Outcome::Success)
     })
@@ -128,8 +190,9 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
         scope,
         target,
     } = args;
-    let tree = input.tree();
     let target = target.target(scope)?;
+    let input = input.prepare()?;
+    let tree = input.tree.clone();
     super::block_on(async {
         let client = cluster::connect().await?;
         let mut discovered = Discovered::default();

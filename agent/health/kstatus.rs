@@ -19,7 +19,13 @@ pub fn assess(object: &Value) -> Readiness {
     if let Some(stale) = stale_generation(object) {
         return stale;
     }
-    let group = object["apiVersion"].as_str().unwrap_or_default().split('/').rev().nth(1).unwrap_or("");
+    let group = object["apiVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .split('/')
+        .rev()
+        .nth(1)
+        .unwrap_or("");
     match (group, object["kind"].as_str().unwrap_or_default()) {
         ("apps", "Deployment") => deployment(object),
         ("apps", "StatefulSet") => statefulset(object),
@@ -39,7 +45,11 @@ fn int(object: &Value, pointer: &str) -> Option<i64> {
 }
 
 fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == kind)
+    object
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
 }
 
 fn condition_is(object: &Value, kind: &str, status: &str) -> bool {
@@ -47,14 +57,17 @@ fn condition_is(object: &Value, kind: &str, status: &str) -> bool {
 }
 
 fn message(c: Option<&Value>) -> String {
-    c.and_then(|c| c["message"].as_str().or(c["reason"].as_str())).unwrap_or_default().to_string()
+    c.and_then(|c| c["message"].as_str().or(c["reason"].as_str()))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The controller has not seen the latest spec yet.
 fn stale_generation(object: &Value) -> Option<Readiness> {
     let generation = int(object, "/metadata/generation")?;
     let observed = int(object, "/status/observedGeneration")?;
-    (observed < generation).then(|| InProgress(format!("observed generation {observed} of {generation}")))
+    (observed < generation)
+        .then(|| InProgress(format!("observed generation {observed} of {generation}")))
 }
 
 fn replicas_ready(kind: &str, want: i64, have: &[(&str, Option<i64>)]) -> Readiness {
@@ -69,7 +82,10 @@ fn replicas_ready(kind: &str, want: i64, have: &[(&str, Option<i64>)]) -> Readin
 
 fn deployment(o: &Value) -> Readiness {
     if condition(o, "Progressing").is_some_and(|c| c["reason"] == "ProgressDeadlineExceeded") {
-        return Failed(format!("progress deadline exceeded: {}", message(condition(o, "Progressing"))));
+        return Failed(format!(
+            "progress deadline exceeded: {}",
+            message(condition(o, "Progressing"))
+        ));
     }
     if int(o, "/status/observedGeneration").is_none() {
         return InProgress("Deployment: not yet observed by its controller".into());
@@ -85,7 +101,12 @@ fn deployment(o: &Value) -> Readiness {
     )
     .and_then(|| {
         let total = int(o, "/status/replicas").unwrap_or(0);
-        (total > want).then(|| InProgress(format!("Deployment: {total} replicas, {} wanted (old ones terminating)", want)))
+        (total > want).then(|| {
+            InProgress(format!(
+                "Deployment: {total} replicas, {} wanted (old ones terminating)",
+                want
+            ))
+        })
     })
 }
 
@@ -97,12 +118,16 @@ fn statefulset(o: &Value) -> Readiness {
     replicas_ready(
         "StatefulSet",
         want,
-        &[("ready", int(o, "/status/readyReplicas")), ("updated", int(o, "/status/updatedReplicas"))],
+        &[
+            ("ready", int(o, "/status/readyReplicas")),
+            ("updated", int(o, "/status/updatedReplicas")),
+        ],
     )
     .and_then(|| {
         let current = o.pointer("/status/currentRevision");
         let update = o.pointer("/status/updateRevision");
-        (update.is_some() && current != update).then(|| InProgress("StatefulSet: rolling update in progress".into()))
+        (update.is_some() && current != update)
+            .then(|| InProgress("StatefulSet: rolling update in progress".into()))
     })
 }
 
@@ -123,7 +148,11 @@ fn daemonset(o: &Value) -> Readiness {
 
 fn replicaset(o: &Value) -> Readiness {
     let want = int(o, "/spec/replicas").unwrap_or(1);
-    replicas_ready("ReplicaSet", want, &[("available", int(o, "/status/availableReplicas"))])
+    replicas_ready(
+        "ReplicaSet",
+        want,
+        &[("available", int(o, "/status/availableReplicas"))],
+    )
 }
 
 fn job(o: &Value) -> Readiness {
@@ -139,7 +168,12 @@ fn job(o: &Value) -> Readiness {
 fn pod(o: &Value) -> Readiness {
     match o.pointer("/status/phase").and_then(Value::as_str) {
         Some("Succeeded") => Ready,
-        Some("Failed") => Failed(format!("Pod failed: {}", o.pointer("/status/message").and_then(Value::as_str).unwrap_or(""))),
+        Some("Failed") => Failed(format!(
+            "Pod failed: {}",
+            o.pointer("/status/message")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        )),
         Some("Running") if condition_is(o, "Ready", "True") => Ready,
         phase => InProgress(format!("Pod: {}", phase.unwrap_or("Pending"))),
     }
@@ -149,7 +183,10 @@ fn pvc(o: &Value) -> Readiness {
     match o.pointer("/status/phase").and_then(Value::as_str) {
         Some("Bound") => Ready,
         Some("Lost") => Failed("PersistentVolumeClaim lost its volume".into()),
-        phase => InProgress(format!("PersistentVolumeClaim: {}", phase.unwrap_or("Pending"))),
+        phase => InProgress(format!(
+            "PersistentVolumeClaim: {}",
+            phase.unwrap_or("Pending")
+        )),
     }
 }
 
@@ -157,16 +194,29 @@ fn service(o: &Value) -> Readiness {
     if o.pointer("/spec/type").and_then(Value::as_str) != Some("LoadBalancer") {
         return Ready;
     }
-    let has_ingress =
-        o.pointer("/status/loadBalancer/ingress").and_then(Value::as_array).is_some_and(|i| !i.is_empty());
-    if has_ingress { Ready } else { InProgress("Service: load balancer not provisioned".into()) }
+    let has_ingress = o
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|i| !i.is_empty());
+    if has_ingress {
+        Ready
+    } else {
+        InProgress("Service: load balancer not provisioned".into())
+    }
 }
 
 fn crd(o: &Value) -> Readiness {
     if condition_is(o, "Established", "True") {
         Ready
     } else {
-        InProgress(format!("CustomResourceDefinition not established {}", message(condition(o, "Established"))).trim_end().to_string())
+        InProgress(
+            format!(
+                "CustomResourceDefinition not established {}",
+                message(condition(o, "Established"))
+            )
+            .trim_end()
+            .to_string(),
+        )
     }
 }
 
@@ -181,7 +231,10 @@ fn generic(o: &Value) -> Readiness {
         }
     }
     if condition_is(o, "Reconciling", "True") {
-        return InProgress(format!("reconciling: {}", message(condition(o, "Reconciling"))));
+        return InProgress(format!(
+            "reconciling: {}",
+            message(condition(o, "Reconciling"))
+        ));
     }
     Ready
 }
@@ -205,7 +258,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn deploy(generation: i64, observed: i64, replicas: i64, updated: i64, available: i64) -> Value {
+    fn deploy(
+        generation: i64,
+        observed: i64,
+        replicas: i64,
+        updated: i64,
+        available: i64,
+    ) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"generation": generation},
             "spec": {"replicas": replicas},
@@ -215,8 +274,12 @@ mod tests {
     #[test]
     fn deployments() {
         assert_eq!(assess(&deploy(2, 2, 3, 3, 3)), Ready);
-        assert!(matches!(assess(&deploy(2, 1, 3, 3, 3)), InProgress(r) if r.contains("generation 1 of 2")));
-        assert!(matches!(assess(&deploy(1, 1, 3, 3, 1)), InProgress(r) if r.contains("1 of 3 replicas available")));
+        assert!(
+            matches!(assess(&deploy(2, 1, 3, 3, 3)), InProgress(r) if r.contains("generation 1 of 2"))
+        );
+        assert!(
+            matches!(assess(&deploy(1, 1, 3, 3, 1)), InProgress(r) if r.contains("1 of 3 replicas available"))
+        );
         let mut stuck = deploy(1, 1, 3, 0, 0);
         stuck["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet web-1 has timed out"}]);
         assert!(matches!(assess(&stuck), Failed(r) if r.contains("timed out")));
@@ -235,7 +298,8 @@ mod tests {
         assert!(matches!(assess(&pvc), InProgress(_)));
         let lb = json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {}}});
         assert!(matches!(assess(&lb), InProgress(_)));
-        let cluster_ip = json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "ClusterIP"}});
+        let cluster_ip =
+            json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "ClusterIP"}});
         assert_eq!(assess(&cluster_ip), Ready);
         let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition", "status": {"conditions": [{"type": "Established", "status": "True"}]}});
         assert_eq!(assess(&crd), Ready);
@@ -247,6 +311,9 @@ mod tests {
         assert_eq!(assess(&cr("Ready", "True")), Ready);
         assert!(matches!(assess(&cr("Ready", "False")), InProgress(r) if r.contains("because")));
         assert!(matches!(assess(&cr("Stalled", "True")), Failed(_)));
-        assert_eq!(assess(&json!({"apiVersion": "v1", "kind": "ConfigMap"})), Ready);
+        assert_eq!(
+            assess(&json!({"apiVersion": "v1", "kind": "ConfigMap"})),
+            Ready
+        );
     }
 }

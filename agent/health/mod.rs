@@ -19,9 +19,14 @@ const POLL: Duration = Duration::from_secs(1);
 /// The outcome of waiting for health.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    Healthy { after: Duration },
+    Healthy {
+        after: Duration,
+    },
     /// Objects not ready when the wait ended, with the reason for each.
-    Unhealthy { not_ready: Vec<(String, String)>, failed: bool },
+    Unhealthy {
+        not_ready: Vec<(String, String)>,
+        failed: bool,
+    },
 }
 
 impl Verdict {
@@ -33,7 +38,9 @@ impl Verdict {
     pub fn reason(&self) -> Option<String> {
         match self {
             Verdict::Healthy { .. } => None,
-            Verdict::Unhealthy { not_ready, .. } => not_ready.first().map(|(o, r)| format!("{o}: {r}")),
+            Verdict::Unhealthy { not_ready, .. } => {
+                not_ready.first().map(|(o, r)| format!("{o}: {r}"))
+            }
         }
     }
 }
@@ -43,19 +50,46 @@ fn worth_watching(object: &Value) -> bool {
     let kind = object["kind"].as_str().unwrap_or_default();
     matches!(
         kind,
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "Pod" | "PersistentVolumeClaim" | "CustomResourceDefinition"
-    ) || (kind == "Service" && object.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer"))
+        "Deployment"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "ReplicaSet"
+            | "Job"
+            | "Pod"
+            | "PersistentVolumeClaim"
+            | "CustomResourceDefinition"
+    ) || (kind == "Service"
+        && object.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer"))
         || object.pointer("/status/conditions").is_some()
         || !matches!(
-            object["apiVersion"].as_str().unwrap_or_default().split('/').next(),
-            Some("v1" | "apps" | "batch" | "rbac.authorization.k8s.io" | "networking.k8s.io" | "policy" | "autoscaling" | "coordination.k8s.io" | "storage.k8s.io" | "scheduling.k8s.io" | "admissionregistration.k8s.io" | "apiextensions.k8s.io")
+            object["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .split('/')
+                .next(),
+            Some(
+                "v1" | "apps"
+                    | "batch"
+                    | "rbac.authorization.k8s.io"
+                    | "networking.k8s.io"
+                    | "policy"
+                    | "autoscaling"
+                    | "coordination.k8s.io"
+                    | "storage.k8s.io"
+                    | "scheduling.k8s.io"
+                    | "admissionregistration.k8s.io"
+                    | "apiextensions.k8s.io"
+            )
         )
 }
 
 /// Waits until all objects are ready, one has failed, or `timeout` passes.
 pub async fn wait(client: &kube::Client, objects: &[Planned], timeout: Duration) -> Verdict {
     let started = Instant::now();
-    let mut pending: Vec<&Planned> = objects.iter().filter(|p| worth_watching(&p.desired)).collect();
+    let mut pending: Vec<&Planned> = objects
+        .iter()
+        .filter(|p| worth_watching(&p.desired))
+        .collect();
     loop {
         let mut not_ready = Vec::new();
         let mut failed = false;
@@ -63,9 +97,14 @@ pub async fn wait(client: &kube::Client, objects: &[Planned], timeout: Duration)
         for p in pending {
             let api = api_for(client, &p.kind, p.manifest.id.namespace.as_deref());
             let readiness = match api.get_opt(&p.manifest.id.name).await {
-                Ok(Some(live)) => kstatus::assess(&serde_json::to_value(live).unwrap_or(Value::Null)),
+                Ok(Some(live)) => {
+                    kstatus::assess(&serde_json::to_value(live).unwrap_or(Value::Null))
+                }
                 Ok(None) => Readiness::InProgress("not found".into()),
-                Err(e) => Readiness::InProgress(format!("reading it failed: {}", crate::plan::api_reason(&e))),
+                Err(e) => Readiness::InProgress(format!(
+                    "reading it failed: {}",
+                    crate::plan::api_reason(&e)
+                )),
             };
             match readiness {
                 Readiness::Ready => {}
@@ -81,11 +120,15 @@ pub async fn wait(client: &kube::Client, objects: &[Planned], timeout: Duration)
             }
         }
         if not_ready.is_empty() {
-            return Verdict::Healthy { after: started.elapsed() };
+            return Verdict::Healthy {
+                after: started.elapsed(),
+            };
         }
         if failed || started.elapsed() >= timeout {
             // Failures first: they are the reason worth reading.
-            not_ready.sort_by_key(|(_, r)| !r.contains("failed") && !r.contains("exceeded") && !r.contains("stalled"));
+            not_ready.sort_by_key(|(_, r)| {
+                !r.contains("failed") && !r.contains("exceeded") && !r.contains("stalled")
+            });
             return Verdict::Unhealthy { not_ready, failed };
         }
         pending = still;
