@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Component, Path};
 
 use super::ignore::{IgnoreFile, IgnoreStack};
-use super::yaml::{self, Parsed};
+use super::yaml::{Parsed, Parser};
 use super::{Document, Limits, Location, ManifestError};
 
 /// The documents of a directory, with what the walk noticed.
@@ -41,6 +41,7 @@ pub fn load_dir(
 pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Loaded, ManifestError> {
     let mut walk = Walk {
         limits,
+        parser: Parser::new(limits),
         loaded: Loaded::default(),
         total_bytes: 0,
         ignores: IgnoreStack::default(),
@@ -94,6 +95,7 @@ pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Load
 
 struct Walk<'a> {
     limits: &'a Limits,
+    parser: Parser<'a>,
     loaded: Loaded,
     total_bytes: u64,
     ignores: IgnoreStack,
@@ -238,9 +240,9 @@ impl Walk<'_> {
         }
         let text = self.read(path, rel)?;
         let parsed = if rel.ends_with(".json") {
-            yaml::parse_json(&text, rel, self.limits)?
+            self.parser.json(&text, rel)?
         } else {
-            yaml::parse_yaml(&text, rel, self.limits)?
+            self.parser.yaml(&text, rel)?
         };
         self.loaded.documents.extend(parsed.into_iter().map(
             |Parsed {

@@ -21,7 +21,9 @@
 //!
 //! JSON files are parsed with serde_json, rejecting duplicate keys the same way.
 
+use std::cell::Cell;
 use std::fmt;
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -39,55 +41,93 @@ pub struct Parsed {
     pub value: Value,
 }
 
-/// Parses a YAML stream. `file` is only used in error messages.
-pub fn parse_yaml(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut out = Vec::new();
-    for chunk in split_documents(text) {
-        let Some(content_line) = chunk.content_line() else {
-            continue; // blank, comments, bare markers
-        };
-        let document = out.len() + 1;
-        if document > limits.max_documents {
-            return Err(ManifestError::TooManyDocuments {
-                file: file.to_string(),
-                limit: limits.max_documents,
-            });
-        }
-        let values: Vec<Value> =
-            serde_saphyr::from_str_multiple_with_options(chunk.text, options(limits)).map_err(
-                |err| {
-                    let line = err
-                        .location()
-                        .map(|l| chunk.first_line + usize::try_from(l.line()).unwrap_or(1) - 1)
-                        .filter(|l| *l >= chunk.first_line)
-                        .unwrap_or(content_line);
-                    ManifestError::Syntax {
-                        location: Location {
-                            file: file.to_string(),
-                            document,
-                            line: Some(line),
-                            item: None,
-                        },
-                        format: "yaml",
-                        message: message(&err),
-                    }
-                },
-            )?;
-        // A chunk holds one document; more would mean a marker the splitter did not see.
-        for value in values {
-            if value.is_null() {
-                continue;
-            }
-            let document = out.len() + 1;
-            out.push(Parsed {
-                document,
-                line: content_line,
-                value,
-            });
+/// Parses the files of one load. Alias expansion is budgeted across all of them, so
+/// many small bombs cost no more than one.
+#[derive(Debug)]
+pub struct Parser<'a> {
+    limits: &'a Limits,
+    /// Parser events aliases may still add beyond what the input itself produces.
+    expansion_left: usize,
+}
+
+impl<'a> Parser<'a> {
+    pub fn new(limits: &'a Limits) -> Self {
+        Self {
+            limits,
+            expansion_left: limits.max_alias_expansion,
         }
     }
-    Ok(out)
+
+    /// Parses a YAML stream. `file` is only used in error messages.
+    pub fn yaml(&mut self, text: &str, file: &str) -> Result<Vec<Parsed>, ManifestError> {
+        let limits = self.limits;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut out = Vec::new();
+        for chunk in split_documents(text) {
+            let Some(content_line) = chunk.content_line() else {
+                continue; // blank, comments, bare markers
+            };
+            let document = out.len() + 1;
+            if document > limits.max_documents {
+                return Err(ManifestError::TooManyDocuments {
+                    file: file.to_string(),
+                    limit: limits.max_documents,
+                });
+            }
+            // Without aliases a document yields fewer than two events per byte; what
+            // goes beyond that is alias expansion, charged to the shared allowance.
+            let own_events = chunk.text.len().saturating_mul(2).saturating_add(16);
+            let events = Rc::new(Cell::new(0));
+            let report = Rc::clone(&events);
+            let options = options(limits, own_events.saturating_add(self.expansion_left))
+                .with_budget_report(move |r| report.set(r.events));
+            let parsed = serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(
+                chunk.text, options,
+            );
+            let expanded = events.get().saturating_sub(own_events);
+            self.expansion_left = self.expansion_left.saturating_sub(expanded);
+            let values = parsed.map_err(|err| {
+                let line = err
+                    .location()
+                    .and_then(|l| usize::try_from(l.line()).ok())
+                    .filter(|l| *l >= 1)
+                    .map_or(content_line, |l| chunk.first_line + l - 1);
+                ManifestError::Syntax {
+                    location: Location {
+                        file: file.to_string(),
+                        document,
+                        line: Some(line),
+                        item: None,
+                    },
+                    format: "yaml",
+                    message: message(&err),
+                }
+            })?;
+            // A chunk holds one document; more would mean a marker the splitter missed.
+            for value in values {
+                if value.is_null() {
+                    continue;
+                }
+                let document = out.len() + 1;
+                out.push(Parsed {
+                    document,
+                    line: content_line,
+                    value,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses a JSON file: one value.
+    pub fn json(&self, text: &str, file: &str) -> Result<Vec<Parsed>, ManifestError> {
+        parse_json(text, file, self.limits)
+    }
+}
+
+/// Parses one YAML stream on its own budget.
+pub fn parse_yaml(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
+    Parser::new(limits).yaml(text, file)
 }
 
 /// Parses one JSON value, rejecting duplicate keys and nesting deeper than the limit.
@@ -125,9 +165,10 @@ pub fn parse_json(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>
 }
 
 /// The serde-saphyr options: kubectl-like scalars (see the module doc) and budgets.
-fn options(limits: &Limits) -> Options {
+fn options(limits: &Limits, max_events: usize) -> Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
+            max_events: max_events,
             max_depth: limits.max_depth,
             max_documents: limits.max_documents,
             max_aliases: limits.max_alias_expansion,
@@ -187,7 +228,9 @@ fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
         B::InputBytes { .. } | B::ScalarBytes { .. } | B::CommentBytes { .. } => {
             "the document is larger than the limit"
         }
-        B::Events { .. } | B::Nodes { .. } => "the document has more nodes than the limit",
+        // Events beyond twice the input's size can only come from aliases.
+        B::Events { .. } => "aliases expand beyond the limit (alias bomb?)",
+        B::Nodes { .. } => "the document has more nodes than the limit",
         B::MergeKeys { .. } => "too many merge keys",
         _ => "the document exceeds a parsing limit",
     };
