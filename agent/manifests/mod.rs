@@ -26,6 +26,9 @@ pub mod order;
 pub mod scope;
 pub mod yaml;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::fmt;
 
 pub use error::{ManifestError, ObjectRule, ScopeRule};
