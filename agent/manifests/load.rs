@@ -118,6 +118,14 @@ impl Walk<'_> {
             let entry = entry.map_err(io_err)?;
             let file_type = entry.file_type().map_err(io_err)?;
             match entry.file_name().into_string() {
+                // Names end up in one-line messages: no line breaks or escapes there.
+                Ok(name) if name.chars().any(char::is_control) => {
+                    self.loaded.warnings.push(format!(
+                        "{}: skipped {:?}: the name contains control characters",
+                        display_dir(rel),
+                        name
+                    ));
+                }
                 Ok(name) => entries.push((name, file_type)),
                 Err(name) => self.loaded.warnings.push(format!(
                     "{}: skipped {:?}: the name is not UTF-8",

@@ -31,7 +31,7 @@ mod fuzz;
 
 use std::fmt;
 
-pub use error::{ManifestError, ObjectRule, ScopeRule};
+pub use error::{ManifestError, ObjectRule, ScopeRule, Shown};
 pub use load::{Loaded, load, load_dir};
 pub use object::{Document, build, valid_namespace};
 pub use scope::{BuiltinNamespacing, CrdNamespacing, Namespacing, Scope};

@@ -246,14 +246,22 @@ fn strip_json_position(err: &serde_json::Error) -> String {
     one_line(text)
 }
 
-/// Collapses whitespace and neutralises control characters from untrusted text.
+/// Collapses whitespace, neutralises control characters and caps the length of a
+/// message that may quote untrusted text (a duplicate key, say).
 fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    const MAX_CHARS: usize = 300;
+    let mut out = String::new();
+    let mut chars = 0;
     for word in text.split_whitespace() {
         if !out.is_empty() {
             out.push(' ');
         }
-        for c in word.chars().take(500) {
+        for c in word.chars() {
+            chars += 1;
+            if chars > MAX_CHARS {
+                out.push('…');
+                return out;
+            }
             if c.is_control() {
                 out.extend(c.escape_default());
             } else {

@@ -230,3 +230,14 @@ fn the_root_must_be_a_directory() {
         "{err}"
     );
 }
+
+#[test]
+fn names_with_control_characters_are_skipped() {
+    let dir = tree(&[("a.yaml", CM), ("b\nc.yaml", CM)]);
+    let loaded = load(dir.path(), None, &Limits::default()).unwrap();
+    assert_eq!(files_of(&loaded), ["a.yaml#1"]);
+    assert_eq!(
+        loaded.warnings,
+        [".: skipped \"b\\nc.yaml\": the name contains control characters"]
+    );
+}

@@ -372,3 +372,48 @@ fn objects_come_out_in_apply_order() {
         ]
     );
 }
+
+#[test]
+fn untrusted_text_in_messages_stays_on_one_line() {
+    let cases = [
+        (
+            json!({"apiVersion": "v1", "kind": "Config\nMap", "metadata": {"name": "a"}}),
+            "kind \"Config\\nMap\" is not a valid kind (letters and digits, starting with a letter)",
+        ),
+        (
+            json!({"apiVersion": "Apps/v1", "kind": "Deployment", "metadata": {"name": "a"}}),
+            "apiVersion \"Apps/v1\" is not `version` or `group/version`",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a\u{1b}[2J"}}),
+            "metadata.name \"a\\u{1b}[2J\" is not a valid object name",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a b"}}),
+            "metadata.name \"a b\" is not a valid object name",
+        ),
+    ];
+    for (value, rule) in cases {
+        assert_eq!(
+            build_err(vec![doc("a.yaml", 1, value)], &scope()),
+            format!("a.yaml: document 1 (line 10): {rule}")
+        );
+    }
+    let long = "x".repeat(300);
+    let err = build_err(
+        vec![doc(
+            "a.yaml",
+            1,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": long}}),
+        )],
+        &scope(),
+    );
+    assert!(err.len() < 200, "{err}");
+    assert!(err.contains("xxx…\""), "{err}");
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole", "name": "evil\nname"}});
+    let err = build_err(vec![doc("a.yaml", 1, binding)], &scope());
+    assert!(
+        err.contains("ClusterRole \"evil\\nname\" grants power"),
+        "{err}"
+    );
+}

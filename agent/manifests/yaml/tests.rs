@@ -192,6 +192,9 @@ fn document_count_is_bounded() {
 #[test]
 fn control_characters_in_messages_are_escaped() {
     assert_eq!(one_line("a\nb\u{1b}[31m  c"), "a b\\u{1b}[31m c");
+    let long = one_line(&"k".repeat(10_000));
+    assert_eq!(long.chars().count(), 301);
+    assert!(long.ends_with('…'));
 }
 
 #[test]
