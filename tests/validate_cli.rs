@@ -191,16 +191,28 @@ fn scope_flags_are_read_from_the_environment() {
         "ns.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
     )]);
-    let out = Command::new(env!("CARGO_BIN_EXE_hawser"))
-        .args(["validate", "--dir"])
-        .arg(dir.path())
-        .env("HAWSER_NAMESPACE", "edge")
-        .env("HAWSER_ALLOW_NAMESPACES", "shop")
-        .env("HAWSER_ALLOW_CLUSTER_SCOPED", "true")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "valid: 1 object in 1 file\n");
+    let run = |cluster_scoped: &str| {
+        Command::new(env!("CARGO_BIN_EXE_hawser"))
+            .args(["validate", "--dir"])
+            .arg(dir.path())
+            .env("HAWSER_NAMESPACE", "edge")
+            .env("HAWSER_ALLOW_NAMESPACES", "shop")
+            .env("HAWSER_ALLOW_CLUSTER_SCOPED", cluster_scoped)
+            .output()
+            .unwrap()
+    };
+    for yes in ["true", "1", "yes"] {
+        let out = run(yes);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "valid: 1 object in 1 file\n");
+    }
+    for no in ["false", "0"] {
+        let out = run(no);
+        assert_error(
+            &out,
+            "ns.yaml: document 1 (line 1): Namespace shop: cluster-scoped objects are outside the scope (allow with --allow-cluster-scoped)",
+        );
+    }
 }
 
 #[test]
