@@ -19,7 +19,8 @@
 //! and the budgets apply per document. YAML forbids those markers inside scalars at
 //! column 0, so splitting there is exact.
 //!
-//! JSON files are parsed with serde_json, rejecting duplicate keys the same way.
+//! JSON files are parsed with serde_json, rejecting duplicate keys the same way; a
+//! file may hold several values one after another, as kubectl accepts.
 
 use std::cell::Cell;
 use std::fmt;
@@ -130,38 +131,78 @@ pub fn parse_yaml(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>
     Parser::new(limits).yaml(text, file)
 }
 
-/// Parses one JSON value, rejecting duplicate keys and nesting deeper than the limit.
+/// Parses a JSON file: one value, or several one after another as kubectl accepts.
+/// Duplicate keys are rejected, nesting is bounded.
 pub fn parse_json(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let syntax = |line: usize, message: String| ManifestError::Syntax {
+    let syntax = |document: usize, line: usize, message: String| ManifestError::Syntax {
         location: Location {
             file: file.to_string(),
-            document: 1,
+            document,
             line: Some(line),
             item: None,
         },
         format: "json",
         message,
     };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = StrictValue {
-        depth_left: limits.max_depth,
+    let mut out = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<StrictJson>();
+    // Line counting is incremental: `counted` bytes of `text` hold `line - 1` newlines.
+    let (mut counted, mut line) = (0, 1);
+    loop {
+        let start = stream.byte_offset();
+        let document = out.len() + 1;
+        let Some(next) = stream.next() else { break };
+        let StrictJson(value) =
+            next.map_err(|err| syntax(document, err.line().max(1), strip_json_position(&err)))?;
+        let begin = text[start..]
+            .find(|c: char| !c.is_whitespace())
+            .map_or(start, |i| start + i);
+        line += text[counted..begin].matches('\n').count();
+        counted = begin;
+        if document > limits.max_documents {
+            return Err(ManifestError::TooManyDocuments {
+                file: file.to_string(),
+                limit: limits.max_documents,
+            });
+        }
+        if depth(&value) > limits.max_depth {
+            return Err(syntax(
+                document,
+                line,
+                "nesting is deeper than the limit".into(),
+            ));
+        }
+        if !value.is_null() {
+            out.push(Parsed {
+                document,
+                line,
+                value,
+            });
+        }
     }
-    .deserialize(&mut de)
-    .and_then(|v| de.end().map(|()| v))
-    .map_err(|err| syntax(err.line().max(1), strip_json_position(&err)))?;
-    if value.is_null() {
-        return Ok(Vec::new());
+    Ok(out)
+}
+
+/// Nesting depth of a value; bounded by serde_json's recursion limit (128).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
-    let line = text
-        .lines()
-        .position(|l| !l.trim().is_empty())
-        .map_or(1, |i| i + 1);
-    Ok(vec![Parsed {
-        document: 1,
-        line,
-        value,
-    }])
+}
+
+/// A JSON value read with [`StrictValue`].
+struct StrictJson(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // serde_json stops at 128 levels itself; the real limit is checked afterwards.
+        StrictValue { depth_left: 128 }
+            .deserialize(deserializer)
+            .map(StrictJson)
+    }
 }
 
 /// The serde-saphyr options: kubectl-like scalars (see the module doc) and budgets.

@@ -211,6 +211,26 @@ fn json_parses_one_value() {
 }
 
 #[test]
+fn json_streams_are_several_documents() {
+    // `null` is an empty document: skipped and not counted, as in YAML.
+    let text = "{\"a\": 1}\n\n  {\n\"b\": 2}\nnull\n{\"c\": 3}{\"d\": 4}\n";
+    let docs = parse_json(text, "t.json", &Limits::default()).unwrap();
+    let found: Vec<(usize, usize, Value)> = docs
+        .into_iter()
+        .map(|p| (p.document, p.line, p.value))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (1, 1, json!({"a": 1})),
+            (2, 3, json!({"b": 2})),
+            (3, 6, json!({"c": 3})),
+            (4, 6, json!({"d": 4})),
+        ]
+    );
+}
+
+#[test]
 fn json_rejects_duplicates_trailing_data_and_depth() {
     let limits = Limits::default();
     assert_eq!(
@@ -219,9 +239,26 @@ fn json_rejects_duplicates_trailing_data_and_depth() {
             .to_string(),
         "t.json: document 1 (line 3): invalid json: duplicate key \"a\""
     );
-    assert!(parse_json("{} {}", "t.json", &limits).is_err());
+    assert_eq!(
+        parse_json("{\"a\": 1}\n{\"b\": 2,}", "t.json", &limits)
+            .unwrap_err()
+            .to_string(),
+        "t.json: document 2 (line 2): invalid json: trailing comma"
+    );
     let deep = format!("{}{}", "[".repeat(150), "]".repeat(150));
-    assert!(parse_json(&deep, "t.json", &limits).is_err());
+    assert_eq!(
+        parse_json(&deep, "t.json", &limits)
+            .unwrap_err()
+            .to_string(),
+        "t.json: document 1 (line 1): invalid json: recursion limit exceeded"
+    );
+    let deep = format!("{}{}", "[".repeat(70), "]".repeat(70));
+    assert_eq!(
+        parse_json(&deep, "t.json", &limits)
+            .unwrap_err()
+            .to_string(),
+        "t.json: document 1 (line 1): invalid json: nesting is deeper than the limit"
+    );
 }
 
 #[test]
