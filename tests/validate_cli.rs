@@ -265,3 +265,21 @@ fn a_missing_directory_is_an_error() {
     );
     assert_eq!(stderr.lines().count(), 1);
 }
+
+#[test]
+fn an_empty_directory_is_valid_with_a_warning() {
+    let dir = tree(&[("empty.yaml", "# nothing yet\n---\n")]);
+    let out = validate(dir.path(), &["--namespace", "edge"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "valid: 0 objects in 1 file (1 warning)\n"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "hawser: warning: no objects found under {}\n",
+            dir.path().display()
+        )
+    );
+}

@@ -88,11 +88,18 @@ impl<'a> Parser<'a> {
             let expanded = events.get().saturating_sub(own_events);
             self.expansion_left = self.expansion_left.saturating_sub(expanded);
             let values = parsed.map_err(|err| {
-                let line = err
+                let line_in_chunk = err
                     .location()
                     .and_then(|l| usize::try_from(l.line()).ok())
-                    .filter(|l| *l >= 1)
-                    .map_or(content_line, |l| chunk.first_line + l - 1);
+                    .filter(|l| *l >= 1);
+                let line = line_in_chunk.map_or(content_line, |l| chunk.first_line + l - 1);
+                let mut message = message(&err);
+                // `{{ x }}` parses as a flow mapping: the library's message would not
+                // say that the file is a template nobody rendered.
+                let text_line = line_in_chunk.and_then(|l| chunk.text.lines().nth(l - 1));
+                if text_line.is_some_and(|t| t.contains("{{")) {
+                    message.push_str(" (templates such as {{ ... }} are not rendered)");
+                }
                 ManifestError::Syntax {
                     location: Location {
                         file: file.to_string(),
@@ -101,7 +108,7 @@ impl<'a> Parser<'a> {
                         item: None,
                     },
                     format: "yaml",
-                    message: message(&err),
+                    message,
                 }
             })?;
             // A chunk holds one document; more would mean a marker the splitter missed.

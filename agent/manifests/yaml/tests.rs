@@ -321,3 +321,11 @@ fn inputs_without_aliases_never_hit_the_expansion_budget() {
     let block = "- a\n- {}\n- []\n- ? x\n- [{a},{b}]\n".repeat(1_000);
     assert!(parse_yaml(&block, "t.yaml", &limits).is_ok());
 }
+
+#[test]
+fn unrendered_templates_get_a_hint() {
+    assert_eq!(
+        err("metadata:\n  name: x\n  labels:\n    version: {{ version }}\n"),
+        "t.yaml: document 1 (line 4): invalid yaml: expected string scalar (templates such as {{ ... }} are not rendered)"
+    );
+}
