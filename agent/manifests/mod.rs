@@ -29,6 +29,7 @@ pub mod yaml;
 #[cfg(test)]
 mod fuzz;
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 pub use error::{ManifestError, ObjectRule, ScopeRule, Shown};
@@ -143,6 +144,32 @@ pub struct ManifestSet {
     pub objects: Vec<Manifest>,
     /// Things worth telling an operator that do not reject the set, one line each.
     pub warnings: Vec<String>,
+}
+
+impl ManifestSet {
+    /// The objects grouped by stage, in apply order; stages without objects are left out.
+    pub fn by_stage(&self) -> Vec<(Stage, &[Manifest])> {
+        self.objects
+            .chunk_by(|a, b| a.stage == b.stage)
+            .filter_map(|chunk| chunk.first().map(|m| (m.stage, chunk)))
+            .collect()
+    }
+
+    /// The distinct `Kind.group`s, sorted: ApplySet's `contains-group-kinds`.
+    pub fn group_kinds(&self) -> Vec<String> {
+        let set: BTreeSet<String> = self.objects.iter().map(|m| m.id.group_kind()).collect();
+        set.into_iter().collect()
+    }
+
+    /// The distinct namespaces of namespaced objects, sorted.
+    pub fn namespaces(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self
+            .objects
+            .iter()
+            .filter_map(|m| m.id.namespace.as_deref())
+            .collect();
+        set.into_iter().map(str::to_string).collect()
+    }
 }
 
 /// Budgets for untrusted input. The defaults fit large real repositories (CRD bundles

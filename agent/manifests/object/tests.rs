@@ -351,6 +351,32 @@ fn objects_come_out_in_apply_order() {
         ),
     ];
     let set = build(docs, &scope, &BuiltinNamespacing).unwrap();
+    let stages: Vec<(Stage, usize)> = set
+        .by_stage()
+        .iter()
+        .map(|(s, objects)| (*s, objects.len()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            (Stage::ClusterFoundation, 1),
+            (Stage::ClusterScoped, 1),
+            (Stage::Namespaced, 4),
+            (Stage::Admission, 1)
+        ]
+    );
+    assert_eq!(
+        set.group_kinds(),
+        [
+            "ClusterRole.rbac.authorization.k8s.io",
+            "ConfigMap",
+            "Deployment.apps",
+            "Namespace",
+            "ServiceAccount",
+            "ValidatingWebhookConfiguration.admissionregistration.k8s.io",
+        ]
+    );
+    assert_eq!(set.namespaces(), ["edge"]);
     let order: Vec<(Stage, String)> = set
         .objects
         .iter()
