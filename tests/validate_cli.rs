@@ -100,7 +100,7 @@ fn warnings_go_to_stderr_and_are_counted() {
     assert_eq!(
         text(&out.stderr),
         "hawser: warning: apps/kustomization.yaml: skipped: kustomizations are not rendered; the other files here are applied as they are\n\
-         hawser: warning: apps/widget.yaml: document 1 (line 1): kind Widget.example.com is unknown (not built in, no CRD for it here); treated as namespaced\n"
+         hawser: warning: apps/widget.yaml: document 1 (line 1): kind Widget.example.com is not known (and no CRD for it is in these manifests); treated as namespaced\n"
     );
 }
 

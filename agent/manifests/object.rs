@@ -125,8 +125,8 @@ pub fn build(
     }
     for (group_kind, location) in unknown {
         warnings.push(format!(
-            "{location}: kind {group_kind} is unknown (not built in, no CRD for it here); \
-             treated as namespaced"
+            "{location}: kind {group_kind} is not known (and no CRD for it is in these \
+             manifests); treated as namespaced"
         ));
     }
     order::sort_for_apply(&mut objects);

@@ -306,7 +306,7 @@ fn a_crd_in_the_same_set_makes_its_kind_known() {
         set.warnings,
         [
             "a.yaml: document 1 (line 10): Gadget g: metadata.namespace edge ignored: the kind is cluster-scoped",
-            "a.yaml: document 2 (line 20): kind Widget.example.com is unknown (not built in, no CRD for it here); treated as namespaced",
+            "a.yaml: document 2 (line 20): kind Widget.example.com is not known (and no CRD for it is in these manifests); treated as namespaced",
         ]
     );
 }
