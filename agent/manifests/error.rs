@@ -27,6 +27,12 @@ pub enum ManifestError {
     #[error("{file}: more than {limit} manifest files")]
     TooManyFiles { file: String, limit: usize },
 
+    #[error("{dir}: directories nest more than {limit} deep")]
+    TooDeep { dir: String, limit: usize },
+
+    #[error("{dir}: more than {limit} directory entries in the walk")]
+    TooManyEntries { dir: String, limit: usize },
+
     #[error("{file}: more than {limit} documents in one file")]
     TooManyDocuments { file: String, limit: usize },
 

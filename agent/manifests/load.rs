@@ -44,6 +44,7 @@ pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Load
         parser: Parser::new(limits),
         loaded: Loaded::default(),
         total_bytes: 0,
+        entries: 0,
         ignores: IgnoreStack::default(),
     };
     let meta = fs::metadata(root).map_err(|source| ManifestError::Io {
@@ -98,15 +99,26 @@ struct Walk<'a> {
     parser: Parser<'a>,
     loaded: Loaded,
     total_bytes: u64,
+    entries: usize,
     ignores: IgnoreStack,
 }
 
 const IGNORE_FILE: &str = ".hawserignore";
+/// Deeper trees are not manifests; the walk recurses per level.
+const MAX_DIR_DEPTH: usize = 64;
+/// Entries of any kind looked at, so a tree of junk cannot exhaust memory.
+const MAX_ENTRIES: usize = 200_000;
 const KUSTOMIZATIONS: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 impl Walk<'_> {
     /// Walks `dir` (`rel` is its path from the root, `""` or ending in `/`).
     fn dir(&mut self, dir: &Path, rel: &str) -> Result<(), ManifestError> {
+        if rel.matches('/').count() > MAX_DIR_DEPTH {
+            return Err(ManifestError::TooDeep {
+                dir: display_dir(rel),
+                limit: MAX_DIR_DEPTH,
+            });
+        }
         self.ignores.retain_ancestors_of(rel);
         self.read_ignore_file(dir, rel)?;
         let io_err = |source| ManifestError::Io {
@@ -116,6 +128,13 @@ impl Walk<'_> {
         let mut entries = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err)? {
             let entry = entry.map_err(io_err)?;
+            self.entries += 1;
+            if self.entries > MAX_ENTRIES {
+                return Err(ManifestError::TooManyEntries {
+                    dir: display_dir(rel),
+                    limit: MAX_ENTRIES,
+                });
+            }
             let file_type = entry.file_type().map_err(io_err)?;
             match entry.file_name().into_string() {
                 // Names end up in one-line messages: no line breaks or escapes there.
