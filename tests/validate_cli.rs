@@ -283,3 +283,16 @@ fn an_empty_directory_is_valid_with_a_warning() {
         )
     );
 }
+
+#[test]
+fn unquoted_yes_in_a_config_map_is_caught_offline() {
+    let dir = tree(&[(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flags\ndata:\n  enabled: yes\n  mode: \"0644\"\n",
+    )]);
+    let out = validate(dir.path(), &["--namespace", "edge"]);
+    assert_error(
+        &out,
+        "cm.yaml: document 1 (line 1): data.enabled must be a string, found a boolean (quote it: unquoted yes, no, on, off, true, false are booleans)",
+    );
+}

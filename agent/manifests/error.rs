@@ -55,7 +55,7 @@ pub enum ManifestError {
     #[error("{location}: {rule}")]
     Object {
         location: Location,
-        rule: ObjectRule,
+        rule: Box<ObjectRule>,
     },
 
     #[error("{location}: {id} is defined twice (first in {first})")]
@@ -94,6 +94,16 @@ pub enum ObjectRule {
     NotAString {
         field: &'static str,
         found: &'static str,
+    },
+    #[error(
+        "{field}.{key} must be a string, found {found}{}",
+        if hint.is_empty() { String::new() } else { format!(" ({hint})") }
+    )]
+    NotAStringValue {
+        field: String,
+        key: Shown,
+        found: &'static str,
+        hint: &'static str,
     },
     #[error("{field} must be a mapping, found {found}")]
     FieldNotAMapping {

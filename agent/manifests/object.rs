@@ -47,7 +47,7 @@ pub fn build(
     for (location, mut object) in items {
         let head = identify(&object).map_err(|rule| ManifestError::Object {
             location: location.clone(),
-            rule,
+            rule: Box::new(rule),
         })?;
         let namespaced = match namespacing.is_namespaced(&head.group, &head.kind) {
             Some(namespaced) => namespaced,
@@ -158,7 +158,7 @@ fn flatten(
     if depth >= MAX_LIST_NESTING {
         return Err(ManifestError::Object {
             location,
-            rule: ObjectRule::ListTooDeep(MAX_LIST_NESTING),
+            rule: Box::new(ObjectRule::ListTooDeep(MAX_LIST_NESTING)),
         });
     }
     let kind = kind.to_string();
@@ -172,10 +172,10 @@ fn flatten(
         other => {
             return Err(ManifestError::Object {
                 location,
-                rule: ObjectRule::ItemsNotASequence {
+                rule: Box::new(ObjectRule::ItemsNotASequence {
                     kind,
                     found: type_name(&other),
-                },
+                }),
             });
         }
     };
@@ -256,6 +256,12 @@ fn identify(object: &Value) -> Result<Head, ObjectRule> {
             });
         }
     };
+    string_maps(metadata, &["labels", "annotations"], "metadata.")?;
+    match (group, kind) {
+        ("", "ConfigMap") => string_maps(map, &["data"], "")?,
+        ("", "Secret") => string_maps(map, &["data", "stringData"], "")?,
+        _ => {}
+    }
     Ok(Head {
         group: group.to_string(),
         version: version.to_string(),
@@ -263,6 +269,36 @@ fn identify(object: &Value) -> Result<Head, ObjectRule> {
         name: name.to_string(),
         namespace,
     })
+}
+
+/// Maps whose values the API server only accepts as strings. YAML 1.1 makes
+/// `enabled: yes` a boolean and `port: 8080` a number; say so here, offline, rather
+/// than leave it to a dry run's "cannot unmarshal bool into Go struct field".
+fn string_maps(
+    parent: &serde_json::Map<String, Value>,
+    fields: &[&'static str],
+    prefix: &'static str,
+) -> Result<(), ObjectRule> {
+    for &field in fields {
+        let Some(Value::Object(entries)) = parent.get(field) else {
+            continue; // absent, null, or not a map: the API server says what is wrong
+        };
+        for (key, value) in entries {
+            let hint = match value {
+                Value::String(_) | Value::Null => continue,
+                Value::Bool(_) => "quote it: unquoted yes, no, on, off, true, false are booleans",
+                Value::Number(_) => "quote it",
+                Value::Array(_) | Value::Object(_) => "",
+            };
+            return Err(ObjectRule::NotAStringValue {
+                field: format!("{prefix}{field}"),
+                key: Shown::new(key),
+                found: type_name(value),
+                hint,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn required_string<'v>(

@@ -5,7 +5,9 @@
 //!
 //! - unquoted `yes`/`no`/`on`/`off`/`y`/`n` (and `true`/`false`) are booleans; quoted,
 //!   they are strings. (serde-saphyr also accepts odd casings such as `yEs`, which
-//!   goyaml would keep as a string; nobody writes those.)
+//!   goyaml would keep as a string; nobody writes those.) Where Kubernetes only takes
+//!   strings (labels, annotations, ConfigMap and Secret data) a boolean or number is
+//!   rejected with a hint to quote it, instead of at the API server's dry run.
 //! - unquoted `0777` is the octal number 511 (so `defaultMode: 0644` means what the
 //!   Kubernetes docs say); `"0777"` stays a string; `0o777` and `0x1ff` are numbers too.
 //! - `~`, `null` and empty values are null; `.inf`/`.nan` are rejected (JSON, and so

@@ -443,3 +443,42 @@ fn untrusted_text_in_messages_stays_on_one_line() {
         "{err}"
     );
 }
+
+#[test]
+fn string_maps_reject_yaml_1_1_booleans_and_numbers() {
+    let cases = [
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"enabled": true}}),
+            "data.enabled must be a string, found a boolean (quote it: unquoted yes, no, on, off, true, false are booleans)",
+        ),
+        (
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a", "labels": {"port": 8080}}}),
+            "metadata.labels.port must be a string, found a number (quote it)",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "annotations": {"x y": ["a"]}}}),
+            "metadata.annotations.\"x y\" must be a string, found a sequence",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}, "stringData": {"n": 1.5}}),
+            "stringData.n must be a string, found a number (quote it)",
+        ),
+    ];
+    for (value, rule) in cases {
+        assert_eq!(
+            build_err(vec![doc("a.yaml", 1, value)], &scope()),
+            format!("a.yaml: document 1 (line 10): {rule}")
+        );
+    }
+    // Other kinds' `data` is theirs to define; strings and nulls are fine.
+    let ok = [
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "data": {"n": 1}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "yes", "b": null}}, "data": {"k": "on"}}),
+    ];
+    let docs = ok
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| doc("a.yaml", i + 1, v))
+        .collect();
+    assert!(build(docs, &scope(), &BuiltinNamespacing).is_ok());
+}
