@@ -10,9 +10,12 @@
 //!
 //! 1. [`load_dir`] walks the directory in sorted order, honours `.hawserignore`, and
 //!    parses every document with explicit budgets ([`Limits`]) because the input is
-//!    untrusted. See [`yaml`] for the YAML 1.1 decisions.
+//!    untrusted. See [`yaml`] for the YAML 1.1 decisions. [`load`] does the same and
+//!    also returns the file count and warnings (skipped kustomizations, symlinks).
 //! 2. [`build`] checks each object's identity, fills in namespaces, rejects duplicates,
-//!    checks every object against the [`Scope`], and orders the set ([`order`]).
+//!    checks every object against the [`Scope`], and orders the set ([`order`]). Kinds
+//!    the caller's [`Namespacing`] does not know are looked up in the set's own CRDs
+//!    ([`CrdNamespacing`]), so a revision may bring a CRD and its objects together.
 //!
 //! What can go wrong is a [`ManifestError`]: one line naming the file, the document
 //! (1-based, counting non-empty documents), the line where known, and the rule broken.
@@ -186,7 +189,8 @@ pub struct Limits {
     pub max_documents: usize,
     /// Deepest nesting of mappings and sequences.
     pub max_depth: usize,
-    /// Most nodes an alias may expand to, summed over one document (alias bombs).
+    /// Most parser events aliases may add, summed over every document of one load
+    /// (alias bombs). Also caps one document's alias replay, aliases and anchors.
     pub max_alias_expansion: usize,
 }
 
