@@ -100,7 +100,7 @@ fn warnings_go_to_stderr_and_are_counted() {
     assert_eq!(
         text(&out.stderr),
         "hawser: warning: apps/kustomization.yaml: skipped: kustomizations are not rendered; the other files here are applied as they are\n\
-         hawser: warning: apps/widget.yaml: document 1 (line 1): kind Widget.example.com is unknown (not built in, no CRD for it here); treated as namespaced\n"
+         hawser: warning: apps/widget.yaml: document 1 (line 1): kind Widget.example.com is not known (and no CRD for it is in these manifests); treated as namespaced\n"
     );
 }
 
@@ -191,16 +191,28 @@ fn scope_flags_are_read_from_the_environment() {
         "ns.yaml",
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
     )]);
-    let out = Command::new(env!("CARGO_BIN_EXE_hawser"))
-        .args(["validate", "--dir"])
-        .arg(dir.path())
-        .env("HAWSER_NAMESPACE", "edge")
-        .env("HAWSER_ALLOW_NAMESPACES", "shop")
-        .env("HAWSER_ALLOW_CLUSTER_SCOPED", "true")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "valid: 1 object in 1 file\n");
+    let run = |cluster_scoped: &str| {
+        Command::new(env!("CARGO_BIN_EXE_hawser"))
+            .args(["validate", "--dir"])
+            .arg(dir.path())
+            .env("HAWSER_NAMESPACE", "edge")
+            .env("HAWSER_ALLOW_NAMESPACES", "shop")
+            .env("HAWSER_ALLOW_CLUSTER_SCOPED", cluster_scoped)
+            .output()
+            .unwrap()
+    };
+    for yes in ["true", "1", "yes"] {
+        let out = run(yes);
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "valid: 1 object in 1 file\n");
+    }
+    for no in ["false", "0"] {
+        let out = run(no);
+        assert_error(
+            &out,
+            "ns.yaml: document 1 (line 1): Namespace shop: cluster-scoped objects are outside the scope (allow with --allow-cluster-scoped)",
+        );
+    }
 }
 
 #[test]
@@ -252,4 +264,35 @@ fn a_missing_directory_is_an_error() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1);
+}
+
+#[test]
+fn an_empty_directory_is_valid_with_a_warning() {
+    let dir = tree(&[("empty.yaml", "# nothing yet\n---\n")]);
+    let out = validate(dir.path(), &["--namespace", "edge"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "valid: 0 objects in 1 file (1 warning)\n"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "hawser: warning: no objects found under {}\n",
+            dir.path().display()
+        )
+    );
+}
+
+#[test]
+fn unquoted_yes_in_a_config_map_is_caught_offline() {
+    let dir = tree(&[(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flags\ndata:\n  enabled: yes\n  mode: \"0644\"\n",
+    )]);
+    let out = validate(dir.path(), &["--namespace", "edge"]);
+    assert_error(
+        &out,
+        "cm.yaml: document 1 (line 1): data.enabled must be a string, found a boolean (quote it: unquoted yes, no, on, off, true, false are booleans)",
+    );
 }

@@ -24,7 +24,11 @@ pub struct ScopeArgs {
     pub allow_namespaces: Vec<String>,
 
     /// Allow cluster-scoped objects (Namespaces, ClusterRoles, StorageClasses, …).
-    #[arg(long, env = "HAWSER_ALLOW_CLUSTER_SCOPED")]
+    #[arg(
+        long,
+        env = "HAWSER_ALLOW_CLUSTER_SCOPED",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub allow_cluster_scoped: bool,
 
     /// Allow kinds that grant power, comma-separated, as `Kind` or `Kind.group`:

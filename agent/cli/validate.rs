@@ -31,10 +31,11 @@ pub fn run(Args { dir, path, scope }: Args) -> anyhow::Result<Outcome> {
     let mut warnings = loaded.warnings;
     warnings.extend(set.warnings);
     if set.objects.is_empty() {
-        warnings.push(format!(
-            "no objects found under {}",
-            dir.join(path.unwrap_or_default()).display()
-        ));
+        let under = match &path {
+            Some(path) => dir.join(path),
+            None => dir.clone(),
+        };
+        warnings.push(format!("no objects found under {}", under.display()));
     }
     for warning in &warnings {
         eprintln!("hawser: warning: {warning}");

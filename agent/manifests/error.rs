@@ -27,6 +27,12 @@ pub enum ManifestError {
     #[error("{file}: more than {limit} manifest files")]
     TooManyFiles { file: String, limit: usize },
 
+    #[error("{dir}: directories nest more than {limit} deep")]
+    TooDeep { dir: String, limit: usize },
+
+    #[error("{dir}: more than {limit} directory entries in the walk")]
+    TooManyEntries { dir: String, limit: usize },
+
     #[error("{file}: more than {limit} documents in one file")]
     TooManyDocuments { file: String, limit: usize },
 
@@ -49,7 +55,7 @@ pub enum ManifestError {
     #[error("{location}: {rule}")]
     Object {
         location: Location,
-        rule: ObjectRule,
+        rule: Box<ObjectRule>,
     },
 
     #[error("{location}: {id} is defined twice (first in {first})")]
@@ -89,19 +95,31 @@ pub enum ObjectRule {
         field: &'static str,
         found: &'static str,
     },
+    #[error(
+        "{field}.{key} must be a string, found {found}{}",
+        if hint.is_empty() { String::new() } else { format!(" ({hint})") }
+    )]
+    NotAStringValue {
+        field: String,
+        key: Shown,
+        found: &'static str,
+        hint: &'static str,
+    },
     #[error("{field} must be a mapping, found {found}")]
     FieldNotAMapping {
         field: &'static str,
         found: &'static str,
     },
-    #[error("apiVersion {0:?} is not `version` or `group/version`")]
-    BadApiVersion(String),
+    #[error("apiVersion {0} is not `version` or `group/version`")]
+    BadApiVersion(Shown),
+    #[error("kind {0} is not a valid kind (letters and digits, starting with a letter)")]
+    BadKind(Shown),
     #[error("metadata.name is missing (generateName is not supported: objects need stable names)")]
     GenerateName,
-    #[error("metadata.name {0:?} is not a valid object name")]
-    BadName(String),
-    #[error("metadata.namespace {0:?} is not a valid namespace name")]
-    BadNamespace(String),
+    #[error("metadata.name {0} is not a valid object name")]
+    BadName(Shown),
+    #[error("metadata.namespace {0} is not a valid namespace name")]
+    BadNamespace(Shown),
     #[error("items of kind {kind} must be a sequence, found {found}")]
     ItemsNotASequence { kind: String, found: &'static str },
     #[error("Lists are nested more than {0} deep")]
@@ -124,7 +142,45 @@ pub enum ScopeRule {
         "a RoleBinding to ClusterRole {role} grants power and is not allowed \
          (allow with --allow-kinds RoleBinding)"
     )]
-    RoleBindingToClusterRole { role: String },
+    RoleBindingToClusterRole { role: Shown },
     #[error("kind {group_kind} is denied (--deny-kinds)")]
     Denied { group_kind: String },
+}
+
+/// Untrusted text as it may appear in a one-line message: cut at 100 characters, and
+/// quoted and escaped unless it is plainly safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown(String);
+
+impl Shown {
+    const MAX_CHARS: usize = 100;
+
+    /// As is when short and made of safe characters (a typical name), else quoted.
+    pub fn new(text: &str) -> Self {
+        let plain = !text.is_empty()
+            && text.chars().count() <= Self::MAX_CHARS
+            && text
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ':' | '@'));
+        if plain {
+            Self(text.to_string())
+        } else {
+            Self::quoted(text)
+        }
+    }
+
+    /// Always quoted, for a value being rejected.
+    pub fn quoted(text: &str) -> Self {
+        let mut cut: String = text.chars().take(Self::MAX_CHARS).collect();
+        if cut.len() < text.len() {
+            cut.push('…');
+        }
+        Self(format!("{cut:?}"))
+    }
+}
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }

@@ -49,7 +49,7 @@ impl IgnoreFile {
             } else {
                 rule.segments
                     .first()
-                    .is_some_and(|pattern| glob(pattern.as_bytes(), name.as_bytes()))
+                    .is_some_and(|pattern| glob_str(pattern, name))
             };
             if matched {
                 verdict = Some(!rule.negate);
@@ -146,7 +146,7 @@ fn match_path(pattern: &[String], path: &[&str]) -> bool {
                     next[j] || (j < s && row[j + 1])
                 }
             } else {
-                j < s && glob(pattern[i].as_bytes(), path[j].as_bytes()) && next[j + 1]
+                j < s && glob_str(&pattern[i], path[j]) && next[j + 1]
             };
         }
         next = row;
@@ -154,40 +154,47 @@ fn match_path(pattern: &[String], path: &[&str]) -> bool {
     next[0]
 }
 
-/// Matches one path segment against a glob: `*`, `?`, `[...]`, `\x`.
-fn glob(pattern: &[u8], name: &[u8]) -> bool {
+fn glob_str(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    glob(&pattern, &name)
+}
+
+/// Matches one path segment against a glob: `*`, `?`, `[...]`, `\x`. By characters,
+/// so `?` matches one `é`.
+fn glob(pattern: &[char], name: &[char]) -> bool {
     let (mut p, mut n) = (0, 0);
     // Where to resume after the last `*`: (pattern index after it, name index).
     let mut star: Option<(usize, usize)> = None;
     while n < name.len() {
         if p < pattern.len() {
             match pattern[p] {
-                b'*' => {
-                    while p < pattern.len() && pattern[p] == b'*' {
+                '*' => {
+                    while p < pattern.len() && pattern[p] == '*' {
                         p += 1;
                     }
                     star = Some((p, n));
                     continue;
                 }
-                b'?' => {
+                '?' => {
                     p += 1;
                     n += 1;
                     continue;
                 }
-                b'[' => {
+                '[' => {
                     if let Some((matched, len)) = class(&pattern[p..], name[n]) {
                         if matched {
                             p += len;
                             n += 1;
                             continue;
                         }
-                    } else if name[n] == b'[' {
+                    } else if name[n] == '[' {
                         p += 1;
                         n += 1;
                         continue;
                     }
                 }
-                b'\\' if p + 1 < pattern.len() => {
+                '\\' if p + 1 < pattern.len() => {
                     if pattern[p + 1] == name[n] {
                         p += 2;
                         n += 1;
@@ -213,14 +220,14 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
             None => return false,
         }
     }
-    pattern[p..].iter().all(|&c| c == b'*')
+    pattern[p..].iter().all(|&c| c == '*')
 }
 
 /// Matches `c` against the class at the start of `pattern` (`[...]`). Returns whether
 /// it matched and the class's length, or `None` when the class is not closed.
-fn class(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
+fn class(pattern: &[char], c: char) -> Option<(bool, usize)> {
     let mut i = 1;
-    let negate = matches!(pattern.get(i), Some(b'!' | b'^'));
+    let negate = matches!(pattern.get(i), Some('!' | '^'));
     if negate {
         i += 1;
     }
@@ -228,11 +235,11 @@ fn class(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
     let mut first = true;
     while i < pattern.len() {
         let lo = pattern[i];
-        if lo == b']' && !first {
+        if lo == ']' && !first {
             return Some((matched != negate, i + 1));
         }
         first = false;
-        if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&h| h != b']') {
+        if pattern.get(i + 1) == Some(&'-') && pattern.get(i + 2).is_some_and(|&h| h != ']') {
             let hi = pattern[i + 2];
             matched |= lo <= c && c <= hi;
             i += 3;
@@ -329,6 +336,12 @@ mod tests {
     }
 
     #[test]
+    fn question_mark_matches_one_character_not_one_byte() {
+        assert!(ignored("caf?.yaml", "café.yaml", false));
+        assert!(ignored("[é]", "é", false));
+    }
+
+    #[test]
     fn trailing_spaces_are_trimmed_unless_escaped() {
         assert!(ignored("a.yaml   ", "a.yaml", false));
         assert!(ignored("a\\ ", "a ", false));
@@ -338,7 +351,7 @@ mod tests {
     fn many_stars_do_not_blow_up() {
         let pattern = "*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*b";
         let name = "a".repeat(5000);
-        assert!(!glob(pattern.as_bytes(), name.as_bytes()));
+        assert!(!glob_str(pattern, &name));
         let rules = "**/**/**/**/**/**/**/**/**/**/**/**/z";
         let path = vec!["a"; 200].join("/");
         assert!(!ignored(rules, &path, false));

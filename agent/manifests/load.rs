@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Component, Path};
 
 use super::ignore::{IgnoreFile, IgnoreStack};
-use super::yaml::{self, Parsed};
+use super::yaml::{Parsed, Parser};
 use super::{Document, Limits, Location, ManifestError};
 
 /// The documents of a directory, with what the walk noticed.
@@ -41,8 +41,10 @@ pub fn load_dir(
 pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Loaded, ManifestError> {
     let mut walk = Walk {
         limits,
+        parser: Parser::new(limits),
         loaded: Loaded::default(),
         total_bytes: 0,
+        entries: 0,
         ignores: IgnoreStack::default(),
     };
     let meta = fs::metadata(root).map_err(|source| ManifestError::Io {
@@ -94,17 +96,29 @@ pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Load
 
 struct Walk<'a> {
     limits: &'a Limits,
+    parser: Parser<'a>,
     loaded: Loaded,
     total_bytes: u64,
+    entries: usize,
     ignores: IgnoreStack,
 }
 
 const IGNORE_FILE: &str = ".hawserignore";
+/// Deeper trees are not manifests; the walk recurses per level.
+const MAX_DIR_DEPTH: usize = 64;
+/// Entries of any kind looked at, so a tree of junk cannot exhaust memory.
+const MAX_ENTRIES: usize = 200_000;
 const KUSTOMIZATIONS: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 impl Walk<'_> {
     /// Walks `dir` (`rel` is its path from the root, `""` or ending in `/`).
     fn dir(&mut self, dir: &Path, rel: &str) -> Result<(), ManifestError> {
+        if rel.matches('/').count() > MAX_DIR_DEPTH {
+            return Err(ManifestError::TooDeep {
+                dir: display_dir(rel),
+                limit: MAX_DIR_DEPTH,
+            });
+        }
         self.ignores.retain_ancestors_of(rel);
         self.read_ignore_file(dir, rel)?;
         let io_err = |source| ManifestError::Io {
@@ -114,8 +128,23 @@ impl Walk<'_> {
         let mut entries = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err)? {
             let entry = entry.map_err(io_err)?;
+            self.entries += 1;
+            if self.entries > MAX_ENTRIES {
+                return Err(ManifestError::TooManyEntries {
+                    dir: display_dir(rel),
+                    limit: MAX_ENTRIES,
+                });
+            }
             let file_type = entry.file_type().map_err(io_err)?;
             match entry.file_name().into_string() {
+                // Names end up in one-line messages: no line breaks or escapes there.
+                Ok(name) if name.chars().any(char::is_control) => {
+                    self.loaded.warnings.push(format!(
+                        "{}: skipped {:?}: the name contains control characters",
+                        display_dir(rel),
+                        name
+                    ));
+                }
                 Ok(name) => entries.push((name, file_type)),
                 Err(name) => self.loaded.warnings.push(format!(
                     "{}: skipped {:?}: the name is not UTF-8",
@@ -238,9 +267,9 @@ impl Walk<'_> {
         }
         let text = self.read(path, rel)?;
         let parsed = if rel.ends_with(".json") {
-            yaml::parse_json(&text, rel, self.limits)?
+            self.parser.json(&text, rel)?
         } else {
-            yaml::parse_yaml(&text, rel, self.limits)?
+            self.parser.yaml(&text, rel)?
         };
         self.loaded.documents.extend(parsed.into_iter().map(
             |Parsed {

@@ -10,9 +10,12 @@
 //!
 //! 1. [`load_dir`] walks the directory in sorted order, honours `.hawserignore`, and
 //!    parses every document with explicit budgets ([`Limits`]) because the input is
-//!    untrusted. See [`yaml`] for the YAML 1.1 decisions.
+//!    untrusted. See [`yaml`] for the YAML 1.1 decisions. [`load`] does the same and
+//!    also returns the file count and warnings (skipped kustomizations, symlinks).
 //! 2. [`build`] checks each object's identity, fills in namespaces, rejects duplicates,
-//!    checks every object against the [`Scope`], and orders the set ([`order`]).
+//!    checks every object against the [`Scope`], and orders the set ([`order`]). Kinds
+//!    the caller's [`Namespacing`] does not know are looked up in the set's own CRDs
+//!    ([`CrdNamespacing`]), so a revision may bring a CRD and its objects together.
 //!
 //! What can go wrong is a [`ManifestError`]: one line naming the file, the document
 //! (1-based, counting non-empty documents), the line where known, and the rule broken.
@@ -26,9 +29,13 @@ pub mod order;
 pub mod scope;
 pub mod yaml;
 
+#[cfg(test)]
+mod fuzz;
+
+use std::collections::BTreeSet;
 use std::fmt;
 
-pub use error::{ManifestError, ObjectRule, ScopeRule};
+pub use error::{ManifestError, ObjectRule, ScopeRule, Shown};
 pub use load::{Loaded, load, load_dir};
 pub use object::{Document, build, valid_namespace};
 pub use scope::{BuiltinNamespacing, CrdNamespacing, Namespacing, Scope};
@@ -142,6 +149,32 @@ pub struct ManifestSet {
     pub warnings: Vec<String>,
 }
 
+impl ManifestSet {
+    /// The objects grouped by stage, in apply order; stages without objects are left out.
+    pub fn by_stage(&self) -> Vec<(Stage, &[Manifest])> {
+        self.objects
+            .chunk_by(|a, b| a.stage == b.stage)
+            .filter_map(|chunk| chunk.first().map(|m| (m.stage, chunk)))
+            .collect()
+    }
+
+    /// The distinct `Kind.group`s, sorted: ApplySet's `contains-group-kinds`.
+    pub fn group_kinds(&self) -> Vec<String> {
+        let set: BTreeSet<String> = self.objects.iter().map(|m| m.id.group_kind()).collect();
+        set.into_iter().collect()
+    }
+
+    /// The distinct namespaces of namespaced objects, sorted.
+    pub fn namespaces(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self
+            .objects
+            .iter()
+            .filter_map(|m| m.id.namespace.as_deref())
+            .collect();
+        set.into_iter().map(str::to_string).collect()
+    }
+}
+
 /// Budgets for untrusted input. The defaults fit large real repositories (CRD bundles
 /// of several MiB) while stopping amplification attacks within milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +189,8 @@ pub struct Limits {
     pub max_documents: usize,
     /// Deepest nesting of mappings and sequences.
     pub max_depth: usize,
-    /// Most nodes an alias may expand to, summed over one document (alias bombs).
+    /// Most parser events aliases may add, summed over every document of one load
+    /// (alias bombs). Also caps one document's alias replay, aliases and anchors.
     pub max_alias_expansion: usize,
 }
 

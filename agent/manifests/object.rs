@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
+use super::error::Shown;
 use super::scope::CrdNamespacing;
 use super::{
     Location, Manifest, ManifestError, ManifestSet, Namespacing, ObjectRef, ObjectRule, Scope,
@@ -46,7 +47,7 @@ pub fn build(
     for (location, mut object) in items {
         let head = identify(&object).map_err(|rule| ManifestError::Object {
             location: location.clone(),
-            rule,
+            rule: Box::new(rule),
         })?;
         let namespaced = match namespacing.is_namespaced(&head.group, &head.kind) {
             Some(namespaced) => namespaced,
@@ -124,8 +125,8 @@ pub fn build(
     }
     for (group_kind, location) in unknown {
         warnings.push(format!(
-            "{location}: kind {group_kind} is unknown (not built in, no CRD for it here); \
-             treated as namespaced"
+            "{location}: kind {group_kind} is not known (and no CRD for it is in these \
+             manifests); treated as namespaced"
         ));
     }
     order::sort_for_apply(&mut objects);
@@ -157,7 +158,7 @@ fn flatten(
     if depth >= MAX_LIST_NESTING {
         return Err(ManifestError::Object {
             location,
-            rule: ObjectRule::ListTooDeep(MAX_LIST_NESTING),
+            rule: Box::new(ObjectRule::ListTooDeep(MAX_LIST_NESTING)),
         });
     }
     let kind = kind.to_string();
@@ -171,10 +172,10 @@ fn flatten(
         other => {
             return Err(ManifestError::Object {
                 location,
-                rule: ObjectRule::ItemsNotASequence {
+                rule: Box::new(ObjectRule::ItemsNotASequence {
                     kind,
                     found: type_name(&other),
-                },
+                }),
             });
         }
     };
@@ -209,13 +210,15 @@ fn identify(object: &Value) -> Result<Head, ObjectRule> {
         None => ("", api_version),
         Some((group, version)) => (group, version),
     };
-    if version.is_empty()
-        || version.contains('/')
-        || (api_version.contains('/') && group.is_empty())
-    {
-        return Err(ObjectRule::BadApiVersion(api_version.to_string()));
+    // `/v1` and `a/b/c` fail here too: an empty group or a `/` in the version.
+    let group_ok = valid_group(group) || !api_version.contains('/');
+    if !group_ok || !valid_version(version) {
+        return Err(ObjectRule::BadApiVersion(Shown::quoted(api_version)));
     }
     let kind = required_string(map.get("kind"), "kind")?;
+    if !valid_kind(kind) {
+        return Err(ObjectRule::BadKind(Shown::quoted(kind)));
+    }
     let metadata = match map.get("metadata") {
         None | Some(Value::Null) => {
             return Err(ObjectRule::Missing {
@@ -237,13 +240,13 @@ fn identify(object: &Value) -> Result<Head, ObjectRule> {
         name => required_string(name, "metadata.name")?,
     };
     if !valid_name(name) {
-        return Err(ObjectRule::BadName(name.to_string()));
+        return Err(ObjectRule::BadName(Shown::quoted(name)));
     }
     let namespace = match metadata.get("namespace") {
         None | Some(Value::Null) => None,
         Some(Value::String(ns)) if ns.is_empty() => None,
         Some(Value::String(ns)) if !valid_namespace(ns) => {
-            return Err(ObjectRule::BadNamespace(ns.clone()));
+            return Err(ObjectRule::BadNamespace(Shown::quoted(ns)));
         }
         Some(Value::String(ns)) => Some(ns.clone()),
         Some(other) => {
@@ -253,6 +256,12 @@ fn identify(object: &Value) -> Result<Head, ObjectRule> {
             });
         }
     };
+    string_maps(metadata, &["labels", "annotations"], "metadata.")?;
+    match (group, kind) {
+        ("", "ConfigMap") => string_maps(map, &["data"], "")?,
+        ("", "Secret") => string_maps(map, &["data", "stringData"], "")?,
+        _ => {}
+    }
     Ok(Head {
         group: group.to_string(),
         version: version.to_string(),
@@ -260,6 +269,36 @@ fn identify(object: &Value) -> Result<Head, ObjectRule> {
         name: name.to_string(),
         namespace,
     })
+}
+
+/// Maps whose values the API server only accepts as strings. YAML 1.1 makes
+/// `enabled: yes` a boolean and `port: 8080` a number; say so here, offline, rather
+/// than leave it to a dry run's "cannot unmarshal bool into Go struct field".
+fn string_maps(
+    parent: &serde_json::Map<String, Value>,
+    fields: &[&'static str],
+    prefix: &'static str,
+) -> Result<(), ObjectRule> {
+    for &field in fields {
+        let Some(Value::Object(entries)) = parent.get(field) else {
+            continue; // absent, null, or not a map: the API server says what is wrong
+        };
+        for (key, value) in entries {
+            let hint = match value {
+                Value::String(_) | Value::Null => continue,
+                Value::Bool(_) => "quote it: unquoted yes, no, on, off, true, false are booleans",
+                Value::Number(_) => "quote it",
+                Value::Array(_) | Value::Object(_) => "",
+            };
+            return Err(ObjectRule::NotAStringValue {
+                field: format!("{prefix}{field}"),
+                key: Shown::new(key),
+                found: type_name(value),
+                hint,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn required_string<'v>(
@@ -277,13 +316,31 @@ fn required_string<'v>(
     }
 }
 
-/// Names become URL path segments; the API server checks the rest per kind.
+/// Names become URL path segments and appear in messages; the API server checks the
+/// rest per kind (RBAC names may hold `:`, for example).
 fn valid_name(name: &str) -> bool {
     name.len() <= 253
         && name != "."
         && name != ".."
         && !name.contains(['/', '%'])
-        && !name.chars().any(char::is_control)
+        && !name.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+/// Kinds are identifiers: `Deployment`, `HTTPRoute`.
+fn valid_kind(kind: &str) -> bool {
+    kind.len() <= 63
+        && kind.starts_with(|c: char| c.is_ascii_alphabetic())
+        && kind.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// An API group is a DNS subdomain: `apps`, `gateway.networking.k8s.io`.
+fn valid_group(group: &str) -> bool {
+    group.len() <= 253 && group.split('.').all(valid_namespace)
+}
+
+/// An API version is a DNS label: `v1`, `v1beta1`.
+fn valid_version(version: &str) -> bool {
+    valid_namespace(version)
 }
 
 /// Whether `s` is a valid namespace name (a DNS-1123 label).

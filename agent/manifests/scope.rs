@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use super::error::Shown;
 use super::{ObjectRef, ScopeRule};
 
 /// Whether a kind is namespaced. The agent answers from API discovery; `validate` from
@@ -107,7 +108,7 @@ pub fn power_kind(group: &str, kind: &str) -> bool {
 
 /// The ClusterRole a RoleBinding grants, if it is one: bound in a namespace, a
 /// ClusterRole such as `admin` or `cluster-admin` gives full power there.
-fn cluster_role_ref(id: &ObjectRef, object: &Value) -> Option<String> {
+fn cluster_role_ref(id: &ObjectRef, object: &Value) -> Option<Shown> {
     if id.group != "rbac.authorization.k8s.io" || id.kind != "RoleBinding" {
         return None;
     }
@@ -116,7 +117,7 @@ fn cluster_role_ref(id: &ObjectRef, object: &Value) -> Option<String> {
         return None;
     }
     let name = role_ref.get("name").and_then(Value::as_str).unwrap_or("");
-    Some(name.to_string())
+    Some(Shown::new(name))
 }
 
 /// Whether `list` names the object's kind, as `Kind` or `Kind.group`.

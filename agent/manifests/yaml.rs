@@ -5,7 +5,9 @@
 //!
 //! - unquoted `yes`/`no`/`on`/`off`/`y`/`n` (and `true`/`false`) are booleans; quoted,
 //!   they are strings. (serde-saphyr also accepts odd casings such as `yEs`, which
-//!   goyaml would keep as a string; nobody writes those.)
+//!   goyaml would keep as a string; nobody writes those.) Where Kubernetes only takes
+//!   strings (labels, annotations, ConfigMap and Secret data) a boolean or number is
+//!   rejected with a hint to quote it, instead of at the API server's dry run.
 //! - unquoted `0777` is the octal number 511 (so `defaultMode: 0644` means what the
 //!   Kubernetes docs say); `"0777"` stays a string; `0o777` and `0x1ff` are numbers too.
 //! - `~`, `null` and empty values are null; `.inf`/`.nan` are rejected (JSON, and so
@@ -19,9 +21,12 @@
 //! and the budgets apply per document. YAML forbids those markers inside scalars at
 //! column 0, so splitting there is exact.
 //!
-//! JSON files are parsed with serde_json, rejecting duplicate keys the same way.
+//! JSON files are parsed with serde_json, rejecting duplicate keys the same way; a
+//! file may hold several values one after another, as kubectl accepts.
 
+use std::cell::Cell;
 use std::fmt;
+use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -39,50 +44,148 @@ pub struct Parsed {
     pub value: Value,
 }
 
-/// Parses a YAML stream. `file` is only used in error messages.
+/// Parses the files of one load. Alias expansion is budgeted across all of them, so
+/// many small bombs cost no more than one.
+#[derive(Debug)]
+pub struct Parser<'a> {
+    limits: &'a Limits,
+    /// Parser events aliases may still add beyond what the input itself produces.
+    expansion_left: usize,
+}
+
+impl<'a> Parser<'a> {
+    pub fn new(limits: &'a Limits) -> Self {
+        Self {
+            limits,
+            expansion_left: limits.max_alias_expansion,
+        }
+    }
+
+    /// Parses a YAML stream. `file` is only used in error messages.
+    pub fn yaml(&mut self, text: &str, file: &str) -> Result<Vec<Parsed>, ManifestError> {
+        let limits = self.limits;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut out = Vec::new();
+        for chunk in split_documents(text) {
+            let Some(content_line) = chunk.content_line() else {
+                continue; // blank, comments, bare markers
+            };
+            let document = out.len() + 1;
+            if document > limits.max_documents {
+                return Err(ManifestError::TooManyDocuments {
+                    file: file.to_string(),
+                    limit: limits.max_documents,
+                });
+            }
+            // Without aliases a document yields fewer than two events per byte; what
+            // goes beyond that is alias expansion, charged to the shared allowance.
+            let own_events = chunk.text.len().saturating_mul(2).saturating_add(16);
+            let events = Rc::new(Cell::new(0));
+            let report = Rc::clone(&events);
+            let options = options(limits, own_events.saturating_add(self.expansion_left))
+                .with_budget_report(move |r| report.set(r.events));
+            let parsed = serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(
+                chunk.text, options,
+            );
+            let expanded = events.get().saturating_sub(own_events);
+            self.expansion_left = self.expansion_left.saturating_sub(expanded);
+            let values = parsed.map_err(|err| {
+                let line_in_chunk = err
+                    .location()
+                    .and_then(|l| usize::try_from(l.line()).ok())
+                    .filter(|l| *l >= 1);
+                let line = line_in_chunk.map_or(content_line, |l| chunk.first_line + l - 1);
+                let mut message = message(&err);
+                // `{{ x }}` parses as a flow mapping: the library's message would not
+                // say that the file is a template nobody rendered.
+                let text_line = line_in_chunk.and_then(|l| chunk.text.lines().nth(l - 1));
+                if text_line.is_some_and(|t| t.contains("{{")) {
+                    message.push_str(" (templates such as {{ ... }} are not rendered)");
+                }
+                ManifestError::Syntax {
+                    location: Location {
+                        file: file.to_string(),
+                        document,
+                        line: Some(line),
+                        item: None,
+                    },
+                    format: "yaml",
+                    message,
+                }
+            })?;
+            // A chunk holds one document; more would mean a marker the splitter missed.
+            for value in values {
+                if value.is_null() {
+                    continue;
+                }
+                let document = out.len() + 1;
+                out.push(Parsed {
+                    document,
+                    line: content_line,
+                    value,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses a JSON file: one value.
+    pub fn json(&self, text: &str, file: &str) -> Result<Vec<Parsed>, ManifestError> {
+        parse_json(text, file, self.limits)
+    }
+}
+
+/// Parses one YAML stream on its own budget.
 pub fn parse_yaml(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
+    Parser::new(limits).yaml(text, file)
+}
+
+/// Parses a JSON file: one value, or several one after another as kubectl accepts.
+/// Duplicate keys are rejected, nesting is bounded.
+pub fn parse_json(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let syntax = |document: usize, line: usize, message: String| ManifestError::Syntax {
+        location: Location {
+            file: file.to_string(),
+            document,
+            line: Some(line),
+            item: None,
+        },
+        format: "json",
+        message,
+    };
     let mut out = Vec::new();
-    for chunk in split_documents(text) {
-        let Some(content_line) = chunk.content_line() else {
-            continue; // blank, comments, bare markers
-        };
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<StrictJson>();
+    // Line counting is incremental: `counted` bytes of `text` hold `line - 1` newlines.
+    let (mut counted, mut line) = (0, 1);
+    loop {
+        let start = stream.byte_offset();
         let document = out.len() + 1;
+        let Some(next) = stream.next() else { break };
+        let StrictJson(value) =
+            next.map_err(|err| syntax(document, err.line().max(1), strip_json_position(&err)))?;
+        let begin = text[start..]
+            .find(|c: char| !c.is_whitespace())
+            .map_or(start, |i| start + i);
+        line += text[counted..begin].matches('\n').count();
+        counted = begin;
         if document > limits.max_documents {
             return Err(ManifestError::TooManyDocuments {
                 file: file.to_string(),
                 limit: limits.max_documents,
             });
         }
-        let values: Vec<Value> =
-            serde_saphyr::from_str_multiple_with_options(chunk.text, options(limits)).map_err(
-                |err| {
-                    let line = err
-                        .location()
-                        .map(|l| chunk.first_line + usize::try_from(l.line()).unwrap_or(1) - 1)
-                        .filter(|l| *l >= chunk.first_line)
-                        .unwrap_or(content_line);
-                    ManifestError::Syntax {
-                        location: Location {
-                            file: file.to_string(),
-                            document,
-                            line: Some(line),
-                            item: None,
-                        },
-                        format: "yaml",
-                        message: message(&err),
-                    }
-                },
-            )?;
-        // A chunk holds one document; more would mean a marker the splitter did not see.
-        for value in values {
-            if value.is_null() {
-                continue;
-            }
-            let document = out.len() + 1;
+        if depth(&value) > limits.max_depth {
+            return Err(syntax(
+                document,
+                line,
+                "nesting is deeper than the limit".into(),
+            ));
+        }
+        if !value.is_null() {
             out.push(Parsed {
                 document,
-                line: content_line,
+                line,
                 value,
             });
         }
@@ -90,44 +193,32 @@ pub fn parse_yaml(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>
     Ok(out)
 }
 
-/// Parses one JSON value, rejecting duplicate keys and nesting deeper than the limit.
-pub fn parse_json(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let syntax = |line: usize, message: String| ManifestError::Syntax {
-        location: Location {
-            file: file.to_string(),
-            document: 1,
-            line: Some(line),
-            item: None,
-        },
-        format: "json",
-        message,
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = StrictValue {
-        depth_left: limits.max_depth,
+/// Nesting depth of a value; bounded by serde_json's recursion limit (128).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
-    .deserialize(&mut de)
-    .and_then(|v| de.end().map(|()| v))
-    .map_err(|err| syntax(err.line().max(1), strip_json_position(&err)))?;
-    if value.is_null() {
-        return Ok(Vec::new());
+}
+
+/// A JSON value read with [`StrictValue`].
+struct StrictJson(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictJson {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // serde_json stops at 128 levels itself; the real limit is checked afterwards.
+        StrictValue { depth_left: 128 }
+            .deserialize(deserializer)
+            .map(StrictJson)
     }
-    let line = text
-        .lines()
-        .position(|l| !l.trim().is_empty())
-        .map_or(1, |i| i + 1);
-    Ok(vec![Parsed {
-        document: 1,
-        line,
-        value,
-    }])
 }
 
 /// The serde-saphyr options: kubectl-like scalars (see the module doc) and budgets.
-fn options(limits: &Limits) -> Options {
+fn options(limits: &Limits, max_events: usize) -> Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
+            max_events: max_events,
             max_depth: limits.max_depth,
             max_documents: limits.max_documents,
             max_aliases: limits.max_alias_expansion,
@@ -187,7 +278,9 @@ fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
         B::InputBytes { .. } | B::ScalarBytes { .. } | B::CommentBytes { .. } => {
             "the document is larger than the limit"
         }
-        B::Events { .. } | B::Nodes { .. } => "the document has more nodes than the limit",
+        // Events beyond twice the input's size can only come from aliases.
+        B::Events { .. } => "aliases expand beyond the limit (alias bomb?)",
+        B::Nodes { .. } => "the document has more nodes than the limit",
         B::MergeKeys { .. } => "too many merge keys",
         _ => "the document exceeds a parsing limit",
     };
@@ -203,14 +296,22 @@ fn strip_json_position(err: &serde_json::Error) -> String {
     one_line(text)
 }
 
-/// Collapses whitespace and neutralises control characters from untrusted text.
+/// Collapses whitespace, neutralises control characters and caps the length of a
+/// message that may quote untrusted text (a duplicate key, say).
 fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
+    const MAX_CHARS: usize = 300;
+    let mut out = String::new();
+    let mut chars = 0;
     for word in text.split_whitespace() {
         if !out.is_empty() {
             out.push(' ');
         }
-        for c in word.chars().take(500) {
+        for c in word.chars() {
+            chars += 1;
+            if chars > MAX_CHARS {
+                out.push('…');
+                return out;
+            }
             if c.is_control() {
                 out.extend(c.escape_default());
             } else {

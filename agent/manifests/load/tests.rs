@@ -230,3 +230,33 @@ fn the_root_must_be_a_directory() {
         "{err}"
     );
 }
+
+#[test]
+fn names_with_control_characters_are_skipped() {
+    let dir = tree(&[("a.yaml", CM), ("b\nc.yaml", CM)]);
+    let loaded = load(dir.path(), None, &Limits::default()).unwrap();
+    assert_eq!(files_of(&loaded), ["a.yaml#1"]);
+    assert_eq!(
+        loaded.warnings,
+        [".: skipped \"b\\nc.yaml\": the name contains control characters"]
+    );
+}
+
+#[test]
+fn directory_depth_is_bounded() {
+    let deep = vec!["d"; MAX_DIR_DEPTH + 1].join("/");
+    let dir = tree(&[(&format!("{deep}/a.yaml"), CM)]);
+    let err = load_dir(dir.path(), None, &Limits::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{deep}: directories nest more than {MAX_DIR_DEPTH} deep")
+    );
+    let ok = vec!["d"; MAX_DIR_DEPTH].join("/");
+    let dir = tree(&[(&format!("{ok}/a.yaml"), CM)]);
+    assert_eq!(
+        load_dir(dir.path(), None, &Limits::default())
+            .unwrap()
+            .len(),
+        1
+    );
+}

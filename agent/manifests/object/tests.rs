@@ -306,7 +306,7 @@ fn a_crd_in_the_same_set_makes_its_kind_known() {
         set.warnings,
         [
             "a.yaml: document 1 (line 10): Gadget g: metadata.namespace edge ignored: the kind is cluster-scoped",
-            "a.yaml: document 2 (line 20): kind Widget.example.com is unknown (not built in, no CRD for it here); treated as namespaced",
+            "a.yaml: document 2 (line 20): kind Widget.example.com is not known (and no CRD for it is in these manifests); treated as namespaced",
         ]
     );
 }
@@ -351,6 +351,32 @@ fn objects_come_out_in_apply_order() {
         ),
     ];
     let set = build(docs, &scope, &BuiltinNamespacing).unwrap();
+    let stages: Vec<(Stage, usize)> = set
+        .by_stage()
+        .iter()
+        .map(|(s, objects)| (*s, objects.len()))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            (Stage::ClusterFoundation, 1),
+            (Stage::ClusterScoped, 1),
+            (Stage::Namespaced, 4),
+            (Stage::Admission, 1)
+        ]
+    );
+    assert_eq!(
+        set.group_kinds(),
+        [
+            "ClusterRole.rbac.authorization.k8s.io",
+            "ConfigMap",
+            "Deployment.apps",
+            "Namespace",
+            "ServiceAccount",
+            "ValidatingWebhookConfiguration.admissionregistration.k8s.io",
+        ]
+    );
+    assert_eq!(set.namespaces(), ["edge"]);
     let order: Vec<(Stage, String)> = set
         .objects
         .iter()
@@ -371,4 +397,88 @@ fn objects_come_out_in_apply_order() {
             ),
         ]
     );
+}
+
+#[test]
+fn untrusted_text_in_messages_stays_on_one_line() {
+    let cases = [
+        (
+            json!({"apiVersion": "v1", "kind": "Config\nMap", "metadata": {"name": "a"}}),
+            "kind \"Config\\nMap\" is not a valid kind (letters and digits, starting with a letter)",
+        ),
+        (
+            json!({"apiVersion": "Apps/v1", "kind": "Deployment", "metadata": {"name": "a"}}),
+            "apiVersion \"Apps/v1\" is not `version` or `group/version`",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a\u{1b}[2J"}}),
+            "metadata.name \"a\\u{1b}[2J\" is not a valid object name",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a b"}}),
+            "metadata.name \"a b\" is not a valid object name",
+        ),
+    ];
+    for (value, rule) in cases {
+        assert_eq!(
+            build_err(vec![doc("a.yaml", 1, value)], &scope()),
+            format!("a.yaml: document 1 (line 10): {rule}")
+        );
+    }
+    let long = "x".repeat(300);
+    let err = build_err(
+        vec![doc(
+            "a.yaml",
+            1,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": long}}),
+        )],
+        &scope(),
+    );
+    assert!(err.len() < 200, "{err}");
+    assert!(err.contains("xxx…\""), "{err}");
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "b"}, "roleRef": {"kind": "ClusterRole", "name": "evil\nname"}});
+    let err = build_err(vec![doc("a.yaml", 1, binding)], &scope());
+    assert!(
+        err.contains("ClusterRole \"evil\\nname\" grants power"),
+        "{err}"
+    );
+}
+
+#[test]
+fn string_maps_reject_yaml_1_1_booleans_and_numbers() {
+    let cases = [
+        (
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}, "data": {"enabled": true}}),
+            "data.enabled must be a string, found a boolean (quote it: unquoted yes, no, on, off, true, false are booleans)",
+        ),
+        (
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a", "labels": {"port": 8080}}}),
+            "metadata.labels.port must be a string, found a number (quote it)",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "annotations": {"x y": ["a"]}}}),
+            "metadata.annotations.\"x y\" must be a string, found a sequence",
+        ),
+        (
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a"}, "stringData": {"n": 1.5}}),
+            "stringData.n must be a string, found a number (quote it)",
+        ),
+    ];
+    for (value, rule) in cases {
+        assert_eq!(
+            build_err(vec![doc("a.yaml", 1, value)], &scope()),
+            format!("a.yaml: document 1 (line 10): {rule}")
+        );
+    }
+    // Other kinds' `data` is theirs to define; strings and nulls are fine.
+    let ok = [
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "data": {"n": 1}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": "yes", "b": null}}, "data": {"k": "on"}}),
+    ];
+    let docs = ok
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| doc("a.yaml", i + 1, v))
+        .collect();
+    assert!(build(docs, &scope(), &BuiltinNamespacing).is_ok());
 }
