@@ -19,4 +19,5 @@ pub mod inventory;
 pub mod manifests;
 pub mod pipeline;
 pub mod plan;
+pub mod report;
 pub mod source;
