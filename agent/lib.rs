@@ -19,5 +19,6 @@ pub mod inventory;
 pub mod manifests;
 pub mod pipeline;
 pub mod plan;
+pub mod reconcile;
 pub mod report;
 pub mod source;

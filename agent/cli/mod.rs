@@ -102,6 +102,21 @@ pub(crate) fn block_on<T>(
     runtime.block_on(future)
 }
 
+/// Joins any error and its sources into one line (see [`one_line`]).
+pub fn one_line_error<E: std::error::Error + ?Sized>(err: &E) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line.replace('\n', " ")
+}
+
 /// Joins an error and its causes into one line, skipping causes whose text the
 /// outer message already contains.
 pub fn one_line(err: &anyhow::Error) -> String {

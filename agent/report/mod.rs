@@ -2,3 +2,4 @@
 //! logs and the metrics.
 
 pub mod metrics;
+pub mod cluster;

@@ -1,0 +1,261 @@
+//! The agent loop (`hawser run`): poll the source, fetch and cache new revisions,
+//! apply them, wait for health, record the outcome; re-plan the applied revision every
+//! drift interval; keep enforcing the cached revision while Git is unreachable and
+//! after a restart.
+//!
+//! One task drives everything, so there is no shared mutable state: timers, the
+//! webhook and the shutdown signal only decide *when* the next step runs. Blocking
+//! HTTP to the source runs on `spawn_blocking`.
+
+mod backoff;
+mod revision;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+pub use backoff::Backoff;
+
+use crate::cache::{Cache, Entry, State};
+use crate::cluster::Discovered;
+use crate::pipeline::{Target, Tree};
+use crate::report::cluster::ClusterStatus;
+use crate::report::metrics::{Metrics, PollResult};
+use crate::source::Source;
+
+/// `--drift`: what to do with objects that drifted from the applied revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftMode {
+    /// Re-apply drifted objects.
+    Correct,
+    /// Only log, count and emit events.
+    Report,
+}
+
+/// How the loop behaves; validated from the command line once.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub interval: Duration,
+    pub drift_interval: Duration,
+    pub drift: DriftMode,
+    pub health_timeout: Duration,
+    pub rollback_on_unhealthy: bool,
+    /// `--suspend`: no writes at all.
+    pub suspend: bool,
+    /// Subdirectory for sources that do not extract one themselves (tarballs).
+    pub subpath: Option<PathBuf>,
+}
+
+/// What the admin server and the signal handler share with the loop.
+#[derive(Debug, Clone)]
+pub struct Handles {
+    pub ready: Arc<AtomicBool>,
+    pub hook: Arc<Notify>,
+    pub shutdown: watch::Receiver<bool>,
+    pub metrics: Metrics,
+}
+
+/// The annotation on the inventory parent that stops every write.
+pub const SUSPEND_ANNOTATION: &str = "hawser.dev/suspend";
+
+pub struct Agent {
+    client: kube::Client,
+    source: Arc<Source>,
+    cache: Arc<Cache>,
+    target: Target,
+    settings: Settings,
+    handles: Handles,
+    discovered: Discovered,
+    state: State,
+    /// The applied revision's snapshot, enforced on every drift tick.
+    applied: Option<Entry>,
+    /// Wall-clock start of the current source outage.
+    unreachable_since: Option<SystemTime>,
+    poll_backoff: Backoff,
+    /// The last outcome recorded on the parent.
+    status: ClusterStatus,
+    /// The revision the source named at the last successful poll.
+    desired: Option<String>,
+}
+
+impl Agent {
+    pub fn new(
+        client: kube::Client,
+        source: Source,
+        cache: Cache,
+        target: Target,
+        settings: Settings,
+        handles: Handles,
+    ) -> Self {
+        let poll_backoff = Backoff::new(Duration::from_secs(2), settings.interval.max(Duration::from_secs(2)) * 5);
+        Agent {
+            client,
+            source: Arc::new(source),
+            cache: Arc::new(cache),
+            target,
+            settings,
+            handles,
+            discovered: Discovered::default(),
+            state: State::default(),
+            applied: None,
+            unreachable_since: None,
+            poll_backoff,
+            status: ClusterStatus::default(),
+            desired: None,
+        }
+    }
+
+    /// Runs until the shutdown signal. Errors inside a reconcile are reported and
+    /// retried, never returned: the agent keeps enforcing what it has.
+    pub async fn run(mut self) {
+        self.load_cache();
+        let mut shutdown = self.handles.shutdown.clone();
+        let now = Instant::now();
+        let mut next_poll = now;
+        // With a cached revision, enforce it right away: Git may be down.
+        let mut next_drift = if self.applied.is_some() { now } else { now + self.settings.drift_interval };
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let wake = next_poll.min(next_drift);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = self.handles.hook.notified() => {
+                    tracing::info!("webhook: polling now");
+                    next_poll = Instant::now();
+                }
+                _ = shutdown.changed() => break,
+            }
+            let now = Instant::now();
+            if now >= next_poll {
+                let wait = self.poll().await;
+                next_poll = Instant::now() + wait;
+            }
+            if Instant::now() >= next_drift && !*shutdown.borrow() {
+                let wait = self.drift().await;
+                next_drift = Instant::now() + wait;
+            }
+        }
+        if let Err(e) = self.cache.save_state(&self.state) {
+            tracing::error!(error = %e, "could not persist the state on shutdown");
+        }
+        tracing::info!("stopped");
+    }
+
+    /// Loads the state and the applied revision's snapshot, re-verified. A corrupt
+    /// entry is discarded and reported; the agent then waits for the source.
+    fn load_cache(&mut self) {
+        self.state = match self.cache.state() {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::error!(error = %e, "the cache's state file is unreadable; starting from an empty state");
+                let _ = self.cache.reset_state();
+                State::default()
+            }
+        };
+        let Some(record) = self.state.applied.clone() else {
+            return;
+        };
+        match self.cache.load(&record.revision) {
+            Ok(entry) => {
+                tracing::info!(revision = %entry.revision, "loaded the applied revision from the cache; enforcing it");
+                self.handles.metrics.set_applied_revision(Some(&entry.revision));
+                self.handles.metrics.set_good_revision(self.state.good.as_ref().map(|g| g.revision.as_str()));
+                self.applied = Some(entry);
+                self.handles.ready.store(true, Ordering::SeqCst);
+            }
+            Err(e) => {
+                tracing::error!(revision = %record.revision, error = %e, "the cached applied revision is corrupt; discarded, waiting for the source");
+                self.state.applied = None;
+                if self.state.good.as_ref().is_some_and(|g| g.revision == record.revision) {
+                    self.state.good = None;
+                }
+                self.save_state();
+            }
+        }
+    }
+
+    fn save_state(&self) {
+        if let Err(e) = self.cache.save_state(&self.state) {
+            tracing::error!(error = %e, "could not persist the state");
+        }
+    }
+
+    /// One poll: resolve, and apply a new revision. Returns the wait until the next.
+    async fn poll(&mut self) -> Duration {
+        let source = self.source.clone();
+        let resolved = tokio::task::spawn_blocking(move || source.resolve()).await;
+        let revision = match resolved {
+            Ok(Ok(revision)) => revision,
+            Ok(Err(e)) => {
+                self.handles.metrics.polled(PollResult::Failed);
+                self.handles.metrics.source_unreachable();
+                let since = *self.unreachable_since.get_or_insert_with(SystemTime::now);
+                let down = since.elapsed().unwrap_or_default().as_secs();
+                let wait = self.poll_backoff.fail(seed());
+                match &self.applied {
+                    Some(applied) => tracing::warn!(
+                        error = %crate::cli::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
+                        enforcing = %applied.revision, "source unreachable; enforcing the cached revision"
+                    ),
+                    None => tracing::warn!(
+                        error = %crate::cli::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
+                        "source unreachable and nothing cached yet"
+                    ),
+                }
+                self.record_unreachable(Some(since)).await;
+                return wait;
+            }
+            Err(join) => {
+                tracing::error!(error = %join, "the poll task failed");
+                return self.settings.interval;
+            }
+        };
+        self.poll_backoff.reset();
+        if self.unreachable_since.take().is_some() {
+            tracing::info!("source reachable again");
+            self.handles.metrics.source_reachable();
+            self.record_unreachable(None).await;
+        }
+        let revision = revision.to_string();
+        self.desired = Some(revision.clone());
+        let current = self.applied.as_ref().is_some_and(|a| a.revision == revision);
+        let rejected = self.state.rejected.as_ref().is_some_and(|r| r.revision == revision);
+        self.handles.metrics.polled(if current || rejected { PollResult::Unchanged } else { PollResult::Changed });
+        if current {
+            return self.next_interval();
+        }
+        if rejected {
+            tracing::debug!(%revision, "revision was rejected; waiting for the source to move");
+            return self.next_interval();
+        }
+        match self.revision(&revision).await {
+            revision::Next::Interval => self.next_interval(),
+            revision::Next::Retry => self.poll_backoff.fail(seed()),
+        }
+    }
+
+    fn next_interval(&self) -> Duration {
+        self.settings.interval + backoff::jitter(self.settings.interval, seed())
+    }
+
+    /// Where the snapshot's manifests are.
+    fn tree_of(&self, entry: &Entry) -> Tree {
+        let subpath = match self.source.as_ref() {
+            Source::Git(_) => None,
+            _ => self.settings.subpath.clone(),
+        };
+        Tree { root: entry.tree.clone(), subpath }
+    }
+}
+
+/// Seed for jitter: differs between agents and between calls.
+fn seed() -> u64 {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    nanos ^ u64::from(std::process::id()).rotate_left(32)
+}

@@ -1,0 +1,376 @@
+//! One revision through the pipeline, and the drift reconcile of the applied one, with
+//! their outcomes recorded: state file, parent status, events, metrics, logs.
+
+use std::sync::atomic::Ordering;
+use std::time::{Instant, SystemTime};
+
+use super::{Agent, DriftMode, SUSPEND_ANNOTATION};
+use crate::apply::{self, Applied};
+use crate::cache::{Entry, Rejected};
+use crate::health::{self, Verdict};
+use crate::inventory;
+use crate::pipeline::{self, PipelineError};
+use crate::plan::Action;
+use crate::report::cluster::{self, ClusterStatus, Severity};
+use crate::report::metrics::{FetchResult, ReconcileResult};
+
+/// What the poll loop does after a revision.
+pub(super) enum Next {
+    Interval,
+    /// A transient failure: try again after a backoff.
+    Retry,
+}
+
+/// How a revision ended, for the records.
+enum Ended {
+    Healthy { applied: Applied, after: std::time::Duration },
+    Unhealthy { applied: Applied, verdict: Verdict },
+    Rejected(String),
+    Failed(String),
+    Suspended,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Agent {
+    /// Fetches (or finds in the cache), applies and checks a new revision.
+    pub(super) async fn revision(&mut self, revision: &str) -> Next {
+        let span = tracing::info_span!("reconcile", revision = %revision);
+        let _enter = span.enter();
+        let entry = match self.cache.load(revision) {
+            Ok(entry) => entry,
+            Err(_) => match self.fetch(revision).await {
+                Some(entry) => entry,
+                None => return Next::Retry,
+            },
+        };
+        self.apply_entry(entry, false).await
+    }
+
+    /// Fetches and stores a revision; None after a failure (logged and counted).
+    async fn fetch(&mut self, revision: &str) -> Option<Entry> {
+        let source = self.source.clone();
+        let cache = self.cache.clone();
+        let rev = revision.to_string();
+        let fetched = tokio::task::spawn_blocking(move || -> Result<Entry, String> {
+            let parsed = crate::source::Revision::parse(&rev).ok_or_else(|| format!("invalid revision {rev}"))?;
+            let staging = cache.staging_dir().map_err(|e| e.to_string())?;
+            let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| crate::cli::one_line_error(&e))?;
+            cache.store(&rev, snapshot.source(), staging.path()).map_err(|e| e.to_string())
+        })
+        .await;
+        match fetched {
+            Ok(Ok(entry)) => {
+                tracing::info!(files = entry.files, bytes = entry.bytes, "fetched, verified and cached");
+                self.handles.metrics.fetched(FetchResult::Success, entry.bytes);
+                Some(entry)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "fetch failed");
+                self.handles.metrics.fetched(FetchResult::Failed, 0);
+                None
+            }
+            Err(join) => {
+                tracing::error!(error = %join, "the fetch task failed");
+                None
+            }
+        }
+    }
+
+    /// Applies a cached revision and records the outcome. `rollback` marks a
+    /// re-apply of the last good revision.
+    async fn apply_entry(&mut self, entry: Entry, rollback: bool) -> Next {
+        let timer = self.handles.metrics.reconcile_timer();
+        let started = Instant::now();
+        let ended = self.run_pipeline(&entry).await;
+        let (result, next) = match &ended {
+            Ended::Healthy { .. } => (ReconcileResult::Success, Next::Interval),
+            Ended::Unhealthy { .. } => (ReconcileResult::Unhealthy, Next::Interval),
+            Ended::Rejected(_) => (ReconcileResult::Rejected, Next::Interval),
+            Ended::Failed(_) => (ReconcileResult::Failed, Next::Retry),
+            Ended::Suspended => (ReconcileResult::Success, Next::Interval),
+        };
+        timer.finish(result);
+        let revision = entry.revision.clone();
+        match ended {
+            Ended::Healthy { applied, after } => {
+                tracing::info!(
+                    changed = applied.changed(), pruned = applied.prune.pruned.len(), healthy_after_ms = after.as_millis() as u64,
+                    took_ms = started.elapsed().as_millis() as u64, "applied and healthy"
+                );
+                let record = entry.record(now_secs());
+                self.state.applied = Some(record.clone());
+                self.state.good = Some(record);
+                self.state.rejected = None;
+                self.save_state();
+                self.adopt(entry, &applied);
+                self.handles.metrics.set_good_revision(Some(&revision));
+                self.handles.metrics.succeeded_at(SystemTime::now());
+                let message = format!(
+                    "{} {} objects ({} changed, {} pruned), healthy in {}s",
+                    if rollback { "rolled back to" } else { "applied" },
+                    applied.objects.len(),
+                    applied.changed(),
+                    applied.prune.pruned.len(),
+                    after.as_secs()
+                );
+                self.record("success", &message, applied.objects.len()).await;
+                cluster::event(&self.client, &self.target.parent, Severity::Normal, "Applied", &format!("{revision}: {message}")).await;
+                self.report_kept(&applied).await;
+            }
+            Ended::Unhealthy { applied, verdict } => {
+                let reason = verdict.reason().unwrap_or_default();
+                tracing::warn!(reason = %reason, "applied but not healthy within the timeout");
+                self.state.applied = Some(entry.record(now_secs()));
+                self.save_state();
+                self.adopt(entry, &applied);
+                let message = format!("unhealthy: {reason}");
+                self.record("unhealthy", &message, applied.objects.len()).await;
+                cluster::event(&self.client, &self.target.parent, Severity::Warning, "Unhealthy", &format!("{revision}: {message}")).await;
+                if self.settings.rollback_on_unhealthy && !rollback {
+                    return self.rollback(&revision, &reason).await;
+                }
+            }
+            Ended::Rejected(reason) => {
+                tracing::warn!(reason = %reason, "revision rejected; still enforcing the applied revision");
+                self.state.rejected = Some(Rejected { revision: revision.clone(), reason: reason.clone(), at: now_secs() });
+                self.save_state();
+                self.record("rejected", &reason, self.status.objects).await;
+                cluster::event(&self.client, &self.target.parent, Severity::Warning, "Rejected", &format!("{revision}: {reason}")).await;
+            }
+            Ended::Failed(reason) => {
+                tracing::warn!(reason = %reason, "apply failed; will retry");
+                self.record("failed", &reason, self.status.objects).await;
+            }
+            Ended::Suspended => {
+                tracing::info!("suspended: not applying the new revision");
+                let message = format!("suspended ({SUSPEND_ANNOTATION} or --suspend); {revision} not applied");
+                self.record("suspended", &message, self.status.objects).await;
+            }
+        }
+        next
+    }
+
+    /// The last good revision back after an unhealthy one; the unhealthy revision is
+    /// marked rejected so it is not applied again until the source moves.
+    async fn rollback(&mut self, bad: &str, reason: &str) -> Next {
+        let Some(good) = self.state.good.clone().filter(|g| g.revision != bad) else {
+            tracing::warn!("no earlier good revision to roll back to");
+            return Next::Interval;
+        };
+        let entry = match self.cache.load(&good.revision) {
+            Ok(entry) => entry,
+            Err(e) => {
+                tracing::error!(revision = %good.revision, error = %e, "cannot roll back: the good revision is not in the cache");
+                return Next::Interval;
+            }
+        };
+        tracing::warn!(to = %good.revision, from = %bad, "rolling back to the last good revision");
+        cluster::event(
+            &self.client,
+            &self.target.parent,
+            Severity::Warning,
+            "RolledBack",
+            &format!("{bad} was unhealthy ({reason}); rolled back to {}", good.revision),
+        )
+        .await;
+        let next = Box::pin(self.apply_entry(entry, true)).await;
+        self.state.rejected = Some(Rejected {
+            revision: bad.to_string(),
+            reason: format!("unhealthy, rolled back: {reason}"),
+            at: now_secs(),
+        });
+        self.save_state();
+        next
+    }
+
+    /// The applied revision's snapshot becomes the one drift enforces.
+    fn adopt(&mut self, entry: Entry, applied: &Applied) {
+        self.handles.metrics.set_applied_revision(Some(&entry.revision));
+        self.handles.metrics.set_managed_objects(applied.objects.len());
+        self.applied = Some(entry);
+        self.handles.ready.store(true, Ordering::SeqCst);
+    }
+
+    async fn run_pipeline(&mut self, entry: &Entry) -> Ended {
+        if self.settings.suspend {
+            self.handles.metrics.set_suspended(true);
+            return Ended::Suspended;
+        }
+        let tree = self.tree_of(entry);
+        let planned = match pipeline::plan(&self.client, &mut self.discovered, &tree, &self.target).await {
+            Ok(planned) => planned,
+            Err(e) => return classify(e),
+        };
+        if suspended(&planned.recorded) {
+            self.handles.metrics.set_suspended(true);
+            return Ended::Suspended;
+        }
+        self.handles.metrics.set_suspended(false);
+        let applied = match apply::apply(&self.client, &mut self.discovered, planned.plan, &self.target.parent, &planned.recorded).await {
+            Ok(applied) => applied,
+            Err(e) => return classify(PipelineError::Apply(e)),
+        };
+        let mut shutdown = self.handles.shutdown.clone();
+        let verdict = tokio::select! {
+            v = health::wait(&self.client, &applied.objects, self.settings.health_timeout) => v,
+            _ = shutdown.changed() => {
+                return Ended::Failed("shutting down before the revision was healthy".into());
+            }
+        };
+        match verdict {
+            Verdict::Healthy { after } => Ended::Healthy { applied, after },
+            verdict => Ended::Unhealthy { applied, verdict },
+        }
+    }
+
+    /// Re-plans the applied revision and corrects (or reports) drift. Returns the wait
+    /// until the next drift reconcile.
+    pub(super) async fn drift(&mut self) -> std::time::Duration {
+        let Some(entry) = self.applied.clone() else {
+            return self.settings.drift_interval;
+        };
+        let span = tracing::info_span!("drift", revision = %entry.revision);
+        let _enter = span.enter();
+        if self.settings.suspend {
+            self.handles.metrics.set_suspended(true);
+            return self.settings.drift_interval;
+        }
+        let tree = self.tree_of(&entry);
+        let planned = match pipeline::plan(&self.client, &mut self.discovered, &tree, &self.target).await {
+            Ok(planned) => planned,
+            Err(e) => {
+                let retry = e.is_transient();
+                tracing::warn!(error = %crate::cli::one_line_error(&e), "drift check failed");
+                // The API server may be restarting: come back soon rather than in minutes.
+                return if retry { self.poll_backoff.clone().fail(super::seed()).min(self.settings.drift_interval) } else { self.settings.drift_interval };
+            }
+        };
+        let suspended = suspended(&planned.recorded);
+        self.handles.metrics.set_suspended(suspended);
+        let drifted: Vec<(String, Vec<String>)> = planned
+            .plan
+            .objects
+            .iter()
+            .filter_map(|p| match &p.action {
+                Action::Unchanged => None,
+                Action::Create => Some((p.manifest.id.to_string(), vec!["(missing)".to_string()])),
+                Action::Update { fields } => Some((p.manifest.id.to_string(), fields.clone())),
+                Action::Recreate { .. } => Some((p.manifest.id.to_string(), vec!["(immutable fields)".to_string()])),
+            })
+            .collect();
+        if drifted.is_empty() && planned.plan.prunes.is_empty() {
+            tracing::debug!("no drift");
+            return self.settings.drift_interval;
+        }
+        for (object, fields) in &drifted {
+            tracing::warn!(object = %object, fields = %fields.join(", "), "drift detected");
+        }
+        if suspended || self.settings.drift == DriftMode::Report {
+            let why = if suspended { "suspended" } else { "--drift=report" };
+            let summary = describe_drift(&drifted);
+            cluster::event(&self.client, &self.target.parent, Severity::Warning, "DriftDetected", &format!("{summary} (not corrected: {why})")).await;
+            return self.settings.drift_interval;
+        }
+        match apply::apply(&self.client, &mut self.discovered, planned.plan, &self.target.parent, &planned.recorded).await {
+            Ok(applied) => {
+                let corrected = applied.changed();
+                self.handles.metrics.drift_corrected(corrected as u64);
+                for (object, fields) in &drifted {
+                    tracing::info!(object = %object, fields = %fields.join(", "), "drift corrected");
+                }
+                let summary = describe_drift(&drifted);
+                cluster::event(&self.client, &self.target.parent, Severity::Normal, "DriftCorrected", &summary).await;
+                self.report_kept(&applied).await;
+                self.settings.drift_interval
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::cli::one_line_error(&e), "drift correction failed");
+                if e.is_transient() { self.poll_backoff.clone().fail(super::seed()) } else { self.settings.drift_interval }
+            }
+        }
+    }
+
+    /// Objects whose deletion was refused stay managed; say so where operators look.
+    async fn report_kept(&self, applied: &Applied) {
+        for (member, why) in &applied.prune.kept {
+            cluster::event(
+                &self.client,
+                &self.target.parent,
+                Severity::Warning,
+                "PruneRefused",
+                &format!("{}: {why}", member.object_ref()),
+            )
+            .await;
+        }
+    }
+
+    /// Writes the outcome to the parent's status, when it changed.
+    async fn record(&mut self, result: &str, message: &str, objects: usize) {
+        let status = ClusterStatus {
+            source: self.source.display_url().to_string(),
+            desired: self.desired.clone(),
+            applied: self.state.applied.as_ref().map(|r| r.revision.clone()),
+            good: self.state.good.as_ref().map(|r| r.revision.clone()),
+            result: result.to_string(),
+            message: message.to_string(),
+            time: cluster::rfc3339(SystemTime::now()),
+            objects,
+            suspended: self.settings.suspend,
+            source_unreachable_since: self.unreachable_since.map(cluster::rfc3339),
+        };
+        self.write_status(status).await;
+    }
+
+    /// Records the start or end of a source outage on the parent's status.
+    pub(super) async fn record_unreachable(&mut self, since: Option<SystemTime>) {
+        if self.status.result.is_empty() && since.is_none() {
+            return;
+        }
+        let mut status = self.status.clone();
+        status.source = self.source.display_url().to_string();
+        status.source_unreachable_since = since.map(cluster::rfc3339);
+        if status.result.is_empty() {
+            status.result = "unknown".into();
+            status.message = "source unreachable before the first revision".into();
+        }
+        self.write_status(status).await;
+    }
+
+    async fn write_status(&mut self, status: ClusterStatus) {
+        if status.same_outcome(&self.status) {
+            return;
+        }
+        let Ok(text) = serde_json::to_string(&status) else { return };
+        match inventory::read(&self.client, &self.target.parent).await {
+            Ok(mut recorded) => {
+                let members = recorded.members.clone();
+                if let Err(e) = inventory::write(&self.client, &self.target.parent, &mut recorded, &members, Some(&text)).await {
+                    tracing::warn!(error = %crate::cli::one_line_error(&e), "could not record the status on the inventory parent");
+                    return;
+                }
+                self.status = status;
+            }
+            Err(e) => tracing::warn!(error = %crate::cli::one_line_error(&e), "could not read the inventory parent"),
+        }
+    }
+}
+
+fn suspended(recorded: &inventory::Recorded) -> bool {
+    recorded.annotations.get(SUSPEND_ANNOTATION).map(String::as_str) == Some("true")
+}
+
+fn classify(e: PipelineError) -> Ended {
+    let text = crate::cli::one_line_error(&e);
+    if e.is_transient() { Ended::Failed(text) } else { Ended::Rejected(text) }
+}
+
+fn describe_drift(drifted: &[(String, Vec<String>)]) -> String {
+    let mut parts: Vec<String> = drifted.iter().take(5).map(|(o, f)| format!("{o} ({})", f.join(", "))).collect();
+    if drifted.len() > 5 {
+        parts.push(format!("and {} more", drifted.len() - 5));
+    }
+    format!("drift on {} object(s): {}", drifted.len(), parts.join("; "))
+}

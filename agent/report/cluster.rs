@@ -1,0 +1,99 @@
+//! Reporting inside the cluster: the status block on the inventory parent and
+//! Kubernetes Events on it, where `kubectl describe cm <name>` shows them.
+//!
+//! Messages carry object names and field paths, never field values, so Secret data
+//! cannot reach an event or a status.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Event, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use kube::api::{Api, PostParams};
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::Parent;
+
+/// What `kubectl get cm <name> -o yaml` shows under `data.status` (JSON), and what
+/// `hawser status` prints. Only outcomes are recorded, no clock readings of polls,
+/// so a no-op reconcile writes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClusterStatus {
+    pub source: String,
+    /// The revision the source named when the outcome was recorded.
+    pub desired: Option<String>,
+    pub applied: Option<String>,
+    pub good: Option<String>,
+    /// success, rejected, failed, unhealthy, suspended.
+    pub result: String,
+    pub message: String,
+    /// RFC 3339, when the outcome was recorded.
+    pub time: String,
+    pub objects: usize,
+    pub suspended: bool,
+    /// RFC 3339, when the source stopped answering; absent while reachable.
+    pub source_unreachable_since: Option<String>,
+}
+
+impl ClusterStatus {
+    /// Equal apart from the time: re-recording the same outcome is not a change.
+    pub fn same_outcome(&self, other: &ClusterStatus) -> bool {
+        let mut a = self.clone();
+        a.time = other.time.clone();
+        a == *other
+    }
+}
+
+/// Normal or Warning, as Kubernetes Events have them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Normal,
+    Warning,
+}
+
+/// Emits an Event on the parent. Failing to emit is logged, never fatal: events are
+/// a courtesy, the status and the logs carry the same facts.
+pub async fn event(client: &kube::Client, parent: &Parent, severity: Severity, reason: &str, message: &str) {
+    let api: Api<Event> = Api::namespaced(client.clone(), &parent.namespace);
+    let uid = Api::<ConfigMap>::namespaced(client.clone(), &parent.namespace)
+        .get_opt(&parent.name)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|cm| cm.metadata.uid);
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let message: String = message.chars().take(1024).collect();
+    let event = Event {
+        metadata: ObjectMeta { generate_name: Some(format!("{}.", parent.name)), ..Default::default() },
+        involved_object: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+            name: Some(parent.name.clone()),
+            namespace: Some(parent.namespace.clone()),
+            uid,
+            ..Default::default()
+        },
+        reason: Some(reason.into()),
+        message: Some(message),
+        type_: Some(match severity {
+            Severity::Normal => "Normal".into(),
+            Severity::Warning => "Warning".into(),
+        }),
+        source: Some(EventSource { component: Some("hawser".into()), host: None }),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        reporting_component: Some("hawser".into()),
+        reporting_instance: Some(format!("hawser-{}", parent.namespace)),
+        ..Default::default()
+    };
+    if let Err(e) = api.create(&PostParams::default(), &event).await {
+        tracing::warn!(reason, error = %crate::plan::api_reason(&e), "could not emit an event");
+    }
+}
+
+/// Seconds since the epoch as RFC 3339 (UTC), without a date crate.
+pub fn rfc3339(at: SystemTime) -> String {
+    let secs = at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    k8s_openapi::jiff::Timestamp::from_second(secs as i64).map(|t| t.to_string()).unwrap_or_default()
+}
