@@ -9,6 +9,7 @@
 //! `cli` parses the command line once into validated configuration and drives the
 //! stages; the middle stages are pure and know nothing about a cluster or a network.
 
+pub mod admin;
 pub mod apply;
 pub mod cache;
 pub mod cli;

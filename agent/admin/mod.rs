@@ -1,0 +1,308 @@
+//! The admin HTTP server on `--listen` (default `0.0.0.0:9090`).
+//!
+//! In: connections from kubelet probes, Prometheus and forge webhooks. Out: answers,
+//! and a wake-up on [`Admin::hook_notify`] for each authenticated webhook. Endpoints:
+//!
+//! - `GET /healthz`: 200 `ok` while the process runs.
+//! - `GET /readyz`: 503 until [`Readiness::set`] is called with true, then 200.
+//! - `GET /metrics`: the registry in the OpenMetrics text format.
+//! - `POST /hook`: 202 for a request signed with the webhook secret (see [`hook`]),
+//!   401 without reading the body if no signature header is present, 401 for a
+//!   wrong signature, 413 beyond the body limit, 404 when no secret is configured.
+//!
+//! One request per connection (`Connection: close`), read within a deadline, with a
+//! cap on concurrent connections: a slow or hostile client costs little. What can go
+//! wrong: binding the address ([`AdminError`]); everything after that is answered
+//! with a status code and logged, never fatal.
+
+pub mod hmac;
+pub mod hook;
+pub mod http;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+pub use hook::HookSecret;
+use http::{Head, HttpError, Response};
+
+/// Where the admin server listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9090";
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("binding the admin server to {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Bounds on what one client may cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest webhook body accepted.
+    pub max_body: usize,
+    /// Time to receive a whole request, and again to send the answer.
+    pub timeout: Duration,
+    /// Connections served at once; more are answered 503 at once.
+    pub max_connections: usize,
+    /// On shutdown, how long requests in flight may take to finish.
+    pub drain: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body: 1024 * 1024,
+            timeout: Duration::from_secs(10),
+            max_connections: 32,
+            drain: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The readiness flag `/readyz` reports; starts false. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The server's configuration and shared handles; [`Admin::serve`] runs it.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    registry: Arc<Registry>,
+    readiness: Readiness,
+    secret: Option<HookSecret>,
+    hooks: Arc<Notify>,
+    limits: Limits,
+}
+
+impl Admin {
+    /// An admin server exposing `registry`; webhooks disabled until a secret is set.
+    pub fn new(registry: Registry) -> Admin {
+        Admin {
+            registry: Arc::new(registry),
+            readiness: Readiness::default(),
+            secret: None,
+            hooks: Arc::new(Notify::new()),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Enables `POST /hook`, authenticated with `secret`.
+    pub fn with_hook_secret(mut self, secret: Option<HookSecret>) -> Admin {
+        self.secret = secret;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Admin {
+        self.limits = limits;
+        self
+    }
+
+    /// The flag behind `/readyz`; the loop sets it once it enforces a revision.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Notified once per accepted webhook. `Notify` keeps one permit, so hooks that
+    /// arrive while the loop is busy wake it once, not once each.
+    pub fn hook_notify(&self) -> Arc<Notify> {
+        self.hooks.clone()
+    }
+
+    /// Binds the listening socket (separate from [`Admin::serve`] so a bad address
+    /// fails at start-up, and tests can bind port 0).
+    pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminError> {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| AdminError::Bind { addr, source })
+    }
+
+    /// Serves until `shutdown` turns true (or its sender is dropped), then lets the
+    /// requests in flight finish for up to `Limits::drain`.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let admin = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(admin.limits.max_connections));
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                () = stopped(&mut shutdown) => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let admin = admin.clone();
+                        let slot = slots.clone().try_acquire_owned();
+                        connections.spawn(async move {
+                            match slot {
+                                Ok(_slot) => admin.handle(stream, peer).await,
+                                Err(_) => admin.refuse_busy(stream).await,
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait, do not spin.
+                        tracing::warn!(error = %e, "admin server: accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        drop(listener);
+        let drained = tokio::time::timeout(admin.limits.drain, async {
+            while connections.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            connections.abort_all();
+        }
+    }
+
+    async fn refuse_busy(&self, mut stream: TcpStream) {
+        let response = Response::text(503, "busy").with_header("Retry-After", "1");
+        // Short bounds: under a flood these tasks must not pile up.
+        let answer = async {
+            response.write(&mut stream, false).await?;
+            stream.shutdown().await?;
+            drain(&mut stream).await;
+            Ok::<(), std::io::Error>(())
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(200), answer).await;
+    }
+
+    async fn handle(&self, mut stream: TcpStream, peer: SocketAddr) {
+        let (response, head_only) = match tokio::time::timeout(
+            self.limits.timeout,
+            self.respond(&mut stream, peer),
+        )
+        .await
+        {
+            Ok(answer) => answer,
+            Err(_) => (Response::text(408, "request timeout"), false),
+        };
+        let write = async {
+            response.write(&mut stream, head_only).await?;
+            stream.shutdown().await
+        };
+        if let Err(e) = tokio::time::timeout(self.limits.timeout, write)
+            .await
+            .unwrap_or(Ok(()))
+        {
+            tracing::debug!(%peer, error = %e, "admin server: writing the response failed");
+            return;
+        }
+        // Lingering close: a request refused before its body was read still has bytes
+        // in flight; closing now would reset the connection and lose the answer.
+        let linger = self.limits.timeout.min(Duration::from_secs(1));
+        let _ = tokio::time::timeout(linger, drain(&mut stream)).await;
+    }
+
+    /// Reads one request and decides the answer; the bool says "HEAD: no body".
+    async fn respond(&self, stream: &mut TcpStream, peer: SocketAddr) -> (Response, bool) {
+        let head = match http::read_head(stream).await {
+            Ok(head) => head,
+            Err(e) => return (error_response(&e), false),
+        };
+        let head_only = head.method == "HEAD";
+        let response = match (head.method.as_str(), head.path.as_str()) {
+            ("GET" | "HEAD", "/healthz") => Response::text(200, "ok"),
+            ("GET" | "HEAD", "/readyz") if self.readiness.is_ready() => {
+                Response::text(200, "ready")
+            }
+            ("GET" | "HEAD", "/readyz") => Response::text(503, "not ready"),
+            ("GET" | "HEAD", "/metrics") => self.metrics(),
+            ("POST", "/hook") => self.hook(stream, &head, peer).await,
+            (_, "/healthz" | "/readyz" | "/metrics") => {
+                Response::text(405, "use GET").with_header("Allow", "GET, HEAD")
+            }
+            (_, "/hook") if self.secret.is_some() => {
+                Response::text(405, "use POST").with_header("Allow", "POST")
+            }
+            _ => Response::text(404, "not found"),
+        };
+        (response, head_only)
+    }
+
+    fn metrics(&self) -> Response {
+        let mut text = String::new();
+        match prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            Ok(()) => Response {
+                status: 200,
+                content_type: OPENMETRICS,
+                extra: Vec::new(),
+                body: text.into_bytes(),
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "encoding metrics failed");
+                Response::text(500, "encoding metrics failed")
+            }
+        }
+    }
+
+    async fn hook(&self, stream: &mut TcpStream, head: &Head, peer: SocketAddr) -> Response {
+        let Some(secret) = &self.secret else {
+            return Response::text(404, "not found");
+        };
+        if !hook::is_signed(&head.headers) {
+            tracing::info!(%peer, "webhook refused: no signature header");
+            return Response::text(401, hook::HookError::Unsigned.to_string());
+        }
+        let body = match http::read_body(stream, head, self.limits.max_body).await {
+            Ok(body) => body,
+            Err(e) => return error_response(&e),
+        };
+        match hook::verify(secret, &head.headers, &body) {
+            Ok(scheme) => {
+                tracing::info!(%peer, scheme = scheme.as_str(), "webhook accepted; polling the source");
+                self.hooks.notify_one();
+                Response::text(202, "accepted")
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "webhook refused");
+                Response::text(401, "signature does not match")
+            }
+        }
+    }
+}
+
+/// Resolves once `shutdown` is true, or its sender is gone (which also means stop).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Reads and discards until the peer closes, at most the largest body we accept.
+async fn drain(stream: &mut TcpStream) {
+    let mut sink = [0u8; 4096];
+    let mut left: usize = 1024 * 1024;
+    while left > 0 {
+        match stream.read(&mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => left = left.saturating_sub(n),
+        }
+    }
+}
+
+fn error_response(e: &HttpError) -> Response {
+    Response::text(e.status(), e.to_string())
+}
