@@ -6,6 +6,7 @@
 
 mod apply;
 mod fetch;
+mod run;
 pub mod scope_args;
 pub mod source_args;
 mod validate;
@@ -33,6 +34,9 @@ enum Command {
     /// Check a directory of manifests as the agent would before applying them:
     /// parse, validate, check the scope, order. No cluster needed.
     Validate(validate::Args),
+    /// Run the agent: poll the source, apply new revisions, correct drift, keep the
+    /// last known good revision on disk.
+    Run(Box<run::Args>),
     /// Print the version, git commit, compiler and target.
     Version(version::Args),
     /// Fetch and verify a source's snapshot into a directory.
@@ -51,11 +55,12 @@ pub enum Outcome {
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging("warn");
+    init_logging(if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" });
     let result = match cli.command {
         Command::Apply(args) => apply::run(args),
         Command::Diff(args) => apply::diff(args),
         Command::Validate(args) => validate::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Version(args) => version::run(args),
         Command::Fetch(args) => fetch::run(*args),
     };

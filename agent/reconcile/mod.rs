@@ -12,7 +12,6 @@ mod revision;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, watch};
@@ -53,7 +52,7 @@ pub struct Settings {
 /// What the admin server and the signal handler share with the loop.
 #[derive(Debug, Clone)]
 pub struct Handles {
-    pub ready: Arc<AtomicBool>,
+    pub ready: crate::admin::Readiness,
     pub hook: Arc<Notify>,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Metrics,
@@ -167,7 +166,7 @@ impl Agent {
                 self.handles.metrics.set_applied_revision(Some(&entry.revision));
                 self.handles.metrics.set_good_revision(self.state.good.as_ref().map(|g| g.revision.as_str()));
                 self.applied = Some(entry);
-                self.handles.ready.store(true, Ordering::SeqCst);
+                self.handles.ready.set(true);
             }
             Err(e) => {
                 tracing::error!(revision = %record.revision, error = %e, "the cached applied revision is corrupt; discarded, waiting for the source");

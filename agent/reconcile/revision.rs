@@ -1,7 +1,6 @@
 //! One revision through the pipeline, and the drift reconcile of the applied one, with
 //! their outcomes recorded: state file, parent status, events, metrics, logs.
 
-use std::sync::atomic::Ordering;
 use std::time::{Instant, SystemTime};
 
 use super::{Agent, DriftMode, SUSPEND_ANNOTATION};
@@ -191,7 +190,7 @@ impl Agent {
         self.handles.metrics.set_applied_revision(Some(&entry.revision));
         self.handles.metrics.set_managed_objects(applied.objects.len());
         self.applied = Some(entry);
-        self.handles.ready.store(true, Ordering::SeqCst);
+        self.handles.ready.set(true);
     }
 
     async fn run_pipeline(&mut self, entry: &Entry) -> Ended {

@@ -10,6 +10,7 @@
 // helpers and re-exports unused by one test crate are expected there.
 #![allow(dead_code, unused_imports)]
 
+pub mod agent;
 pub mod cluster;
 mod git;
 mod server;

@@ -1,0 +1,323 @@
+//! `hawser run` end to end: a real Git server, the real control plane, the agent as a
+//! child process under a namespaced ServiceAccount, as in a pod.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use support::agent::AgentProcess;
+use support::cluster::{AGENT_RULES, TestNamespace, eventually, get_field, kubectl, sa_kubeconfig};
+use support::{GitServer, GitServerOptions, Repo};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+struct World {
+    ns: TestNamespace,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+    server: GitServer,
+    repo: Repo,
+}
+
+impl World {
+    fn new(prefix: &str) -> World {
+        let ns = TestNamespace::new(prefix);
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = sa_kubeconfig(&ns.name, "hawser", AGENT_RULES, dir.path());
+        let server = GitServer::start(GitServerOptions::default());
+        let repo = Repo::create(&server);
+        World { ns, dir, kubeconfig, server, repo }
+    }
+
+    /// The agent's flags: fast intervals for tests, overridden by `extra`.
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let cache = self.dir.path().join("cache").display().to_string();
+        let defaults = [
+            ("--source", self.repo.url()),
+            ("--ref", "main"),
+            ("--namespace", &self.ns.name),
+            ("--interval", "1s"),
+            ("--drift-interval", "2s"),
+            ("--health-timeout", "30s"),
+            ("--cache-dir", &cache),
+        ];
+        let mut args = Vec::new();
+        for (flag, value) in defaults {
+            if !extra.contains(&flag) {
+                args.push(flag.to_string());
+                args.push(value.to_string());
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn agent(&self, extra: &[&str]) -> AgentProcess {
+        let args = self.args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        AgentProcess::start(&args, &self.kubeconfig, &self.dir.path().join("agent.log"))
+    }
+
+    /// Pushes the app: a ConfigMap and a Deployment, optionally broken or unschedulable.
+    fn push(&self, greeting: &str, replicas: u32, extra_pod_spec: &str) -> String {
+        self.repo.write(
+            "app/config.yaml",
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  greeting: {greeting}\n"),
+        );
+        self.repo.write(
+            "app/deploy.yaml",
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n{extra_pod_spec}      containers:\n      - name: web\n        image: nginx:1.27\n"
+            ),
+        );
+        let commit = self.repo.commit(greeting);
+        self.repo.push();
+        commit
+    }
+
+    fn greeting(&self) -> Option<String> {
+        get_field("configmap", &self.ns.name, "cfg", "{.data.greeting}")
+    }
+
+    fn wait_greeting(&self, want: &str, agent: &AgentProcess) {
+        let mut seen = None;
+        eventually(&format!("greeting {want}"), WAIT, || {
+            seen = self.greeting();
+            seen.as_deref() == Some(want)
+        });
+        let _ = agent;
+    }
+
+    fn replicas(&self) -> String {
+        get_field("deployment", &self.ns.name, "web", "{.spec.replicas}").unwrap_or_default()
+    }
+
+    fn scale(&self, n: u32) {
+        kubectl(&["scale", "deployment", "web", "-n", &self.ns.name, &format!("--replicas={n}")]);
+    }
+
+    /// The status hawser records on its inventory parent.
+    fn status(&self) -> serde_json::Value {
+        get_field("configmap", &self.ns.name, "hawser", "{.data.status}")
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    fn events(&self) -> String {
+        kubectl(&[
+            "get", "events", "-n", &self.ns.name, "--field-selector", "involvedObject.name=hawser",
+            "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+        ])
+    }
+
+    fn cache_state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.dir.path().join("cache/state.json")).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[test]
+fn new_commits_are_applied_and_drift_is_corrected() {
+    let w = World::new("agent-basic");
+    let v1 = w.push("one", 2, "");
+    let agent = w.agent(&[]);
+    w.wait_greeting("one", &agent);
+    agent.wait_ready(WAIT);
+    eventually("status success for v1", WAIT, || w.status()["applied"] == v1.as_str() && w.status()["result"] == "success");
+    assert_eq!(w.cache_state()["good"]["revision"], v1.as_str());
+
+    let v2 = w.push("two", 2, "");
+    w.wait_greeting("two", &agent);
+    eventually("status success for v2", WAIT, || w.status()["good"] == v2.as_str());
+
+    w.scale(5);
+    eventually("replicas back to 2", WAIT, || w.replicas() == "2");
+    eventually("a drift log line", WAIT, || agent.logs().contains("drift corrected"));
+    let logs = agent.logs();
+    let line = logs.lines().find(|l| l.contains("drift corrected")).unwrap();
+    assert!(line.contains(&format!("Deployment {}/web", w.ns.name)) && line.contains("spec.replicas"), "{line}");
+    assert!(line.contains(&v2), "log lines carry the revision: {line}");
+    eventually("a DriftCorrected event", WAIT, || w.events().contains("DriftCorrected"));
+
+    let (code, metrics) = agent.http("GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(code, 200);
+    for family in ["hawser_reconciles_total", "hawser_drift_corrections_total", "hawser_applied_revision_info", "hawser_source_polls_total"] {
+        assert!(metrics.contains(family), "{family} in {metrics}");
+    }
+    assert!(metrics.contains(&format!("hawser_applied_revision_info{{revision=\"{v2}\"}} 1")), "{metrics}");
+    for line in metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "not Prometheus text: {line}");
+    }
+}
+
+#[test]
+fn a_signed_webhook_triggers_a_poll_and_an_unsigned_one_is_refused() {
+    let w = World::new("agent-hook");
+    let secret = w.dir.path().join("hook-secret");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    w.push("one", 1, "");
+    let agent = w.agent(&["--interval", "1h", "--hook-secret-file", secret.to_str().unwrap()]);
+    w.wait_greeting("one", &agent);
+    w.push("two", 1, "");
+
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let (code, _) = agent.http("POST", "/hook", &[("X-Hub-Signature-256", "sha256=00")], body).unwrap();
+    assert_eq!(code, 401);
+    let (code, _) = agent.http("POST", "/hook", &[], body).unwrap();
+    assert_eq!(code, 401);
+    assert!(!agent.logs().contains("webhook: polling now"), "refused hooks do no work");
+
+    let signature = format!("sha256={}", openssl_hmac("s3cret", body));
+    let (code, _) = agent.http("POST", "/hook", &[("X-Hub-Signature-256", &signature)], body).unwrap();
+    assert_eq!(code, 202);
+    w.wait_greeting("two", &agent);
+}
+
+#[test]
+fn drift_report_mode_reports_and_changes_nothing() {
+    let w = World::new("agent-report");
+    w.push("one", 2, "");
+    let agent = w.agent(&["--drift", "report"]);
+    w.wait_greeting("one", &agent);
+    eventually("deployment applied", WAIT, || w.replicas() == "2");
+    w.scale(4);
+    eventually("a DriftDetected event", WAIT, || w.events().contains("DriftDetected"));
+    assert!(w.events().contains("not corrected: --drift=report"), "{}", w.events());
+    assert_eq!(w.replicas(), "4", "report mode leaves the drift in place");
+}
+
+#[test]
+fn git_outage_and_restart_with_git_down_keep_enforcing_the_cache() {
+    let mut w = World::new("agent-outage");
+    let v1 = w.push("one", 2, "");
+    let mut agent = w.agent(&[]);
+    w.wait_greeting("one", &agent);
+    eventually("deployment applied", WAIT, || w.replicas() == "2");
+
+    w.server.stop();
+    eventually("the outage noticed", WAIT, || agent.logs().contains("source unreachable"));
+    w.scale(6);
+    eventually("drift corrected during the outage", WAIT, || w.replicas() == "2");
+    eventually("outage recorded in the status", WAIT, || w.status()["sourceUnreachableSince"].is_string());
+
+    agent.kill();
+    let before = agent.logs().len();
+    agent.restart(&[]);
+    agent.wait_ready(WAIT);
+    let since_restart = agent.logs()[before..].to_string();
+    assert!(since_restart.contains("loaded the applied revision from the cache"), "{since_restart}");
+    assert!(since_restart.contains(&v1));
+    w.scale(7);
+    eventually("drift corrected after a restart with Git down", WAIT, || w.replicas() == "2");
+    w.server.restart();
+}
+
+#[test]
+fn a_bad_revision_is_rejected_and_the_previous_one_stays_enforced() {
+    let w = World::new("agent-reject");
+    let v1 = w.push("one", 2, "");
+    let agent = w.agent(&[]);
+    w.wait_greeting("one", &agent);
+    w.repo.write("app/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: kube-system\n");
+    w.repo.write("app/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  greeting: two\n");
+    let bad = w.repo.commit("out of scope");
+    w.repo.push();
+    eventually("status rejected", WAIT, || w.status()["result"] == "rejected");
+    let status = w.status();
+    assert!(status["message"].as_str().unwrap().contains("ConfigMap kube-system/elsewhere"), "{status}");
+    assert_eq!(status["applied"], v1.as_str());
+    assert_eq!(status["desired"], bad.as_str());
+    assert_eq!(w.greeting().as_deref(), Some("one"), "nothing of the bad revision was written");
+    assert!(w.events().contains("Rejected"));
+    w.scale(3);
+    eventually("the previous revision is still enforced", WAIT, || w.replicas() == "2");
+}
+
+#[test]
+fn the_suspend_annotation_stops_every_write_until_removed() {
+    let w = World::new("agent-suspend");
+    w.push("one", 2, "");
+    let agent = w.agent(&[]);
+    w.wait_greeting("one", &agent);
+    eventually("deployment applied", WAIT, || w.replicas() == "2");
+    kubectl(&["annotate", "configmap", "hawser", "-n", &w.ns.name, "hawser.dev/suspend=true"]);
+    w.scale(5);
+    w.push("two", 2, "");
+    eventually("the new revision held back", WAIT, || w.status()["result"] == "suspended");
+    eventually("drift reported, not corrected", WAIT, || w.events().contains("not corrected: suspended"));
+    assert_eq!(w.replicas(), "5");
+    assert_eq!(w.greeting().as_deref(), Some("one"));
+    let (_, metrics) = agent.http("GET", "/metrics", &[], b"").unwrap();
+    assert!(metrics.contains("hawser_suspended 1"), "{metrics}");
+
+    kubectl(&["annotate", "configmap", "hawser", "-n", &w.ns.name, "hawser.dev/suspend-"]);
+    w.wait_greeting("two", &agent);
+    eventually("drift corrected after resuming", WAIT, || w.replicas() == "2");
+}
+
+#[test]
+fn an_unhealthy_revision_is_reported_and_rolled_back() {
+    let w = World::new("agent-unhealthy");
+    let v1 = w.push("one", 1, "");
+    let agent = w.agent(&["--health-timeout", "4s", "--rollback-on-unhealthy"]);
+    w.wait_greeting("one", &agent);
+    eventually("v1 good", WAIT, || w.cache_state()["good"]["revision"] == v1.as_str());
+    // No node matches: the pod stays Pending and the Deployment never becomes available.
+    let v2 = w.push("two", 1, "      nodeSelector: {hawser.test/no-such-node: \"true\"}\n");
+    eventually("rolled back", WAIT, || agent.logs().contains("rolling back to the last good revision"));
+    eventually("v1 enforced again", WAIT, || w.greeting().as_deref() == Some("one"));
+    let state = w.cache_state();
+    assert_eq!(state["good"]["revision"], v1.as_str(), "{state}");
+    assert_eq!(state["rejected"]["revision"], v2.as_str(), "{state}");
+    assert!(w.events().contains("Unhealthy") && w.events().contains("RolledBack"), "{}", w.events());
+    let node_selector = get_field("deployment", &w.ns.name, "web", "{.spec.template.spec.nodeSelector}");
+    assert_eq!(node_selector.as_deref(), Some(""), "the bad pod spec is gone");
+}
+
+#[test]
+fn sigterm_exits_zero_quickly_with_the_state_persisted() {
+    let w = World::new("agent-term");
+    let v1 = w.push("one", 1, "");
+    let mut agent = w.agent(&[]);
+    w.wait_greeting("one", &agent);
+    eventually("v1 recorded", WAIT, || w.cache_state()["applied"]["revision"] == v1.as_str());
+    let (code, took) = agent.terminate();
+    assert_eq!(code, Some(0), "{}", agent.logs());
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(w.cache_state()["applied"]["revision"], v1.as_str());
+}
+
+#[test]
+fn a_crash_while_caching_leaves_a_consistent_cache() {
+    let w = World::new("agent-crash");
+    w.push("one", 1, "");
+    for failpoint in ["store:after-tree", "store:before-rename"] {
+        let mut crashing = w.agent(&["--failpoint", failpoint]);
+        let status = crashing.wait_exit(WAIT);
+        assert!(!status.success(), "the failpoint aborted the process");
+        assert!(w.greeting().is_none(), "nothing applied before the crash");
+    }
+    let agent = w.agent(&[]);
+    w.wait_greeting("one", &agent);
+    agent.wait_ready(WAIT);
+    let snapshots: Vec<_> = std::fs::read_dir(w.dir.path().join("cache/snapshots")).unwrap().collect();
+    assert_eq!(snapshots.len(), 1, "one complete entry");
+}
+
+/// HMAC-SHA256 in hex, computed by openssl: an oracle independent of hawser's code.
+fn openssl_hmac(key: &str, message: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", key, "-r"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
