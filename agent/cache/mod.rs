@@ -10,6 +10,8 @@
 //! plain files, a corrupt entry (moved aside, never returned), an unparsable
 //! `state.json` (see [`Cache::reset_state`]), another process holding the directory.
 //!
+//! All of it is blocking file I/O: from async code, call it in `spawn_blocking`.
+//!
 //! ```text
 //! <dir>/lock                        held (flock) while a Cache is open
 //! <dir>/state.json                  State
