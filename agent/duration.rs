@@ -136,6 +136,25 @@ mod tests {
     }
 
     #[test]
+    fn works_as_a_clap_value_parser() {
+        use clap::Parser;
+        #[derive(Debug, Parser)]
+        struct Args {
+            #[arg(long, value_parser = parse)]
+            interval: Duration,
+        }
+        let args = Args::try_parse_from(["hawser", "--interval", "1h30m"]).unwrap();
+        assert_eq!(args.interval, Duration::from_secs(5400));
+        let err = Args::try_parse_from(["hawser", "--interval", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("invalid duration \"soon\"") && err.contains("--interval"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn display_round_trips() {
         for text in ["0s", "250ms", "30s", "5m", "1h", "1h30m", "2h1s", "1m1s1ms"] {
             let parsed = parse(text).unwrap();

@@ -7,8 +7,10 @@
 //! restarts, so every write is crash-safe: build under `tmp/`, fsync, rename into
 //! place, fsync the parent. What can go wrong: I/O errors (named with the path), a
 //! revision id that is not a commit id or `sha256-<hex>`, a tree that holds more than
-//! plain files, a corrupt entry (moved aside, never returned), an unparsable
+//! plain files, a corrupt entry (removed, never returned), an unparsable
 //! `state.json` (see [`Cache::reset_state`]), another process holding the directory.
+//!
+//! All of it is blocking file I/O: from async code, call it in `spawn_blocking`.
 //!
 //! ```text
 //! <dir>/lock                        held (flock) while a Cache is open
@@ -29,6 +31,7 @@ use std::fs::{self, File, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use entry::{Entry, key};
 pub use state::{PostedStatus, Record, Rejected, State};
@@ -57,7 +60,7 @@ pub enum CacheError {
     BadPath { path: PathBuf },
     #[error("revision {revision} is not in the cache at {}", dir.display())]
     NotFound { revision: String, dir: PathBuf },
-    #[error("cache entry {} for revision {revision} is corrupt ({problem}); moved it aside", path.display())]
+    #[error("cache entry {} for revision {revision} is corrupt ({problem}); removed it from the cache", path.display())]
     Corrupt {
         revision: String,
         path: PathBuf,
@@ -263,8 +266,9 @@ impl Cache {
     }
 
     /// Loads the entry for `revision`, re-verifying the digest of every file on disk.
-    /// A corrupt or half-written entry is moved out of `snapshots/` (removed on the
-    /// next open) and reported as [`CacheError::Corrupt`].
+    /// A corrupt or half-written entry is renamed out of `snapshots/` in one step, then
+    /// deleted (or by the next open, if deleting fails), and reported as
+    /// [`CacheError::Corrupt`]; the log line keeps what was wrong with it.
     pub fn load(&self, revision: &str) -> Result<Entry, CacheError> {
         let key = key(revision)?;
         let dir = self.snapshots.join(&key);
@@ -277,7 +281,7 @@ impl Cache {
         match entry::check(&dir, &key)? {
             Ok(entry) => Ok(entry),
             Err(problem) => {
-                tracing::warn!(revision, path = %dir.display(), problem, "cache entry is corrupt; moving it aside");
+                tracing::warn!(revision, path = %dir.display(), problem, "cache entry is corrupt; removing it");
                 self.remove_entry(&dir)?;
                 Err(CacheError::Corrupt {
                     revision: revision.into(),
@@ -316,16 +320,25 @@ impl Cache {
         protected.push(just_stored.to_string());
         let all = self.keys()?;
         let excess = all.len().saturating_sub(self.keep);
-        let mut candidates: Vec<(PathBuf, u64)> = all
+        // Oldest first; meta.json's mtime breaks ties within a second. Unreadable
+        // entries sort first: they are broken anyway.
+        let mut candidates: Vec<(PathBuf, (u64, SystemTime))> = all
             .into_iter()
             .filter(|(path, _)| {
                 !protected
                     .iter()
                     .any(|p| path.file_name() == Some(p.as_ref()))
             })
-            .map(|(path, entry)| (path, entry.map_or(0, |e| e.stored_at)))
+            .map(|(path, entry)| {
+                let written = fs::metadata(path.join("meta.json")).and_then(|m| m.modified());
+                let age = (
+                    entry.map_or(0, |e| e.stored_at),
+                    written.unwrap_or(UNIX_EPOCH),
+                );
+                (path, age)
+            })
             .collect();
-        candidates.sort_by_key(|(_, stored_at)| *stored_at);
+        candidates.sort_by_key(|(_, age)| *age);
         for (path, _) in candidates.into_iter().take(excess) {
             tracing::debug!(path = %path.display(), "evicting cache entry");
             self.remove_entry(&path)?;

@@ -204,7 +204,7 @@ fn symlinks_in_a_tree_are_refused() {
 /// Each way an entry can be damaged on disk is caught by `load`, moved out of
 /// `snapshots/`, and the revision can be stored again.
 #[test]
-fn corrupt_entries_are_moved_aside_and_never_returned() {
+fn corrupt_entries_are_removed_and_never_returned() {
     type Damage = fn(&Path);
     let damages: [(&str, Damage); 7] = [
         ("edited file", |e| {
@@ -301,6 +301,18 @@ fn eviction_keeps_the_newest_and_the_applied_and_good_revisions() {
     assert_eq!(kept, [rev(1), rev(2), rev(6)]);
     assert!(names(&dir.path().join("tmp")).is_empty());
     assert_eq!(cache.list().unwrap().len(), 3);
+}
+
+#[test]
+fn eviction_within_one_second_still_removes_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path(), 2).unwrap();
+    for n in 1..=4 {
+        cache
+            .store(&rev(n), "s", staged(&cache, &[("a", "x")]).path())
+            .unwrap();
+    }
+    assert_eq!(names(&dir.path().join("snapshots")), [rev(3), rev(4)]);
 }
 
 #[test]
