@@ -29,7 +29,13 @@ impl World {
         let kubeconfig = sa_kubeconfig(&ns.name, "hawser", AGENT_RULES, dir.path());
         let server = GitServer::start(GitServerOptions::default());
         let repo = Repo::create(&server);
-        World { ns, dir, kubeconfig, server, repo }
+        World {
+            ns,
+            dir,
+            kubeconfig,
+            server,
+            repo,
+        }
     }
 
     /// The agent's flags: fast intervals for tests, overridden by `extra`.
@@ -96,7 +102,14 @@ impl World {
     }
 
     fn scale(&self, n: u32) {
-        kubectl(&["scale", "deployment", "web", "-n", &self.ns.name, &format!("--replicas={n}")]);
+        kubectl(&[
+            "scale",
+            "deployment",
+            "web",
+            "-n",
+            &self.ns.name,
+            &format!("--replicas={n}"),
+        ]);
     }
 
     /// The status hawser records on its inventory parent.
@@ -108,13 +121,20 @@ impl World {
 
     fn events(&self) -> String {
         kubectl(&[
-            "get", "events", "-n", &self.ns.name, "--field-selector", "involvedObject.name=hawser",
-            "-o", "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
+            "get",
+            "events",
+            "-n",
+            &self.ns.name,
+            "--field-selector",
+            "involvedObject.name=hawser",
+            "-o",
+            "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
         ])
     }
 
     fn cache_state(&self) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.dir.path().join("cache/state.json")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.dir.path().join("cache/state.json")).unwrap_or_default();
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     }
 }
@@ -126,29 +146,56 @@ fn new_commits_are_applied_and_drift_is_corrected() {
     let agent = w.agent(&[]);
     w.wait_greeting("one", &agent);
     agent.wait_ready(WAIT);
-    eventually("status success for v1", WAIT, || w.status()["applied"] == v1.as_str() && w.status()["result"] == "success");
+    eventually("status success for v1", WAIT, || {
+        w.status()["applied"] == v1.as_str() && w.status()["result"] == "success"
+    });
     assert_eq!(w.cache_state()["good"]["revision"], v1.as_str());
 
     let v2 = w.push("two", 2, "");
     w.wait_greeting("two", &agent);
-    eventually("status success for v2", WAIT, || w.status()["good"] == v2.as_str());
+    eventually("status success for v2", WAIT, || {
+        w.status()["good"] == v2.as_str()
+    });
 
     w.scale(5);
     eventually("replicas back to 2", WAIT, || w.replicas() == "2");
-    eventually("a drift log line", WAIT, || agent.logs().contains("drift corrected"));
+    eventually("a drift log line", WAIT, || {
+        agent.logs().contains("drift corrected")
+    });
     let logs = agent.logs();
-    let line = logs.lines().find(|l| l.contains("drift corrected")).unwrap();
-    assert!(line.contains(&format!("Deployment {}/web", w.ns.name)) && line.contains("spec.replicas"), "{line}");
+    let line = logs
+        .lines()
+        .find(|l| l.contains("drift corrected"))
+        .unwrap();
+    assert!(
+        line.contains(&format!("Deployment {}/web", w.ns.name)) && line.contains("spec.replicas"),
+        "{line}"
+    );
     assert!(line.contains(&v2), "log lines carry the revision: {line}");
-    eventually("a DriftCorrected event", WAIT, || w.events().contains("DriftCorrected"));
+    eventually("a DriftCorrected event", WAIT, || {
+        w.events().contains("DriftCorrected")
+    });
 
     let (code, metrics) = agent.http("GET", "/metrics", &[], b"").unwrap();
     assert_eq!(code, 200);
-    for family in ["hawser_reconciles_total", "hawser_drift_corrections_total", "hawser_applied_revision_info", "hawser_source_polls_total"] {
+    for family in [
+        "hawser_reconciles_total",
+        "hawser_drift_corrections_total",
+        "hawser_applied_revision_info",
+        "hawser_source_polls_total",
+    ] {
         assert!(metrics.contains(family), "{family} in {metrics}");
     }
-    assert!(metrics.contains(&format!("hawser_applied_revision_info{{revision=\"{v2}\"}} 1")), "{metrics}");
-    for line in metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    assert!(
+        metrics.contains(&format!(
+            "hawser_applied_revision_info{{revision=\"{v2}\"}} 1"
+        )),
+        "{metrics}"
+    );
+    for line in metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let value = line.rsplit(' ').next().unwrap();
         assert!(value.parse::<f64>().is_ok(), "not Prometheus text: {line}");
     }
@@ -160,19 +207,41 @@ fn a_signed_webhook_triggers_a_poll_and_an_unsigned_one_is_refused() {
     let secret = w.dir.path().join("hook-secret");
     std::fs::write(&secret, "s3cret\n").unwrap();
     w.push("one", 1, "");
-    let agent = w.agent(&["--interval", "1h", "--hook-secret-file", secret.to_str().unwrap()]);
+    let agent = w.agent(&[
+        "--interval",
+        "1h",
+        "--hook-secret-file",
+        secret.to_str().unwrap(),
+    ]);
     w.wait_greeting("one", &agent);
     w.push("two", 1, "");
 
     let body = br#"{"ref":"refs/heads/main"}"#;
-    let (code, _) = agent.http("POST", "/hook", &[("X-Hub-Signature-256", "sha256=00")], body).unwrap();
+    let (code, _) = agent
+        .http(
+            "POST",
+            "/hook",
+            &[("X-Hub-Signature-256", "sha256=00")],
+            body,
+        )
+        .unwrap();
     assert_eq!(code, 401);
     let (code, _) = agent.http("POST", "/hook", &[], body).unwrap();
     assert_eq!(code, 401);
-    assert!(!agent.logs().contains("webhook: polling now"), "refused hooks do no work");
+    assert!(
+        !agent.logs().contains("webhook: polling now"),
+        "refused hooks do no work"
+    );
 
     let signature = format!("sha256={}", openssl_hmac("s3cret", body));
-    let (code, _) = agent.http("POST", "/hook", &[("X-Hub-Signature-256", &signature)], body).unwrap();
+    let (code, _) = agent
+        .http(
+            "POST",
+            "/hook",
+            &[("X-Hub-Signature-256", &signature)],
+            body,
+        )
+        .unwrap();
     assert_eq!(code, 202);
     w.wait_greeting("two", &agent);
 }
@@ -185,8 +254,14 @@ fn drift_report_mode_reports_and_changes_nothing() {
     w.wait_greeting("one", &agent);
     eventually("deployment applied", WAIT, || w.replicas() == "2");
     w.scale(4);
-    eventually("a DriftDetected event", WAIT, || w.events().contains("DriftDetected"));
-    assert!(w.events().contains("not corrected: --drift=report"), "{}", w.events());
+    eventually("a DriftDetected event", WAIT, || {
+        w.events().contains("DriftDetected")
+    });
+    assert!(
+        w.events().contains("not corrected: --drift=report"),
+        "{}",
+        w.events()
+    );
     assert_eq!(w.replicas(), "4", "report mode leaves the drift in place");
 }
 
@@ -199,20 +274,33 @@ fn git_outage_and_restart_with_git_down_keep_enforcing_the_cache() {
     eventually("deployment applied", WAIT, || w.replicas() == "2");
 
     w.server.stop();
-    eventually("the outage noticed", WAIT, || agent.logs().contains("source unreachable"));
+    eventually("the outage noticed", WAIT, || {
+        agent.logs().contains("source unreachable")
+    });
     w.scale(6);
-    eventually("drift corrected during the outage", WAIT, || w.replicas() == "2");
-    eventually("outage recorded in the status", WAIT, || w.status()["sourceUnreachableSince"].is_string());
+    eventually("drift corrected during the outage", WAIT, || {
+        w.replicas() == "2"
+    });
+    eventually("outage recorded in the status", WAIT, || {
+        w.status()["sourceUnreachableSince"].is_string()
+    });
 
     agent.kill();
     let before = agent.logs().len();
     agent.restart(&[]);
     agent.wait_ready(WAIT);
     let since_restart = agent.logs()[before..].to_string();
-    assert!(since_restart.contains("loaded the applied revision from the cache"), "{since_restart}");
+    assert!(
+        since_restart.contains("loaded the applied revision from the cache"),
+        "{since_restart}"
+    );
     assert!(since_restart.contains(&v1));
     w.scale(7);
-    eventually("drift corrected after a restart with Git down", WAIT, || w.replicas() == "2");
+    eventually(
+        "drift corrected after a restart with Git down",
+        WAIT,
+        || w.replicas() == "2",
+    );
     w.server.restart();
 }
 
@@ -222,19 +310,39 @@ fn a_bad_revision_is_rejected_and_the_previous_one_stays_enforced() {
     let v1 = w.push("one", 2, "");
     let agent = w.agent(&[]);
     w.wait_greeting("one", &agent);
-    w.repo.write("app/bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: kube-system\n");
-    w.repo.write("app/config.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  greeting: two\n");
+    w.repo.write(
+        "app/bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: kube-system\n",
+    );
+    w.repo.write(
+        "app/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  greeting: two\n",
+    );
     let bad = w.repo.commit("out of scope");
     w.repo.push();
-    eventually("status rejected", WAIT, || w.status()["result"] == "rejected");
+    eventually("status rejected", WAIT, || {
+        w.status()["result"] == "rejected"
+    });
     let status = w.status();
-    assert!(status["message"].as_str().unwrap().contains("ConfigMap kube-system/elsewhere"), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("ConfigMap kube-system/elsewhere"),
+        "{status}"
+    );
     assert_eq!(status["applied"], v1.as_str());
     assert_eq!(status["desired"], bad.as_str());
-    assert_eq!(w.greeting().as_deref(), Some("one"), "nothing of the bad revision was written");
+    assert_eq!(
+        w.greeting().as_deref(),
+        Some("one"),
+        "nothing of the bad revision was written"
+    );
     assert!(w.events().contains("Rejected"));
     w.scale(3);
-    eventually("the previous revision is still enforced", WAIT, || w.replicas() == "2");
+    eventually("the previous revision is still enforced", WAIT, || {
+        w.replicas() == "2"
+    });
 }
 
 #[test]
@@ -244,19 +352,39 @@ fn the_suspend_annotation_stops_every_write_until_removed() {
     let agent = w.agent(&[]);
     w.wait_greeting("one", &agent);
     eventually("deployment applied", WAIT, || w.replicas() == "2");
-    kubectl(&["annotate", "configmap", "hawser", "-n", &w.ns.name, "hawser.dev/suspend=true"]);
+    kubectl(&[
+        "annotate",
+        "configmap",
+        "hawser",
+        "-n",
+        &w.ns.name,
+        "hawser.dev/suspend=true",
+    ]);
     w.scale(5);
     w.push("two", 2, "");
-    eventually("the new revision held back", WAIT, || w.status()["result"] == "suspended");
-    eventually("drift reported, not corrected", WAIT, || w.events().contains("not corrected: suspended"));
+    eventually("the new revision held back", WAIT, || {
+        w.status()["result"] == "suspended"
+    });
+    eventually("drift reported, not corrected", WAIT, || {
+        w.events().contains("not corrected: suspended")
+    });
     assert_eq!(w.replicas(), "5");
     assert_eq!(w.greeting().as_deref(), Some("one"));
     let (_, metrics) = agent.http("GET", "/metrics", &[], b"").unwrap();
     assert!(metrics.contains("hawser_suspended 1"), "{metrics}");
 
-    kubectl(&["annotate", "configmap", "hawser", "-n", &w.ns.name, "hawser.dev/suspend-"]);
+    kubectl(&[
+        "annotate",
+        "configmap",
+        "hawser",
+        "-n",
+        &w.ns.name,
+        "hawser.dev/suspend-",
+    ]);
     w.wait_greeting("two", &agent);
-    eventually("drift corrected after resuming", WAIT, || w.replicas() == "2");
+    eventually("drift corrected after resuming", WAIT, || {
+        w.replicas() == "2"
+    });
 }
 
 #[test]
@@ -265,17 +393,42 @@ fn an_unhealthy_revision_is_reported_and_rolled_back() {
     let v1 = w.push("one", 1, "");
     let agent = w.agent(&["--health-timeout", "4s", "--rollback-on-unhealthy"]);
     w.wait_greeting("one", &agent);
-    eventually("v1 good", WAIT, || w.cache_state()["good"]["revision"] == v1.as_str());
+    eventually("v1 good", WAIT, || {
+        w.cache_state()["good"]["revision"] == v1.as_str()
+    });
     // No node matches: the pod stays Pending and the Deployment never becomes available.
-    let v2 = w.push("two", 1, "      nodeSelector: {hawser.test/no-such-node: \"true\"}\n");
-    eventually("rolled back", WAIT, || agent.logs().contains("rolling back to the last good revision"));
-    eventually("v1 enforced again", WAIT, || w.greeting().as_deref() == Some("one"));
+    let v2 = w.push(
+        "two",
+        1,
+        "      nodeSelector: {hawser.test/no-such-node: \"true\"}\n",
+    );
+    eventually("rolled back", WAIT, || {
+        agent
+            .logs()
+            .contains("rolling back to the last good revision")
+    });
+    eventually("v1 enforced again", WAIT, || {
+        w.greeting().as_deref() == Some("one")
+    });
     let state = w.cache_state();
     assert_eq!(state["good"]["revision"], v1.as_str(), "{state}");
     assert_eq!(state["rejected"]["revision"], v2.as_str(), "{state}");
-    assert!(w.events().contains("Unhealthy") && w.events().contains("RolledBack"), "{}", w.events());
-    let node_selector = get_field("deployment", &w.ns.name, "web", "{.spec.template.spec.nodeSelector}");
-    assert_eq!(node_selector.as_deref(), Some(""), "the bad pod spec is gone");
+    assert!(
+        w.events().contains("Unhealthy") && w.events().contains("RolledBack"),
+        "{}",
+        w.events()
+    );
+    let node_selector = get_field(
+        "deployment",
+        &w.ns.name,
+        "web",
+        "{.spec.template.spec.nodeSelector}",
+    );
+    assert_eq!(
+        node_selector.as_deref(),
+        Some(""),
+        "the bad pod spec is gone"
+    );
 }
 
 #[test]
@@ -284,7 +437,9 @@ fn sigterm_exits_zero_quickly_with_the_state_persisted() {
     let v1 = w.push("one", 1, "");
     let mut agent = w.agent(&[]);
     w.wait_greeting("one", &agent);
-    eventually("v1 recorded", WAIT, || w.cache_state()["applied"]["revision"] == v1.as_str());
+    eventually("v1 recorded", WAIT, || {
+        w.cache_state()["applied"]["revision"] == v1.as_str()
+    });
     let (code, took) = agent.terminate();
     assert_eq!(code, Some(0), "{}", agent.logs());
     assert!(took < Duration::from_secs(10), "took {took:?}");
@@ -304,7 +459,9 @@ fn a_crash_while_caching_leaves_a_consistent_cache() {
     let agent = w.agent(&[]);
     w.wait_greeting("one", &agent);
     agent.wait_ready(WAIT);
-    let snapshots: Vec<_> = std::fs::read_dir(w.dir.path().join("cache/snapshots")).unwrap().collect();
+    let snapshots: Vec<_> = std::fs::read_dir(w.dir.path().join("cache/snapshots"))
+        .unwrap()
+        .collect();
     assert_eq!(snapshots.len(), 1, "one complete entry");
 }
 
@@ -319,5 +476,10 @@ fn openssl_hmac(key: &str, message: &[u8]) -> String {
         .unwrap();
     child.stdin.take().unwrap().write_all(message).unwrap();
     let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }

@@ -55,7 +55,11 @@ pub enum Outcome {
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(if matches!(cli.command, Command::Run(_)) { "info" } else { "warn" });
+    init_logging(if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    });
     let result = match cli.command {
         Command::Apply(args) => apply::run(args),
         Command::Diff(args) => apply::diff(args),

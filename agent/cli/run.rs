@@ -115,9 +115,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         Some(path) => {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading --hook-secret-file {}", path.display()))?;
-            Some(HookSecret::new(text.trim().as_bytes().to_vec()).with_context(|| {
-                format!("--hook-secret-file {} is empty", path.display())
-            })?)
+            Some(
+                HookSecret::new(text.trim().as_bytes().to_vec())
+                    .with_context(|| format!("--hook-secret-file {} is empty", path.display()))?,
+            )
         }
         None => None,
     };
@@ -144,7 +145,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         };
         tracing::info!(listen = %listener.local_addr()?, source = source.display_url(), "hawser starting");
         let server = tokio::spawn(admin.serve(listener, shutdown));
-        let agent = tokio::spawn(Agent::new(client, source, cache, target, settings, handles).run());
+        let agent =
+            tokio::spawn(Agent::new(client, source, cache, target, settings, handles).run());
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("signal received; stopping");
@@ -158,7 +160,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}

@@ -12,7 +12,11 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(base: Duration, cap: Duration) -> Self {
-        Backoff { base, cap, failures: 0 }
+        Backoff {
+            base,
+            cap,
+            failures: 0,
+        }
     }
 
     pub fn reset(&mut self) {
@@ -42,7 +46,11 @@ pub fn jitter(d: Duration, seed: u64) -> Duration {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     let tenth = d.as_millis() as u64 / 10;
-    if tenth == 0 { Duration::ZERO } else { Duration::from_millis(z % tenth) }
+    if tenth == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(z % tenth)
+    }
 }
 
 #[cfg(test)]

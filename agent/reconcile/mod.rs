@@ -90,7 +90,10 @@ impl Agent {
         settings: Settings,
         handles: Handles,
     ) -> Self {
-        let poll_backoff = Backoff::new(Duration::from_secs(2), settings.interval.max(Duration::from_secs(2)) * 5);
+        let poll_backoff = Backoff::new(
+            Duration::from_secs(2),
+            settings.interval.max(Duration::from_secs(2)) * 5,
+        );
         Agent {
             client,
             source: Arc::new(source),
@@ -116,7 +119,11 @@ impl Agent {
         let now = Instant::now();
         let mut next_poll = now;
         // With a cached revision, enforce it right away: Git may be down.
-        let mut next_drift = if self.applied.is_some() { now } else { now + self.settings.drift_interval };
+        let mut next_drift = if self.applied.is_some() {
+            now
+        } else {
+            now + self.settings.drift_interval
+        };
         loop {
             if *shutdown.borrow() {
                 break;
@@ -163,15 +170,24 @@ impl Agent {
         match self.cache.load(&record.revision) {
             Ok(entry) => {
                 tracing::info!(revision = %entry.revision, "loaded the applied revision from the cache; enforcing it");
-                self.handles.metrics.set_applied_revision(Some(&entry.revision));
-                self.handles.metrics.set_good_revision(self.state.good.as_ref().map(|g| g.revision.as_str()));
+                self.handles
+                    .metrics
+                    .set_applied_revision(Some(&entry.revision));
+                self.handles
+                    .metrics
+                    .set_good_revision(self.state.good.as_ref().map(|g| g.revision.as_str()));
                 self.applied = Some(entry);
                 self.handles.ready.set(true);
             }
             Err(e) => {
                 tracing::error!(revision = %record.revision, error = %e, "the cached applied revision is corrupt; discarded, waiting for the source");
                 self.state.applied = None;
-                if self.state.good.as_ref().is_some_and(|g| g.revision == record.revision) {
+                if self
+                    .state
+                    .good
+                    .as_ref()
+                    .is_some_and(|g| g.revision == record.revision)
+                {
                     self.state.good = None;
                 }
                 self.save_state();
@@ -223,9 +239,20 @@ impl Agent {
         }
         let revision = revision.to_string();
         self.desired = Some(revision.clone());
-        let current = self.applied.as_ref().is_some_and(|a| a.revision == revision);
-        let rejected = self.state.rejected.as_ref().is_some_and(|r| r.revision == revision);
-        self.handles.metrics.polled(if current || rejected { PollResult::Unchanged } else { PollResult::Changed });
+        let current = self
+            .applied
+            .as_ref()
+            .is_some_and(|a| a.revision == revision);
+        let rejected = self
+            .state
+            .rejected
+            .as_ref()
+            .is_some_and(|r| r.revision == revision);
+        self.handles.metrics.polled(if current || rejected {
+            PollResult::Unchanged
+        } else {
+            PollResult::Changed
+        });
         if current {
             return self.next_interval();
         }
@@ -249,12 +276,18 @@ impl Agent {
             Source::Git(_) => None,
             _ => self.settings.subpath.clone(),
         };
-        Tree { root: entry.tree.clone(), subpath }
+        Tree {
+            root: entry.tree.clone(),
+            subpath,
+        }
     }
 }
 
 /// Seed for jitter: differs between agents and between calls.
 fn seed() -> u64 {
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     nanos ^ u64::from(std::process::id()).rotate_left(32)
 }

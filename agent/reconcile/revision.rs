@@ -22,15 +22,24 @@ pub(super) enum Next {
 
 /// How a revision ended, for the records.
 enum Ended {
-    Healthy { applied: Applied, after: std::time::Duration },
-    Unhealthy { applied: Applied, verdict: Verdict },
+    Healthy {
+        applied: Applied,
+        after: std::time::Duration,
+    },
+    Unhealthy {
+        applied: Applied,
+        verdict: Verdict,
+    },
     Rejected(String),
     Failed(String),
     Suspended,
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Agent {
@@ -54,16 +63,27 @@ impl Agent {
         let cache = self.cache.clone();
         let rev = revision.to_string();
         let fetched = tokio::task::spawn_blocking(move || -> Result<Entry, String> {
-            let parsed = crate::source::Revision::parse(&rev).ok_or_else(|| format!("invalid revision {rev}"))?;
+            let parsed = crate::source::Revision::parse(&rev)
+                .ok_or_else(|| format!("invalid revision {rev}"))?;
             let staging = cache.staging_dir().map_err(|e| e.to_string())?;
-            let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| crate::cli::one_line_error(&e))?;
-            cache.store(&rev, snapshot.source(), staging.path()).map_err(|e| e.to_string())
+            let snapshot = source
+                .fetch(&parsed, staging.path())
+                .map_err(|e| crate::cli::one_line_error(&e))?;
+            cache
+                .store(&rev, snapshot.source(), staging.path())
+                .map_err(|e| e.to_string())
         })
         .await;
         match fetched {
             Ok(Ok(entry)) => {
-                tracing::info!(files = entry.files, bytes = entry.bytes, "fetched, verified and cached");
-                self.handles.metrics.fetched(FetchResult::Success, entry.bytes);
+                tracing::info!(
+                    files = entry.files,
+                    bytes = entry.bytes,
+                    "fetched, verified and cached"
+                );
+                self.handles
+                    .metrics
+                    .fetched(FetchResult::Success, entry.bytes);
                 Some(entry)
             }
             Ok(Err(e)) => {
@@ -96,8 +116,11 @@ impl Agent {
         match ended {
             Ended::Healthy { applied, after } => {
                 tracing::info!(
-                    changed = applied.changed(), pruned = applied.prune.pruned.len(), healthy_after_ms = after.as_millis() as u64,
-                    took_ms = started.elapsed().as_millis() as u64, "applied and healthy"
+                    changed = applied.changed(),
+                    pruned = applied.prune.pruned.len(),
+                    healthy_after_ms = after.as_millis() as u64,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "applied and healthy"
                 );
                 let record = entry.record(now_secs());
                 self.state.applied = Some(record.clone());
@@ -109,14 +132,26 @@ impl Agent {
                 self.handles.metrics.succeeded_at(SystemTime::now());
                 let message = format!(
                     "{} {} objects ({} changed, {} pruned), healthy in {}s",
-                    if rollback { "rolled back to" } else { "applied" },
+                    if rollback {
+                        "rolled back to"
+                    } else {
+                        "applied"
+                    },
                     applied.objects.len(),
                     applied.changed(),
                     applied.prune.pruned.len(),
                     after.as_secs()
                 );
-                self.record("success", &message, applied.objects.len()).await;
-                cluster::event(&self.client, &self.target.parent, Severity::Normal, "Applied", &format!("{revision}: {message}")).await;
+                self.record("success", &message, applied.objects.len())
+                    .await;
+                cluster::event(
+                    &self.client,
+                    &self.target.parent,
+                    Severity::Normal,
+                    "Applied",
+                    &format!("{revision}: {message}"),
+                )
+                .await;
                 self.report_kept(&applied).await;
             }
             Ended::Unhealthy { applied, verdict } => {
@@ -126,18 +161,37 @@ impl Agent {
                 self.save_state();
                 self.adopt(entry, &applied);
                 let message = format!("unhealthy: {reason}");
-                self.record("unhealthy", &message, applied.objects.len()).await;
-                cluster::event(&self.client, &self.target.parent, Severity::Warning, "Unhealthy", &format!("{revision}: {message}")).await;
+                self.record("unhealthy", &message, applied.objects.len())
+                    .await;
+                cluster::event(
+                    &self.client,
+                    &self.target.parent,
+                    Severity::Warning,
+                    "Unhealthy",
+                    &format!("{revision}: {message}"),
+                )
+                .await;
                 if self.settings.rollback_on_unhealthy && !rollback {
                     return self.rollback(&revision, &reason).await;
                 }
             }
             Ended::Rejected(reason) => {
                 tracing::warn!(reason = %reason, "revision rejected; still enforcing the applied revision");
-                self.state.rejected = Some(Rejected { revision: revision.clone(), reason: reason.clone(), at: now_secs() });
+                self.state.rejected = Some(Rejected {
+                    revision: revision.clone(),
+                    reason: reason.clone(),
+                    at: now_secs(),
+                });
                 self.save_state();
                 self.record("rejected", &reason, self.status.objects).await;
-                cluster::event(&self.client, &self.target.parent, Severity::Warning, "Rejected", &format!("{revision}: {reason}")).await;
+                cluster::event(
+                    &self.client,
+                    &self.target.parent,
+                    Severity::Warning,
+                    "Rejected",
+                    &format!("{revision}: {reason}"),
+                )
+                .await;
             }
             Ended::Failed(reason) => {
                 tracing::warn!(reason = %reason, "apply failed; will retry");
@@ -145,8 +199,11 @@ impl Agent {
             }
             Ended::Suspended => {
                 tracing::info!("suspended: not applying the new revision");
-                let message = format!("suspended ({SUSPEND_ANNOTATION} or --suspend); {revision} not applied");
-                self.record("suspended", &message, self.status.objects).await;
+                let message = format!(
+                    "suspended ({SUSPEND_ANNOTATION} or --suspend); {revision} not applied"
+                );
+                self.record("suspended", &message, self.status.objects)
+                    .await;
             }
         }
         next
@@ -172,7 +229,10 @@ impl Agent {
             &self.target.parent,
             Severity::Warning,
             "RolledBack",
-            &format!("{bad} was unhealthy ({reason}); rolled back to {}", good.revision),
+            &format!(
+                "{bad} was unhealthy ({reason}); rolled back to {}",
+                good.revision
+            ),
         )
         .await;
         let next = Box::pin(self.apply_entry(entry, true)).await;
@@ -187,8 +247,12 @@ impl Agent {
 
     /// The applied revision's snapshot becomes the one drift enforces.
     fn adopt(&mut self, entry: Entry, applied: &Applied) {
-        self.handles.metrics.set_applied_revision(Some(&entry.revision));
-        self.handles.metrics.set_managed_objects(applied.objects.len());
+        self.handles
+            .metrics
+            .set_applied_revision(Some(&entry.revision));
+        self.handles
+            .metrics
+            .set_managed_objects(applied.objects.len());
         self.applied = Some(entry);
         self.handles.ready.set(true);
     }
@@ -199,16 +263,25 @@ impl Agent {
             return Ended::Suspended;
         }
         let tree = self.tree_of(entry);
-        let planned = match pipeline::plan(&self.client, &mut self.discovered, &tree, &self.target).await {
-            Ok(planned) => planned,
-            Err(e) => return classify(e),
-        };
+        let planned =
+            match pipeline::plan(&self.client, &mut self.discovered, &tree, &self.target).await {
+                Ok(planned) => planned,
+                Err(e) => return classify(e),
+            };
         if suspended(&planned.recorded) {
             self.handles.metrics.set_suspended(true);
             return Ended::Suspended;
         }
         self.handles.metrics.set_suspended(false);
-        let applied = match apply::apply(&self.client, &mut self.discovered, planned.plan, &self.target.parent, &planned.recorded).await {
+        let applied = match apply::apply(
+            &self.client,
+            &mut self.discovered,
+            planned.plan,
+            &self.target.parent,
+            &planned.recorded,
+        )
+        .await
+        {
             Ok(applied) => applied,
             Err(e) => return classify(PipelineError::Apply(e)),
         };
@@ -238,15 +311,23 @@ impl Agent {
             return self.settings.drift_interval;
         }
         let tree = self.tree_of(&entry);
-        let planned = match pipeline::plan(&self.client, &mut self.discovered, &tree, &self.target).await {
-            Ok(planned) => planned,
-            Err(e) => {
-                let retry = e.is_transient();
-                tracing::warn!(error = %crate::cli::one_line_error(&e), "drift check failed");
-                // The API server may be restarting: come back soon rather than in minutes.
-                return if retry { self.poll_backoff.clone().fail(super::seed()).min(self.settings.drift_interval) } else { self.settings.drift_interval };
-            }
-        };
+        let planned =
+            match pipeline::plan(&self.client, &mut self.discovered, &tree, &self.target).await {
+                Ok(planned) => planned,
+                Err(e) => {
+                    let retry = e.is_transient();
+                    tracing::warn!(error = %crate::cli::one_line_error(&e), "drift check failed");
+                    // The API server may be restarting: come back soon rather than in minutes.
+                    return if retry {
+                        self.poll_backoff
+                            .clone()
+                            .fail(super::seed())
+                            .min(self.settings.drift_interval)
+                    } else {
+                        self.settings.drift_interval
+                    };
+                }
+            };
         let suspended = suspended(&planned.recorded);
         self.handles.metrics.set_suspended(suspended);
         let drifted: Vec<(String, Vec<String>)> = planned
@@ -257,7 +338,10 @@ impl Agent {
                 Action::Unchanged => None,
                 Action::Create => Some((p.manifest.id.to_string(), vec!["(missing)".to_string()])),
                 Action::Update { fields } => Some((p.manifest.id.to_string(), fields.clone())),
-                Action::Recreate { .. } => Some((p.manifest.id.to_string(), vec!["(immutable fields)".to_string()])),
+                Action::Recreate { .. } => Some((
+                    p.manifest.id.to_string(),
+                    vec!["(immutable fields)".to_string()],
+                )),
             })
             .collect();
         if drifted.is_empty() && planned.plan.prunes.is_empty() {
@@ -268,12 +352,31 @@ impl Agent {
             tracing::warn!(object = %object, fields = %fields.join(", "), "drift detected");
         }
         if suspended || self.settings.drift == DriftMode::Report {
-            let why = if suspended { "suspended" } else { "--drift=report" };
+            let why = if suspended {
+                "suspended"
+            } else {
+                "--drift=report"
+            };
             let summary = describe_drift(&drifted);
-            cluster::event(&self.client, &self.target.parent, Severity::Warning, "DriftDetected", &format!("{summary} (not corrected: {why})")).await;
+            cluster::event(
+                &self.client,
+                &self.target.parent,
+                Severity::Warning,
+                "DriftDetected",
+                &format!("{summary} (not corrected: {why})"),
+            )
+            .await;
             return self.settings.drift_interval;
         }
-        match apply::apply(&self.client, &mut self.discovered, planned.plan, &self.target.parent, &planned.recorded).await {
+        match apply::apply(
+            &self.client,
+            &mut self.discovered,
+            planned.plan,
+            &self.target.parent,
+            &planned.recorded,
+        )
+        .await
+        {
             Ok(applied) => {
                 let corrected = applied.changed();
                 self.handles.metrics.drift_corrected(corrected as u64);
@@ -281,13 +384,24 @@ impl Agent {
                     tracing::info!(object = %object, fields = %fields.join(", "), "drift corrected");
                 }
                 let summary = describe_drift(&drifted);
-                cluster::event(&self.client, &self.target.parent, Severity::Normal, "DriftCorrected", &summary).await;
+                cluster::event(
+                    &self.client,
+                    &self.target.parent,
+                    Severity::Normal,
+                    "DriftCorrected",
+                    &summary,
+                )
+                .await;
                 self.report_kept(&applied).await;
                 self.settings.drift_interval
             }
             Err(e) => {
                 tracing::warn!(error = %crate::cli::one_line_error(&e), "drift correction failed");
-                if e.is_transient() { self.poll_backoff.clone().fail(super::seed()) } else { self.settings.drift_interval }
+                if e.is_transient() {
+                    self.poll_backoff.clone().fail(super::seed())
+                } else {
+                    self.settings.drift_interval
+                }
             }
         }
     }
@@ -342,32 +456,56 @@ impl Agent {
         if status.same_outcome(&self.status) {
             return;
         }
-        let Ok(text) = serde_json::to_string(&status) else { return };
+        let Ok(text) = serde_json::to_string(&status) else {
+            return;
+        };
         match inventory::read(&self.client, &self.target.parent).await {
             Ok(mut recorded) => {
                 let members = recorded.members.clone();
-                if let Err(e) = inventory::write(&self.client, &self.target.parent, &mut recorded, &members, Some(&text)).await {
+                if let Err(e) = inventory::write(
+                    &self.client,
+                    &self.target.parent,
+                    &mut recorded,
+                    &members,
+                    Some(&text),
+                )
+                .await
+                {
                     tracing::warn!(error = %crate::cli::one_line_error(&e), "could not record the status on the inventory parent");
                     return;
                 }
                 self.status = status;
             }
-            Err(e) => tracing::warn!(error = %crate::cli::one_line_error(&e), "could not read the inventory parent"),
+            Err(e) => {
+                tracing::warn!(error = %crate::cli::one_line_error(&e), "could not read the inventory parent")
+            }
         }
     }
 }
 
 fn suspended(recorded: &inventory::Recorded) -> bool {
-    recorded.annotations.get(SUSPEND_ANNOTATION).map(String::as_str) == Some("true")
+    recorded
+        .annotations
+        .get(SUSPEND_ANNOTATION)
+        .map(String::as_str)
+        == Some("true")
 }
 
 fn classify(e: PipelineError) -> Ended {
     let text = crate::cli::one_line_error(&e);
-    if e.is_transient() { Ended::Failed(text) } else { Ended::Rejected(text) }
+    if e.is_transient() {
+        Ended::Failed(text)
+    } else {
+        Ended::Rejected(text)
+    }
 }
 
 fn describe_drift(drifted: &[(String, Vec<String>)]) -> String {
-    let mut parts: Vec<String> = drifted.iter().take(5).map(|(o, f)| format!("{o} ({})", f.join(", "))).collect();
+    let mut parts: Vec<String> = drifted
+        .iter()
+        .take(5)
+        .map(|(o, f)| format!("{o} ({})", f.join(", ")))
+        .collect();
     if drifted.len() > 5 {
         parts.push(format!("and {} more", drifted.len() - 5));
     }

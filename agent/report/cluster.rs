@@ -53,7 +53,13 @@ pub enum Severity {
 
 /// Emits an Event on the parent. Failing to emit is logged, never fatal: events are
 /// a courtesy, the status and the logs carry the same facts.
-pub async fn event(client: &kube::Client, parent: &Parent, severity: Severity, reason: &str, message: &str) {
+pub async fn event(
+    client: &kube::Client,
+    parent: &Parent,
+    severity: Severity,
+    reason: &str,
+    message: &str,
+) {
     let api: Api<Event> = Api::namespaced(client.clone(), &parent.namespace);
     let uid = Api::<ConfigMap>::namespaced(client.clone(), &parent.namespace)
         .get_opt(&parent.name)
@@ -64,7 +70,10 @@ pub async fn event(client: &kube::Client, parent: &Parent, severity: Severity, r
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let message: String = message.chars().take(1024).collect();
     let event = Event {
-        metadata: ObjectMeta { generate_name: Some(format!("{}.", parent.name)), ..Default::default() },
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}.", parent.name)),
+            ..Default::default()
+        },
         involved_object: ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("ConfigMap".into()),
@@ -79,7 +88,10 @@ pub async fn event(client: &kube::Client, parent: &Parent, severity: Severity, r
             Severity::Normal => "Normal".into(),
             Severity::Warning => "Warning".into(),
         }),
-        source: Some(EventSource { component: Some("hawser".into()), host: None }),
+        source: Some(EventSource {
+            component: Some("hawser".into()),
+            host: None,
+        }),
         first_timestamp: Some(now.clone()),
         last_timestamp: Some(now),
         count: Some(1),
@@ -94,6 +106,11 @@ pub async fn event(client: &kube::Client, parent: &Parent, severity: Severity, r
 
 /// Seconds since the epoch as RFC 3339 (UTC), without a date crate.
 pub fn rfc3339(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    k8s_openapi::jiff::Timestamp::from_second(secs as i64).map(|t| t.to_string()).unwrap_or_default()
+    let secs = at
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    k8s_openapi::jiff::Timestamp::from_second(secs as i64)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }

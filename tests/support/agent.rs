@@ -19,7 +19,11 @@ pub struct AgentProcess {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl AgentProcess {
@@ -37,7 +41,11 @@ impl AgentProcess {
     }
 
     fn spawn(&mut self, extra: &[&str]) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hawser"));
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("HAWSER_") {
@@ -73,7 +81,9 @@ impl AgentProcess {
     pub fn terminate(&mut self) -> (Option<i32>, Duration) {
         let mut child = self.child.take().expect("running");
         let started = Instant::now();
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let status = child.wait().unwrap();
         (status.code(), started.elapsed())
     }
@@ -86,7 +96,10 @@ impl AgentProcess {
             if let Some(status) = child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "agent did not exit within {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "agent did not exit within {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -96,10 +109,21 @@ impl AgentProcess {
     }
 
     /// GET (or POST) on the admin server: (status, body).
-    pub fn http(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<(u16, String)> {
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Option<(u16, String)> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
         for (k, v) in headers {
             request.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -109,7 +133,10 @@ impl AgentProcess {
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
         let code = response.split_whitespace().nth(1)?.parse().ok()?;
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
         Some((code, body))
     }
 
@@ -119,7 +146,11 @@ impl AgentProcess {
             if let Some((200, _)) = self.http("GET", "/readyz", &[], b"") {
                 return;
             }
-            assert!(Instant::now() < deadline, "agent not ready within {timeout:?}; logs:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "agent not ready within {timeout:?}; logs:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
