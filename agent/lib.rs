@@ -16,3 +16,4 @@ pub mod inventory;
 pub mod manifests;
 pub mod pipeline;
 pub mod plan;
+pub mod report;

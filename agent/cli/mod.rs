@@ -6,6 +6,7 @@
 
 mod apply;
 mod scope_args;
+pub mod status_args;
 mod version;
 
 use std::process::ExitCode;
