@@ -272,6 +272,7 @@ fn azure_devops_statuses() {
             request.header("authorization"),
             Some("Basic OmdscGF0LVRPUC1zZWNyZXQtMTIz")
         );
+        assert_eq!(request.header("x-tfs-fedauthredirect"), Some("Suppress"));
         let name = match state {
             State::Pending => "pending",
             State::Success => "succeeded",
@@ -322,6 +323,25 @@ fn bad_credentials_are_one_clear_line_and_not_retried() {
     assert!(!err.is_transient());
     assert_eq!((requests, slept.len()), (1, 0));
     assert_secret_free(&err);
+}
+
+#[test]
+fn azure_sign_in_page_is_a_refused_token() {
+    let (result, requests, _) = post_against(
+        Provider::AzureDevOps,
+        "org/proj/fleet",
+        vec![answer(
+            203,
+            "<html><title>Azure DevOps Services | Sign In</title></html>",
+        )],
+    );
+    let err = result.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "azure-devops rejected the status for 0123456 on org/proj/fleet: 203 sign-in page instead of the \
+         status: the token was not accepted; check --status-token-file"
+    );
+    assert_eq!(requests, 1);
 }
 
 #[test]

@@ -7,7 +7,9 @@
 
 use std::path::PathBuf;
 
-use crate::report::forge::{ForgeConfig, ForgeError, Provider, SourceUrl, Token, check_repo};
+use crate::report::forge::{
+    ForgeConfig, ForgeError, Provider, SourceUrl, Token, check_repo, redact_userinfo,
+};
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StatusArgs {
@@ -117,7 +119,8 @@ impl StatusArgs {
             context,
             cluster,
             target_url_template,
-            source_url: source_url.map(str::to_string),
+            // Credentials in the source URL must not end up in links or Debug output.
+            source_url: source_url.map(redact_userinfo),
         }))
     }
 }
@@ -192,6 +195,17 @@ mod tests {
         assert_eq!(config.context, "hawser/prod-eu");
         assert_eq!(config.token, Token::new("s3cr3t-token"));
         assert!(!format!("{config:?}").contains("s3cr3t"));
+        let with_creds = args(&token)
+            .into_config(Some(
+                "https://x-access-token:ghs_git@github.com/acme/fleet.git",
+            ))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            with_creds.source_url.as_deref(),
+            Some("https://github.com/acme/fleet.git")
+        );
+        assert!(!format!("{with_creds:?}").contains("ghs_git"));
     }
 
     #[test]

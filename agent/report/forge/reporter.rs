@@ -132,7 +132,9 @@ impl<S: Sleeper> Reporter<S> {
 
     /// Sets `status` on the forge: retries network errors and 5xx with backoff, waits
     /// out short rate limits, returns refusals at once.
-    #[tracing::instrument(skip_all, fields(provider = %self.config.provider, commit = %status.commit, state = ?status.state), err)]
+    ///
+    /// Errors are not logged here: the caller logs each once and counts it.
+    #[tracing::instrument(skip_all, fields(provider = %self.config.provider, commit = %status.commit, state = ?status.state))]
     pub fn post(&self, status: &CommitStatus) -> Result<(), ForgeError> {
         let req = request::build(&self.config, status)?;
         let body =

@@ -153,7 +153,12 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
                     "{base}/{org}/{project}/_apis/git/repositories/{name}/commits/{sha}/statuses?api-version={AZURE_API_VERSION}"
                 ),
                 Auth::BasicEmptyUser,
-                json_headers,
+                {
+                    // Without this, Azure answers a refused PAT with 203 and a sign-in page.
+                    let mut headers = json_headers;
+                    headers.push(("X-TFS-FedAuthRedirect", "Suppress".to_string()));
+                    headers
+                },
                 json!({
                     "state": status.state.azure(),
                     "description": description,

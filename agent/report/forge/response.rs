@@ -40,6 +40,14 @@ pub fn classify(
     body: &str,
     now: SystemTime,
 ) -> Verdict {
+    if provider == Provider::AzureDevOps && status == 203 {
+        // Azure's way of refusing a PAT when it redirects to a sign-in page anyway.
+        return Verdict::Rejected {
+            status,
+            message: "sign-in page instead of the status: the token was not accepted".to_string(),
+            hint: "; check --status-token-file",
+        };
+    }
     if (200..300).contains(&status) {
         return Verdict::Done;
     }

@@ -400,6 +400,19 @@ mod tests {
     }
 
     #[test]
+    fn web_urls_drop_credentials() {
+        let url = SourceUrl::parse("https://jo:app-pass@bb.corp:8443/scm/P/r.git?x=1").unwrap();
+        assert_eq!(
+            url.web_url().as_deref(),
+            Some("https://bb.corp:8443/scm/P/r")
+        );
+        assert_eq!(
+            SourceUrl::parse("git@bb.corp:P/r.git").unwrap().web_url(),
+            None
+        );
+    }
+
+    #[test]
     fn unknown_hosts_and_bad_urls() {
         assert_eq!(Provider::from_host("git.example.com"), None);
         assert_eq!(Provider::from_host("GitHub.com"), Some(Provider::GitHub));
