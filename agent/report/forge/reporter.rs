@@ -67,7 +67,7 @@ pub struct Reporter<S: Sleeper = SystemClock> {
     policy: RetryPolicy,
 }
 
-impl std::fmt::Debug for Reporter<SystemClock> {
+impl<S: Sleeper> std::fmt::Debug for Reporter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reporter")
             .field("config", &self.config)
@@ -137,122 +137,131 @@ impl<S: Sleeper> Reporter<S> {
     #[tracing::instrument(skip_all, fields(provider = %self.config.provider, commit = %status.commit, state = ?status.state))]
     pub fn post(&self, status: &CommitStatus) -> Result<(), ForgeError> {
         let req = request::build(&self.config, status)?;
-        let body =
-            serde_json::to_vec(&req.body).map_err(|e| self.network(&req.url, 0, e.to_string()))?;
+        // A JSON value always serializes; Display is that serialization.
+        let body = req.body.to_string().into_bytes();
         let tries = self.policy.tries.max(1);
         let mut backoff = self.policy.first_backoff;
-        for attempt in 1..=tries {
-            let last = attempt == tries;
-            let failure = match self.send(&req, &body) {
-                Ok((code, header, text)) => {
-                    match response::classify(
-                        self.config.provider,
-                        code,
-                        &|n| header(n),
-                        &text,
+        let mut attempt = 1;
+        loop {
+            let last = attempt >= tries;
+            let verdict = self.send(&req, &body).map(|answer| {
+                let header = |name: &str| answer.header(name);
+                let provider = self.config.provider;
+                (
+                    answer.status,
+                    response::classify(
+                        provider,
+                        answer.status,
+                        &header,
+                        &answer.body,
                         self.clock.now(),
-                    ) {
-                        Verdict::Done => {
-                            tracing::debug!(status = code, "commit status posted");
-                            return Ok(());
-                        }
-                        Verdict::RateLimited { wait } => {
-                            // A limit without a stated wait is not waited out here.
-                            let Some(wait) = wait else {
-                                return Err(self.rate_limited(status, UNSPECIFIED_RATE_LIMIT_WAIT));
-                            };
-                            if last || wait > self.policy.max_wait {
-                                return Err(self.rate_limited(status, wait));
-                            }
-                            tracing::info!(wait_secs = wait.as_secs(), "forge rate limit; waiting");
-                            self.clock.sleep(wait);
-                            continue;
-                        }
-                        Verdict::Transient {
-                            status: code,
-                            message,
-                        } => {
-                            let message = self.redact(&message);
-                            if last {
-                                return Err(ForgeError::Server {
-                                    provider: self.config.provider,
-                                    commit: short(&status.commit),
-                                    repo: self.config.repo.clone(),
-                                    status: code,
-                                    message,
-                                    tries,
-                                });
-                            }
-                            format!("{code} {message}")
-                        }
-                        Verdict::TooManyStatuses => {
-                            return Err(ForgeError::TooManyStatuses {
-                                provider: self.config.provider,
-                                commit: short(&status.commit),
-                                repo: self.config.repo.clone(),
-                                context: self.config.context.clone(),
-                            });
-                        }
-                        Verdict::Rejected {
-                            status: code,
-                            message,
-                            hint,
-                        } => {
-                            return Err(ForgeError::Rejected {
-                                provider: self.config.provider,
-                                commit: short(&status.commit),
-                                repo: self.config.repo.clone(),
-                                status: code,
-                                message: self.redact(&message),
-                                hint,
-                            });
-                        }
+                    ),
+                )
+            });
+            let wait = match verdict {
+                Ok((code, Verdict::Done)) => {
+                    tracing::debug!(status = code, "commit status posted");
+                    return Ok(());
+                }
+                Ok((_, Verdict::RateLimited { wait })) => match wait {
+                    Some(wait) if !last && wait <= self.policy.max_wait => {
+                        tracing::info!(wait_secs = wait.as_secs(), "forge rate limit; waiting");
+                        wait
                     }
+                    // Too long, unstated or out of tries: say when to come back.
+                    _ => {
+                        return Err(
+                            self.rate_limited(status, wait.unwrap_or(UNSPECIFIED_RATE_LIMIT_WAIT))
+                        );
+                    }
+                },
+                Ok((
+                    _,
+                    Verdict::Transient {
+                        status: code,
+                        message,
+                    },
+                )) => {
+                    let message = self.redact(&message);
+                    if last {
+                        return Err(ForgeError::Server {
+                            provider: self.config.provider,
+                            commit: short(&status.commit),
+                            repo: self.config.repo.clone(),
+                            status: code,
+                            message,
+                            tries,
+                        });
+                    }
+                    tracing::info!(attempt, status = code, %message, "forge failed; retrying");
+                    next_backoff(&mut backoff)
+                }
+                Ok((_, Verdict::TooManyStatuses)) => {
+                    return Err(ForgeError::TooManyStatuses {
+                        provider: self.config.provider,
+                        commit: short(&status.commit),
+                        repo: self.config.repo.clone(),
+                        context: self.config.context.clone(),
+                    });
+                }
+                Ok((
+                    _,
+                    Verdict::Rejected {
+                        status: code,
+                        message,
+                        hint,
+                    },
+                )) => {
+                    return Err(ForgeError::Rejected {
+                        provider: self.config.provider,
+                        commit: short(&status.commit),
+                        repo: self.config.repo.clone(),
+                        status: code,
+                        message: self.redact(&message),
+                        hint,
+                    });
                 }
                 Err(reason) => {
                     let reason = self.redact(&reason);
                     if last {
-                        return Err(self.network(&req.url, tries, reason));
+                        return Err(ForgeError::Network {
+                            provider: self.config.provider,
+                            url: url_for_message(&req.url),
+                            tries,
+                            reason,
+                        });
                     }
-                    reason
+                    tracing::info!(attempt, %reason, "forge unreachable; retrying");
+                    next_backoff(&mut backoff)
                 }
             };
-            tracing::info!(attempt, backoff_ms = backoff.as_millis() as u64, %failure, "posting the commit status failed; retrying");
-            self.clock.sleep(backoff);
-            backoff = backoff.saturating_mul(2);
+            self.clock.sleep(wait);
+            attempt += 1;
         }
-        // Unreachable in practice: the last attempt always returns above.
-        Err(self.network(&req.url, tries, "no attempt made".to_string()))
     }
 
-    /// One request. Ok carries the status code, a header lookup and the body text.
-    #[allow(clippy::type_complexity)]
-    fn send(
-        &self,
-        req: &request::ForgeRequest,
-        body: &[u8],
-    ) -> Result<(u16, Box<dyn Fn(&str) -> Option<String>>, String), String> {
+    /// One request; the error is ureq's one-line reason (it never contains headers).
+    fn send(&self, req: &request::ForgeRequest, body: &[u8]) -> Result<Answer, String> {
         let (auth_name, auth_value) = req.auth.header(&self.config.token);
         let mut builder = self.agent.post(&req.url).header(auth_name, &auth_value);
         for (name, value) in &req.headers {
             builder = builder.header(*name, value);
         }
         let mut response = builder.send(body).map_err(|e| e.to_string())?;
-        let code = response.status().as_u16();
+        let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = response
+        // An unreadable error body still leaves the status code to go by.
+        let body = response
             .body_mut()
             .with_config()
             .limit(MAX_BODY_BYTES)
             .read_to_string()
             .unwrap_or_default();
-        let lookup = move |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        Ok((code, Box::new(lookup), text))
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn rate_limited(&self, status: &CommitStatus, wait: Duration) -> ForgeError {
@@ -264,15 +273,6 @@ impl<S: Sleeper> Reporter<S> {
         }
     }
 
-    fn network(&self, url: &str, tries: u32, reason: String) -> ForgeError {
-        ForgeError::Network {
-            provider: self.config.provider,
-            url: url_for_message(url),
-            tries,
-            reason,
-        }
-    }
-
     /// A forge could echo the token back; make sure no message carries it.
     fn redact(&self, text: &str) -> String {
         let secret = self.config.token.expose();
@@ -281,6 +281,29 @@ impl<S: Sleeper> Reporter<S> {
         } else {
             text.replace(secret, "***")
         }
+    }
+}
+
+/// The backoff to wait now; the next one is twice as long.
+fn next_backoff(backoff: &mut Duration) -> Duration {
+    let now = *backoff;
+    *backoff = backoff.saturating_mul(2);
+    now
+}
+
+/// A forge's answer.
+struct Answer {
+    status: u16,
+    headers: ureq::http::HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 }
 
