@@ -255,6 +255,24 @@ fn bitbucket_server_statuses() {
 }
 
 #[test]
+fn bitbucket_user_and_secret_tokens_use_basic_auth() {
+    let server = Server::start(Vec::new());
+    let config = ForgeConfig {
+        token: Token::new("jo@example.com:ATATT3x"),
+        ..config(Provider::BitbucketCloud, &server.url, "team/app")
+    };
+    let (reporter, _) = reporter(config);
+    reporter
+        .post(&CommitStatus::new(SHA, State::Pending, "applying 1 object"))
+        .unwrap();
+    // base64("jo@example.com:ATATT3x")
+    assert_eq!(
+        server.only_request().header("authorization"),
+        Some("Basic am9AZXhhbXBsZS5jb206QVRBVFQzeA==")
+    );
+}
+
+#[test]
 fn azure_devops_statuses() {
     let base = ForgeConfig {
         target_url_template: Some("https://dash.example/{cluster}".into()),

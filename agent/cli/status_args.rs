@@ -29,7 +29,8 @@ pub struct StatusArgs {
     #[arg(long, env = "HAWSER_STATUS_REPO", value_name = "REPO")]
     pub status_repo: Option<String>,
     /// File holding the forge token (mount it from a Secret); statuses are posted only
-    /// when this is set. The token is never logged.
+    /// when this is set. For Bitbucket, `user:secret` means Basic auth (API tokens,
+    /// app passwords), anything else a Bearer access token. The token is never logged.
     #[arg(long, env = "HAWSER_STATUS_TOKEN_FILE", value_name = "PATH")]
     pub status_token_file: Option<PathBuf>,
     /// Status context [default: hawser/<cluster-name>]

@@ -30,6 +30,9 @@ pub enum Auth {
     PrivateToken,
     /// `Authorization: Basic base64(":" + token)` (Azure DevOps PAT, empty user).
     BasicEmptyUser,
+    /// `Authorization: Basic base64(token)` for a `user:secret` token (Bitbucket API
+    /// tokens and app passwords, which need the account name or email).
+    Basic,
 }
 
 impl Auth {
@@ -43,6 +46,10 @@ impl Auth {
             Auth::BasicEmptyUser => (
                 "Authorization",
                 format!("Basic {}", base64(format!(":{secret}").as_bytes())),
+            ),
+            Auth::Basic => (
+                "Authorization",
+                format!("Basic {}", base64(secret.as_bytes())),
             ),
         }
     }
@@ -117,7 +124,7 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
                 strip(base, "/2.0"),
                 parts.join("/")
             ),
-            Auth::Bearer,
+            bitbucket_auth(&config.token),
             json_headers,
             json!({
                 "key": bitbucket_key(context),
@@ -133,7 +140,7 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
                 format!(
                     "{base}/rest/api/latest/projects/{project}/repos/{slug}/commits/{sha}/builds"
                 ),
-                Auth::Bearer,
+                bitbucket_auth(&config.token),
                 json_headers,
                 json!({
                     "key": context,
@@ -246,6 +253,17 @@ pub fn bitbucket_key(context: &str) -> String {
         prefix_len -= 1;
     }
     format!("{}-{hash}", &context[..prefix_len])
+}
+
+/// Bitbucket access tokens are Bearer tokens; a token file holding `user:secret`
+/// (an API token with the account's email, an app password, a Server user token)
+/// means Basic auth.
+fn bitbucket_auth(token: &Token) -> Auth {
+    if token.expose().contains(':') {
+        Auth::Basic
+    } else {
+        Auth::Bearer
+    }
 }
 
 /// Azure's context is `{genre, name}`: `hawser/prod` becomes genre `hawser`, name
