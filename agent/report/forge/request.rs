@@ -360,6 +360,89 @@ fn base64(input: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    fn config(provider: Provider, api_url: &str, repo: &str) -> ForgeConfig {
+        ForgeConfig {
+            provider,
+            api_url: api_url.into(),
+            repo: repo.into(),
+            token: Token::new("t"),
+            context: "hawser/prod".into(),
+            cluster: "prod".into(),
+            target_url_template: None,
+            source_url: None,
+        }
+    }
+
+    fn url(provider: Provider, api_url: &str, repo: &str) -> String {
+        let status = CommitStatus::new("abc1234", State::Pending, "applying 1 object");
+        build(&config(provider, api_url, repo), &status)
+            .unwrap()
+            .url
+    }
+
+    #[test]
+    fn api_prefixes_are_added_once() {
+        use Provider::*;
+        for (provider, api, repo, want) in [
+            (
+                GitHub,
+                "https://api.github.com",
+                "o/r",
+                "https://api.github.com/repos/o/r/statuses/abc1234",
+            ),
+            (
+                GitHub,
+                "https://ghe.corp/api/v3/",
+                "o/r",
+                "https://ghe.corp/api/v3/repos/o/r/statuses/abc1234",
+            ),
+            (
+                GitLab,
+                "https://gitlab.corp/api/v4",
+                "g/p",
+                "https://gitlab.corp/api/v4/projects/g%2Fp/statuses/abc1234",
+            ),
+            (
+                Gitea,
+                "https://git.corp/api/v1/",
+                "o/r",
+                "https://git.corp/api/v1/repos/o/r/statuses/abc1234",
+            ),
+            (
+                BitbucketCloud,
+                "https://api.bitbucket.org/2.0",
+                "w/s",
+                "https://api.bitbucket.org/2.0/repositories/w/s/commit/abc1234/statuses/build",
+            ),
+            (
+                BitbucketServer,
+                "https://bb.corp",
+                "~jo/app",
+                "https://bb.corp/rest/api/latest/projects/~jo/repos/app/commits/abc1234/builds",
+            ),
+            (
+                AzureDevOps,
+                "https://tfs.corp/tfs",
+                "Coll/My Proj/app",
+                "https://tfs.corp/tfs/Coll/My%20Proj/_apis/git/repositories/app/commits/abc1234/statuses?api-version=7.1",
+            ),
+        ] {
+            assert_eq!(url(provider, api, repo), want, "{provider}");
+        }
+    }
+
+    #[test]
+    fn bitbucket_server_links_to_the_commit_without_a_browsable_source() {
+        let mut config = config(Provider::BitbucketServer, "https://bb.corp", "P/app");
+        config.source_url = Some("ssh://git@bb.corp:7999/P/app.git".into());
+        let status = CommitStatus::new("abc1234", State::Success, "ok");
+        let request = build(&config, &status).unwrap();
+        assert_eq!(
+            request.body["url"],
+            "https://bb.corp/projects/P/repos/app/commits/abc1234"
+        );
+    }
+
     #[test]
     fn base64_matches_rfc4648_vectors() {
         for (input, want) in [
