@@ -370,7 +370,7 @@ fn unknown_repository() {
     let err = result.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "gitlab rejected the status for 0123456 on group/missing: 404 404 Project Not Found; check --status-repo and \
+        "gitlab rejected the status for 0123456 on group/missing: 404 Project Not Found; check --status-repo and \
          --status-api-url, and that the token can see the repository"
     );
     assert_eq!(requests, 1);

@@ -51,7 +51,12 @@ pub fn classify(
     if (200..300).contains(&status) {
         return Verdict::Done;
     }
+    // GitLab repeats the code ("404 Project Not Found"); the error shows it once.
     let message = message(body);
+    let message = match message.strip_prefix(&format!("{status} ")) {
+        Some(rest) if !rest.is_empty() => rest.to_string(),
+        _ => message,
+    };
     if status == 429 || (status == 403 && is_rate_limit(header, &message)) {
         return Verdict::RateLimited {
             wait: rate_limit_wait(header, now),
