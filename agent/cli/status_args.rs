@@ -169,6 +169,38 @@ mod tests {
         }
     }
 
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        status: StatusArgs,
+    }
+
+    #[test]
+    fn flags_parse() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "hawser",
+            "--status-provider",
+            "bitbucket-server",
+            "--status-api-url",
+            "https://bb.corp",
+            "--status-token-file",
+            "/var/run/secrets/forge/token",
+            "--cluster-name",
+            "shop-7",
+        ])
+        .unwrap();
+        assert_eq!(cli.status.status_provider, Some(Provider::BitbucketServer));
+        assert_eq!(cli.status.cluster_name.as_deref(), Some("shop-7"));
+        let err = Cli::try_parse_from(["hawser", "--status-provider", "sourcehut"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown status provider \"sourcehut\""),
+            "{err}"
+        );
+    }
+
     #[test]
     fn off_without_token_or_provider() {
         let none = StatusArgs {

@@ -249,6 +249,27 @@ mod tests {
     }
 
     #[test]
+    fn posted_records_have_a_stable_json_form() {
+        // The caller persists these next to the inventory: the form is a contract.
+        let record = posted("abc1234", State::Failure, "rejected: x");
+        let text = serde_json::to_string(&record).unwrap();
+        assert_eq!(
+            text,
+            r#"{"commit":"abc1234","context":"hawser/prod","state":"failure","description":"rejected: x"}"#
+        );
+        assert_eq!(serde_json::from_str::<Posted>(&text).unwrap(), record);
+    }
+
+    #[test]
+    fn statuses_are_capped_when_made() {
+        let status = CommitStatus::new("abc1234", State::Failure, &"x".repeat(300));
+        assert_eq!(
+            status.description.chars().count(),
+            describe::MAX_DESCRIPTION_CHARS
+        );
+    }
+
+    #[test]
     fn history_is_bounded() {
         let mut history = Vec::new();
         for i in 0..100 {
