@@ -3,13 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "forge_recorder/mod.rs"]
+mod forge_recorder;
 mod support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use support::agent::AgentProcess;
-use support::cluster::{AGENT_RULES, TestNamespace, eventually, get_field, kubectl, sa_kubeconfig};
+use support::cluster::{AGENT_RULES, TestNamespace, get_field, kubectl, sa_kubeconfig};
 use support::{GitServer, GitServerOptions, Repo};
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -89,12 +91,9 @@ impl World {
     }
 
     fn wait_greeting(&self, want: &str, agent: &AgentProcess) {
-        let mut seen = None;
-        eventually(&format!("greeting {want}"), WAIT, || {
-            seen = self.greeting();
-            seen.as_deref() == Some(want)
+        until(agent, &format!("greeting {want}"), || {
+            self.greeting().as_deref() == Some(want)
         });
-        let _ = agent;
     }
 
     fn replicas(&self) -> String {
@@ -139,6 +138,29 @@ impl World {
     }
 }
 
+/// Polls `check` until it holds; on timeout the panic carries the agent's last logs.
+fn until(agent: &AgentProcess, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !check() {
+        if std::time::Instant::now() > deadline {
+            let logs = agent.logs();
+            let tail: Vec<&str> = logs
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!(
+                "timed out after {WAIT:?} waiting for {what}; agent log tail:\n{}",
+                tail.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn new_commits_are_applied_and_drift_is_corrected() {
     let w = World::new("agent-basic");
@@ -146,20 +168,20 @@ fn new_commits_are_applied_and_drift_is_corrected() {
     let agent = w.agent(&[]);
     w.wait_greeting("one", &agent);
     agent.wait_ready(WAIT);
-    eventually("status success for v1", WAIT, || {
+    until(&agent, "status success for v1", || {
         w.status()["applied"] == v1.as_str() && w.status()["result"] == "success"
     });
     assert_eq!(w.cache_state()["good"]["revision"], v1.as_str());
 
     let v2 = w.push("two", 2, "");
     w.wait_greeting("two", &agent);
-    eventually("status success for v2", WAIT, || {
+    until(&agent, "status success for v2", || {
         w.status()["good"] == v2.as_str()
     });
 
     w.scale(5);
-    eventually("replicas back to 2", WAIT, || w.replicas() == "2");
-    eventually("a drift log line", WAIT, || {
+    until(&agent, "replicas back to 2", || w.replicas() == "2");
+    until(&agent, "a drift log line", || {
         agent.logs().contains("drift corrected")
     });
     let logs = agent.logs();
@@ -172,7 +194,7 @@ fn new_commits_are_applied_and_drift_is_corrected() {
         "{line}"
     );
     assert!(line.contains(&v2), "log lines carry the revision: {line}");
-    eventually("a DriftCorrected event", WAIT, || {
+    until(&agent, "a DriftCorrected event", || {
         w.events().contains("DriftCorrected")
     });
 
@@ -252,9 +274,9 @@ fn drift_report_mode_reports_and_changes_nothing() {
     w.push("one", 2, "");
     let agent = w.agent(&["--drift", "report"]);
     w.wait_greeting("one", &agent);
-    eventually("deployment applied", WAIT, || w.replicas() == "2");
+    until(&agent, "deployment applied", || w.replicas() == "2");
     w.scale(4);
-    eventually("a DriftDetected event", WAIT, || {
+    until(&agent, "a DriftDetected event", || {
         w.events().contains("DriftDetected")
     });
     assert!(
@@ -271,17 +293,17 @@ fn git_outage_and_restart_with_git_down_keep_enforcing_the_cache() {
     let v1 = w.push("one", 2, "");
     let mut agent = w.agent(&[]);
     w.wait_greeting("one", &agent);
-    eventually("deployment applied", WAIT, || w.replicas() == "2");
+    until(&agent, "deployment applied", || w.replicas() == "2");
 
     w.server.stop();
-    eventually("the outage noticed", WAIT, || {
+    until(&agent, "the outage noticed", || {
         agent.logs().contains("source unreachable")
     });
     w.scale(6);
-    eventually("drift corrected during the outage", WAIT, || {
+    until(&agent, "drift corrected during the outage", || {
         w.replicas() == "2"
     });
-    eventually("outage recorded in the status", WAIT, || {
+    until(&agent, "outage recorded in the status", || {
         w.status()["sourceUnreachableSince"].is_string()
     });
 
@@ -296,9 +318,9 @@ fn git_outage_and_restart_with_git_down_keep_enforcing_the_cache() {
     );
     assert!(since_restart.contains(&v1));
     w.scale(7);
-    eventually(
+    until(
+        &agent,
         "drift corrected after a restart with Git down",
-        WAIT,
         || w.replicas() == "2",
     );
     w.server.restart();
@@ -320,7 +342,7 @@ fn a_bad_revision_is_rejected_and_the_previous_one_stays_enforced() {
     );
     let bad = w.repo.commit("out of scope");
     w.repo.push();
-    eventually("status rejected", WAIT, || {
+    until(&agent, "status rejected", || {
         w.status()["result"] == "rejected"
     });
     let status = w.status();
@@ -340,7 +362,7 @@ fn a_bad_revision_is_rejected_and_the_previous_one_stays_enforced() {
     );
     assert!(w.events().contains("Rejected"));
     w.scale(3);
-    eventually("the previous revision is still enforced", WAIT, || {
+    until(&agent, "the previous revision is still enforced", || {
         w.replicas() == "2"
     });
 }
@@ -351,7 +373,7 @@ fn the_suspend_annotation_stops_every_write_until_removed() {
     w.push("one", 2, "");
     let agent = w.agent(&[]);
     w.wait_greeting("one", &agent);
-    eventually("deployment applied", WAIT, || w.replicas() == "2");
+    until(&agent, "deployment applied", || w.replicas() == "2");
     kubectl(&[
         "annotate",
         "configmap",
@@ -362,10 +384,10 @@ fn the_suspend_annotation_stops_every_write_until_removed() {
     ]);
     w.scale(5);
     w.push("two", 2, "");
-    eventually("the new revision held back", WAIT, || {
+    until(&agent, "the new revision held back", || {
         w.status()["result"] == "suspended"
     });
-    eventually("drift reported, not corrected", WAIT, || {
+    until(&agent, "drift reported, not corrected", || {
         w.events().contains("not corrected: suspended")
     });
     assert_eq!(w.replicas(), "5");
@@ -382,7 +404,7 @@ fn the_suspend_annotation_stops_every_write_until_removed() {
         "hawser.dev/suspend-",
     ]);
     w.wait_greeting("two", &agent);
-    eventually("drift corrected after resuming", WAIT, || {
+    until(&agent, "drift corrected after resuming", || {
         w.replicas() == "2"
     });
 }
@@ -393,7 +415,7 @@ fn an_unhealthy_revision_is_reported_and_rolled_back() {
     let v1 = w.push("one", 1, "");
     let agent = w.agent(&["--health-timeout", "4s", "--rollback-on-unhealthy"]);
     w.wait_greeting("one", &agent);
-    eventually("v1 good", WAIT, || {
+    until(&agent, "v1 good", || {
         w.cache_state()["good"]["revision"] == v1.as_str()
     });
     // No node matches: the pod stays Pending and the Deployment never becomes available.
@@ -402,12 +424,12 @@ fn an_unhealthy_revision_is_reported_and_rolled_back() {
         1,
         "      nodeSelector: {hawser.test/no-such-node: \"true\"}\n",
     );
-    eventually("rolled back", WAIT, || {
+    until(&agent, "rolled back", || {
         agent
             .logs()
             .contains("rolling back to the last good revision")
     });
-    eventually("v1 enforced again", WAIT, || {
+    until(&agent, "v1 enforced again", || {
         w.greeting().as_deref() == Some("one")
     });
     let state = w.cache_state();
@@ -437,7 +459,7 @@ fn sigterm_exits_zero_quickly_with_the_state_persisted() {
     let v1 = w.push("one", 1, "");
     let mut agent = w.agent(&[]);
     w.wait_greeting("one", &agent);
-    eventually("v1 recorded", WAIT, || {
+    until(&agent, "v1 recorded", || {
         w.cache_state()["applied"]["revision"] == v1.as_str()
     });
     let (code, took) = agent.terminate();
@@ -463,6 +485,90 @@ fn a_crash_while_caching_leaves_a_consistent_cache() {
         .unwrap()
         .collect();
     assert_eq!(snapshots.len(), 1, "one complete entry");
+}
+
+#[test]
+fn commit_statuses_go_pending_then_success_or_failure_and_a_restart_reposts_nothing() {
+    let w = World::new("agent-status");
+    let forge = forge_recorder::Server::start(vec![]);
+    let token_file = w.dir.path().join("forge-token");
+    let token = "ghp_hawserTestToken0123456789";
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let v1 = w.push("one", 1, "");
+    let extra = [
+        "--status-provider",
+        "github",
+        "--status-api-url",
+        &forge.url,
+        "--status-repo",
+        "acme/fleet",
+        "--status-token-file",
+        token_file.to_str().unwrap(),
+        "--cluster-name",
+        "edge-1",
+    ];
+    let mut agent = w.agent(&extra);
+    let posted = |commit: &str, state: &str| {
+        forge
+            .requests()
+            .into_iter()
+            .find(|r| r.target.ends_with(commit) && r.body["state"] == state)
+    };
+    until(&agent, "success posted for v1", || {
+        posted(&v1, "success").is_some()
+    });
+    let requests = forge.requests();
+    assert_eq!(requests.len(), 2, "pending then success: {requests:#?}");
+    let pending = &requests[0];
+    assert_eq!(pending.method, "POST");
+    assert_eq!(pending.target, format!("/repos/acme/fleet/statuses/{v1}"));
+    assert_eq!(
+        pending.header("Authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    assert_eq!(pending.body["state"], "pending");
+    assert_eq!(pending.body["context"], "hawser/edge-1");
+    assert_eq!(pending.body["description"], "applying 2 objects");
+    let success = &requests[1];
+    let description = success.body["description"].as_str().unwrap();
+    assert!(
+        description.starts_with("applied 2 objects (2 changed, 0 pruned), healthy in"),
+        "{description}"
+    );
+
+    w.repo.write(
+        "app/bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: kube-system\n",
+    );
+    let bad = w.repo.commit("out of scope");
+    w.repo.push();
+    until(&agent, "failure posted for the bad revision", || {
+        posted(&bad, "failure").is_some()
+    });
+    let failure = posted(&bad, "failure").unwrap();
+    let description = failure.body["description"].as_str().unwrap();
+    assert!(
+        description.starts_with("rejected: ") && description.contains("kube-system"),
+        "{description}"
+    );
+    assert!(description.chars().count() <= 140);
+    assert!(
+        posted(&bad, "pending").is_none(),
+        "nothing was applied, so nothing was pending"
+    );
+
+    agent.kill();
+    let before = forge.requests().len();
+    let logs_before = agent.logs().len();
+    agent.restart(&[]);
+    until(&agent, "a poll after the restart", || {
+        agent.logs()[logs_before..]
+            .contains("revision was rejected; waiting for the source to move")
+    });
+    assert_eq!(forge.requests().len(), before, "a restart reposts nothing");
+
+    let everything = format!("{}{}{}", agent.logs(), w.events(), w.status());
+    assert!(!everything.contains(token), "the token leaked");
 }
 
 /// HMAC-SHA256 in hex, computed by openssl: an oracle independent of hawser's code.

@@ -9,6 +9,7 @@ mod fetch;
 mod run;
 pub mod scope_args;
 pub mod source_args;
+pub mod status_args;
 mod validate;
 mod version;
 

@@ -13,6 +13,7 @@ use super::Outcome;
 use super::apply::TargetArgs;
 use super::scope_args::ScopeArgs;
 use super::source_args::SourceArgs;
+use super::status_args::StatusArgs;
 use crate::admin::{Admin, HookSecret};
 use crate::cache::{Cache, Failpoint};
 use crate::reconcile::{Agent, DriftMode, Handles, Settings};
@@ -27,6 +28,8 @@ pub struct Args {
     pub scope: ScopeArgs,
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub status: StatusArgs,
 
     /// How often to ask the source for its revision (one small request), with up to
     /// 10% jitter.
@@ -88,6 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         source,
         scope,
         target,
+        status,
         interval,
         drift_interval,
         drift,
@@ -104,6 +108,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--interval and --drift-interval must be longer than zero");
     }
     let spec = source.into_spec()?;
+    let forge = status
+        .into_config(Some(&spec.url))?
+        .map(crate::report::forge::Reporter::new);
     let subpath = spec.path.clone().map(PathBuf::from);
     let source = Source::new(spec)?;
     let target = target.target(scope)?;
@@ -146,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         tracing::info!(listen = %listener.local_addr()?, source = source.display_url(), "hawser starting");
         let server = tokio::spawn(admin.serve(listener, shutdown));
         let agent =
-            tokio::spawn(Agent::new(client, source, cache, target, settings, handles).run());
+            tokio::spawn(Agent::new(client, source, cache, target, settings, handles, forge).run());
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("signal received; stopping");

@@ -8,6 +8,7 @@
 //! HTTP to the source runs on `spawn_blocking`.
 
 mod backoff;
+mod forge;
 mod revision;
 
 use std::path::PathBuf;
@@ -79,6 +80,10 @@ pub struct Agent {
     status: ClusterStatus,
     /// The revision the source named at the last successful poll.
     desired: Option<String>,
+    /// Commit statuses, when reporting is on.
+    forge: Option<Arc<crate::report::forge::Reporter>>,
+    /// The last error posting a status, so each is logged once.
+    forge_error: Option<String>,
 }
 
 impl Agent {
@@ -89,6 +94,7 @@ impl Agent {
         target: Target,
         settings: Settings,
         handles: Handles,
+        forge: Option<crate::report::forge::Reporter>,
     ) -> Self {
         let poll_backoff = Backoff::new(
             Duration::from_secs(2),
@@ -108,6 +114,8 @@ impl Agent {
             poll_backoff,
             status: ClusterStatus::default(),
             desired: None,
+            forge: forge.map(Arc::new),
+            forge_error: None,
         }
     }
 

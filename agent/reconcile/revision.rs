@@ -11,6 +11,7 @@ use crate::inventory;
 use crate::pipeline::{self, PipelineError};
 use crate::plan::Action;
 use crate::report::cluster::{self, ClusterStatus, Severity};
+use crate::report::forge::Outcome;
 use crate::report::metrics::{FetchResult, ReconcileResult};
 
 /// What the poll loop does after a revision.
@@ -103,7 +104,7 @@ impl Agent {
     async fn apply_entry(&mut self, entry: Entry, rollback: bool) -> Next {
         let timer = self.handles.metrics.reconcile_timer();
         let started = Instant::now();
-        let ended = self.run_pipeline(&entry).await;
+        let ended = self.run_pipeline(&entry, rollback).await;
         let (result, next) = match &ended {
             Ended::Healthy { .. } => (ReconcileResult::Success, Next::Interval),
             Ended::Unhealthy { .. } => (ReconcileResult::Unhealthy, Next::Interval),
@@ -144,6 +145,15 @@ impl Agent {
                 );
                 self.record("success", &message, applied.objects.len())
                     .await;
+                if !rollback {
+                    let outcome = Outcome::Healthy {
+                        objects: applied.objects.len(),
+                        changed: applied.changed(),
+                        pruned: applied.prune.pruned.len(),
+                        healthy_after: after,
+                    };
+                    self.post_status(&revision, outcome).await;
+                }
                 cluster::event(
                     &self.client,
                     &self.target.parent,
@@ -163,6 +173,10 @@ impl Agent {
                 let message = format!("unhealthy: {reason}");
                 self.record("unhealthy", &message, applied.objects.len())
                     .await;
+                let outcome = Outcome::Unhealthy {
+                    reason: reason.clone(),
+                };
+                self.post_status(&revision, outcome).await;
                 cluster::event(
                     &self.client,
                     &self.target.parent,
@@ -184,6 +198,13 @@ impl Agent {
                 });
                 self.save_state();
                 self.record("rejected", &reason, self.status.objects).await;
+                self.post_status(
+                    &revision,
+                    Outcome::Rejected {
+                        reason: reason.trim_start_matches("rejected: ").to_string(),
+                    },
+                )
+                .await;
                 cluster::event(
                     &self.client,
                     &self.target.parent,
@@ -257,7 +278,7 @@ impl Agent {
         self.handles.ready.set(true);
     }
 
-    async fn run_pipeline(&mut self, entry: &Entry) -> Ended {
+    async fn run_pipeline(&mut self, entry: &Entry, rollback: bool) -> Ended {
         if self.settings.suspend {
             self.handles.metrics.set_suspended(true);
             return Ended::Suspended;
@@ -273,6 +294,11 @@ impl Agent {
             return Ended::Suspended;
         }
         self.handles.metrics.set_suspended(false);
+        if !rollback {
+            let objects = planned.set.objects.len();
+            self.post_status(&entry.revision, Outcome::Applying { objects })
+                .await;
+        }
         let applied = match apply::apply(
             &self.client,
             &mut self.discovered,

@@ -1,5 +1,7 @@
-//! The last stage: telling the outcome of a revision to the forge, the cluster, the
-//! logs and the metrics.
+//! The last stage: telling the outcome of a revision where operators look: the Git
+//! forge's commit statuses (one per cluster), the cluster (the inventory parent's
+//! status and Events), the logs and the metrics.
 
 pub mod cluster;
+pub mod forge;
 pub mod metrics;

@@ -1,0 +1,78 @@
+//! Commit statuses from the loop: one per cluster and revision, pending → success or
+//! failure, never the same twice (the posted ones are remembered in the cache's state,
+//! so a restart reposts nothing). Posting never stops the agent: a refusal is logged
+//! once and the loop goes on.
+
+use crate::cache::PostedStatus;
+use crate::report::forge::{CommitStatus, Outcome, Posted, State};
+
+use super::Agent;
+
+impl Agent {
+    /// Posts the outcome on the revision's commit, when reporting is on and the
+    /// revision is a commit (a tarball without a commit id has none).
+    pub(super) async fn post_status(&mut self, revision: &str, outcome: Outcome) {
+        let Some(reporter) = self.forge.clone() else {
+            return;
+        };
+        if revision.len() != 40 || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return;
+        }
+        let status = CommitStatus::for_outcome(revision, &outcome);
+        let mut history: Vec<Posted> = self.state.posted.iter().filter_map(from_state).collect();
+        let posted = tokio::task::spawn_blocking(move || {
+            let result = reporter.post_once(&mut history, &status);
+            (result, history, status)
+        })
+        .await;
+        let Ok((result, history, status)) = posted else {
+            tracing::error!("the status task failed");
+            return;
+        };
+        match result {
+            Ok(true) => {
+                tracing::info!(commit = %status.commit, state = ?status.state, description = %status.description, "posted commit status");
+                self.state.posted = history.iter().map(to_state).collect();
+                self.save_state();
+                self.forge_error = None;
+            }
+            Ok(false) => tracing::debug!(commit = %status.commit, "commit status already posted"),
+            Err(e) => {
+                let text = crate::cli::one_line_error(&e);
+                if self.forge_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "could not post the commit status");
+                    self.forge_error = Some(text);
+                }
+            }
+        }
+    }
+}
+
+fn from_state(p: &PostedStatus) -> Option<Posted> {
+    let state = match p.state.as_str() {
+        "pending" => State::Pending,
+        "success" => State::Success,
+        "failure" => State::Failure,
+        _ => return None,
+    };
+    Some(Posted {
+        commit: p.commit.clone(),
+        context: p.context.clone(),
+        state,
+        description: p.description.clone(),
+    })
+}
+
+fn to_state(p: &Posted) -> PostedStatus {
+    let state = match p.state {
+        State::Pending => "pending",
+        State::Success => "success",
+        State::Failure => "failure",
+    };
+    PostedStatus {
+        commit: p.commit.clone(),
+        context: p.context.clone(),
+        state: state.into(),
+        description: p.description.clone(),
+    }
+}
