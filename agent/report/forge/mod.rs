@@ -15,6 +15,7 @@
 
 mod config;
 pub mod describe;
+pub mod encode;
 mod reporter;
 pub mod request;
 pub mod response;
