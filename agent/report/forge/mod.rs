@@ -194,6 +194,30 @@ impl ForgeError {
         )
     }
 
+    /// A short, stable name for metrics labels and log fields.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ForgeError::Rejected { .. } => "rejected",
+            ForgeError::TooManyStatuses { .. } => "too_many_statuses",
+            ForgeError::RateLimited { .. } => "rate_limited",
+            ForgeError::Server { .. } => "server_error",
+            ForgeError::Network { .. } => "unreachable",
+            ForgeError::BadCommit { .. } => "bad_commit",
+            ForgeError::UnknownProvider { .. }
+            | ForgeError::UnknownHost { .. }
+            | ForgeError::NoSource
+            | ForgeError::MissingApiUrl { .. }
+            | ForgeError::BadApiUrl { .. }
+            | ForgeError::BadRepo { .. }
+            | ForgeError::BadSourceUrl { .. }
+            | ForgeError::TokenFile { .. }
+            | ForgeError::BadToken { .. }
+            | ForgeError::MissingToken { .. }
+            | ForgeError::MissingClusterName
+            | ForgeError::BadTemplate { .. } => "config",
+        }
+    }
+
     /// When a rate-limited post may be tried again.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -293,6 +317,7 @@ mod tests {
             retry_after: Duration::from_secs(3600),
         };
         assert!(rate.is_transient());
+        assert_eq!(rate.kind(), "rate_limited");
         assert_eq!(rate.retry_after(), Some(Duration::from_secs(3600)));
         assert_eq!(
             rate.to_string(),
