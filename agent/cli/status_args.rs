@@ -94,10 +94,15 @@ impl StatusArgs {
         let api_url = match non_empty(status_api_url) {
             Some(url) => {
                 let lower = url.to_ascii_lowercase();
+                let authority = url.split("://").nth(1).and_then(|r| r.split('/').next());
                 if !(lower.starts_with("https://") || lower.starts_with("http://"))
                     || url.contains(['?', '#'])
+                    || authority.is_none_or(|a| a.is_empty() || a.contains('@'))
                 {
-                    return Err(ForgeError::BadApiUrl { url });
+                    // Never echo credentials someone put in the URL.
+                    return Err(ForgeError::BadApiUrl {
+                        url: redact_userinfo(&url),
+                    });
                 }
                 url.trim_end_matches('/').to_string()
             }
@@ -336,6 +341,17 @@ mod tests {
                 .unwrap_err(),
             ForgeError::BadTemplate { .. }
         ));
+        let with_creds = StatusArgs {
+            status_api_url: Some("https://jo:pw@git.corp".into()),
+            ..args(&token)
+        };
+        assert_eq!(
+            with_creds
+                .into_config(Some("https://github.com/o/r"))
+                .unwrap_err()
+                .to_string(),
+            "--status-api-url \"https://git.corp\" must be an http(s) URL without credentials, query or fragment"
+        );
         let bad_repo = StatusArgs {
             status_repo: Some("just-a-name".into()),
             ..args(&token)

@@ -114,7 +114,9 @@ pub enum ForgeError {
     NoSource,
     #[error("{provider} status reporting needs --status-api-url (the instance's URL)")]
     MissingApiUrl { provider: Provider },
-    #[error("--status-api-url {url:?} is not an http(s) URL")]
+    #[error(
+        "--status-api-url {url:?} must be an http(s) URL without credentials, query or fragment"
+    )]
     BadApiUrl { url: String },
     #[error("{provider} repository {repo:?} is not of the form {shape}; set --status-repo")]
     BadRepo {
