@@ -35,7 +35,7 @@ pub enum Auth {
 
 impl Auth {
     /// The header carrying the token. Its value must never reach a log or an error.
-    pub fn header(self, token: &Token) -> (&'static str, String) {
+    pub(crate) fn header(self, token: &Token) -> (&'static str, String) {
         let secret = token.expose();
         match self {
             Auth::Bearer => ("Authorization", format!("Bearer {secret}")),
