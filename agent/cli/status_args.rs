@@ -62,19 +62,25 @@ impl StatusArgs {
             status_target_url,
             cluster_name,
         } = self;
-        let source = match source_url {
-            Some(url) => Some(SourceUrl::parse(url)?),
-            None => None,
+        // A source that is no Git URL (a local directory, a bundle) only matters when
+        // the forge or repository has to be read from it.
+        let source = source_url.and_then(|url| SourceUrl::parse(url).ok());
+        let needed = || match (&source, source_url) {
+            (Some(source), _) => Ok(source),
+            (None, Some(url)) => Err(ForgeError::BadSourceUrl {
+                url: redact_userinfo(url),
+            }),
+            (None, None) => Err(ForgeError::NoSource),
         };
-        let provider = match (status_provider, &status_token_file, &source) {
-            (Some(provider), _, _) => provider,
-            (None, None, _) => return Ok(None),
-            (None, Some(_), Some(source)) => {
+        let provider = match (status_provider, &status_token_file) {
+            (Some(provider), _) => provider,
+            (None, None) => return Ok(None),
+            (None, Some(_)) => {
+                let source = needed()?;
                 Provider::from_host(&source.host).ok_or_else(|| ForgeError::UnknownHost {
                     host: source.host.clone(),
                 })?
             }
-            (None, Some(_), None) => return Err(ForgeError::NoSource),
         };
         let token_file = status_token_file.ok_or(ForgeError::MissingToken { provider })?;
         let cluster = non_empty(cluster_name).ok_or(ForgeError::MissingClusterName)?;
@@ -86,18 +92,20 @@ impl StatusArgs {
                 check_repo(provider, &repo)?;
                 repo
             }
-            None => source
-                .as_ref()
-                .ok_or(ForgeError::NoSource)?
-                .repo(provider)?,
+            None => needed()?.repo(provider)?,
         };
         let api_url = match non_empty(status_api_url) {
             Some(url) => {
                 let lower = url.to_ascii_lowercase();
+                let authority = url.split("://").nth(1).and_then(|r| r.split('/').next());
                 if !(lower.starts_with("https://") || lower.starts_with("http://"))
                     || url.contains(['?', '#'])
+                    || authority.is_none_or(|a| a.is_empty() || a.contains('@'))
                 {
-                    return Err(ForgeError::BadApiUrl { url });
+                    // Never echo credentials someone put in the URL.
+                    return Err(ForgeError::BadApiUrl {
+                        url: redact_userinfo(&url),
+                    });
                 }
                 url.trim_end_matches('/').to_string()
             }
@@ -208,10 +216,12 @@ mod tests {
             ..StatusArgs::default()
         };
         assert!(
-            none.into_config(Some("https://github.com/o/r.git"))
+            none.clone()
+                .into_config(Some("https://github.com/o/r.git"))
                 .unwrap()
                 .is_none()
         );
+        assert!(none.into_config(Some("/srv/manifests")).unwrap().is_none());
         assert!(StatusArgs::default().into_config(None).unwrap().is_none());
     }
 
@@ -336,6 +346,38 @@ mod tests {
                 .unwrap_err(),
             ForgeError::BadTemplate { .. }
         ));
+        let with_creds = StatusArgs {
+            status_api_url: Some("https://jo:pw@git.corp".into()),
+            ..args(&token)
+        };
+        assert_eq!(
+            with_creds
+                .into_config(Some("https://github.com/o/r"))
+                .unwrap_err()
+                .to_string(),
+            "--status-api-url \"https://git.corp\" must be an http(s) URL without credentials, query or fragment"
+        );
+        let local = args(&token)
+            .into_config(Some("/srv/manifests"))
+            .unwrap_err();
+        assert_eq!(
+            local.to_string(),
+            "source URL /srv/manifests cannot be read as a Git URL"
+        );
+        let explicit = StatusArgs {
+            status_provider: Some(Provider::Forgejo),
+            status_api_url: Some("https://code.corp".into()),
+            status_repo: Some("ops/fleet".into()),
+            ..args(&token)
+        };
+        let config = explicit
+            .into_config(Some("/srv/manifests"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (config.api_url.as_str(), config.repo.as_str()),
+            ("https://code.corp", "ops/fleet")
+        );
         let bad_repo = StatusArgs {
             status_repo: Some("just-a-name".into()),
             ..args(&token)

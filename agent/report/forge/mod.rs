@@ -15,6 +15,7 @@
 
 mod config;
 pub mod describe;
+pub mod encode;
 mod reporter;
 pub mod request;
 pub mod response;
@@ -113,7 +114,9 @@ pub enum ForgeError {
     NoSource,
     #[error("{provider} status reporting needs --status-api-url (the instance's URL)")]
     MissingApiUrl { provider: Provider },
-    #[error("--status-api-url {url:?} is not an http(s) URL")]
+    #[error(
+        "--status-api-url {url:?} must be an http(s) URL without credentials, query or fragment"
+    )]
     BadApiUrl { url: String },
     #[error("{provider} repository {repo:?} is not of the form {shape}; set --status-repo")]
     BadRepo {
@@ -191,6 +194,30 @@ impl ForgeError {
             self,
             ForgeError::RateLimited { .. } | ForgeError::Server { .. } | ForgeError::Network { .. }
         )
+    }
+
+    /// A short, stable name for metrics labels and log fields.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ForgeError::Rejected { .. } => "rejected",
+            ForgeError::TooManyStatuses { .. } => "too_many_statuses",
+            ForgeError::RateLimited { .. } => "rate_limited",
+            ForgeError::Server { .. } => "server_error",
+            ForgeError::Network { .. } => "unreachable",
+            ForgeError::BadCommit { .. } => "bad_commit",
+            ForgeError::UnknownProvider { .. }
+            | ForgeError::UnknownHost { .. }
+            | ForgeError::NoSource
+            | ForgeError::MissingApiUrl { .. }
+            | ForgeError::BadApiUrl { .. }
+            | ForgeError::BadRepo { .. }
+            | ForgeError::BadSourceUrl { .. }
+            | ForgeError::TokenFile { .. }
+            | ForgeError::BadToken { .. }
+            | ForgeError::MissingToken { .. }
+            | ForgeError::MissingClusterName
+            | ForgeError::BadTemplate { .. } => "config",
+        }
     }
 
     /// When a rate-limited post may be tried again.
@@ -292,6 +319,7 @@ mod tests {
             retry_after: Duration::from_secs(3600),
         };
         assert!(rate.is_transient());
+        assert_eq!(rate.kind(), "rate_limited");
         assert_eq!(rate.retry_after(), Some(Duration::from_secs(3600)));
         assert_eq!(
             rate.to_string(),

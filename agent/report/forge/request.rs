@@ -6,9 +6,9 @@
 //! logged or compared in tests without leaking it.
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::config::{ForgeConfig, Provider, Token};
+use super::encode::{azure_context, base64, bitbucket_key, encode_segment};
 use super::source_url::SourceUrl;
 use super::{CommitStatus, ForgeError, State};
 
@@ -16,8 +16,6 @@ use super::{CommitStatus, ForgeError, State};
 pub const GITHUB_API_VERSION: &str = "2022-11-28";
 /// Azure DevOps REST API version.
 pub const AZURE_API_VERSION: &str = "7.1";
-/// Bitbucket Cloud keeps build status keys short; longer contexts are hashed.
-pub const BITBUCKET_KEY_MAX: usize = 40;
 
 /// How the token is presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +35,7 @@ pub enum Auth {
 
 impl Auth {
     /// The header carrying the token. Its value must never reach a log or an error.
-    pub fn header(self, token: &Token) -> (&'static str, String) {
+    pub(crate) fn header(self, token: &Token) -> (&'static str, String) {
         let secret = token.expose();
         match self {
             Auth::Bearer => ("Authorization", format!("Bearer {secret}")),
@@ -118,21 +116,31 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
             json_headers,
             json!({ "state": status.state.github(), "context": context, "description": description }),
         ),
-        Provider::BitbucketCloud => (
-            format!(
-                "{}/2.0/repositories/{}/commit/{sha}/statuses/build",
-                strip(base, "/2.0"),
-                parts.join("/")
-            ),
-            bitbucket_auth(&config.token),
-            json_headers,
-            json!({
-                "key": bitbucket_key(context),
-                "state": status.state.bitbucket(),
-                "name": context,
-                "description": description,
-            }),
-        ),
+        Provider::BitbucketCloud => {
+            let [workspace, slug] = two(&parts, *provider, repo)?;
+            // Required, and must be a URL: the target URL, else the source, else the
+            // commit's page on bitbucket.org.
+            let link = target_url.clone().unwrap_or_else(|| {
+                browsable_source(config).unwrap_or_else(|| {
+                    format!("https://bitbucket.org/{workspace}/{slug}/commits/{sha}")
+                })
+            });
+            (
+                format!(
+                    "{}/2.0/repositories/{workspace}/{slug}/commit/{sha}/statuses/build",
+                    strip(base, "/2.0"),
+                ),
+                bitbucket_auth(&config.token),
+                json_headers,
+                json!({
+                    "key": bitbucket_key(context),
+                    "state": status.state.bitbucket(),
+                    "name": context,
+                    "description": description,
+                    "url": link,
+                }),
+            )
+        }
         Provider::BitbucketServer => {
             let [project, slug] = two(&parts, *provider, repo)?;
             let base = strip(base, "/rest/api/latest");
@@ -147,8 +155,10 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
                     "state": status.state.bitbucket(),
                     "name": context,
                     "description": description,
-                    // Required by Bitbucket Server: the target URL, else the repository.
-                    "url": target_url.clone().unwrap_or_else(|| fallback_url(config, base, &project, &slug, sha)),
+                    // Required: the target URL, else the source, else the commit's page.
+                    "url": target_url.clone().unwrap_or_else(|| browsable_source(config).unwrap_or_else(|| {
+                        format!("{base}/projects/{project}/repos/{slug}/commits/{sha}")
+                    })),
                 }),
             )
         }
@@ -175,25 +185,15 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
         }
     };
     if let (Some(url), Some(fields)) = (target_url, body.as_object_mut()) {
-        let key = match provider {
+        match provider {
             Provider::GitHub | Provider::GitLab | Provider::Gitea | Provider::Forgejo => {
-                "target_url"
+                fields.insert("target_url".to_string(), Value::String(url));
             }
-            Provider::BitbucketCloud | Provider::BitbucketServer => "url",
-            Provider::AzureDevOps => "targetUrl",
-        };
-        fields.insert(key.to_string(), Value::String(url));
-    }
-    if *provider == Provider::BitbucketCloud && !body.get("url").is_some_and(Value::is_string) {
-        // Bitbucket Cloud answers 400 without a link; point at the repository.
-        if let (Some(web), Some(fields)) = (
-            config
-                .source_url
-                .as_deref()
-                .and_then(|u| SourceUrl::parse(u).ok()?.web_url()),
-            body.as_object_mut(),
-        ) {
-            fields.insert("url".to_string(), Value::String(web));
+            Provider::AzureDevOps => {
+                fields.insert("targetUrl".to_string(), Value::String(url));
+            }
+            // Bitbucket's `url` is already set: it is required there.
+            Provider::BitbucketCloud | Provider::BitbucketServer => {}
         }
     }
     Ok(ForgeRequest {
@@ -240,21 +240,6 @@ impl State {
     }
 }
 
-/// A Bitbucket Cloud build key: the context itself when short enough, otherwise a
-/// readable prefix and 8 hex digits of its SHA-256, 40 bytes at most.
-pub fn bitbucket_key(context: &str) -> String {
-    if context.len() <= BITBUCKET_KEY_MAX {
-        return context.to_string();
-    }
-    let digest = Sha256::digest(context.as_bytes());
-    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    let mut prefix_len = BITBUCKET_KEY_MAX - hash.len() - 1;
-    while !context.is_char_boundary(prefix_len) {
-        prefix_len -= 1;
-    }
-    format!("{}-{hash}", &context[..prefix_len])
-}
-
 /// Bitbucket access tokens are Bearer tokens; a token file holding `user:secret`
 /// (an API token with the account's email, an app password, a Server user token)
 /// means Basic auth.
@@ -266,23 +251,11 @@ fn bitbucket_auth(token: &Token) -> Auth {
     }
 }
 
-/// Azure's context is `{genre, name}`: `hawser/prod` becomes genre `hawser`, name
-/// `prod`; a context without `/` goes under genre `hawser`.
-pub fn azure_context(context: &str) -> (&str, &str) {
-    match context.split_once('/') {
-        Some((genre, name)) if !genre.is_empty() && !name.is_empty() => (genre, name),
-        _ => ("hawser", context),
-    }
-}
-
-/// Bitbucket Server's required link when no target URL was configured: the source
-/// URL if a browser can open it, else the commit's page on the instance.
-fn fallback_url(config: &ForgeConfig, base: &str, project: &str, slug: &str, sha: &str) -> String {
-    config
-        .source_url
-        .as_deref()
-        .and_then(|u| SourceUrl::parse(u).ok()?.web_url())
-        .unwrap_or_else(|| format!("{base}/projects/{project}/repos/{slug}/commits/{sha}"))
+/// The source URL, if a browser can open it (http(s), credentials dropped).
+fn browsable_source(config: &ForgeConfig) -> Option<String> {
+    SourceUrl::parse(config.source_url.as_deref()?)
+        .ok()?
+        .web_url()
 }
 
 fn strip<'a>(base: &'a str, api_prefix: &str) -> &'a str {
@@ -320,40 +293,6 @@ fn check_commit(commit: &str) -> Result<(), ForgeError> {
             commit: commit.chars().take(80).collect(),
         })
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters, so a value is one
-/// path segment (`/` becomes `%2F`, a space `%20`).
-pub fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Standard base64 with padding (RFC 4648), for the one Basic auth header.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -432,6 +371,25 @@ mod tests {
     }
 
     #[test]
+    fn bitbucket_cloud_always_sends_a_link() {
+        let mut config = config(
+            Provider::BitbucketCloud,
+            "https://api.bitbucket.org",
+            "w/app",
+        );
+        config.source_url = Some("git@bitbucket.org:w/app.git".into());
+        let status = CommitStatus::new("abc1234", State::Success, "ok");
+        let request = build(&config, &status).unwrap();
+        assert_eq!(
+            request.body["url"],
+            "https://bitbucket.org/w/app/commits/abc1234"
+        );
+        config.source_url = Some("https://bitbucket.org/w/app.git".into());
+        let request = build(&config, &status).unwrap();
+        assert_eq!(request.body["url"], "https://bitbucket.org/w/app");
+    }
+
+    #[test]
     fn bitbucket_server_links_to_the_commit_without_a_browsable_source() {
         let mut config = config(Provider::BitbucketServer, "https://bb.corp", "P/app");
         config.source_url = Some("ssh://git@bb.corp:7999/P/app.git".into());
@@ -441,52 +399,6 @@ mod tests {
             request.body["url"],
             "https://bb.corp/projects/P/repos/app/commits/abc1234"
         );
-    }
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            (":pat", "OnBhdA=="),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want, "{input}");
-        }
-    }
-
-    #[test]
-    fn bitbucket_keys_stay_within_40_bytes_and_are_stable() {
-        assert_eq!(bitbucket_key("hawser/prod"), "hawser/prod");
-        let exactly = "hawser/".to_string() + &"c".repeat(33);
-        assert_eq!(bitbucket_key(&exactly), exactly);
-        let long = "hawser/a-very-long-cluster-name-in-eu-west-1-zone-b";
-        let key = bitbucket_key(long);
-        assert!(key.len() <= BITBUCKET_KEY_MAX, "{key}");
-        assert_eq!(key, bitbucket_key(long));
-        assert!(key.starts_with("hawser/a-very-long-cluster-nam"));
-        assert_ne!(
-            key,
-            bitbucket_key("hawser/a-very-long-cluster-name-in-eu-west-1-zone-c")
-        );
-        let wide = "hawser/".to_string() + &"ü".repeat(30);
-        assert!(bitbucket_key(&wide).len() <= BITBUCKET_KEY_MAX);
-    }
-
-    #[test]
-    fn segments_are_percent_encoded() {
-        assert_eq!(encode_segment("group/sub/project"), "group%2Fsub%2Fproject");
-        assert_eq!(encode_segment("My Project"), "My%20Project");
-        assert_eq!(encode_segment("a-b_c.d~e"), "a-b_c.d~e");
-    }
-
-    #[test]
-    fn azure_context_splits_genre_and_name() {
-        assert_eq!(azure_context("hawser/prod-eu"), ("hawser", "prod-eu"));
-        assert_eq!(azure_context("deploy/a/b"), ("deploy", "a/b"));
-        assert_eq!(azure_context("plain"), ("hawser", "plain"));
     }
 
     #[test]

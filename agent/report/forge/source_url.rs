@@ -42,13 +42,20 @@ impl SourceUrl {
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let path = path.split(['?', '#']).next().unwrap_or("");
         let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let (host, port) = match host_port.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => match p.parse::<u16>() {
-                Ok(port) => (h, Some(port)),
-                Err(_) if p.is_empty() => (h, None),
-                Err(_) => return Err(bad()),
+        // An IPv6 literal keeps its brackets; the port is what follows them.
+        let (host, port) = match host_port
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once(']'))
+        {
+            Some((ip, rest)) => (&host_port[..ip.len() + 2], rest.strip_prefix(':')),
+            None => match host_port.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (host_port, None),
             },
-            _ => (host_port, None),
+        };
+        let port = match port {
+            None | Some("") => None,
+            Some(p) => Some(p.parse::<u16>().map_err(|_| bad())?),
         };
         if host.is_empty() {
             return Err(bad());
@@ -397,6 +404,18 @@ mod tests {
             Some("https://gitlab.com")
         );
         assert_eq!(api("git@gitlab.corp:g/p.git", Provider::GitLab), None);
+    }
+
+    #[test]
+    fn hosts_and_ports() {
+        let url = SourceUrl::parse("https://[::1]:3000/o/r.git").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("[::1]", Some(3000)));
+        assert_eq!(url.web_url().as_deref(), Some("https://[::1]:3000/o/r"));
+        let url = SourceUrl::parse("http://[fd00::7]/o/r").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("[fd00::7]", None));
+        let url = SourceUrl::parse("ssh://git@Git.Corp:2222/o/r.git").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("git.corp", Some(2222)));
+        assert!(SourceUrl::parse("https://git.corp:http/o/r").is_err());
     }
 
     #[test]
