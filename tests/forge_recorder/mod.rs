@@ -1,6 +1,9 @@
 //! A loopback HTTP/1.1 server that answers like a forge and records what it was
 //! asked, and a clock that records waits instead of sleeping.
 
+// Shared by several test crates, each using part of it.
+#![allow(dead_code)]
+
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
