@@ -198,6 +198,16 @@ fn new_commits_are_applied_and_drift_is_corrected() {
         w.events().contains("DriftCorrected")
     });
 
+    let json = support::cluster::hawser(&["status", "--namespace", &w.ns.name, "-o", "json"], &w.kubeconfig);
+    assert_eq!(json.code, 0, "{json:?}");
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["applied"], v2.as_str());
+    assert_eq!(json["good"], v2.as_str());
+    assert_eq!(json["result"], "success");
+    assert_eq!(json["managedObjects"], 2);
+    let table = support::cluster::hawser(&["status", "--namespace", &w.ns.name], &w.kubeconfig);
+    assert!(table.stdout.contains(&format!("applied            {v2}")), "{}", table.stdout);
+
     let (code, metrics) = agent.http("GET", "/metrics", &[], b"").unwrap();
     assert_eq!(code, 200);
     for family in [

@@ -9,6 +9,7 @@ mod fetch;
 mod run;
 pub mod scope_args;
 pub mod source_args;
+mod status;
 pub mod status_args;
 mod validate;
 mod version;
@@ -38,6 +39,8 @@ enum Command {
     /// Run the agent: poll the source, apply new revisions, correct drift, keep the
     /// last known good revision on disk.
     Run(Box<run::Args>),
+    /// Show what the agent last recorded: revisions, result, suspension, outages.
+    Status(status::Args),
     /// Print the version, git commit, compiler and target.
     Version(version::Args),
     /// Fetch and verify a source's snapshot into a directory.
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => apply::diff(args),
         Command::Validate(args) => validate::run(args),
         Command::Run(args) => run::run(*args),
+        Command::Status(args) => status::run(args),
         Command::Version(args) => version::run(args),
         Command::Fetch(args) => fetch::run(*args),
     };

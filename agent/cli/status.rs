@@ -1,0 +1,167 @@
+//! `hawser status`: what the agent last recorded on its inventory parent, for a human
+//! (a short table) or as JSON. Reads the cluster only; works while the agent runs.
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+
+use super::Outcome;
+use crate::inventory::{self, STATUS_KEY};
+use crate::reconcile::SUSPEND_ANNOTATION;
+use crate::report::cluster::ClusterStatus;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The agent's namespace (where its inventory parent lives).
+    #[arg(long, env = "HAWSER_NAMESPACE", value_name = "NS")]
+    pub namespace: String,
+    /// Name of the inventory parent ConfigMap.
+    #[arg(long, env = "HAWSER_NAME", default_value = "hawser")]
+    pub name: String,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let Args {
+        namespace,
+        name,
+        output,
+    } = args;
+    super::block_on(async move {
+        let client = crate::cluster::connect().await?;
+        let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+        let cm = api
+            .get_opt(&name)
+            .await
+            .with_context(|| format!("reading ConfigMap {namespace}/{name}"))?
+            .with_context(|| {
+                format!("ConfigMap {namespace}/{name} does not exist: no hawser has applied anything here yet")
+            })?;
+        let data = cm.data.unwrap_or_default();
+        let mut status: ClusterStatus = match data.get(STATUS_KEY) {
+            Some(text) => serde_json::from_str(text).with_context(|| {
+                format!("ConfigMap {namespace}/{name}: data.status is not hawser's status")
+            })?,
+            None => ClusterStatus::default(),
+        };
+        // The annotation may have been set after the last outcome was recorded.
+        let annotations = cm.metadata.annotations.unwrap_or_default();
+        status.suspended |= annotations.get(SUSPEND_ANNOTATION).map(String::as_str) == Some("true");
+        let members = data
+            .get("inventory")
+            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+            .unwrap_or(0);
+        let id = cm
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get(inventory::ID_LABEL)
+            .cloned()
+            .unwrap_or_default();
+        match output {
+            Format::Json => {
+                let mut value = serde_json::to_value(&status)?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("name".into(), name.clone().into());
+                    map.insert("namespace".into(), namespace.clone().into());
+                    map.insert("applysetId".into(), id.into());
+                    map.insert("managedObjects".into(), members.into());
+                }
+                println!("{value}");
+            }
+            Format::Table => print!("{}", table(&namespace, &name, &id, members, &status)),
+        }
+        Ok(Outcome::Success)
+    })
+}
+
+fn table(namespace: &str, name: &str, id: &str, members: usize, s: &ClusterStatus) -> String {
+    let none = "-".to_string();
+    let rows = [
+        ("inventory", format!("ConfigMap {namespace}/{name} ({id})")),
+        (
+            "source",
+            if s.source.is_empty() {
+                none.clone()
+            } else {
+                s.source.clone()
+            },
+        ),
+        ("desired", s.desired.clone().unwrap_or_else(|| none.clone())),
+        ("applied", s.applied.clone().unwrap_or_else(|| none.clone())),
+        ("good", s.good.clone().unwrap_or_else(|| none.clone())),
+        (
+            "result",
+            if s.result.is_empty() {
+                none.clone()
+            } else {
+                s.result.clone()
+            },
+        ),
+        (
+            "message",
+            if s.message.is_empty() {
+                none.clone()
+            } else {
+                s.message.clone()
+            },
+        ),
+        ("objects", members.to_string()),
+        (
+            "suspended",
+            if s.suspended {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+        (
+            "source down since",
+            s.source_unreachable_since
+                .clone()
+                .unwrap_or_else(|| none.clone()),
+        ),
+        (
+            "recorded",
+            if s.time.is_empty() {
+                none
+            } else {
+                s.time.clone()
+            },
+        ),
+    ];
+    rows.iter().map(|(k, v)| format!("{k:<18} {v}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_shows_every_field_and_dashes_for_missing_ones() {
+        let status = ClusterStatus {
+            source: "https://git.example/fleet.git".into(),
+            applied: Some("a".repeat(40)),
+            result: "success".into(),
+            message: "applied 3 objects (1 changed, 0 pruned), healthy in 2s".into(),
+            ..Default::default()
+        };
+        let text = table("edge", "hawser", "applyset-x-v1", 3, &status);
+        assert!(
+            text.contains("inventory          ConfigMap edge/hawser (applyset-x-v1)\n"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("applied            {}\n", "a".repeat(40))));
+        assert!(text.contains("good               -\n"));
+        assert!(text.contains("suspended          no\n"));
+        assert_eq!(text.lines().count(), 11);
+    }
+}
