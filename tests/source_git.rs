@@ -371,3 +371,64 @@ fn sha256_repositories_are_refused_clearly() {
         format!("{url}: repository uses sha256 object ids; hawser supports sha1 only")
     );
 }
+
+/// Adds `count` lightweight tags on HEAD directly in the server's bare repository
+/// (one `update-ref --stdin`; pushing 10,000 refs over HTTP takes minutes).
+fn many_tags(repo: &Repo, count: u32) {
+    let head = repo.head();
+    let mut input = String::new();
+    for i in 0..count {
+        input.push_str(&format!("create refs/tags/release-{i:05} {head}\n"));
+    }
+    let mut child = support::git_command(repo.bare_path())
+        .args(["update-ref", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Request plus response bytes of the last request the server logged.
+fn last_exchange(server: &GitServer) -> (String, u64) {
+    let r = server.requests().pop().unwrap();
+    (
+        format!("{} {}", r.method, r.path),
+        r.request_bytes + r.response_bytes,
+    )
+}
+
+#[test]
+fn ten_thousand_tags_poll_cost_v2_ref_prefix_versus_v0_advertisement() {
+    let v2 = GitServer::start(GitServerOptions::default());
+    let v0 = GitServer::start(GitServerOptions::default().no_v2());
+    let mut costs = Vec::new();
+    for server in [&v2, &v0] {
+        let repo = Repo::create(server);
+        repo.write("a.yaml", "a: 1\n");
+        let commit = repo.commit("tagged");
+        repo.push();
+        many_tags(&repo, 10_000);
+        let source = Source::new(spec(&server.repo_url(repo.name()), "main")).unwrap();
+        assert_eq!(source.resolve().unwrap().as_str(), commit);
+        // The second poll is the steady state: protocol known, one request.
+        let before = server.requests().len();
+        assert_eq!(source.resolve().unwrap().as_str(), commit);
+        assert_eq!(server.requests().len(), before + 1);
+        costs.push(last_exchange(server));
+        let tagged = Source::new(spec(&server.repo_url(repo.name()), "release-09999")).unwrap();
+        assert_eq!(tagged.resolve().unwrap().as_str(), commit);
+    }
+    let ((v2_req, v2_bytes), (v0_req, v0_bytes)) = (&costs[0], &costs[1]);
+    eprintln!(
+        "unchanged poll, 10,000 tags: v2 `{v2_req}` {v2_bytes} bytes; v0 `{v0_req}` {v0_bytes} bytes"
+    );
+    assert!(v2_req.starts_with("POST") && v0_req.starts_with("GET"));
+    assert!(v2_bytes * 100 < *v0_bytes, "v2 {v2_bytes} vs v0 {v0_bytes}");
+}
