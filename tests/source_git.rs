@@ -432,3 +432,66 @@ fn ten_thousand_tags_poll_cost_v2_ref_prefix_versus_v0_advertisement() {
     assert!(v2_req.starts_with("POST") && v0_req.starts_with("GET"));
     assert!(v2_bytes * 100 < *v0_bytes, "v2 {v2_bytes} vs v0 {v0_bytes}");
 }
+
+#[test]
+fn submodules_are_skipped_like_git_archive() {
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = Repo::create(&server);
+    repo.write("a.txt", "a\n");
+    repo.git(&["add", "a.txt"]);
+    repo.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        "160000,1111111111111111111111111111111111111111,vendor/lib",
+    ]);
+    // Not `repo.commit`: its `add --all` would drop the gitlink, which has no work tree.
+    repo.git(&["commit", "--quiet", "-m", "with a submodule"]);
+    let commit = repo.head();
+    repo.push();
+    let f = fetch_and_compare(&server, &repo, "main", &commit);
+    assert_eq!(f.snapshot.files(), 1);
+    assert!(f.out.join("vendor/lib").is_dir());
+}
+
+#[test]
+fn symlinks_leaving_the_snapshot_are_rejected_by_path() {
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = Repo::create(&server);
+    repo.write("conf/a.yaml", "a: 1\n");
+    repo.symlink("conf/ok", "a.yaml");
+    repo.symlink("conf/escape", "../../etc/passwd");
+    repo.commit("escape");
+    repo.push();
+    let err = fetch(spec(&server.repo_url(repo.name()), "main"))
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "symlink conf/escape points outside the snapshot"
+    );
+}
+
+#[test]
+fn file_count_and_total_size_limits_name_themselves() {
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = Repo::create(&server);
+    for i in 0..10 {
+        repo.write(&format!("f{i}.txt"), "0123456789");
+    }
+    repo.commit("ten files");
+    repo.push();
+    let url = server.repo_url(repo.name());
+    let mut s = spec(&url, "main");
+    s.limits.max_files = 5;
+    assert_eq!(
+        fetch(s).err().unwrap().to_string(),
+        "max-files limit of 5 exceeded"
+    );
+    let mut s = spec(&url, "main");
+    s.limits.max_total_bytes = 50;
+    assert_eq!(
+        fetch(s).err().unwrap().to_string(),
+        "max-total-bytes limit of 50 exceeded"
+    );
+}

@@ -3,6 +3,8 @@
 //! naming the problem, nothing on stdout, and `--out` exactly as it was.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -45,18 +47,38 @@ fn serve(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> String 
 }
 
 fn answer(mut stream: TcpStream, handler: &Handler) {
+    // A proxy client opens a tunnel first (CONNECT); the request then follows on the
+    // same connection and is answered like a direct one.
+    while let Some(req) = read_request(&mut stream) {
+        if req.method == "CONNECT" {
+            let _ = stream.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            continue;
+        }
+        let mut buf = [0u8; 1];
+        match handler(&req) {
+            Reply::Raw(bytes) => {
+                let _ = stream.write_all(&bytes);
+            }
+            Reply::Stall => {
+                // Blocks until the client closes the connection.
+                let _ = stream.read(&mut buf);
+            }
+        }
+        return;
+    }
+}
+
+fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut data = Vec::new();
-    let mut buf = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
+    let mut buf = [0u8; 1];
+    // Byte by byte, so nothing after the request (a tunnelled one) is consumed.
+    while !data.ends_with(b"\r\n\r\n") {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Ok(0) | Err(_) => return None,
+            Ok(_) => data.push(buf[0]),
         }
-    };
-    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    }
+    let head = String::from_utf8_lossy(&data).to_string();
     let mut lines = head.lines();
     let mut first = lines.next().unwrap_or_default().split(' ');
     let method = first.next().unwrap_or_default().to_string();
@@ -66,22 +88,9 @@ fn answer(mut stream: TcpStream, handler: &Handler) {
         .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
         .map(|(_, v)| v.trim().parse().unwrap())
         .unwrap_or(0);
-    let mut body = data[head_end..].to_vec();
-    while body.len() < length {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => body.extend_from_slice(&buf[..n]),
-        }
-    }
-    match handler(&Request { method, path, body }) {
-        Reply::Raw(bytes) => {
-            let _ = stream.write_all(&bytes);
-        }
-        Reply::Stall => {
-            // Blocks until the client closes the connection.
-            let _ = stream.read(&mut buf);
-        }
-    }
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some(Request { method, path, body })
 }
 
 fn http(status: u16, content_type: &str, body: &[u8]) -> Reply {
@@ -513,4 +522,44 @@ fn credentials_in_the_url_are_never_printed() {
         "{}",
         o.stderr
     );
+}
+
+#[test]
+fn requests_go_through_the_configured_proxy_unless_no_proxy() {
+    let f = fixture();
+    // The fake answers absolute-form proxy requests like a Git server would; the
+    // source's host does not resolve, so only the proxy can have answered.
+    let proxy = git_server(f.commit.clone(), packfile(&fixture_pack(&f)));
+    let o = run_fetch(
+        "http://git.example.invalid/r.git",
+        &["--https-proxy", &proxy],
+        true,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains(&f.commit), "{}", o.stdout);
+    run_fetch(
+        "http://git.example.invalid/r.git",
+        &["--https-proxy", &proxy, "--no-proxy", "git.example.invalid"],
+        false,
+    );
+}
+
+#[test]
+fn a_redirected_repository_is_fetched_from_where_it_moved() {
+    let server = support::GitServer::start(support::GitServerOptions::default());
+    let repo = support::Repo::create(&server);
+    repo.write("a.txt", "moved\n");
+    let commit = repo.commit("moved");
+    repo.push();
+    let target = server.repo_url(repo.name());
+    let old = serve(move |req| {
+        let location = format!("{target}{}", req.path.trim_start_matches("/old.git"));
+        let head = format!(
+            "HTTP/1.1 301 Moved\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        Reply::Raw(head.into_bytes())
+    });
+    let o = run_fetch(&format!("{old}/old.git"), &[], true);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains(&commit), "{}", o.stdout);
 }

@@ -28,6 +28,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         out,
         resolve_only,
     } = args;
+    // Warnings (a skipped submodule) go to stderr; stdout carries only the JSON line.
+    // `try_init` leaves a subscriber the caller installed in place.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_target(false)
+        .without_time()
+        .try_init();
     let source = Source::new(source.into_spec()?)?;
     let revision = source.resolve()?;
     tracing::debug!(%revision, url = source.display_url(), "resolved");
