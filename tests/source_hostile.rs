@@ -26,6 +26,7 @@ enum Reply {
 struct Request {
     method: String,
     path: String,
+    headers: String,
     body: Vec<u8>,
 }
 
@@ -80,6 +81,7 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
     }
     let head = String::from_utf8_lossy(&data).to_string();
     let mut lines = head.lines();
+    let head = head.clone();
     let mut first = lines.next().unwrap_or_default().split(' ');
     let method = first.next().unwrap_or_default().to_string();
     let path = first.next().unwrap_or_default().to_string();
@@ -90,7 +92,12 @@ fn read_request(stream: &mut TcpStream) -> Option<Request> {
         .unwrap_or(0);
     let mut body = vec![0u8; length];
     stream.read_exact(&mut body).ok()?;
-    Some(Request { method, path, body })
+    Some(Request {
+        method,
+        path,
+        headers: head,
+        body,
+    })
 }
 
 fn http(status: u16, content_type: &str, body: &[u8]) -> Reply {
@@ -562,4 +569,53 @@ fn a_redirected_repository_is_fetched_from_where_it_moved() {
     let o = run_fetch(&format!("{old}/old.git"), &[], true);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains(&commit), "{}", o.stdout);
+}
+
+#[test]
+fn bearer_token_from_a_file_is_sent_and_never_printed() {
+    let f = fixture();
+    let inner = git_server(f.commit.clone(), packfile(&fixture_pack(&f)));
+    // Forward to the fake Git server only when the token is there.
+    let url = serve(move |req| {
+        if !req
+            .headers
+            .contains("authorization: Bearer t0ken-value\r\n")
+            && !req
+                .headers
+                .contains("Authorization: Bearer t0ken-value\r\n")
+        {
+            return http(401, "text/plain", b"who are you");
+        }
+        let client = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let target = format!("{inner}{}", req.path);
+        let mut resp = if req.method == "GET" {
+            client.get(&target).call().unwrap()
+        } else {
+            client.post(&target).send(&req.body[..]).unwrap()
+        };
+        let body = resp.body_mut().read_to_vec().unwrap();
+        http(
+            resp.status().as_u16(),
+            "application/x-git-upload-pack-result",
+            &body,
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    fs::write(&token, "t0ken-value\n").unwrap();
+    let o = run_fetch(
+        &format!("{url}/r.git"),
+        &["--bearer-token-file", token.to_str().unwrap()],
+        true,
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = run_fetch(&format!("{url}/r.git"), &[], false);
+    assert!(
+        o.stderr.contains("http 401") && !o.stderr.contains("t0ken"),
+        "{}",
+        o.stderr
+    );
 }
