@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use hawser::source::{
     Auth, HttpOptions, Limits, Revision, Snapshot, Source, SourceError, SourceKind, SourceSpec,
-    atomic,
 };
 use support::{GitServer, GitServerOptions, Repo, assert_same_tree};
 
@@ -42,7 +41,7 @@ fn fetch(spec: SourceSpec) -> Result<Fetched, SourceError> {
     let revision = source.resolve()?;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let snapshot = atomic::replace_dir(&out, |tmp| source.fetch(&revision, tmp))?;
+    let snapshot = source.fetch_to(&revision, &out)?;
     Ok(Fetched {
         _dir: dir,
         out,
@@ -71,6 +70,7 @@ fn one_file() {
     let f = fetch_and_compare(&server, &repo, "main", &commit);
     assert_eq!((f.snapshot.files(), f.snapshot.bytes()), (1, 17));
     assert_eq!(f.snapshot.source(), server.repo_url(repo.name()));
+    assert_eq!(f.snapshot.dir(), f.out);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{Read as _, Write};
 use std::path::PathBuf;
 
-use hawser::source::{HttpOptions, Limits, Source, SourceError, SourceKind, SourceSpec, atomic};
+use hawser::source::{HttpOptions, Limits, Source, SourceError, SourceKind, SourceSpec};
 use sha2::{Digest, Sha256};
 use support::{GitServer, GitServerOptions, Repo, assert_same_tree};
 
@@ -34,7 +34,7 @@ fn fetch_into(
     out: &std::path::Path,
 ) -> Result<hawser::source::Snapshot, SourceError> {
     let revision = source.resolve()?;
-    atomic::replace_dir(out, |tmp| source.fetch(&revision, tmp))
+    source.fetch_to(&revision, out)
 }
 
 /// A repository with a few files, archived by git as `.tar.gz` into the files dir.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::Outcome;
 use super::source_args::SourceArgs;
-use crate::source::{Source, atomic};
+use crate::source::Source;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -41,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     tracing::debug!(%revision, url = source.display_url(), "resolved");
     let line = match (resolve_only, out) {
         (false, Some(out)) => {
-            let snapshot = atomic::replace_dir(&out, |tmp| source.fetch(&revision, tmp))?;
+            let snapshot = source.fetch_to(&revision, &out)?;
             serde_json::json!({
                 "revision": snapshot.revision(),
                 "files": snapshot.files(),
