@@ -264,6 +264,8 @@ pub enum SourceError {
     Network { url: String, message: String },
     #[error("{url}: timed out")]
     Timeout { url: String },
+    #[error("{url}: tls: {message}")]
+    Tls { url: String, message: String },
     #[error("{url}: http {status}{}", status_hint(*status))]
     Http { url: String, status: u16 },
     #[error("{url}: {source}")]
