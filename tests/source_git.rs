@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use hawser::source::{
     Auth, HttpOptions, Limits, Revision, Snapshot, Source, SourceError, SourceKind, SourceSpec,
-    atomic,
 };
 use support::{GitServer, GitServerOptions, Repo, assert_same_tree};
 
@@ -42,7 +41,7 @@ fn fetch(spec: SourceSpec) -> Result<Fetched, SourceError> {
     let revision = source.resolve()?;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let snapshot = atomic::replace_dir(&out, |tmp| source.fetch(&revision, tmp))?;
+    let snapshot = source.fetch_to(&revision, &out)?;
     Ok(Fetched {
         _dir: dir,
         out,
@@ -71,6 +70,7 @@ fn one_file() {
     let f = fetch_and_compare(&server, &repo, "main", &commit);
     assert_eq!((f.snapshot.files(), f.snapshot.bytes()), (1, 17));
     assert_eq!(f.snapshot.source(), server.repo_url(repo.name()));
+    assert_eq!(f.snapshot.dir(), f.out);
 }
 
 #[test]
@@ -343,14 +343,12 @@ fn basic_auth_over_tls_with_a_custom_ca() {
     let err = fetch(with(Some(wrong), ca)).err().unwrap().to_string();
     assert!(err.contains("http 401") && !err.contains("wrong"), "{err}");
     // Without the test CA the built-in roots do not trust the server.
-    let err = fetch(with(
-        Some(Auth::basic_from_file(creds.path()).unwrap()),
-        None,
-    ))
-    .err()
-    .unwrap();
+    let creds = Some(Auth::basic_from_file(creds.path()).unwrap());
+    let err = fetch(with(creds, None)).err().unwrap();
+    assert!(!err.is_transient(), "{err}");
     assert!(
-        err.is_transient() || err.to_string().contains("certificate"),
+        err.to_string()
+            .starts_with(&format!("{url}/info/refs: tls: ")),
         "{err}"
     );
 }
@@ -369,5 +367,129 @@ fn sha256_repositories_are_refused_clearly() {
     assert_eq!(
         err.to_string(),
         format!("{url}: repository uses sha256 object ids; hawser supports sha1 only")
+    );
+}
+
+/// Adds `count` lightweight tags on HEAD directly in the server's bare repository
+/// (one `update-ref --stdin`; pushing 10,000 refs over HTTP takes minutes).
+fn many_tags(repo: &Repo, count: u32) {
+    let head = repo.head();
+    let mut input = String::new();
+    for i in 0..count {
+        input.push_str(&format!("create refs/tags/release-{i:05} {head}\n"));
+    }
+    let mut child = support::git_command(repo.bare_path())
+        .args(["update-ref", "--stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Request plus response bytes of the last request the server logged.
+fn last_exchange(server: &GitServer) -> (String, u64) {
+    let r = server.requests().pop().unwrap();
+    (
+        format!("{} {}", r.method, r.path),
+        r.request_bytes + r.response_bytes,
+    )
+}
+
+#[test]
+fn ten_thousand_tags_poll_cost_v2_ref_prefix_versus_v0_advertisement() {
+    let v2 = GitServer::start(GitServerOptions::default());
+    let v0 = GitServer::start(GitServerOptions::default().no_v2());
+    let mut costs = Vec::new();
+    for server in [&v2, &v0] {
+        let repo = Repo::create(server);
+        repo.write("a.yaml", "a: 1\n");
+        let commit = repo.commit("tagged");
+        repo.push();
+        many_tags(&repo, 10_000);
+        let source = Source::new(spec(&server.repo_url(repo.name()), "main")).unwrap();
+        assert_eq!(source.resolve().unwrap().as_str(), commit);
+        // The second poll is the steady state: protocol known, one request.
+        let before = server.requests().len();
+        assert_eq!(source.resolve().unwrap().as_str(), commit);
+        assert_eq!(server.requests().len(), before + 1);
+        costs.push(last_exchange(server));
+        let tagged = Source::new(spec(&server.repo_url(repo.name()), "release-09999")).unwrap();
+        assert_eq!(tagged.resolve().unwrap().as_str(), commit);
+    }
+    let ((v2_req, v2_bytes), (v0_req, v0_bytes)) = (&costs[0], &costs[1]);
+    eprintln!(
+        "unchanged poll, 10,000 tags: v2 `{v2_req}` {v2_bytes} bytes; v0 `{v0_req}` {v0_bytes} bytes"
+    );
+    assert!(v2_req.starts_with("POST") && v0_req.starts_with("GET"));
+    assert!(v2_bytes * 100 < *v0_bytes, "v2 {v2_bytes} vs v0 {v0_bytes}");
+}
+
+#[test]
+fn submodules_are_skipped_like_git_archive() {
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = Repo::create(&server);
+    repo.write("a.txt", "a\n");
+    repo.git(&["add", "a.txt"]);
+    repo.git(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        "160000,1111111111111111111111111111111111111111,vendor/lib",
+    ]);
+    // Not `repo.commit`: its `add --all` would drop the gitlink, which has no work tree.
+    repo.git(&["commit", "--quiet", "-m", "with a submodule"]);
+    let commit = repo.head();
+    repo.push();
+    let f = fetch_and_compare(&server, &repo, "main", &commit);
+    assert_eq!(f.snapshot.files(), 1);
+    assert!(f.out.join("vendor/lib").is_dir());
+}
+
+#[test]
+fn symlinks_leaving_the_snapshot_are_rejected_by_path() {
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = Repo::create(&server);
+    repo.write("conf/a.yaml", "a: 1\n");
+    repo.symlink("conf/ok", "a.yaml");
+    repo.symlink("conf/escape", "../../etc/passwd");
+    repo.commit("escape");
+    repo.push();
+    let err = fetch(spec(&server.repo_url(repo.name()), "main"))
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "symlink conf/escape points outside the snapshot"
+    );
+}
+
+#[test]
+fn file_count_and_total_size_limits_name_themselves() {
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = Repo::create(&server);
+    for i in 0..10 {
+        repo.write(&format!("f{i}.txt"), "0123456789");
+    }
+    repo.commit("ten files");
+    repo.push();
+    let url = server.repo_url(repo.name());
+    let mut s = spec(&url, "main");
+    s.limits.max_files = 5;
+    assert_eq!(
+        fetch(s).err().unwrap().to_string(),
+        "max-files limit of 5 exceeded"
+    );
+    let mut s = spec(&url, "main");
+    s.limits.max_total_bytes = 50;
+    assert_eq!(
+        fetch(s).err().unwrap().to_string(),
+        "max-total-bytes limit of 50 exceeded"
     );
 }

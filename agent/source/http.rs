@@ -271,7 +271,23 @@ fn request_error(url: &str, err: ureq::Error) -> SourceError {
     let url = url.to_string();
     match err {
         ureq::Error::Timeout(_) => SourceError::Timeout { url },
-        ureq::Error::Io(e) => io_error(&url, e),
+        ureq::Error::Io(e) => match e.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => SourceError::Timeout { url },
+            // rustls reports handshake failures (an untrusted certificate) as invalid
+            // data on the socket: a configuration problem, not a transient one.
+            io::ErrorKind::InvalidData if url.starts_with("https://") => SourceError::Tls {
+                url,
+                message: one_line(&e.to_string()),
+            },
+            _ => SourceError::Network {
+                url,
+                message: one_line(&e.to_string()),
+            },
+        },
+        ureq::Error::Tls(_) | ureq::Error::Pem(_) | ureq::Error::Rustls(_) => SourceError::Tls {
+            url,
+            message: one_line(&err.to_string()),
+        },
         ureq::Error::StatusCode(status) => SourceError::Http { url, status },
         ureq::Error::TooManyRedirects => SourceError::Network {
             url,

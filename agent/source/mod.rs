@@ -105,8 +105,8 @@ impl Snapshot {
         &self.source
     }
 
-    /// The same snapshot after its directory was moved (atomic rename into place).
-    pub fn moved_to(self, dir: PathBuf) -> Self {
+    /// The same snapshot after its directory was renamed into place.
+    pub(in crate::source) fn moved_to(self, dir: PathBuf) -> Self {
         Self { dir, ..self }
     }
 }
@@ -196,12 +196,22 @@ impl Source {
         }
     }
 
-    /// Fetches `revision` and writes its files into `into`, which must not exist yet.
+    /// Fetches `revision` and writes its files into `into`, an existing empty
+    /// directory. On error `into` may hold a partial tree: discard it (or use
+    /// [`Source::fetch_to`], which does).
     pub fn fetch(&self, revision: &Revision, into: &Path) -> Result<Snapshot, SourceError> {
         match self {
             Source::Git(g) => g.fetch(revision, into),
             Source::Tarball(t) => t.fetch(revision, into),
         }
+    }
+
+    /// Fetches `revision` into a temporary directory next to `out` and renames it to
+    /// `out` only when everything was written and verified; an existing `out` is
+    /// replaced then, and left untouched on any error.
+    pub fn fetch_to(&self, revision: &Revision, out: &Path) -> Result<Snapshot, SourceError> {
+        let snapshot = atomic::replace_dir(out, |tmp| self.fetch(revision, tmp))?;
+        Ok(snapshot.moved_to(out.to_path_buf()))
     }
 
     /// Response body bytes received so far (for measuring poll cost).
@@ -254,6 +264,8 @@ pub enum SourceError {
     Network { url: String, message: String },
     #[error("{url}: timed out")]
     Timeout { url: String },
+    #[error("{url}: tls: {message}")]
+    Tls { url: String, message: String },
     #[error("{url}: http {status}{}", status_hint(*status))]
     Http { url: String, status: u16 },
     #[error("{url}: {source}")]
@@ -344,6 +356,14 @@ impl SourceError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_can_be_shared_with_blocking_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<Source>();
+        shareable::<Snapshot>();
+        shareable::<SourceError>();
+    }
 
     #[test]
     fn urls_are_printed_without_credentials_or_query() {

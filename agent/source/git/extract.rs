@@ -159,8 +159,8 @@ fn write_file<R: Read + Seek>(
     let file: File = w
         .into_inner()
         .map_err(|e| SourceError::write(path, e.into_error()))?;
+    // `atomic::replace_dir` fsyncs the whole tree before the rename.
     file.set_permissions(Permissions::from_mode(mode))
-        .and_then(|()| file.sync_all())
         .map_err(|e| SourceError::write(path, e))?;
     Ok(n)
 }

@@ -85,13 +85,17 @@ impl GitSource {
             return Ok(Revision::commit(*id));
         }
         let known = self.discovered.lock().ok().and_then(|d| d.clone());
-        let refs = match known {
-            Some(d) if d.v2 => self.ls_refs(&d)?,
+        let listed = match known {
+            Some(d) if d.v2 => self.ls_refs(&d),
             _ => match self.discover()? {
-                (d, None) => self.ls_refs(&d)?,
-                (_, Some(v0_refs)) => v0_refs,
+                (d, None) => self.ls_refs(&d),
+                (_, Some(v0_refs)) => Ok(v0_refs),
             },
         };
+        let refs = listed.inspect_err(|_| {
+            // The server may have moved or changed protocol: ask again next poll.
+            self.forget();
+        })?;
         let id = pick(&self.reference, &refs).map_err(|e| e.into_source(&self.shown))?;
         Ok(Revision::commit(id))
     }
@@ -112,7 +116,10 @@ impl GitSource {
             v0_fetch_request(want)
         };
         let url = format!("{}/{UPLOAD_PACK}", d.base);
-        let resp = self.client.post(&url, &rpc_headers(d.v2), &body)?;
+        let resp = self
+            .client
+            .post(&url, &rpc_headers(d.v2), &body)
+            .inspect_err(|_| self.forget())?;
         let mut pkt = PktReader::new(self.client.body(&url, resp));
         if d.v2 {
             self.skip_to_packfile_v2(&mut pkt)?;
@@ -186,6 +193,12 @@ impl GitSource {
         };
         self.remember(&d);
         Ok((d, Some(refs)))
+    }
+
+    fn forget(&self) {
+        if let Ok(mut slot) = self.discovered.lock() {
+            *slot = None;
+        }
     }
 
     fn remember(&self, d: &Discovered) {

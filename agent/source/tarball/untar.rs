@@ -248,8 +248,8 @@ fn write_file(
         left -= n as u64;
     }
     let mode = if exec { 0o755 } else { 0o644 };
+    // `atomic::replace_dir` fsyncs the whole tree before the rename.
     file.set_permissions(Permissions::from_mode(mode))
-        .and_then(|()| file.sync_all())
         .map_err(FileError::Write)
 }
 

@@ -1,0 +1,67 @@
+//! The bodies of the fuzz targets. `tests/replay.rs` runs the seed corpus through
+//! them as a plain test (`cargo test --manifest-path fuzz/Cargo.toml`), which needs
+//! no nightly toolchain.
+
+/// hawser's pure Git decoding modules, compiled from their own files.
+pub mod git {
+    #[path = "../../../agent/source/git/delta.rs"]
+    pub mod delta;
+    #[path = "../../../agent/source/git/error.rs"]
+    mod error;
+    #[path = "../../../agent/source/git/object.rs"]
+    pub mod object;
+    #[path = "../../../agent/source/git/pack.rs"]
+    pub mod pack;
+    #[path = "../../../agent/source/git/pktline.rs"]
+    pub mod pktline;
+
+    pub use error::GitError;
+}
+
+use std::io::{Cursor, Read};
+
+use git::object::Kind;
+use git::pack::Pack;
+use git::pktline::{PktReader, SideBand};
+use sha1_checked::{Digest, Sha1};
+
+/// Packets until an error or the end, then the same bytes as a side-band stream.
+pub fn pktline(data: &[u8]) {
+    let mut r = PktReader::new(data);
+    for _ in 0..10_000 {
+        if r.read().is_err() {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    let _ = SideBand::new(PktReader::new(data)).read_to_end(&mut out);
+    assert!(out.len() <= data.len());
+}
+
+/// `data` is a pack without its trailer; the trailer is appended so the fuzzer gets
+/// past the checksum to the entries. Every object that opens must read back.
+pub fn pack_entry(data: &[u8]) {
+    let mut bytes = data.to_vec();
+    let sum = Sha1::digest(&bytes);
+    bytes.extend_from_slice(&sum);
+    if let Ok(mut pack) = Pack::open(Cursor::new(bytes), 1 << 20) {
+        let ids: Vec<_> = pack.ids().collect();
+        for id in ids {
+            let kind = pack.kind(&id).unwrap_or(Kind::Blob);
+            let data = pack.read(&id, kind).map(|d| d.len());
+            assert!(data.is_ok(), "indexed object {id} does not read back");
+        }
+    }
+}
+
+/// The first two bytes give the base length; then the base, then the delta.
+pub fn delta(data: &[u8]) {
+    if data.len() < 2 {
+        return;
+    }
+    let n = usize::from(u16::from_le_bytes([data[0], data[1]])).min(data.len() - 2);
+    let (base, delta) = data[2..].split_at(n);
+    if let Ok(out) = git::delta::apply(base, delta, 1 << 20) {
+        assert_eq!(Some(out.len() as u64), git::delta::result_size(delta).ok());
+    }
+}
