@@ -442,9 +442,11 @@ fn an_unhealthy_revision_is_reported_and_rolled_back() {
     until(&agent, "v1 enforced again", || {
         w.greeting().as_deref() == Some("one")
     });
+    until(&agent, "the unhealthy revision recorded as rejected", || {
+        w.cache_state()["rejected"]["revision"] == v2.as_str()
+    });
     let state = w.cache_state();
     assert_eq!(state["good"]["revision"], v1.as_str(), "{state}");
-    assert_eq!(state["rejected"]["revision"], v2.as_str(), "{state}");
     assert!(
         w.events().contains("Unhealthy") && w.events().contains("RolledBack"),
         "{}",
