@@ -198,7 +198,10 @@ fn new_commits_are_applied_and_drift_is_corrected() {
         w.events().contains("DriftCorrected")
     });
 
-    let json = support::cluster::hawser(&["status", "--namespace", &w.ns.name, "-o", "json"], &w.kubeconfig);
+    let json = support::cluster::hawser(
+        &["status", "--namespace", &w.ns.name, "-o", "json"],
+        &w.kubeconfig,
+    );
     assert_eq!(json.code, 0, "{json:?}");
     let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(json["applied"], v2.as_str());
@@ -206,7 +209,11 @@ fn new_commits_are_applied_and_drift_is_corrected() {
     assert_eq!(json["result"], "success");
     assert_eq!(json["managedObjects"], 2);
     let table = support::cluster::hawser(&["status", "--namespace", &w.ns.name], &w.kubeconfig);
-    assert!(table.stdout.contains(&format!("applied            {v2}")), "{}", table.stdout);
+    assert!(
+        table.stdout.contains(&format!("applied            {v2}")),
+        "{}",
+        table.stdout
+    );
 
     let (code, metrics) = agent.http("GET", "/metrics", &[], b"").unwrap();
     assert_eq!(code, 200);
@@ -442,9 +449,11 @@ fn an_unhealthy_revision_is_reported_and_rolled_back() {
     until(&agent, "v1 enforced again", || {
         w.greeting().as_deref() == Some("one")
     });
-    until(&agent, "the unhealthy revision recorded as rejected", || {
-        w.cache_state()["rejected"]["revision"] == v2.as_str()
-    });
+    until(
+        &agent,
+        "the unhealthy revision recorded as rejected",
+        || w.cache_state()["rejected"]["revision"] == v2.as_str(),
+    );
     let state = w.cache_state();
     assert_eq!(state["good"]["revision"], v1.as_str(), "{state}");
     assert!(
