@@ -88,7 +88,7 @@ pub async fn wait(client: &kube::Client, objects: &[Planned], timeout: Duration)
     let started = Instant::now();
     let mut pending: Vec<&Planned> = objects
         .iter()
-        .filter(|p| worth_watching(&p.desired))
+        .filter(|p| worth_watching(&p.manifest.object))
         .collect();
     loop {
         let mut not_ready = Vec::new();

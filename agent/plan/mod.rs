@@ -111,11 +111,12 @@ pub struct Conflict {
 pub struct Planned {
     pub manifest: Manifest,
     pub kind: Kind,
-    /// The object as sent: the manifest plus the ApplySet member label.
+    /// The object as sent: the manifest plus the ApplySet member label (`Null` when
+    /// unchanged: nothing will be sent).
     pub body: Value,
     pub action: Action,
     pub live: Option<Value>,
-    /// What the dry run says the object would become.
+    /// What the dry run says the object would become (`Null` when unchanged).
     pub desired: Value,
     pub conflicts: Vec<Conflict>,
 }
@@ -353,6 +354,13 @@ async fn dry_run(
             }
             return Err(failure);
         }
+    };
+    // An unchanged object is neither written nor shown: keep no copies of it, so a
+    // no-op reconcile of many objects holds little memory.
+    let (live, desired, body) = if action == Action::Unchanged {
+        (None, Value::Null, Value::Null)
+    } else {
+        (live, desired, body)
     };
     Ok(Planned {
         manifest,
