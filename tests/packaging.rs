@@ -531,7 +531,7 @@ fn systemd_unit_verifies_and_keeps_its_hardening() {
         ("DynamicUser", "yes"),
         ("StateDirectory", "hawser"),
         ("Environment", "HAWSER_CACHE_DIR=%S/hawser"),
-        ("EnvironmentFile", "-/etc/hawser/hawser.env"),
+        ("EnvironmentFile", "/etc/hawser/hawser.env"),
         ("ProtectSystem", "strict"),
         ("NoNewPrivileges", "yes"),
         ("CapabilityBoundingSet", ""),
@@ -868,14 +868,22 @@ fn install_runs_for_real_and_hawser_works_under_its_rbac() {
         // kwok plays the kubelet: the pod does not really run, but it is admitted
         // under Pod Security "restricted" (the namespace enforces it), scheduled with
         // its volume, and reported ready.
-        kubectl(&[
-            "wait",
-            "--for=condition=Available",
-            "deployment/hawser",
-            "-n",
-            &ns,
-            "--timeout=120s",
-        ]);
+        let wait = kubectl_raw(
+            &[
+                "wait",
+                "--for=condition=Available",
+                "deployment/hawser",
+                "-n",
+                &ns,
+                "--timeout=60s",
+            ],
+            &admin_kubeconfig(),
+        );
+        if !wait.status.success() {
+            // Usually the ReplicaSet's FailedCreate: Pod Security refused the pod.
+            let events = kubectl(&["get", "events", "-n", &ns]);
+            panic!("the hawser Deployment did not become Available:\n{events}");
+        }
     } else {
         eprintln!("kwok is not running: the Deployment was accepted, not run");
     }
