@@ -940,3 +940,146 @@ fn install_runs_for_real_and_hawser_works_under_its_rbac() {
         get_field("service", &ns, "web", "{.metadata.name}").is_none()
     });
 }
+
+/// Deletes cluster-scoped objects a test created, whatever happened.
+struct ClusterObjects(Vec<(String, String)>);
+
+impl Drop for ClusterObjects {
+    fn drop(&mut self) {
+        for (kind, name) in &self.0 {
+            let _ = kubectl_raw(
+                &["delete", kind, name, "--ignore-not-found", "--wait=false"],
+                &admin_kubeconfig(),
+            );
+        }
+    }
+}
+
+/// A kubeconfig for `sa`'s token in `ns`, written to `path`.
+fn sa_token_kubeconfig(ns: &str, sa: &str, path: &Path) {
+    let token = kubectl(&["create", "token", sa, "-n", ns, "--duration=1h"]);
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: hawser\n  user:\n    token: {}\ncontexts:\n- name: hawser\n  context: {{cluster: test, user: hawser, namespace: {ns}}}\ncurrent-context: hawser\n",
+            std::env::var("HAWSER_TEST_APISERVER").unwrap(),
+            std::env::var("HAWSER_TEST_CA").unwrap(),
+            token.trim()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn cluster_scope_overlay_lets_hawser_manage_cluster_scoped_objects() {
+    let ns = unique("hawser-cs");
+    // Cluster-scoped names are shared by every run: a name suffix makes the
+    // ClusterRole and its binding this test's own (kustomize follows the roleRef).
+    let suffix = format!("-{ns}");
+    let extra_ns = format!("{ns}-extra");
+    let priority = format!("{ns}-low");
+    let group = format!("{ns}.test.hawser.dev");
+    let crd = format!("widgets.{group}");
+    let _cleanup = ClusterObjects(vec![
+        ("namespace".into(), ns.clone()),
+        ("namespace".into(), extra_ns.clone()),
+        ("priorityclass".into(), priority.clone()),
+        ("priorityclass".into(), format!("{priority}-2")),
+        ("crd".into(), crd.clone()),
+        (
+            "clusterrole".into(),
+            format!("hawser-cluster-scope{suffix}"),
+        ),
+        (
+            "clusterrolebinding".into(),
+            format!("hawser-cluster-scope{suffix}"),
+        ),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let overlay = work.path().join("overlay");
+    let base = relative(
+        &overlay,
+        &repo_root().join("packaging/kubernetes/cluster-scope"),
+    );
+    write_tree(
+        &overlay,
+        &[(
+            "kustomization.yaml",
+            &format!(
+                "namespace: {ns}\nnameSuffix: {suffix}\nresources:\n  - {}\n",
+                base.display()
+            ),
+        )],
+    );
+    kubectl(&["apply", "-k", overlay.to_str().unwrap()]);
+    // The overlay's scope flags reached the Deployment.
+    let env = get_field(
+        "deployment",
+        &ns,
+        &format!("hawser{suffix}"),
+        "{.spec.template.spec.containers[0].env[*].name}",
+    )
+    .unwrap();
+    assert!(env.contains("HAWSER_ALLOW_CLUSTER_SCOPED"), "{env}");
+
+    let kubeconfig = work.path().join("agent.kubeconfig");
+    sa_token_kubeconfig(&ns, &format!("hawser{suffix}"), &kubeconfig);
+    let tree = work.path().join("tree");
+    let objects = |priorities: &[&str]| {
+        let mut yaml = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {extra_ns}\n---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {crd}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: widgets, singular: widget, kind: Widget}}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+        );
+        for name in priorities {
+            yaml.push_str(&format!(
+                "---\napiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: {name}\nvalue: 10\n"
+            ));
+        }
+        write_tree(&tree, &[("cluster.yaml", yaml.as_str())]);
+    };
+    let tree_arg = tree.to_str().unwrap().to_string();
+    let apply = || {
+        hawser(
+            &[
+                "apply",
+                "--once",
+                "--dir",
+                &tree_arg,
+                "--namespace",
+                &ns,
+                "--allow-cluster-scoped",
+                "--allow-kinds",
+                "CustomResourceDefinition",
+                // The scope counts a Namespace object as being in itself.
+                "--allow-namespaces",
+                &extra_ns,
+            ],
+            &kubeconfig,
+        )
+    };
+
+    objects(&[&priority]);
+    let applied = apply();
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert!(get_field("namespace", "default", &extra_ns, "{.metadata.name}").is_some());
+    assert!(get_field("priorityclass", "default", &priority, "{.value}").is_some());
+    assert!(get_field("crd", "default", &crd, "{.metadata.name}").is_some());
+
+    // The ClusterRole is what allowed it: without its binding the next revision's
+    // dry run is forbidden and nothing is written.
+    kubectl(&[
+        "delete",
+        "clusterrolebinding",
+        &format!("hawser-cluster-scope{suffix}"),
+    ]);
+    let second = format!("{priority}-2");
+    objects(&[&priority, &second]);
+    eventually(
+        "the API server to stop authorising the unbound ServiceAccount",
+        Duration::from_secs(30),
+        || {
+            let refused = apply();
+            refused.code == 2 && refused.stderr.contains("forbidden")
+        },
+    );
+    assert!(get_field("priorityclass", "default", &second, "{.value}").is_none());
+}
