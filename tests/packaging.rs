@@ -230,6 +230,12 @@ fn static_binary_resolves_names_and_verifies_tls_in_an_empty_root() {
     // By host name: the server's certificate names localhost (and 127.0.0.1).
     let url = format!("https://localhost:{}/{}", server.port(), repo.name());
     let root = EmptyRoot::new(&binary, server.ca_path().unwrap());
+    // Loopback addresses of this process's own (engineers share machines): one for
+    // the DNS responder, one where nothing listens.
+    let pid = std::process::id();
+    let host = format!("{}.{}", (pid >> 8) & 0xff, (pid & 0xff).max(1));
+    let (dns_addr, dead_addr) = (format!("127.88.{host}"), format!("127.89.{host}"));
+    let no_dns = format!("nameserver {dead_addr}\n");
     let resolve = [
         "fetch",
         "--resolve-only",
@@ -241,7 +247,7 @@ fn static_binary_resolves_names_and_verifies_tls_in_an_empty_root() {
 
     // 1. /etc/hosts names the host. The resolver points at a loopback address where
     //    nothing listens, so only the file can answer.
-    root.set_name_service("127.0.0.1 localhost\n", "nameserver 127.88.0.54\n");
+    root.set_name_service("127.0.0.1 localhost\n", &no_dns);
     assert_eq!(
         root.files(),
         [
@@ -274,7 +280,7 @@ fn static_binary_resolves_names_and_verifies_tls_in_an_empty_root() {
 
     // 3. And so is the name: the certificate does not cover another name for the
     //    same address.
-    root.set_name_service("127.0.0.1 git.hawser.test\n", "nameserver 127.88.0.54\n");
+    root.set_name_service("127.0.0.1 git.hawser.test\n", &no_dns);
     let other = format!("https://git.hawser.test:{}/{}", server.port(), repo.name());
     let out = root.hawser(&[
         "fetch",
@@ -290,7 +296,7 @@ fn static_binary_resolves_names_and_verifies_tls_in_an_empty_root() {
 
     // 4. Without an entry and without a DNS server the name does not resolve: case 1
     //    really read /etc/hosts.
-    root.set_name_service("127.0.0.1 other\n", "nameserver 127.88.0.54\n");
+    root.set_name_service("127.0.0.1 other\n", &no_dns);
     let out = root.hawser(&resolve);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -304,8 +310,8 @@ fn static_binary_resolves_names_and_verifies_tls_in_an_empty_root() {
         .parent()
         .unwrap()
         .join(unique("dns-queries"));
-    let dns = DnsResponder::start("127.88.0.53", log);
-    root.set_name_service("127.0.0.1 other\n", "nameserver 127.88.0.53\n");
+    let dns = DnsResponder::start(&dns_addr, log);
+    root.set_name_service("127.0.0.1 other\n", &format!("nameserver {dns_addr}\n"));
     let out = root.hawser(&resolve);
     assert!(
         out.status.success(),
