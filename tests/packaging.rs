@@ -21,6 +21,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -147,6 +148,8 @@ impl EmptyRoot {
     fn new(binary: &Path, test_ca: &Path) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
+        // Like an image's root: searchable by the unprivileged user.
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::copy(binary, root.join("hawser")).unwrap();
         std::fs::create_dir_all(root.join("etc/ssl/certs")).unwrap();
         // What the Dockerfile copies; Debian's bundle, as in its build stage.
@@ -170,9 +173,10 @@ impl EmptyRoot {
         let root = self.dir.path();
         let uid = stdout_of(Command::new("id").arg("-u"));
         let mut cmd = if uid.trim() == "0" {
-            // Absolute: the cleared environment has no PATH to search.
+            // Absolute: the cleared environment has no PATH to search. As the
+            // image's numeric user, which has no /etc/passwd entry either.
             let mut cmd = Command::new("/usr/sbin/chroot");
-            cmd.arg(root);
+            cmd.arg("--userspec=65532:65532").arg(root);
             cmd
         } else {
             let mut cmd = Command::new("/usr/bin/unshare");
@@ -452,6 +456,65 @@ fn deb_holds_the_binary_unit_and_conffile_with_root_owned_modes() {
                 .arg(control.path().join(script)),
         );
     }
+
+    dpkg_lifecycle_in_a_scratch_root(&deb);
+}
+
+/// Installs, upgrades, removes and purges the package with dpkg itself in a scratch
+/// root. The maintainer scripts run outside it (--force-script-chrootless; the root
+/// has no shell) with DPKG_ROOT set, which they honour: no systemctl, paths under
+/// the root.
+fn dpkg_lifecycle_in_a_scratch_root(deb: &Path) {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    for dir in ["var/lib/dpkg/info", "var/lib/dpkg/updates"] {
+        std::fs::create_dir_all(r.join(dir)).unwrap();
+    }
+    std::fs::write(r.join("var/lib/dpkg/status"), "").unwrap();
+    let dpkg = |args: &[&str]| {
+        stdout_of(
+            Command::new("dpkg")
+                .arg(format!("--root={}", r.display()))
+                .args(["--force-script-chrootless", "--log=/dev/null"])
+                .args(args),
+        )
+    };
+    let deb = deb.to_str().unwrap();
+
+    dpkg(&["-i", deb]);
+    let status = stdout_of(
+        Command::new("dpkg-query")
+            .arg(format!("--root={}", r.display()))
+            .args(["-s", "hawser"]),
+    );
+    assert!(status.contains("Status: install ok installed"), "{status}");
+    assert!(
+        status.contains("Conffiles:\n /etc/hawser/hawser.env "),
+        "{status}"
+    );
+
+    // A local edit of the conffile survives reinstalling (an upgrade's path).
+    let env = r.join("etc/hawser/hawser.env");
+    let mut edited = std::fs::read_to_string(&env).unwrap();
+    edited.push_str("HAWSER_SOURCE=https://git.local.test/edited.git\n");
+    std::fs::write(&env, &edited).unwrap();
+    dpkg(&["--force-confold", "-i", deb]);
+    assert_eq!(std::fs::read_to_string(&env).unwrap(), edited);
+
+    // remove keeps configuration and state; purge removes both.
+    let state = r.join("var/lib/private/hawser");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("applied"), "x").unwrap();
+    dpkg(&["-r", "hawser"]);
+    assert!(!r.join("usr/bin/hawser").exists());
+    assert!(!r.join("lib/systemd/system/hawser.service").exists());
+    assert!(
+        env.exists() && state.exists(),
+        "remove keeps config and state"
+    );
+    dpkg(&["-P", "hawser"]);
+    assert!(!env.exists(), "purge removes the conffile");
+    assert!(!state.exists(), "purge removes the cache");
 }
 
 // ---------------------------------------------------------------------------------
