@@ -12,8 +12,14 @@ fn main() {
     println!("cargo:rustc-env=HAWSER_GIT_COMMIT={commit}");
     println!("cargo:rustc-env=HAWSER_RUSTC_VERSION={rustc_version}");
     println!("cargo:rustc-env=HAWSER_TARGET={target}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // Only watch git's files where they exist: in a worktree `.git` is a file, and a
+    // missing path would make cargo rerun this (and relink) on every build.
+    println!("cargo:rerun-if-changed=build.rs");
+    for path in [".git/HEAD", ".git/refs/heads"] {
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
 }
 
 fn output(program: &str, args: &[&str]) -> Option<String> {

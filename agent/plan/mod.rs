@@ -347,6 +347,11 @@ async fn dry_run(
         }
         Err(e) => {
             let mut failure = fail(e);
+            if manifest.id.kind == "RoleBinding" && failure.reason.starts_with("notfound") {
+                failure.reason.push_str(
+                    " (to bind a Role that arrives in the same revision, the service account needs the `bind` verb on roles)",
+                );
+            }
             if failure.reason.contains("immutable") {
                 failure.reason.push_str(&format!(
                     " (annotate the object with {FORCE_ANNOTATION}: enabled to let hawser delete and recreate it)"
