@@ -110,8 +110,9 @@ impl Drop for TestNamespace {
     }
 }
 
-/// The Role hawser's own install grants in a managed namespace (packaging/kubernetes
-/// mirrors it): the usual namespaced kinds, `bind`/`escalate` on Roles so it can
+/// A Role like the one hawser's install grants in a managed namespace
+/// (packaging/kubernetes/base/role-manage.yaml, which is tested on its own and is
+/// tighter: no `update`, no pod reads): the usual namespaced kinds, `bind`/`escalate` on Roles so it can
 /// manage RBAC objects whose Role arrives in the same revision (the API server checks
 /// a RoleBinding's roleRef at dry run otherwise), and Events for reporting.
 pub const AGENT_RULES: &[&str] = &[
