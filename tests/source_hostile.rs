@@ -308,11 +308,8 @@ fn bearer_token_from_a_file_is_sent_and_never_printed() {
             client.post(&target).send(&req.body[..]).unwrap()
         };
         let body = resp.body_mut().read_to_vec().unwrap();
-        http(
-            resp.status().as_u16(),
-            "application/x-git-upload-pack-result",
-            &body,
-        )
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+        http(resp.status().as_u16(), &content_type, &body)
     });
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
@@ -328,5 +325,20 @@ fn bearer_token_from_a_file_is_sent_and_never_printed() {
         o.stderr.contains("http 401") && !o.stderr.contains("t0ken"),
         "{}",
         o.stderr
+    );
+}
+
+#[test]
+fn a_server_that_is_not_smart_http_is_named_as_such() {
+    let url = serve(|_| {
+        http(
+            200,
+            "text/plain",
+            b"0123456789012345678901234567890123456789\trefs/heads/main\n",
+        )
+    });
+    fails_with(
+        &format!("{url}/r.git"),
+        "unexpected response: not a smart HTTP git server (content type \"text/plain\")",
     );
 }
