@@ -4,6 +4,7 @@
 mod support;
 
 use std::process::Command;
+use std::time::Duration;
 
 use support::{GitServer, GitServerOptions, Repo};
 
@@ -47,11 +48,16 @@ fn resolve_only_prints_the_revision_and_writes_nothing() {
         format!("{{\"revision\":\"{commit}\",\"source\":\"{url}\"}}\n")
     );
     assert!(!out.exists());
-    let posts = server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("git-upload-pack"))
-        .count();
+    // The log line can trail the response: wait for the ls-refs POST, then make sure
+    // it is the only one (no fetch).
+    let posts = support::wait_for("the ls-refs request", Duration::from_secs(10), || {
+        let n = server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("git-upload-pack"))
+            .count();
+        (n >= 1).then_some(n)
+    });
     assert_eq!(posts, 1, "only ls-refs, no fetch");
 
     let (code, stdout, _) = hawser(&["fetch", "--source", &url, "--out", out.to_str().unwrap()]);
