@@ -300,11 +300,11 @@ fn protocol_v0_fallback() {
     repo.push();
     fetch_and_compare(&server, &repo, "main", &commit);
     fetch_and_compare(&server, &repo, "v0.1", &commit);
-    let requests = server.requests();
-    assert!(
-        requests.iter().all(|r| !r.path.contains("ls-refs")),
-        "{requests:?}"
-    );
+    // v0 resolves from the GET advertisement: one POST per fetch and no ls-refs
+    // POSTs (v2 would have made four).
+    let polls = polls_logged(&server, 4);
+    let posts = polls.iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 2, "{polls:?}");
 }
 
 #[test]
