@@ -260,7 +260,7 @@ fn cli_prints_one_json_line() {
     assert_eq!(
         stdout,
         format!(
-            "{{\"bytes\":29,\"files\":3,\"revision\":\"{commit}\",\"source\":\"{}\"}}\n",
+            "{{\"revision\":\"{commit}\",\"files\":3,\"bytes\":29,\"source\":\"{}\"}}\n",
             server.file_url("cli.tgz")
         )
     );
