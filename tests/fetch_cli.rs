@@ -107,3 +107,29 @@ fn configuration_errors_are_one_line_and_exit_2() {
         "hawser: invalid source configuration: --ref and --path apply to git sources only\n"
     );
 }
+
+#[test]
+fn flags_are_read_from_hawser_environment_variables() {
+    let commit = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    // A commit id resolves without the network, so nothing needs to listen here.
+    let out = Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .args(["fetch", "--resolve-only"])
+        .env(
+            "HAWSER_SOURCE",
+            "https://user:pw@git.example.invalid/org/repo.git",
+        )
+        .env("HAWSER_REF", commit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!(
+            "{{\"revision\":\"{commit}\",\"source\":\"https://git.example.invalid/org/repo.git\"}}\n"
+        )
+    );
+}
