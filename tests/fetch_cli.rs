@@ -4,6 +4,7 @@
 mod support;
 
 use std::process::Command;
+use std::time::Duration;
 
 use support::{GitServer, GitServerOptions, Repo};
 
@@ -47,11 +48,16 @@ fn resolve_only_prints_the_revision_and_writes_nothing() {
         format!("{{\"revision\":\"{commit}\",\"source\":\"{url}\"}}\n")
     );
     assert!(!out.exists());
-    let posts = server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("git-upload-pack"))
-        .count();
+    // The log line can trail the response: wait for the ls-refs POST, then make sure
+    // it is the only one (no fetch).
+    let posts = support::wait_for("the ls-refs request", Duration::from_secs(10), || {
+        let n = server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("git-upload-pack"))
+            .count();
+        (n >= 1).then_some(n)
+    });
     assert_eq!(posts, 1, "only ls-refs, no fetch");
 
     let (code, stdout, _) = hawser(&["fetch", "--source", &url, "--out", out.to_str().unwrap()]);
@@ -99,5 +105,31 @@ fn configuration_errors_are_one_line_and_exit_2() {
     assert_eq!(
         stderr,
         "hawser: invalid source configuration: --ref and --path apply to git sources only\n"
+    );
+}
+
+#[test]
+fn flags_are_read_from_hawser_environment_variables() {
+    let commit = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    // A commit id resolves without the network, so nothing needs to listen here.
+    let out = Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .args(["fetch", "--resolve-only"])
+        .env(
+            "HAWSER_SOURCE",
+            "https://user:pw@git.example.invalid/org/repo.git",
+        )
+        .env("HAWSER_REF", commit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!(
+            "{{\"revision\":\"{commit}\",\"source\":\"https://git.example.invalid/org/repo.git\"}}\n"
+        )
     );
 }

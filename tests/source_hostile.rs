@@ -11,7 +11,8 @@ use std::path::Path;
 use std::process::Command;
 
 use hostile::{
-    Reply, fixture, fixture_pack, git_server, hex, http, object_id, packfile, pkt, retrailer, serve,
+    Reply, fixture, fixture_pack, git_server, hex, http, http_gzip, object_id, packfile, pkt,
+    retrailer, serve,
 };
 
 struct Outcome {
@@ -297,22 +298,8 @@ fn bearer_token_from_a_file_is_sent_and_never_printed() {
         {
             return http(401, "text/plain", b"who are you");
         }
-        let client = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
-        let target = format!("{inner}{}", req.path);
-        let mut resp = if req.method == "GET" {
-            client.get(&target).call().unwrap()
-        } else {
-            client.post(&target).send(&req.body[..]).unwrap()
-        };
-        let body = resp.body_mut().read_to_vec().unwrap();
-        http(
-            resp.status().as_u16(),
-            "application/x-git-upload-pack-result",
-            &body,
-        )
+        let (status, content_type, body) = hostile::forward(&inner, req);
+        http(status, &content_type, &body)
     });
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
@@ -329,4 +316,39 @@ fn bearer_token_from_a_file_is_sent_and_never_printed() {
         "{}",
         o.stderr
     );
+}
+
+#[test]
+fn a_server_that_is_not_smart_http_is_named_as_such() {
+    let url = serve(|_| {
+        http(
+            200,
+            "text/plain",
+            b"0123456789012345678901234567890123456789\trefs/heads/main\n",
+        )
+    });
+    fails_with(
+        &format!("{url}/r.git"),
+        "unexpected response: not a smart HTTP git server (content type \"text/plain\")",
+    );
+}
+
+#[test]
+fn gzip_encoded_responses_are_decoded() {
+    let f = fixture();
+    let inner = git_server(f.commit.clone(), packfile(&fixture_pack(&f)));
+    let url = serve(move |req| {
+        assert!(
+            req.headers
+                .to_ascii_lowercase()
+                .contains("accept-encoding: gzip"),
+            "{}",
+            req.headers
+        );
+        let (status, content_type, body) = hostile::forward(&inner, req);
+        http_gzip(status, &content_type, &body)
+    });
+    let o = run_fetch(&format!("{url}/r.git"), &[], true);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains(&f.commit), "{}", o.stdout);
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::Outcome;
 use super::source_args::SourceArgs;
-use crate::source::Source;
+use crate::source::{Revision, Source};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -20,6 +20,17 @@ pub struct Args {
     /// Print the revision the source names now and fetch nothing.
     #[arg(long)]
     resolve_only: bool,
+}
+
+/// The output line, fields in the documented order.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    revision: &'a Revision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    files: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    source: &'a str,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -42,17 +53,19 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let line = match (resolve_only, out) {
         (false, Some(out)) => {
             let snapshot = source.fetch_to(&revision, &out)?;
-            serde_json::json!({
-                "revision": snapshot.revision(),
-                "files": snapshot.files(),
-                "bytes": snapshot.bytes(),
-                "source": snapshot.source(),
-            })
+            serde_json::to_string(&Line {
+                revision: snapshot.revision(),
+                files: Some(snapshot.files()),
+                bytes: Some(snapshot.bytes()),
+                source: snapshot.source(),
+            })?
         }
-        _ => serde_json::json!({
-            "revision": revision,
-            "source": source.display_url(),
-        }),
+        _ => serde_json::to_string(&Line {
+            revision: &revision,
+            files: None,
+            bytes: None,
+            source: source.display_url(),
+        })?,
     };
     println!("{line}");
     Ok(Outcome::Success)

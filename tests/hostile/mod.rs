@@ -105,6 +105,37 @@ pub fn http(status: u16, content_type: &str, body: &[u8]) -> Reply {
     Reply::Raw(out)
 }
 
+/// Like [`http`], with the body gzip-encoded (`Content-Encoding: gzip`).
+pub fn http_gzip(status: u16, content_type: &str, body: &[u8]) -> Reply {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), Compression::default());
+    gz.write_all(body).unwrap();
+    let body = gz.finish().unwrap();
+    let mut out = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    Reply::Raw(out)
+}
+
+/// Forwards a request to `inner` and returns the status, content type and body.
+pub fn forward(inner: &str, req: &Request) -> (u16, String, Vec<u8>) {
+    let client = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let target = format!("{inner}{}", req.path);
+    let mut resp = if req.method == "GET" {
+        client.get(&target).call().unwrap()
+    } else {
+        client.post(&target).send(&req.body[..]).unwrap()
+    };
+    let body = resp.body_mut().read_to_vec().unwrap();
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+    (resp.status().as_u16(), content_type, body)
+}
+
 pub fn pkt(data: &[u8]) -> Vec<u8> {
     let mut out = format!("{:04x}", data.len() + 4).into_bytes();
     out.extend_from_slice(data);

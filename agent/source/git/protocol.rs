@@ -14,7 +14,9 @@ use super::GitError;
 use super::extract::extract;
 use super::object::ObjectId;
 use super::pack::Pack;
-use super::pktline::{PktReader, SideBand, write_delim, write_flush, write_line};
+use super::pktline::{
+    PktReader, SideBand, text as pktline_text, write_delim, write_flush, write_line,
+};
 use super::refs::{RefSpec, RemoteRef, parse_v0_advertisement, parse_v2_ref, pick};
 use crate::source::http::{Client, io_error, take_userinfo};
 use crate::source::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
@@ -151,6 +153,18 @@ impl GitSource {
     fn discover(&self) -> Result<(Discovered, Option<Vec<RemoteRef>>), SourceError> {
         let url = format!("{}/info/refs?service={UPLOAD_PACK}", self.base);
         let resp = self.client.get(&url, &[("Git-Protocol", "version=2")])?;
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        if !content_type.starts_with("application/x-git-upload-pack-advertisement") {
+            return Err(self.err(GitError::Unexpected(format!(
+                "not a smart HTTP git server (content type {:?})",
+                pktline_text(content_type.as_bytes())
+            ))));
+        }
         let final_url = ureq::ResponseExt::get_uri(&resp).to_string();
         let base = final_url
             .split_once("/info/refs")
