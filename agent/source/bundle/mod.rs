@@ -1,0 +1,480 @@
+//! The bundle source: desired state carried across an air gap as a git bundle with a
+//! detached OpenSSH signature beside it (`<bundle>.sig`, namespace `hawser-bundle`).
+//!
+//! In: a location (an inbox directory, one bundle file, or an HTTP(S) URL), the
+//! trusted keys and the applied revision ([`BundleSource::set_applied`]). Out: the
+//! commit of the newest acceptable bundle from [`BundleSource::resolve`], and its
+//! tree from [`BundleSource::fetch`]. A bundle is acceptable when its signature is
+//! by a trusted key (or unsigned bundles are allowed, loudly), its header and pack
+//! are well formed, the selected commit's whole tree is in the pack, and it is not
+//! older than the applied commit (unless downgrades are allowed). What can go wrong
+//! is a [`BundleError`], carried by [`SourceError::Bundle`].
+
+pub mod check;
+pub mod header;
+mod inbox;
+mod remote;
+pub mod sign;
+pub mod write;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use check::{Applied, Content, Verdict, Window};
+use header::{Header, HeaderError};
+use sign::{SignError, Signer, TrustedKeys};
+
+use super::git::GitError;
+use super::git::extract::extract;
+use super::git::object::{Kind, ObjectId};
+use super::git::pack::Pack;
+use super::git::refs::RefSpec;
+use super::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
+
+/// How bundles are trusted and consumed (the bundle flags of `SourceArgs`).
+#[derive(Clone, Debug, Default)]
+pub struct BundleOptions {
+    /// Keys allowed to sign bundles (`--trusted-keys`, `allowed_signers` format).
+    pub trusted_keys: Option<TrustedKeys>,
+    /// Accept bundles without a valid signature check (`--insecure-allow-unsigned`).
+    pub insecure_allow_unsigned: bool,
+    /// Accept bundles older than the applied commit (`--allow-downgrade`).
+    pub allow_downgrade: bool,
+    /// Move processed bundles to `processed/` and refused ones to `rejected/`.
+    pub inbox_consume: bool,
+}
+
+/// Why a bundle was refused. One line each; the bundle's path or URL is added by
+/// [`SourceError::Bundle`].
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{0}")]
+    Header(#[from] HeaderError),
+    #[error("{0}")]
+    Sign(#[from] SignError),
+    #[error(
+        "unsigned: {} is missing (pass --insecure-allow-unsigned to accept unsigned bundles)",
+        sig.display()
+    )]
+    Unsigned { sig: PathBuf },
+    #[error("{0}")]
+    Pack(GitError),
+    #[error("no reference {reference} in the bundle (it has {available})")]
+    RefNotFound {
+        reference: String,
+        available: String,
+    },
+    #[error("reference {reference} is ambiguous ({candidates}); use the full ref name")]
+    AmbiguousRef {
+        reference: String,
+        candidates: String,
+    },
+    #[error("bundle has no HEAD and several references ({available}); choose one with --ref")]
+    NoHead { available: String },
+    #[error("{reference} points at {id}, which is not in the bundle's pack")]
+    NotInPack { reference: String, id: ObjectId },
+    #[error("{reference} points at a {kind}, not a commit")]
+    NotCommit { reference: String, kind: Kind },
+    #[error(
+        "the tree of commit {commit} is incomplete: {missing} is not in the bundle \
+         (hawser needs the whole tree; the bundle has {prerequisites} prerequisites)"
+    )]
+    TreeIncomplete {
+        commit: ObjectId,
+        missing: ObjectId,
+        prerequisites: usize,
+    },
+    #[error("commit {commit} is malformed: {what}")]
+    MalformedCommit {
+        commit: ObjectId,
+        what: &'static str,
+    },
+    #[error(
+        "commit {commit} is older than the applied {applied}: {reason} \
+         (pass --allow-downgrade to accept it)"
+    )]
+    Downgrade {
+        commit: ObjectId,
+        applied: ObjectId,
+        reason: String,
+    },
+    #[error("{limit} limit of {max} exceeded")]
+    Limit { limit: &'static str, max: u64 },
+    #[error("no complete, signed bundle yet")]
+    Empty,
+    #[error("reading {}: {message}", path.display())]
+    Io { path: PathBuf, message: String },
+}
+
+impl BundleError {
+    fn io(path: &Path, err: impl std::fmt::Display) -> Self {
+        BundleError::Io {
+            path: path.to_path_buf(),
+            message: err.to_string(),
+        }
+    }
+}
+
+/// A bundle that passed every check but the downgrade check.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub header: Header,
+    pub content: Content,
+    /// `None` when unsigned bundles are allowed and this one was not checked.
+    pub signer: Option<Signer>,
+}
+
+/// Checks an open bundle: signature over the whole file first (so nothing
+/// unauthenticated is parsed when keys are configured), then header, pack and tree.
+/// `sig` is the signature's path and content, when there is one.
+pub fn check_bundle(
+    file: &mut File,
+    sig: Option<(&Path, &[u8])>,
+    options: &BundleOptions,
+    spec: &RefSpec,
+    limits: &Limits,
+) -> Result<Checked, BundleError> {
+    let signer = match (sig, &options.trusted_keys) {
+        (Some((path, text)), Some(keys)) => {
+            rewind(file, path)?;
+            Some(keys.verify(path, text, BufReader::with_capacity(64 << 10, &mut *file))?)
+        }
+        (None, _) if !options.insecure_allow_unsigned => {
+            return Err(BundleError::Unsigned {
+                sig: PathBuf::from("<bundle>.sig"),
+            });
+        }
+        _ => None,
+    };
+    let (header, mut pack) = open_pack(file, limits)?;
+    let content = check::inspect(&mut pack, &header, spec, limits)?;
+    Ok(Checked {
+        header,
+        content,
+        signer,
+    })
+}
+
+/// Parses the header and opens (verifies) the pack that follows it.
+pub fn open_pack<'f>(
+    file: &'f mut File,
+    limits: &Limits,
+) -> Result<(Header, Pack<Window<&'f mut File>>), BundleError> {
+    let here = Path::new("bundle");
+    rewind(file, here)?;
+    let len = file.metadata().map_err(|e| BundleError::io(here, e))?.len();
+    let header = header::parse_from(&mut BufReader::new(&mut *file))?;
+    let pack_len = len.saturating_sub(header.len);
+    if pack_len > limits.max_pack_bytes {
+        return Err(BundleError::Limit {
+            limit: "max-pack-bytes",
+            max: limits.max_pack_bytes,
+        });
+    }
+    let window = Window::new(file, header.len, pack_len);
+    let pack = Pack::open(window, limits.max_object_bytes).map_err(BundleError::Pack)?;
+    Ok((header, pack))
+}
+
+fn rewind(file: &mut File, path: &Path) -> Result<(), BundleError> {
+    file.seek(SeekFrom::Start(0))
+        .map(|_| ())
+        .map_err(|e| BundleError::io(path, e))
+}
+
+/// Reads `<bundle>.sig`: `None` when it does not exist (yet).
+pub fn read_sig(bundle: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, BundleError> {
+    let path = sign::sig_path(bundle);
+    match File::open(&path) {
+        Ok(f) => {
+            let mut text = Vec::new();
+            f.take(sign::MAX_SIG_BYTES + 1)
+                .read_to_end(&mut text)
+                .map_err(|e| BundleError::io(&path, e))?;
+            if text.len() as u64 > sign::MAX_SIG_BYTES {
+                return Err(BundleError::io(&path, "larger than a signature can be"));
+            }
+            Ok(Some((path, text)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BundleError::io(&path, e)),
+    }
+}
+
+/// Where bundles come from.
+#[derive(Clone, Debug)]
+enum Location {
+    Inbox(PathBuf),
+    File(PathBuf),
+    Url(String),
+}
+
+/// The bundle chosen by the last resolve, kept open for the fetch.
+struct Chosen {
+    revision: Revision,
+    file: File,
+    shown: String,
+}
+
+#[derive(Default)]
+struct State {
+    applied: Option<Applied>,
+    /// Committer times of every commit a checked bundle delivered.
+    times: HashMap<ObjectId, i64>,
+    chosen: Option<Chosen>,
+    inbox: inbox::Inbox,
+    remote: remote::RemoteState,
+}
+
+/// A configured bundle source.
+pub struct BundleSource {
+    location: Location,
+    shown: String,
+    reference: RefSpec,
+    path: Option<String>,
+    options: BundleOptions,
+    limits: Limits,
+    client: Option<super::http::Client>,
+    state: Mutex<State>,
+}
+
+impl BundleSource {
+    pub fn new(spec: SourceSpec) -> Result<Self, SourceError> {
+        let SourceSpec {
+            url,
+            kind: _,
+            reference,
+            path,
+            sha256,
+            sha256_from_url,
+            mut http,
+            limits,
+            bundle: options,
+        } = spec;
+        if sha256.is_some() || sha256_from_url {
+            return Err(SourceError::Config(
+                "--sha256 applies to tarball sources only".into(),
+            ));
+        }
+        if options.trusted_keys.is_none() && !options.insecure_allow_unsigned {
+            return Err(SourceError::Config(
+                "bundle sources need --trusted-keys (or --insecure-allow-unsigned)".into(),
+            ));
+        }
+        if options.insecure_allow_unsigned {
+            tracing::warn!("INSECURE: --insecure-allow-unsigned accepts bundles nobody signed");
+        }
+        let (location, client) = if url.starts_with("http://") || url.starts_with("https://") {
+            let url = super::http::take_userinfo(&url, &mut http);
+            (Location::Url(url), Some(super::http::Client::new(&http)?))
+        } else {
+            let path = PathBuf::from(url.strip_prefix("file://").unwrap_or(&url));
+            if path.is_dir() {
+                (Location::Inbox(path), None)
+            } else {
+                (Location::File(path), None)
+            }
+        };
+        let shown = match &location {
+            Location::Url(u) => redact_url(u),
+            Location::Inbox(p) | Location::File(p) => p.display().to_string(),
+        };
+        Ok(Self {
+            location,
+            shown,
+            reference: RefSpec::parse(&reference)?,
+            path,
+            options,
+            limits,
+            client,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    pub fn display_url(&self) -> &str {
+        &self.shown
+    }
+
+    pub fn bytes_received(&self) -> u64 {
+        self.client.as_ref().map_or(0, |c| c.received())
+    }
+
+    /// Whether unsigned bundles are accepted: status reports should say so.
+    pub fn insecure(&self) -> bool {
+        self.options.insecure_allow_unsigned
+    }
+
+    /// Tells the source which commit the cluster runs, after every successful apply
+    /// and once at startup from the cache. `committer_time` may be `None` when the
+    /// commit came from this source (its time is known) or is simply unknown.
+    pub fn set_applied(&self, revision: &Revision, committer_time: Option<i64>) {
+        let Some(commit) = revision.commit_id() else {
+            return;
+        };
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let committer_time = committer_time.or_else(|| state.times.get(&commit).copied());
+        let applied = Applied {
+            commit,
+            committer_time,
+        };
+        state.applied = Some(applied);
+        if let (Location::Inbox(dir), true) = (&self.location, self.options.inbox_consume) {
+            state.inbox.consume_processed(dir, &applied);
+        }
+    }
+
+    /// The committer time of a commit this source delivered, so the caller can keep
+    /// it with the applied revision and hand it back to [`Self::set_applied`].
+    pub fn committer_time(&self, revision: &Revision) -> Option<i64> {
+        let commit = revision.commit_id()?;
+        self.state.lock().ok()?.times.get(&commit).copied()
+    }
+
+    /// The newest acceptable bundle's commit. With nothing new in an inbox, the
+    /// applied revision (so the caller sees no change).
+    pub fn resolve(&self) -> Result<Revision, SourceError> {
+        let mut state = self.lock()?;
+        let found = match &self.location {
+            Location::File(path) => {
+                let (file, checked) = self.check_path(path).map_err(|e| self.err(path, e))?;
+                Some((path.display().to_string(), file, checked))
+            }
+            Location::Inbox(dir) => state.inbox.scan(dir, self)?,
+            Location::Url(url) => {
+                let client = self.client.as_ref().ok_or_else(|| {
+                    SourceError::Config("bundle URL source without an HTTP client".into())
+                })?;
+                let state = &mut *state;
+                Some(state.remote.fetch(client, url, &self.shown, self)?)
+            }
+        };
+        let Some((shown, file, checked)) = found else {
+            return match state.applied {
+                Some(a) => Ok(Revision::commit(a.commit)),
+                None => Err(self.err(Path::new(&self.shown), BundleError::Empty)),
+            };
+        };
+        let content = &checked.content;
+        state.times.insert(content.commit, content.committer_time);
+        if let Some(applied) = state.applied {
+            match check::judge(content, &applied) {
+                Verdict::Same | Verdict::Newer => {}
+                Verdict::Older(reason) if self.options.allow_downgrade => {
+                    tracing::warn!(bundle = %shown, commit = %content.commit,
+                        applied = %applied.commit, %reason, "accepting a downgrade (--allow-downgrade)");
+                }
+                Verdict::Older(reason) => {
+                    if let (Location::Inbox(dir), true) =
+                        (&self.location, self.options.inbox_consume)
+                    {
+                        state.inbox.reject(dir, Path::new(&shown));
+                    }
+                    return Err(self.err(
+                        Path::new(&shown),
+                        BundleError::Downgrade {
+                            commit: content.commit,
+                            applied: applied.commit,
+                            reason,
+                        },
+                    ));
+                }
+            }
+        }
+        match &checked.signer {
+            Some(signer) => tracing::info!(bundle = %shown, commit = %content.commit,
+                reference = %content.reference, %signer, "bundle verified"),
+            None => tracing::warn!(bundle = %shown, commit = %content.commit,
+                "INSECURE: accepting an UNSIGNED bundle (--insecure-allow-unsigned)"),
+        }
+        let revision = Revision::commit(content.commit);
+        let shown = if checked.signer.is_none() {
+            format!("{shown} (unsigned)")
+        } else {
+            shown
+        };
+        state.chosen = Some(Chosen {
+            revision: revision.clone(),
+            file,
+            shown,
+        });
+        Ok(revision)
+    }
+
+    /// Extracts the tree of `revision` (under `--path`) from the chosen bundle.
+    pub fn fetch(&self, revision: &Revision, into: &Path) -> Result<Snapshot, SourceError> {
+        let needs_resolve = self
+            .lock()?
+            .chosen
+            .as_ref()
+            .is_none_or(|c| &c.revision != revision);
+        if needs_resolve {
+            self.resolve()?;
+        }
+        let mut state = self.lock()?;
+        let chosen = match state.chosen.as_mut() {
+            Some(c) if &c.revision == revision => c,
+            other => {
+                return Err(SourceError::RevisionMoved {
+                    url: self.shown.clone(),
+                    expected: revision.to_string(),
+                    actual: other.map_or_else(|| "nothing".into(), |c| c.revision.to_string()),
+                });
+            }
+        };
+        let commit = revision.commit_id().ok_or_else(|| {
+            SourceError::Config(format!("revision {revision} is not a git commit id"))
+        })?;
+        let shown = chosen.shown.clone();
+        // The pack is verified again: every id is recomputed from the bytes read now,
+        // so a file changed since the resolve cannot smuggle in another tree.
+        let (_, mut pack) = open_pack(&mut chosen.file, &self.limits)
+            .map_err(|e| self.err(Path::new(&shown), e))?;
+        let out = extract(
+            &mut pack,
+            commit,
+            self.path.as_deref(),
+            into,
+            &self.limits,
+            &shown,
+        )?;
+        Ok(Snapshot::new(
+            revision.clone(),
+            into.to_path_buf(),
+            out.files,
+            out.bytes,
+            shown,
+        ))
+    }
+
+    /// Opens and checks one local bundle with its `.sig`.
+    fn check_path(&self, path: &Path) -> Result<(File, Checked), BundleError> {
+        let mut file = File::open(path).map_err(|e| BundleError::io(path, e))?;
+        let sig = read_sig(path)?;
+        if sig.is_none() && !self.options.insecure_allow_unsigned {
+            return Err(BundleError::Unsigned {
+                sig: sign::sig_path(path),
+            });
+        }
+        let sig = sig.as_ref().map(|(p, t)| (p.as_path(), t.as_slice()));
+        let checked = check_bundle(&mut file, sig, &self.options, &self.reference, &self.limits)?;
+        Ok((file, checked))
+    }
+
+    fn err(&self, at: &Path, source: BundleError) -> SourceError {
+        SourceError::Bundle {
+            location: at.display().to_string(),
+            source,
+        }
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>, SourceError> {
+        self.state
+            .lock()
+            .map_err(|_| SourceError::Config("bundle source state poisoned".into()))
+    }
+}
