@@ -600,3 +600,123 @@ fn a_bundle_over_https_with_its_signature_beside_it() {
     // Unchanged: answered by a 304, same revision.
     assert_eq!(source.resolve().unwrap(), revision);
 }
+
+#[test]
+fn hawser_fetch_takes_an_inbox_and_a_path() {
+    let server = GitServer::start(GitServerOptions::default());
+    let keys = Keys::new();
+    let (repo, _, new) = two_commits(&server);
+    let inbox = tempfile::tempdir().unwrap();
+    let file = inbox.path().join("site.bundle");
+    git_bundle(&repo, &file, &["main"]);
+    keys.sign("trusted", &file);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshot");
+    let fetched = hawser(&[
+        "fetch",
+        "--source",
+        inbox.path().to_str().unwrap(),
+        "--trusted-keys",
+        keys.allowed().to_str().unwrap(),
+        "--path",
+        "dir",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        fetched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&fetched.stdout).unwrap();
+    assert_eq!(json["revision"], new.as_str());
+    assert_eq!(json["files"], 2);
+    let expected = dir.path().join("expected");
+    repo.archive(&format!("{new}:dir"), &expected);
+    assert_same_tree(&out, &expected);
+
+    // Without trusted keys a bundle source does not start.
+    let err = one_line_error(&[
+        "fetch",
+        "--source",
+        inbox.path().to_str().unwrap(),
+        "--resolve-only",
+    ]);
+    assert!(err.contains("--trusted-keys"), "{err}");
+}
+
+/// `hawser bundle create` of `reference` from `url`, signed by the trusted key.
+fn hawser_create(url: &str, reference: &str, out: &Path, keys: &Keys) {
+    let created = hawser(&[
+        "bundle",
+        "create",
+        "--source",
+        url,
+        "--ref",
+        reference,
+        "--out",
+        out.to_str().unwrap(),
+        "--sign-key",
+        keys.key("trusted").to_str().unwrap(),
+    ]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+}
+
+#[test]
+fn without_history_the_committer_time_decides() {
+    let server = GitServer::start(GitServerOptions::default());
+    let keys = Keys::new();
+    let (repo, old, new) = two_commits(&server);
+    repo.write("third.yaml", "kind: Secret\n");
+    let third = repo.commit("third");
+    repo.git(&["branch", "at-old", &old]);
+    repo.git(&["branch", "at-new", &new]);
+    repo.push();
+    let url = server.repo_url(repo.name());
+    let dir = tempfile::tempdir().unwrap();
+    let (b_new, b_third) = (dir.path().join("new"), dir.path().join("third"));
+    hawser_create(&url, "at-new", &b_new, &keys);
+    hawser_create(&url, "main", &b_third, &keys);
+
+    let delivered = dir.path().join("delivered.bundle");
+    let deliver = |from: &Path| {
+        fs::copy(from, &delivered).unwrap();
+        fs::copy(sig(from), sig(&delivered)).unwrap();
+    };
+    let source = Source::new(spec(delivered.to_str().unwrap(), keys.options())).unwrap();
+    let Source::Bundle(bundle) = &source else {
+        panic!("not a bundle source");
+    };
+    // The third commit's bundle names the applied one as a prerequisite: a descendant.
+    deliver(&b_new);
+    let applied = source.resolve().unwrap();
+    assert_eq!(applied.as_str(), new);
+    bundle.set_applied(&applied, None);
+    deliver(&b_third);
+    let applied = source.resolve().unwrap();
+    assert_eq!(applied.as_str(), third);
+    bundle.set_applied(&applied, None);
+
+    // Back to the second: its history stops at the first commit, so time decides.
+    deliver(&b_new);
+    let err = source.resolve().unwrap_err();
+    assert!(err.to_string().contains("committer time"), "{err}");
+
+    // After a restart the applied commit's time is unknown: refused, not guessed.
+    let restarted = Source::new(spec(delivered.to_str().unwrap(), keys.options())).unwrap();
+    let Source::Bundle(b) = &restarted else {
+        panic!("not a bundle source");
+    };
+    b.set_applied(&Revision::parse(&old).unwrap(), None);
+    assert!(
+        restarted.resolve().is_ok(),
+        "the prerequisite is the applied commit"
+    );
+    b.set_applied(&Revision::parse(&third).unwrap(), None);
+    let err = restarted.resolve().unwrap_err();
+    assert!(err.to_string().contains("time is unknown"), "{err}");
+}

@@ -151,8 +151,7 @@ impl SourceKind {
     /// Git repository.
     pub fn from_url(url: &str) -> Self {
         let path = url.split(['?', '#']).next().unwrap_or(url);
-        if path.ends_with(".bundle") || !(url.starts_with("http://") || url.starts_with("https://"))
-        {
+        if path.ends_with(".bundle") || !url.contains("://") || url.starts_with("file://") {
             return SourceKind::Bundle;
         }
         if [".tar.gz", ".tgz", ".tar"]
@@ -395,6 +394,7 @@ mod tests {
             SourceKind::Bundle
         );
         assert_eq!(SourceKind::from_url("/var/lib/inbox"), SourceKind::Bundle);
+        assert_eq!(SourceKind::from_url("ssh://h/repo"), SourceKind::Git);
     }
 
     #[test]

@@ -17,18 +17,36 @@ use std::time::SystemTime;
 use super::check::{Applied, Verdict, judge};
 use super::{BundleError, BundleSource, Checked, sign};
 use crate::source::SourceError;
+use crate::source::git::object::ObjectId;
 
 /// Most bundles considered per poll (the most recently modified ones).
 const MAX_CANDIDATES: usize = 1000;
 pub const PROCESSED: &str = "processed";
 pub const REJECTED: &str = "rejected";
 
-/// Size and modification time of a bundle and of its signature.
+/// Size and modification time of a bundle and of its signature: when none changed,
+/// the bundle is not checked again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Fingerprint {
+pub struct Fingerprint {
     len: u64,
     modified: Option<SystemTime>,
     sig: Option<(u64, Option<SystemTime>)>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of the bundle at `path` (following symlinks), if it is a file.
+    pub fn of(path: &Path) -> Option<Self> {
+        let meta = fs::metadata(path).ok().filter(fs::Metadata::is_file)?;
+        let sig = fs::metadata(sign::sig_path(path))
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .map(|m| (m.len(), m.modified().ok()));
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            sig,
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -125,6 +143,14 @@ impl Inbox {
         )))
     }
 
+    /// Committer times of the commits of every accepted bundle.
+    pub fn times(&self) -> impl Iterator<Item = (ObjectId, i64)> + '_ {
+        self.seen.values().filter_map(|seen| match &seen.outcome {
+            Outcome::Accepted(c) => Some((c.content.commit, c.content.committer_time)),
+            Outcome::Failed { .. } => None,
+        })
+    }
+
     /// Moves every accepted bundle that is not newer than `applied` to `processed/`.
     pub fn consume_processed(&mut self, dir: &Path, applied: &Applied) {
         let done: Vec<PathBuf> = self
@@ -167,24 +193,9 @@ fn list(dir: &Path) -> Result<Vec<(PathBuf, Fingerprint)>, BundleError> {
             continue;
         }
         // Follows symlinks: operators may link bundles in; the content is checked anyway.
-        let Ok(meta) = fs::metadata(&path) else {
-            continue;
-        };
-        if !meta.is_file() {
-            continue;
+        if let Some(fingerprint) = Fingerprint::of(&path) {
+            out.push((path, fingerprint));
         }
-        let sig = fs::metadata(sign::sig_path(&path))
-            .ok()
-            .filter(fs::Metadata::is_file)
-            .map(|m| (m.len(), m.modified().ok()));
-        out.push((
-            path,
-            Fingerprint {
-                len: meta.len(),
-                modified: meta.modified().ok(),
-                sig,
-            },
-        ));
     }
     Ok(out)
 }

@@ -225,6 +225,8 @@ struct State {
     /// Committer times of every commit a checked bundle delivered.
     times: HashMap<ObjectId, i64>,
     chosen: Option<Chosen>,
+    /// The single bundle file's last check, reused while the file is unchanged.
+    file: Option<(inbox::Fingerprint, Checked)>,
     inbox: inbox::Inbox,
     remote: remote::RemoteState,
 }
@@ -341,10 +343,29 @@ impl BundleSource {
         let mut state = self.lock()?;
         let found = match &self.location {
             Location::File(path) => {
-                let (file, checked) = self.check_path(path).map_err(|e| self.err(path, e))?;
+                let now = inbox::Fingerprint::of(path);
+                let (file, checked) = match (&state.file, now) {
+                    (Some((before, checked)), Some(now)) if *before == now => {
+                        let file = File::open(path)
+                            .map_err(|e| self.err(path, BundleError::io(path, e)))?;
+                        (file, checked.clone())
+                    }
+                    _ => {
+                        state.file = None;
+                        let (file, checked) =
+                            self.check_path(path).map_err(|e| self.err(path, e))?;
+                        state.file = now.map(|now| (now, checked.clone()));
+                        (file, checked)
+                    }
+                };
                 Some((path.display().to_string(), file, checked))
             }
-            Location::Inbox(dir) => state.inbox.scan(dir, self)?,
+            Location::Inbox(dir) => {
+                let found = state.inbox.scan(dir, self)?;
+                let state = &mut *state;
+                state.times.extend(state.inbox.times());
+                found
+            }
             Location::Url(url) => {
                 let client = self.client.as_ref().ok_or_else(|| {
                     SourceError::Config("bundle URL source without an HTTP client".into())
@@ -361,7 +382,10 @@ impl BundleSource {
         };
         let content = &checked.content;
         state.times.insert(content.commit, content.committer_time);
-        if let Some(applied) = state.applied {
+        if let Some(mut applied) = state.applied {
+            if applied.committer_time.is_none() {
+                applied.committer_time = state.times.get(&applied.commit).copied();
+            }
             match check::judge(content, &applied) {
                 Verdict::Same | Verdict::Newer => {}
                 Verdict::Older(reason) if self.options.allow_downgrade => {

@@ -107,3 +107,36 @@ fn sig_paths_append_dot_sig() {
         Path::new("/in/a.bundle.sig")
     );
 }
+
+#[test]
+fn mutated_allowed_signers_never_panic() {
+    let base = format!("\"a b\",c namespaces=\"git,hawser-*\" {KEY}\n# c\nx {OTHER}\n");
+    let chars: Vec<char> = base.chars().collect();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..3000 {
+        let mut text = chars.clone();
+        for _ in 0..=(next() % 3) {
+            if text.is_empty() {
+                break;
+            }
+            let at = (next() as usize) % text.len();
+            match next() % 3 {
+                0 => text[at] = ['"', ',', '=', ' ', '\n', 'é', '!'][(next() % 7) as usize],
+                1 => {
+                    text.remove(at);
+                }
+                _ => text.truncate(at.max(1)),
+            }
+        }
+        let text: String = text.into_iter().collect();
+        if let Err(e) = TrustedKeys::parse(&text) {
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+    }
+}
