@@ -11,6 +11,7 @@
 //! is a [`BundleError`], carried by [`SourceError::Bundle`].
 
 pub mod check;
+mod error;
 pub mod header;
 mod inbox;
 mod remote;
@@ -24,12 +25,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use check::{Applied, Content, Verdict, Window};
-use header::{Header, HeaderError};
-use sign::{SignError, Signer, TrustedKeys};
+pub use error::BundleError;
+use header::Header;
+use sign::{Signer, TrustedKeys};
 
-use super::git::GitError;
 use super::git::extract::extract;
-use super::git::object::{Kind, ObjectId};
+use super::git::object::ObjectId;
 use super::git::pack::Pack;
 use super::git::refs::RefSpec;
 use super::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
@@ -45,77 +46,6 @@ pub struct BundleOptions {
     pub allow_downgrade: bool,
     /// Move processed bundles to `processed/` and refused ones to `rejected/`.
     pub inbox_consume: bool,
-}
-
-/// Why a bundle was refused. One line each; the bundle's path or URL is added by
-/// [`SourceError::Bundle`].
-#[derive(Debug, thiserror::Error)]
-pub enum BundleError {
-    #[error("{0}")]
-    Header(#[from] HeaderError),
-    #[error("{0}")]
-    Sign(#[from] SignError),
-    #[error(
-        "unsigned: {} is missing (pass --insecure-allow-unsigned to accept unsigned bundles)",
-        sig.display()
-    )]
-    Unsigned { sig: PathBuf },
-    #[error("{0}")]
-    Pack(GitError),
-    #[error("no reference {reference} in the bundle (it has {available})")]
-    RefNotFound {
-        reference: String,
-        available: String,
-    },
-    #[error("reference {reference} is ambiguous ({candidates}); use the full ref name")]
-    AmbiguousRef {
-        reference: String,
-        candidates: String,
-    },
-    #[error("bundle has no HEAD and several references ({available}); choose one with --ref")]
-    NoHead { available: String },
-    #[error("{reference} points at {id}, which is not in the bundle's pack")]
-    NotInPack { reference: String, id: ObjectId },
-    #[error("{reference} points at a {kind}, not a commit")]
-    NotCommit { reference: String, kind: Kind },
-    #[error(
-        "the tree of commit {commit} is incomplete: {missing} is not in the bundle \
-         (hawser needs the whole tree; the bundle has {prerequisites} prerequisites)"
-    )]
-    TreeIncomplete {
-        commit: ObjectId,
-        missing: ObjectId,
-        prerequisites: usize,
-    },
-    #[error("commit {commit} is malformed: {what}")]
-    MalformedCommit {
-        commit: ObjectId,
-        what: &'static str,
-    },
-    #[error(
-        "commit {commit} is older than the applied {applied}: {reason} \
-         (pass --allow-downgrade to accept it)"
-    )]
-    Downgrade {
-        commit: ObjectId,
-        applied: ObjectId,
-        reason: String,
-    },
-    #[error("{limit} limit of {max} exceeded")]
-    Limit { limit: &'static str, max: u64 },
-    #[error("no complete, signed bundle yet")]
-    Empty,
-    #[error("reading {}: {message}", path.display())]
-    Io { path: PathBuf, message: String },
-}
-
-impl BundleError {
-    fn io(path: &Path, err: impl std::fmt::Display) -> Self {
-        BundleError::Io {
-            path: path.to_path_buf(),
-            message: err.to_string(),
-        }
-    }
 }
 
 /// A bundle that passed every check but the downgrade check.
@@ -137,6 +67,21 @@ pub fn check_bundle(
     spec: &RefSpec,
     limits: &Limits,
 ) -> Result<Checked, BundleError> {
+    // Bounded before anything is hashed: a link to a huge file must not stall a poll.
+    let len = file
+        .metadata()
+        .map_err(|e| BundleError::io(Path::new("bundle"), e))?
+        .len();
+    if len
+        > limits
+            .max_pack_bytes
+            .saturating_add(header::MAX_HEADER as u64)
+    {
+        return Err(BundleError::Limit {
+            limit: "max-pack-bytes",
+            max: limits.max_pack_bytes,
+        });
+    }
     let signer = match (sig, &options.trusted_keys) {
         (Some((path, text)), Some(keys)) => {
             rewind(file, path)?;
@@ -409,13 +354,19 @@ impl BundleSource {
                 }
             }
         }
+        let revision = Revision::commit(content.commit);
+        // Said once per newly chosen bundle, not on every poll.
+        let was_chosen = state
+            .chosen
+            .as_ref()
+            .is_some_and(|c| c.revision == revision && c.shown.starts_with(&shown));
         match &checked.signer {
+            _ if was_chosen => {}
             Some(signer) => tracing::info!(bundle = %shown, commit = %content.commit,
                 reference = %content.reference, %signer, "bundle verified"),
             None => tracing::warn!(bundle = %shown, commit = %content.commit,
                 "INSECURE: accepting an UNSIGNED bundle (--insecure-allow-unsigned)"),
         }
-        let revision = Revision::commit(content.commit);
         let shown = if checked.signer.is_none() {
             format!("{shown} (unsigned)")
         } else {
