@@ -431,6 +431,27 @@ fn lie_about_count(bundle: &[u8], delta: i64) -> Vec<u8> {
     out
 }
 
+/// An incremental bundle in which every file changed: git packs it `--thin`, so
+/// the new blobs are deltas against the prerequisite's blobs.
+fn thin_bundle(dir: &Path) -> Vec<u8> {
+    let work = dir.join("thin");
+    run(git_command(dir)
+        .args(["init", "--quiet", "--initial-branch=main"])
+        .arg(&work));
+    let lines = |n: usize| (0..n).map(|i| format!("line {i}\n")).collect::<String>();
+    fs::write(work.join("a"), lines(2000)).unwrap();
+    run(git_command(&work).args(["add", "."]));
+    run(git_command(&work).args(["commit", "--quiet", "-m", "one"]));
+    fs::write(work.join("a"), lines(2001)).unwrap();
+    run(git_command(&work).args(["commit", "--quiet", "-am", "two"]));
+    let out = dir.join("thin.bundle");
+    run(git_command(&work)
+        .args(["bundle", "create", "--quiet"])
+        .arg(&out)
+        .arg("main~1..main"));
+    fs::read(out).unwrap()
+}
+
 #[test]
 fn hostile_headers_and_packs_give_one_line_errors() {
     let server = GitServer::start(GitServerOptions::default());
@@ -488,6 +509,11 @@ fn hostile_headers_and_packs_give_one_line_errors() {
             "missing tree objects",
             fs::read(&incremental).unwrap(),
             "is incomplete",
+        ),
+        (
+            "thin pack",
+            thin_bundle(dir.path()),
+            "only the bundle's 1 prerequisites have",
         ),
     ];
     for (name, data, want) in cases {

@@ -47,6 +47,14 @@ pub enum BundleError {
         missing: ObjectId,
         prerequisites: usize,
     },
+    #[error(
+        "the pack stores objects as deltas against {base}, which only the bundle's \
+         {prerequisites} prerequisites have; hawser needs the whole tree in the bundle"
+    )]
+    ThinPack {
+        base: ObjectId,
+        prerequisites: usize,
+    },
     #[error("commit {commit} is malformed: {what}")]
     MalformedCommit {
         commit: ObjectId,

@@ -29,6 +29,7 @@ pub use error::BundleError;
 use header::Header;
 use sign::{Signer, TrustedKeys};
 
+use super::git::GitError;
 use super::git::extract::extract;
 use super::git::object::ObjectId;
 use super::git::pack::Pack;
@@ -120,7 +121,16 @@ pub fn open_pack<'f>(
         });
     }
     let window = Window::new(file, header.len, pack_len);
-    let pack = Pack::open(window, limits.max_object_bytes).map_err(BundleError::Pack)?;
+    let pack = Pack::open(window, limits.max_object_bytes).map_err(|e| match e {
+        // git writes bundles with `--thin`: deltas may lean on prerequisite objects.
+        GitError::MissingObject(base) if !header.prerequisites.is_empty() => {
+            BundleError::ThinPack {
+                base,
+                prerequisites: header.prerequisites.len(),
+            }
+        }
+        e => BundleError::Pack(e),
+    })?;
     Ok((header, pack))
 }
 
