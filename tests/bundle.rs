@@ -242,6 +242,23 @@ fn signatures_by_untrusted_keys_or_for_other_namespaces_are_refused() {
     let allowed = allowed.to_str().unwrap();
     let err = one_line_error(&["bundle", "verify", path, "--trusted-keys", allowed]);
     assert!(err.contains("not a trusted key for hawser-bundle"), "{err}");
+    // Explicitly insecure, an untrusted signature counts as none (deleting the .sig
+    // would have the same effect); no signer is claimed.
+    let out = hawser(&[
+        "bundle",
+        "verify",
+        path,
+        "--trusted-keys",
+        allowed,
+        "--insecure-allow-unsigned",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["signer"], serde_json::Value::Null);
 
     let _ = fs::remove_file(sig(&file));
     run(Command::new("ssh-keygen")

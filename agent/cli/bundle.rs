@@ -57,7 +57,8 @@ struct VerifyArgs {
     )]
     trusted_keys: Option<PathBuf>,
 
-    /// Check everything but the signature.
+    /// Accept a bundle that is unsigned or whose signature does not check out (the
+    /// output then names no signer).
     #[arg(long, env = "HAWSER_INSECURE_ALLOW_UNSIGNED")]
     insecure_allow_unsigned: bool,
 

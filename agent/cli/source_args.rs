@@ -90,8 +90,9 @@ pub struct SourceArgs {
     #[arg(long, env = "HAWSER_TRUSTED_KEYS")]
     pub trusted_keys: Option<PathBuf>,
 
-    /// Accept bundles without a trusted signature. Insecure: logged loudly and shown
-    /// in the status (bundles only).
+    /// Accept bundles that are unsigned or whose signature does not check out against
+    /// the trusted keys. Insecure: logged loudly and shown in the status (bundles
+    /// only).
     #[arg(long, env = "HAWSER_INSECURE_ALLOW_UNSIGNED")]
     pub insecure_allow_unsigned: bool,
 
