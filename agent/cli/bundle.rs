@@ -132,8 +132,8 @@ fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
         "signer": checked.signer.as_ref().map(|s| &s.principals),
         "fingerprint": checked.signer.as_ref().map(|s| &s.fingerprint),
         "files": content.files,
-        "prerequisites": checked.header.prerequisites.len(),
-        "version": checked.header.version,
+        "prerequisites": checked.prerequisites,
+        "version": checked.version,
     });
     println!("{line}");
     Ok(Outcome::Success)

@@ -16,6 +16,9 @@ use crate::source::git::refs::RefSpec;
 
 /// Annotated tags peeled before giving up (git peels at most 10 levels too).
 const MAX_PEEL: usize = 10;
+/// Ancestors remembered per bundle (about 1 MiB); beyond them history counts as
+/// incomplete and the committer time decides.
+const MAX_HISTORY: usize = 20_000;
 
 /// The commit a bundle delivers, and what is known of its history.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,6 +112,10 @@ pub fn inspect<R: Read + Seek>(
     let mut seen = HashSet::new();
     let mut queue = parents;
     while let Some(id) = queue.pop() {
+        if seen.len() >= MAX_HISTORY {
+            history.complete = false;
+            break;
+        }
         if !seen.insert(id) {
             continue;
         }

@@ -19,8 +19,9 @@ use super::{BundleError, BundleSource, Checked, sign};
 use crate::source::SourceError;
 use crate::source::git::object::ObjectId;
 
-/// Most bundles considered per poll (the most recently modified ones).
-const MAX_CANDIDATES: usize = 1000;
+/// Most bundles considered per poll (the most recently modified ones): each one's
+/// check result, with its commit history, is kept in memory.
+const MAX_CANDIDATES: usize = 64;
 pub const PROCESSED: &str = "processed";
 pub const REJECTED: &str = "rejected";
 

@@ -63,10 +63,13 @@ pub struct BundleOptions {
     pub inbox_consume: bool,
 }
 
-/// A bundle that passed every check but the downgrade check.
+/// A bundle that passed every check but the downgrade check. Kept per inbox file,
+/// so it holds what the decisions need and not the (up to 1 MiB) header.
 #[derive(Clone, Debug)]
 pub struct Checked {
-    pub header: Header,
+    /// Bundle format version (2 or 3).
+    pub version: u8,
+    pub prerequisites: usize,
     pub content: Content,
     /// `None` when unsigned bundles are allowed and this one was not checked.
     pub signer: Option<Signer>,
@@ -120,7 +123,8 @@ pub fn check_bundle(
     let (header, mut pack) = open_pack(file, limits)?;
     let content = check::inspect(&mut pack, &header, spec, limits)?;
     Ok(Checked {
-        header,
+        version: header.version,
+        prerequisites: header.prerequisites.len(),
         content,
         signer,
     })
