@@ -557,6 +557,7 @@ fn bundle_create_output_is_a_real_git_bundle() {
     let keys = Keys::new();
     let (repo, old, new) = two_commits(&server);
     repo.git(&["branch", "at-old", &old]);
+    repo.annotated_tag("v1", "release one");
     repo.push();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("created.bundle");
@@ -622,6 +623,26 @@ fn bundle_create_output_is_a_real_git_bundle() {
     let source = Source::new(spec(out.to_str().unwrap(), keys.options())).unwrap();
     let revision = source.resolve().unwrap();
     fetch_and_compare(&source, &revision, &repo);
+
+    // A short tag name is listed by its full name, the annotated tag peeled.
+    let tagged = dir.path().join("tagged.bundle");
+    hawser_create(&url, "v1", &tagged, &keys);
+    let json = verify_ok(&tagged, &keys.allowed(), "v1");
+    assert_eq!(
+        (json["ref"].as_str(), json["commit"].as_str()),
+        (Some("refs/tags/v1"), Some(new.as_str()))
+    );
+    let err = one_line_error(&[
+        "bundle",
+        "create",
+        "--source",
+        &url,
+        "--ref",
+        "nope",
+        "--out",
+        tagged.to_str().unwrap(),
+    ]);
+    assert!(err.contains("ref nope not found"), "{err}");
 }
 
 #[test]

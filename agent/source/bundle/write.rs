@@ -126,7 +126,8 @@ pub fn header_text(commit: ObjectId, name: &str, prerequisites: &[ObjectId]) -> 
 }
 
 /// Chooses the full ref name the bundle will list and resolves it. A short name is
-/// tried as a branch, then as a tag; a commit id or `HEAD` is listed as `HEAD`.
+/// tried as a branch, then as a tag; a commit id or `HEAD` is listed as `HEAD`; an
+/// annotated tag is listed peeled (pointing at its commit: the pack holds no tag).
 fn resolve_name(spec: SourceSpec) -> Result<(String, GitSource, ObjectId), SourceError> {
     let candidates = match RefSpec::parse(&spec.reference)? {
         RefSpec::Head | RefSpec::Commit(_) => vec![None],
@@ -152,11 +153,14 @@ fn resolve_name(spec: SourceSpec) -> Result<(String, GitSource, ObjectId), Sourc
                 })?;
                 return Ok((candidate.unwrap_or_else(|| "HEAD".into()), source, commit));
             }
-            Err(e @ SourceError::RefNotFound { .. }) => last = Some(e),
+            Err(SourceError::RefNotFound { url, .. }) => last = Some(url),
             Err(e) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| SourceError::Config("no ref to bundle".into())))
+    Err(SourceError::RefNotFound {
+        url: last.unwrap_or_else(|| crate::source::redact_url(&spec.url)),
+        reference: spec.reference,
+    })
 }
 
 fn write_bundle(path: &Path, header: &str, pack: &mut File) -> io::Result<()> {
