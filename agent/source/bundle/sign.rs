@@ -84,8 +84,11 @@ impl TrustedKeys {
         };
         let mut text = String::new();
         std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_SIGNERS_BYTES).read_to_string(&mut text))
+            .and_then(|f| f.take(MAX_SIGNERS_BYTES + 1).read_to_string(&mut text))
             .map_err(|e| err(e.to_string()))?;
+        if text.len() as u64 > MAX_SIGNERS_BYTES {
+            return Err(err(format!("larger than {MAX_SIGNERS_BYTES} bytes")));
+        }
         let keys = Self::parse(&text).map_err(|e| err(e.to_string()))?;
         if keys.keys.is_empty() {
             return Err(err(format!(
