@@ -356,3 +356,36 @@ fn without_history_the_committer_time_decides() {
     let err = restarted.resolve().unwrap_err();
     assert!(err.to_string().contains("time is unknown"), "{err}");
 }
+
+#[test]
+fn in_an_inbox_a_descendant_beats_a_later_bundle_of_another_line() {
+    let server = GitServer::start(GitServerOptions::default());
+    let keys = Keys::new();
+    let (repo, old, new) = two_commits(&server);
+    // `side` branches off the first commit and is committed last; `third` follows the
+    // applied commit but carries an earlier clock.
+    repo.git(&["checkout", "--quiet", "-b", "side", &old]);
+    repo.write("side.yaml", "kind: Secret\n");
+    repo.commit("side");
+    repo.git(&["checkout", "--quiet", "main"]);
+    repo.write("third.yaml", "kind: Secret\n");
+    repo.git(&["add", "--all"]);
+    let mut commit = repo.command();
+    commit
+        .args(["commit", "--quiet", "-m", "third"])
+        .env("GIT_COMMITTER_DATE", "1700000100 +0000");
+    support::run(&mut commit);
+    let third = repo.head();
+    let inbox = tempfile::tempdir().unwrap();
+    for (name, rev) in [("side", "side"), ("third", "main")] {
+        let file = inbox.path().join(format!("{name}.bundle"));
+        git_bundle(&repo, &file, &[rev]);
+        keys.sign("trusted", &file);
+    }
+    let source = Source::new(spec(inbox.path().to_str().unwrap(), keys.options())).unwrap();
+    let Source::Bundle(bundle) = &source else {
+        panic!("not a bundle source");
+    };
+    bundle.set_applied(&Revision::parse(&new).unwrap(), None);
+    assert_eq!(source.resolve().unwrap().as_str(), third);
+}

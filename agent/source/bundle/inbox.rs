@@ -72,7 +72,14 @@ type Found = (String, File, Checked);
 
 impl Inbox {
     /// Checks new or changed bundles and returns the newest acceptable one.
-    pub fn scan(&mut self, dir: &Path, src: &BundleSource) -> Result<Option<Found>, SourceError> {
+    /// Bundles that would be refused as downgrades of `applied` lose to any that would
+    /// not; among equals the later committer time, then the later file, wins.
+    pub fn scan(
+        &mut self,
+        dir: &Path,
+        src: &BundleSource,
+        applied: Option<Applied>,
+    ) -> Result<Option<Found>, SourceError> {
         let mut candidates = list(dir).map_err(|e| src.err(dir, e))?;
         if candidates.len() > MAX_CANDIDATES {
             tracing::warn!(inbox = %dir.display(), count = candidates.len(),
@@ -125,6 +132,16 @@ impl Inbox {
                 self.reject(dir, &path);
             }
         }
+        let applied = applied.map(|mut a| {
+            if a.committer_time.is_none() {
+                a.committer_time = self.times().find(|(c, _)| *c == a.commit).map(|(_, t)| t);
+            }
+            a
+        });
+        let acceptable = |c: &Checked| {
+            src.options.allow_downgrade
+                || applied.is_none_or(|a| !matches!(judge(&c.content, &a), Verdict::Older(_)))
+        };
         let best = self
             .seen
             .iter()
@@ -132,7 +149,9 @@ impl Inbox {
                 Outcome::Accepted(c) => Some((path, seen.fingerprint.modified, c)),
                 Outcome::Failed { .. } => None,
             })
-            .max_by_key(|(path, modified, c)| (c.content.committer_time, *modified, *path));
+            .max_by_key(|(path, modified, c)| {
+                (acceptable(c), c.content.committer_time, *modified, *path)
+            });
         let Some((path, _, checked)) = best else {
             return Ok(None);
         };

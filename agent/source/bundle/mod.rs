@@ -342,7 +342,13 @@ impl BundleSource {
                 Some((path.display().to_string(), file, checked))
             }
             Location::Inbox(dir) => {
-                let found = state.inbox.scan(dir, self)?;
+                let applied = state.applied.map(|mut a| {
+                    if a.committer_time.is_none() {
+                        a.committer_time = state.times.get(&a.commit).copied();
+                    }
+                    a
+                });
+                let found = state.inbox.scan(dir, self, applied)?;
                 let state = &mut *state;
                 state.times.extend(state.inbox.times());
                 found
