@@ -151,6 +151,14 @@ fn an_inbox_waits_for_complete_signed_bundles_and_the_newest_wins() {
     // Empty inbox: nothing yet, and that is worth retrying.
     let err = source.resolve().unwrap_err();
     assert!(err.is_transient(), "{err}");
+    // An inbox that does not exist yet (a mount point to come) waits the same way.
+    let later = inbox.path().join("not-mounted-yet");
+    let waiting = Source::new(spec(later.to_str().unwrap(), keys.options())).unwrap();
+    let err = waiting.resolve().unwrap_err();
+    assert!(
+        err.is_transient() && err.to_string().contains("no complete"),
+        "{err}"
+    );
 
     // A bundle without its signature yet is ignored.
     let b = inbox.path().join("2-new.bundle");

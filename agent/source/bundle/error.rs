@@ -71,7 +71,7 @@ pub enum BundleError {
     },
     #[error("{limit} limit of {max} exceeded")]
     Limit { limit: &'static str, max: u64 },
-    #[error("no complete, signed bundle yet")]
+    #[error("no complete, signed *.bundle yet")]
     Empty,
     #[error("reading {}: {message}", path.display())]
     Io { path: PathBuf, message: String },

@@ -204,7 +204,15 @@ impl Inbox {
 /// The `*.bundle` regular files directly in `dir`, with their fingerprints.
 fn list(dir: &Path) -> Result<Vec<(PathBuf, Fingerprint)>, BundleError> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| BundleError::io(dir, e))? {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::debug!(inbox = %dir.display(), "inbox does not exist (yet)");
+            return Ok(out);
+        }
+        Err(e) => return Err(BundleError::io(dir, e)),
+    };
+    for entry in entries {
         let entry = entry.map_err(|e| BundleError::io(dir, e))?;
         let path = entry.path();
         let is_bundle = path.extension().is_some_and(|e| e == "bundle")

@@ -255,7 +255,13 @@ impl BundleSource {
             (Location::Url(url), Some(super::http::Client::new(&http)?))
         } else {
             let path = PathBuf::from(url.strip_prefix("file://").unwrap_or(&url));
-            if path.is_dir() {
+            // A directory is an inbox; so is a path that does not exist yet unless it
+            // names a `.bundle` file (a mount point may appear after the agent starts).
+            let is_file = match std::fs::metadata(&path) {
+                Ok(meta) => !meta.is_dir(),
+                Err(_) => path.extension().is_some_and(|e| e == "bundle"),
+            };
+            if !is_file {
                 (Location::Inbox(path), None)
             } else {
                 (Location::File(path), None)
