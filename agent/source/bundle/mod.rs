@@ -32,9 +32,11 @@ mod remote;
 pub mod sign;
 pub mod write;
 
+pub use sign::read_sig;
+
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -164,25 +166,6 @@ fn rewind(file: &mut File, path: &Path) -> Result<(), BundleError> {
     file.seek(SeekFrom::Start(0))
         .map(|_| ())
         .map_err(|e| BundleError::io(path, e))
-}
-
-/// Reads `<bundle>.sig`: `None` when it does not exist (yet).
-pub fn read_sig(bundle: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, BundleError> {
-    let path = sign::sig_path(bundle);
-    match File::open(&path) {
-        Ok(f) => {
-            let mut text = Vec::new();
-            f.take(sign::MAX_SIG_BYTES + 1)
-                .read_to_end(&mut text)
-                .map_err(|e| BundleError::io(&path, e))?;
-            if text.len() as u64 > sign::MAX_SIG_BYTES {
-                return Err(BundleError::io(&path, "larger than a signature can be"));
-            }
-            Ok(Some((path, text)))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(BundleError::io(&path, e)),
-    }
 }
 
 /// Where bundles come from.

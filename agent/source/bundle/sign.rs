@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256, Sha512};
 use signature::Verifier;
 use ssh_key::{HashAlg, PublicKey, SshSig};
 
+use super::BundleError;
+
 /// The sshsig namespace of hawser bundle signatures.
 pub const NAMESPACE: &str = "hawser-bundle";
 /// Largest `.sig` file read (an armored ed25519 signature is about 300 bytes).
@@ -360,6 +362,25 @@ pub fn sig_path(bundle: &Path) -> PathBuf {
     let mut s = bundle.as_os_str().to_os_string();
     s.push(".sig");
     PathBuf::from(s)
+}
+
+/// Reads `<bundle>.sig`: `None` when it does not exist (yet).
+pub fn read_sig(bundle: &Path) -> Result<Option<(PathBuf, Vec<u8>)>, BundleError> {
+    let path = sig_path(bundle);
+    match std::fs::File::open(&path) {
+        Ok(f) => {
+            let mut text = Vec::new();
+            f.take(MAX_SIG_BYTES + 1)
+                .read_to_end(&mut text)
+                .map_err(|e| BundleError::io(&path, e))?;
+            if text.len() as u64 > MAX_SIG_BYTES {
+                return Err(BundleError::io(&path, "larger than a signature can be"));
+            }
+            Ok(Some((path, text)))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(BundleError::io(&path, e)),
+    }
 }
 
 #[cfg(test)]
