@@ -27,6 +27,7 @@ fn spec(url: &str, reference: &str) -> SourceSpec {
             ..HttpOptions::default()
         },
         limits: Limits::default(),
+        bundle: Default::default(),
     }
 }
 

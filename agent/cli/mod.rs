@@ -5,6 +5,7 @@
 //! Errors are printed as one line on stderr naming what failed and why.
 
 mod apply;
+mod bundle;
 mod fetch;
 mod run;
 pub mod scope_args;
@@ -45,6 +46,8 @@ enum Command {
     Version(version::Args),
     /// Fetch and verify a source's snapshot into a directory.
     Fetch(Box<fetch::Args>),
+    /// Write or check signed git bundles for air-gapped sites.
+    Bundle(bundle::Args),
 }
 
 /// What a finished command asks the process to exit with.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Version(args) => version::run(args),
         Command::Fetch(args) => fetch::run(*args),
+        Command::Bundle(args) => bundle::run(args),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

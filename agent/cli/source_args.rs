@@ -5,12 +5,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::source::bundle::BundleOptions;
+use crate::source::bundle::sign::TrustedKeys;
 use crate::source::{Auth, HttpOptions, Limits, SourceError, SourceKind, SourceSpec};
 
 /// Where the desired state comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SourceArgs {
-    /// Git repository URL (smart HTTP) or tarball URL (.tar.gz, .tgz, .tar).
+    /// Git repository URL (smart HTTP), tarball URL (.tar.gz, .tgz, .tar), or a git
+    /// bundle: a local file, an inbox directory, or a URL ending in .bundle.
     #[arg(long, env = "HAWSER_SOURCE")]
     pub source: String,
 
@@ -81,6 +84,26 @@ pub struct SourceArgs {
     /// Most bytes a snapshot may hold.
     #[arg(long, env = "HAWSER_MAX_TOTAL_BYTES", default_value_t = Limits::default().max_total_bytes)]
     pub max_total_bytes: u64,
+
+    /// Keys trusted to sign bundles, in OpenSSH `allowed_signers` format; only keys
+    /// whose namespaces allow `hawser-bundle` count (bundles only).
+    #[arg(long, env = "HAWSER_TRUSTED_KEYS")]
+    pub trusted_keys: Option<PathBuf>,
+
+    /// Accept bundles that are unsigned or whose signature does not check out against
+    /// the trusted keys. Insecure: logged loudly and shown in the status (bundles
+    /// only).
+    #[arg(long, env = "HAWSER_INSECURE_ALLOW_UNSIGNED")]
+    pub insecure_allow_unsigned: bool,
+
+    /// Accept a bundle whose commit is older than the applied one (bundles only).
+    #[arg(long, env = "HAWSER_ALLOW_DOWNGRADE")]
+    pub allow_downgrade: bool,
+
+    /// Move processed bundles to `processed/` and refused ones to `rejected/` in the
+    /// inbox directory; without it the inbox is never modified.
+    #[arg(long, env = "HAWSER_INBOX_CONSUME")]
+    pub inbox_consume: bool,
 }
 
 /// `--source-kind` values.
@@ -88,6 +111,7 @@ pub struct SourceArgs {
 pub enum KindArg {
     Git,
     Tarball,
+    Bundle,
 }
 
 impl SourceArgs {
@@ -111,13 +135,19 @@ impl SourceArgs {
             max_object_bytes,
             max_files,
             max_total_bytes,
+            trusted_keys,
+            insecure_allow_unsigned,
+            allow_downgrade,
+            inbox_consume,
         } = self;
         let kind = match source_kind {
             Some(KindArg::Git) => SourceKind::Git,
             Some(KindArg::Tarball) => SourceKind::Tarball,
+            Some(KindArg::Bundle) => SourceKind::Bundle,
             None => SourceKind::from_url(&source),
         };
-        if !(source.starts_with("http://") || source.starts_with("https://")) {
+        let is_http = source.starts_with("http://") || source.starts_with("https://");
+        if !is_http && kind != SourceKind::Bundle {
             return Err(SourceError::Config(format!(
                 "--source must be an http:// or https:// URL, got {}",
                 crate::source::redact_url(&source)
@@ -136,6 +166,12 @@ impl SourceArgs {
             (Some(f), _) => Some(Auth::basic_from_file(&f)?),
             (None, Some(f)) => Some(Auth::bearer_from_file(&f)?),
             (None, None) => None,
+        };
+        let trusted_keys = match trusted_keys {
+            Some(path) => {
+                Some(TrustedKeys::load(&path).map_err(|e| SourceError::Config(e.to_string()))?)
+            }
+            None => None,
         };
         Ok(SourceSpec {
             url: source,
@@ -158,6 +194,12 @@ impl SourceArgs {
                 max_object_bytes,
                 max_files,
                 max_total_bytes,
+            },
+            bundle: BundleOptions {
+                trusted_keys,
+                insecure_allow_unsigned,
+                allow_downgrade,
+                inbox_consume,
             },
         })
     }

@@ -8,6 +8,7 @@
 //! everything else is a property of the source and fails the same way again.
 
 pub mod atomic;
+pub mod bundle;
 pub mod git;
 pub mod http;
 pub mod tarball;
@@ -140,12 +141,19 @@ impl Default for Limits {
 pub enum SourceKind {
     Git,
     Tarball,
+    /// A git bundle: a local file, an inbox directory, or an HTTP(S) URL.
+    Bundle,
 }
 
 impl SourceKind {
-    /// `.tar.gz`, `.tgz` and `.tar` are archives, anything else is a Git repository.
+    /// `.tar.gz`, `.tgz` and `.tar` are archives, `.bundle` and anything that is not
+    /// an HTTP(S) URL (a file or an inbox directory) are bundles, anything else is a
+    /// Git repository.
     pub fn from_url(url: &str) -> Self {
         let path = url.split(['?', '#']).next().unwrap_or(url);
+        if path.ends_with(".bundle") || !url.contains("://") || url.starts_with("file://") {
+            return SourceKind::Bundle;
+        }
         if [".tar.gz", ".tgz", ".tar"]
             .iter()
             .any(|s| path.ends_with(s))
@@ -172,12 +180,15 @@ pub struct SourceSpec {
     pub sha256_from_url: bool,
     pub http: HttpOptions,
     pub limits: Limits,
+    /// Signature, downgrade and inbox options (bundle sources only).
+    pub bundle: bundle::BundleOptions,
 }
 
 /// A configured source.
 pub enum Source {
     Git(git::protocol::GitSource),
     Tarball(tarball::TarballSource),
+    Bundle(Box<bundle::BundleSource>),
 }
 
 impl Source {
@@ -185,6 +196,7 @@ impl Source {
         Ok(match spec.kind {
             SourceKind::Git => Source::Git(git::protocol::GitSource::new(spec)?),
             SourceKind::Tarball => Source::Tarball(tarball::TarballSource::new(spec)?),
+            SourceKind::Bundle => Source::Bundle(Box::new(bundle::BundleSource::new(spec)?)),
         })
     }
 
@@ -193,6 +205,7 @@ impl Source {
         match self {
             Source::Git(g) => g.resolve(),
             Source::Tarball(t) => t.resolve(),
+            Source::Bundle(b) => b.resolve(),
         }
     }
 
@@ -203,6 +216,7 @@ impl Source {
         match self {
             Source::Git(g) => g.fetch(revision, into),
             Source::Tarball(t) => t.fetch(revision, into),
+            Source::Bundle(b) => b.fetch(revision, into),
         }
     }
 
@@ -219,6 +233,7 @@ impl Source {
         match self {
             Source::Git(g) => g.bytes_received(),
             Source::Tarball(t) => t.bytes_received(),
+            Source::Bundle(b) => b.bytes_received(),
         }
     }
 
@@ -227,6 +242,7 @@ impl Source {
         match self {
             Source::Git(g) => g.display_url(),
             Source::Tarball(t) => t.display_url(),
+            Source::Bundle(b) => b.display_url(),
         }
     }
 }
@@ -312,6 +328,12 @@ pub enum SourceError {
         expected: String,
         actual: String,
     },
+    #[error("bundle {location}: {source}")]
+    Bundle {
+        location: String,
+        #[source]
+        source: bundle::BundleError,
+    },
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -339,7 +361,11 @@ impl SourceError {
         match self {
             SourceError::Network { .. }
             | SourceError::Timeout { .. }
-            | SourceError::RevisionMoved { .. } => true,
+            | SourceError::RevisionMoved { .. }
+            | SourceError::Bundle {
+                source: bundle::BundleError::Empty,
+                ..
+            } => true,
             SourceError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             _ => false,
         }
@@ -383,6 +409,12 @@ mod tests {
         assert_eq!(SourceKind::from_url("https://h/a.tgz"), SourceKind::Tarball);
         assert_eq!(SourceKind::from_url("https://h/a.tar"), SourceKind::Tarball);
         assert_eq!(SourceKind::from_url("https://h/a.git"), SourceKind::Git);
+        assert_eq!(
+            SourceKind::from_url("https://h/a.bundle?x"),
+            SourceKind::Bundle
+        );
+        assert_eq!(SourceKind::from_url("/var/lib/inbox"), SourceKind::Bundle);
+        assert_eq!(SourceKind::from_url("ssh://h/repo"), SourceKind::Git);
     }
 
     #[test]

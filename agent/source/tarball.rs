@@ -56,6 +56,7 @@ impl TarballSource {
             sha256_from_url,
             mut http,
             limits,
+            bundle: _,
         } = spec;
         if path.is_some() || !matches!(reference.as_str(), "" | "HEAD") {
             return Err(SourceError::Config(

@@ -55,6 +55,7 @@ impl GitSource {
             sha256_from_url,
             mut http,
             limits,
+            bundle: _,
         } = spec;
         if sha256.is_some() || sha256_from_url {
             return Err(SourceError::Config(
@@ -107,6 +108,29 @@ impl GitSource {
         let want = revision.commit_id().ok_or_else(|| {
             SourceError::Config(format!("revision {revision} is not a git commit id"))
         })?;
+        let file = self.fetch_pack(want, into)?;
+        let mut pack = Pack::open(file, self.limits.max_object_bytes).map_err(|e| self.err(e))?;
+        tracing::debug!(url = %self.shown, objects = pack.len(), "pack verified");
+        let out = extract(
+            &mut pack,
+            want,
+            self.path.as_deref(),
+            into,
+            &self.limits,
+            &self.shown,
+        )?;
+        Ok(Snapshot::new(
+            revision.clone(),
+            into.to_path_buf(),
+            out.files,
+            out.bytes,
+            self.shown.clone(),
+        ))
+    }
+
+    /// Fetches the depth-1 pack of `want` into an unlinked file next to `next_to`,
+    /// unverified (`bundle create` writes it out as a bundle's pack).
+    pub fn fetch_pack(&self, want: ObjectId, next_to: &Path) -> Result<File, SourceError> {
         let known = self.discovered.lock().ok().and_then(|d| d.clone());
         let d = match known {
             Some(d) => d,
@@ -128,24 +152,7 @@ impl GitSource {
         } else {
             self.skip_to_packfile_v0(&mut pkt)?;
         }
-        let file = spool(into, SideBand::new(pkt), &self.limits, &self.shown)?;
-        let mut pack = Pack::open(file, self.limits.max_object_bytes).map_err(|e| self.err(e))?;
-        tracing::debug!(url = %self.shown, objects = pack.len(), "pack verified");
-        let out = extract(
-            &mut pack,
-            want,
-            self.path.as_deref(),
-            into,
-            &self.limits,
-            &self.shown,
-        )?;
-        Ok(Snapshot::new(
-            revision.clone(),
-            into.to_path_buf(),
-            out.files,
-            out.bytes,
-            self.shown.clone(),
-        ))
+        spool(next_to, SideBand::new(pkt), &self.limits, &self.shown)
     }
 
     /// `GET info/refs` asking for v2. Returns the v0 refs too when the server answered
