@@ -39,6 +39,7 @@ impl Entry {
             digest: self.digest.clone(),
             source: self.source.clone(),
             at,
+            committer_time: None,
         }
     }
 }

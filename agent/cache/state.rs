@@ -36,6 +36,10 @@ pub struct Record {
     pub source: String,
     /// Unix seconds.
     pub at: u64,
+    /// The commit's committer time, when the source told it (bundles: the downgrade
+    /// check needs it after a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committer_time: Option<i64>,
 }
 
 /// A revision that failed manifests, scope or dry run, and why.

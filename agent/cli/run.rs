@@ -111,7 +111,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let forge = status
         .into_config(Some(&spec.url))?
         .map(crate::report::forge::Reporter::new);
-    let subpath = spec.path.clone().map(PathBuf::from);
     let source = Source::new(spec)?;
     let target = target.target(scope)?;
     let mut cache = Cache::open(&cache_dir, cache_keep)?;
@@ -136,7 +135,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         health_timeout,
         rollback_on_unhealthy,
         suspend,
-        subpath,
     };
     let (metrics, registry) = Metrics::new();
     let admin = Admin::new(registry).with_hook_secret(secret);

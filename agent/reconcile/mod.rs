@@ -11,7 +11,6 @@ mod backoff;
 mod forge;
 mod revision;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -46,8 +45,6 @@ pub struct Settings {
     pub rollback_on_unhealthy: bool,
     /// `--suspend`: no writes at all.
     pub suspend: bool,
-    /// Subdirectory for sources that do not extract one themselves (tarballs).
-    pub subpath: Option<PathBuf>,
 }
 
 /// What the admin server and the signal handler share with the loop.
@@ -184,6 +181,7 @@ impl Agent {
                 self.handles
                     .metrics
                     .set_good_revision(self.state.good.as_ref().map(|g| g.revision.as_str()));
+                self.tell_source_applied(&record.revision, record.committer_time);
                 self.applied = Some(entry);
                 self.handles.ready.set(true);
             }
@@ -279,15 +277,28 @@ impl Agent {
     }
 
     /// Where the snapshot's manifests are.
+    /// Where the snapshot's manifests are: the sources extract `--path` themselves.
     fn tree_of(&self, entry: &Entry) -> Tree {
-        let subpath = match self.source.as_ref() {
-            Source::Git(_) => None,
-            _ => self.settings.subpath.clone(),
-        };
         Tree {
             root: entry.tree.clone(),
-            subpath,
+            subpath: None,
         }
+    }
+
+    /// Tells a bundle source which commit the cluster runs (its downgrade check), and
+    /// returns the commit's time to keep with the record.
+    fn tell_source_applied(&self, revision: &str, committer_time: Option<i64>) -> Option<i64> {
+        let Source::Bundle(bundle) = self.source.as_ref() else {
+            return None;
+        };
+        let revision = crate::source::Revision::parse(revision)?;
+        bundle.set_applied(&revision, committer_time);
+        bundle.committer_time(&revision).or(committer_time)
+    }
+
+    /// Whether the source accepts unsigned bundles: said loudly wherever status goes.
+    fn insecure_source(&self) -> bool {
+        matches!(self.source.as_ref(), Source::Bundle(b) if b.insecure())
     }
 }
 

@@ -102,6 +102,12 @@ impl Agent {
     /// Applies a cached revision and records the outcome. `rollback` marks a
     /// re-apply of the last good revision.
     async fn apply_entry(&mut self, entry: Entry, rollback: bool) -> Next {
+        if self.insecure_source() {
+            tracing::warn!(
+                source = %entry.source,
+                "INSECURE: --insecure-allow-unsigned is set; this revision's signature may not have been checked"
+            );
+        }
         let timer = self.handles.metrics.reconcile_timer();
         let started = Instant::now();
         let ended = self.run_pipeline(&entry, rollback).await;
@@ -123,7 +129,8 @@ impl Agent {
                     took_ms = started.elapsed().as_millis() as u64,
                     "applied and healthy"
                 );
-                let record = entry.record(now_secs());
+                let mut record = entry.record(now_secs());
+                record.committer_time = self.tell_source_applied(&revision, None);
                 self.state.applied = Some(record.clone());
                 self.state.good = Some(record);
                 self.state.rejected = None;
@@ -167,7 +174,9 @@ impl Agent {
             Ended::Unhealthy { applied, verdict } => {
                 let reason = verdict.reason().unwrap_or_default();
                 tracing::warn!(reason = %reason, "applied but not healthy within the timeout");
-                self.state.applied = Some(entry.record(now_secs()));
+                let mut record = entry.record(now_secs());
+                record.committer_time = self.tell_source_applied(&revision, None);
+                self.state.applied = Some(record);
                 self.save_state();
                 self.adopt(entry, &applied);
                 let message = format!("unhealthy: {reason}");
@@ -448,6 +457,12 @@ impl Agent {
 
     /// Writes the outcome to the parent's status, when it changed.
     async fn record(&mut self, result: &str, message: &str, objects: usize) {
+        let message = if self.insecure_source() {
+            format!("{message} [INSECURE: unsigned bundles accepted (--insecure-allow-unsigned)]")
+        } else {
+            message.to_string()
+        };
+        let message = message.as_str();
         let status = ClusterStatus {
             source: self.source.display_url().to_string(),
             desired: self.desired.clone(),
