@@ -23,6 +23,7 @@ fn spec(url: &str) -> SourceSpec {
         sha256_from_url: false,
         http: HttpOptions::default(),
         limits: Limits::default(),
+        bundle: Default::default(),
     }
 }
 

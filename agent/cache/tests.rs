@@ -340,6 +340,7 @@ fn state_round_trips_and_a_missing_file_is_empty() {
             digest: "sha256:00".into(),
             source: "s".into(),
             at: 7,
+            committer_time: Some(1_700_000_000),
         }),
         rejected: Some(Rejected {
             revision: REV_B.into(),
