@@ -100,7 +100,9 @@ fn an_inbox_of_signed_bundles_drives_the_agent_and_survives_a_restart() {
     std::fs::copy(&untrusted, inbox.join("b-v2.bundle")).unwrap();
     std::fs::copy(sig(&untrusted), sig(&inbox.join("b-v2.bundle"))).unwrap();
     until(&agent, "the untrusted signature refused", || {
-        agent.logs().contains("which is not a trusted key for hawser-bundle")
+        agent
+            .logs()
+            .contains("which is not a trusted key for hawser-bundle")
     });
     assert_eq!(greeting().as_deref(), Some("one"));
 

@@ -38,6 +38,7 @@ fn new_state(revision: &str) -> State {
             digest: "sha256:00".into(),
             source: "test".into(),
             at: 2,
+            committer_time: None,
         }),
         ..State::default()
     }
