@@ -16,6 +16,7 @@ use kube::api::{Api, Patch, PatchParams};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::encoding::base64url_nopad;
 use crate::manifests::ObjectRef;
 
 pub const PART_OF: &str = "applyset.kubernetes.io/part-of";
@@ -136,21 +137,6 @@ impl Parent {
 pub fn applyset_id(name: &str, namespace: &str, kind: &str, group: &str) -> String {
     let digest = Sha256::digest(format!("{name}.{namespace}.{kind}.{group}").as_bytes());
     format!("applyset-{}-v1", base64url_nopad(&digest))
-}
-
-fn base64url_nopad(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-        }
-    }
-    out
 }
 
 /// What the parent says: its members and the raw status text, as last written.
@@ -381,15 +367,6 @@ mod tests {
             out.push('=');
         }
         out
-    }
-
-    #[test]
-    fn base64url_known_vectors() {
-        assert_eq!(base64url_nopad(b""), "");
-        assert_eq!(base64url_nopad(b"f"), "Zg");
-        assert_eq!(base64url_nopad(b"fo"), "Zm8");
-        assert_eq!(base64url_nopad(b"foo"), "Zm9v");
-        assert_eq!(base64url_nopad(&[0xfb, 0xff]), "-_8");
     }
 
     #[test]

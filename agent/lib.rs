@@ -15,6 +15,7 @@ pub mod cache;
 pub mod cli;
 pub mod cluster;
 pub mod duration;
+pub mod encoding;
 pub mod health;
 pub mod inventory;
 pub mod manifests;

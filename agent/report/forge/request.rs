@@ -8,9 +8,10 @@
 use serde_json::{Value, json};
 
 use super::config::{ForgeConfig, Provider, Token};
-use super::encode::{azure_context, base64, bitbucket_key, encode_segment};
+use super::encode::{azure_context, bitbucket_key, encode_segment};
 use super::source_url::SourceUrl;
 use super::{CommitStatus, ForgeError, State};
+use crate::encoding::base64;
 
 /// GitHub's REST API version hawser was written against.
 pub const GITHUB_API_VERSION: &str = "2022-11-28";

@@ -1,0 +1,57 @@
+//! Base64 (RFC 4648), the two forms hawser needs: standard with padding for HTTP Basic
+//! auth headers, URL-safe without padding for ApplySet ids. Small enough not to be
+//! worth a crate.
+
+const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Standard base64 with `=` padding.
+pub fn base64(input: &[u8]) -> String {
+    encode(input, STANDARD, true)
+}
+
+/// URL-safe base64 without padding.
+pub fn base64url_nopad(input: &[u8]) -> String {
+    encode(input, URL_SAFE, false)
+}
+
+fn encode(input: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(alphabet[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else if pad {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc4648_vectors() {
+        for (plain, padded, unpadded) in [
+            ("", "", ""),
+            ("f", "Zg==", "Zg"),
+            ("fo", "Zm8=", "Zm8"),
+            ("foo", "Zm9v", "Zm9v"),
+            ("foob", "Zm9vYg==", "Zm9vYg"),
+            ("fooba", "Zm9vYmE=", "Zm9vYmE"),
+            ("foobar", "Zm9vYmFy", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), padded);
+            assert_eq!(base64url_nopad(plain.as_bytes()), unpadded);
+        }
+        assert_eq!(base64(&[0xfb, 0xff]), "+/8=");
+        assert_eq!(base64url_nopad(&[0xfb, 0xff]), "-_8");
+    }
+}
