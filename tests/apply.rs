@@ -649,3 +649,106 @@ fn applies_from_a_git_source_and_names_the_revision() {
         .is_none()
     );
 }
+
+#[test]
+fn prune_spares_opted_out_and_relabelled_objects_and_keeps_what_it_may_not_delete() {
+    let ns = TestNamespace::new("apply-prune");
+    let dir = tempfile::tempdir().unwrap();
+    // This agent may not delete Secrets.
+    let rules = [
+        "get,list,watch,create,update,patch,delete:configmaps",
+        "get,list,watch,create,update,patch:secrets",
+    ];
+    let kubeconfig = sa_kubeconfig(&ns.name, "hawser", &rules, dir.path());
+    let tree = dir.path().join("tree");
+    let cm = |name: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{extra}\ndata:\n  k: v\n"
+        )
+    };
+    let secret =
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: keep-secret\nstringData:\n  k: v\n";
+    let all = [
+        ("a.yaml", cm("stays", "")),
+        ("b.yaml", cm("goes", "")),
+        (
+            "c.yaml",
+            cm(
+                "opted-out",
+                "\n  annotations:\n    hawser.dev/prune: disabled",
+            ),
+        ),
+        ("d.yaml", cm("relabelled", "")),
+        ("e.yaml", secret.to_string()),
+    ];
+    let write = |files: &[(&str, String)]| {
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+        write_tree(&tree, &files);
+    };
+    let apply = |extra: &[&str]| {
+        let mut args = vec![
+            "apply",
+            "--once",
+            "--dir",
+            tree.to_str().unwrap(),
+            "--namespace",
+            &ns.name,
+        ];
+        args.extend(extra);
+        hawser(&args, &kubeconfig)
+    };
+    write(&all);
+    assert_eq!(apply(&[]).code, 0);
+    // Someone takes "relabelled" over: it is no longer a member.
+    kubectl(&[
+        "label",
+        "configmap",
+        "relabelled",
+        "-n",
+        &ns.name,
+        "applyset.kubernetes.io/part-of-",
+    ]);
+
+    write(&all[..1]);
+    let run = apply(&["--allow-mass-prune"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("pruned ConfigMap {}/goes", ns.name)),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("hawser.dev/prune: disabled"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("no longer labelled"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains(&format!("could not prune Secret {}/keep-secret", ns.name)),
+        "{}",
+        run.stdout
+    );
+    support::cluster::eventually("goes deleted", std::time::Duration::from_secs(20), || {
+        get_field("configmap", &ns.name, "goes", "{.metadata.name}").is_none()
+    });
+    for name in ["stays", "opted-out", "relabelled"] {
+        assert!(
+            get_field("configmap", &ns.name, name, "{.metadata.name}").is_some(),
+            "{name} is still there"
+        );
+    }
+    assert!(get_field("secret", &ns.name, "keep-secret", "{.metadata.name}").is_some());
+    let inventory = get_field("configmap", &ns.name, "hawser", "{.data.inventory}").unwrap();
+    assert!(
+        inventory.contains("keep-secret"),
+        "what could not be deleted stays managed: {inventory}"
+    );
+    assert!(
+        !inventory.contains("opted-out")
+            && !inventory.contains("relabelled")
+            && !inventory.contains("\"goes\""),
+        "{inventory}"
+    );
+}
