@@ -610,3 +610,43 @@ fn openssl_hmac(key: &str, message: &[u8]) -> String {
         .unwrap()
         .to_string()
 }
+
+#[test]
+fn a_tampered_cache_entry_is_discarded_never_applied() {
+    let mut w = World::new("agent-tamper");
+    let v1 = w.push("one", 1, "");
+    let mut agent = w.agent(&[]);
+    w.wait_greeting("one", &agent);
+    until(&agent, "v1 recorded", || {
+        w.cache_state()["applied"]["revision"] == v1.as_str()
+    });
+    agent.kill();
+
+    // Someone edits the cached manifests on disk while the agent is down.
+    let cached = w
+        .dir
+        .path()
+        .join("cache/snapshots")
+        .join(&v1)
+        .join("tree/app/config.yaml");
+    let text = std::fs::read_to_string(&cached).unwrap();
+    std::fs::write(&cached, text.replace("greeting: one", "greeting: evil")).unwrap();
+    w.server.stop();
+    let before = agent.logs().len();
+    agent.restart(&[]);
+    until(&agent, "the tampered entry refused", || {
+        agent.logs()[before..].contains("the cached applied revision is corrupt")
+    });
+    let (code, _) = agent.http("GET", "/readyz", &[], b"").unwrap();
+    assert_eq!(code, 503, "nothing verified to enforce: not ready");
+    assert_eq!(
+        w.greeting().as_deref(),
+        Some("one"),
+        "the tampered file was never applied"
+    );
+
+    // With Git back, the revision is fetched and verified again.
+    w.server.restart();
+    agent.wait_ready(WAIT);
+    assert_eq!(w.greeting().as_deref(), Some("one"));
+}
