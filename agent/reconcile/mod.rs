@@ -120,6 +120,7 @@ impl Agent {
     /// retried, never returned: the agent keeps enforcing what it has.
     pub async fn run(mut self) {
         self.load_cache();
+        self.restore_status().await;
         let mut shutdown = self.handles.shutdown.clone();
         let now = Instant::now();
         let mut next_poll = now;
@@ -181,6 +182,10 @@ impl Agent {
                 self.handles
                     .metrics
                     .set_good_revision(self.state.good.as_ref().map(|g| g.revision.as_str()));
+                if let Some(good) = &self.state.good {
+                    let at = std::time::UNIX_EPOCH + Duration::from_secs(good.at);
+                    self.handles.metrics.succeeded_at(at);
+                }
                 self.tell_source_applied(&record.revision, record.committer_time);
                 self.applied = Some(entry);
                 self.handles.ready.set(true);
@@ -197,6 +202,22 @@ impl Agent {
                     self.state.good = None;
                 }
                 self.save_state();
+            }
+        }
+    }
+
+    /// Picks up the status the previous run recorded on the parent, so the first
+    /// note of this run (say, that Git is down) amends it instead of replacing it.
+    async fn restore_status(&mut self) {
+        match crate::inventory::read(&self.client, &self.target.parent).await {
+            Ok(recorded) => {
+                if let Some(status) = recorded.status.and_then(|s| serde_json::from_str(&s).ok()) {
+                    self.status = status;
+                    self.desired = self.status.desired.clone();
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %crate::cli::one_line_error(&e), "no recorded status to restore")
             }
         }
     }
