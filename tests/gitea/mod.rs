@@ -222,13 +222,15 @@ impl Gitea {
         )
     }
 
-    /// Every status posted on `sha` in `USER/repo`, oldest first (Gitea numbers
-    /// them per commit), including the ones later superseded in the same context.
+    /// Every status posted on `sha` in `USER/repo`, including the ones later
+    /// superseded in the same context, in the order they were posted (by their
+    /// database id: Gitea's `sort` names are easy to misread, `leastindex` sorts by
+    /// index descending).
     pub fn statuses(&self, repo: &str, sha: &str) -> Vec<Value> {
-        let list = self.get(&format!(
-            "/repos/{USER}/{repo}/statuses/{sha}?sort=leastindex&limit=50"
-        ));
-        list.as_array().unwrap().clone()
+        let list = self.get(&format!("/repos/{USER}/{repo}/statuses/{sha}?limit=50"));
+        let mut list = list.as_array().unwrap().clone();
+        list.sort_by_key(|s| s["id"].as_i64().unwrap());
+        list
     }
 
     /// The combined status of `sha`: the latest status per context and their state.
