@@ -343,3 +343,161 @@ fn an_api_server_outage_is_ridden_out_and_the_agent_converges_when_it_returns() 
     let logs = agent.logs();
     assert!(!logs.contains("panicked"), "{logs}");
 }
+
+/// A ValidatingWebhookConfiguration whose webhook cannot be called (its Service does
+/// not exist), so the API server answers 500 to every update of the inventory
+/// parents in one namespace, as a struggling API server might. Deleted on drop.
+struct FailingWebhook {
+    name: String,
+}
+
+impl FailingWebhook {
+    fn install(namespace: &str) -> FailingWebhook {
+        let name = format!("hawser-test-fail-{namespace}");
+        let manifest = format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: {name}
+webhooks:
+- name: fail.{namespace}.hawser.test
+  admissionReviewVersions: ["v1"]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 2
+  clientConfig:
+    service: {{namespace: {namespace}, name: no-such-service, port: 443}}
+  namespaceSelector:
+    matchLabels: {{kubernetes.io/metadata.name: {namespace}}}
+  objectSelector:
+    matchExpressions: [{{key: applyset.kubernetes.io/id, operator: Exists}}]
+  rules:
+  - apiGroups: [""]
+    apiVersions: ["v1"]
+    operations: ["UPDATE"]
+    resources: ["configmaps"]
+"#
+        );
+        let path = std::env::temp_dir().join(format!("{name}.yaml"));
+        std::fs::write(&path, manifest).unwrap();
+        kubectl(&["apply", "-f", path.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&path);
+        FailingWebhook { name }
+    }
+}
+
+impl Drop for FailingWebhook {
+    fn drop(&mut self) {
+        let _ = support::cluster::kubectl_raw(
+            &[
+                "delete",
+                "validatingwebhookconfiguration",
+                &self.name,
+                "--ignore-not-found",
+            ],
+            &support::cluster::admin_kubeconfig(),
+        );
+    }
+}
+
+/// Whether an update of the inventory parent fails in the failing webhook (a
+/// server-side dry run, which validating webhooks without side effects also see).
+fn parent_updates_fail(namespace: &str) -> bool {
+    let out = support::cluster::kubectl_raw(
+        &[
+            "annotate",
+            "configmap",
+            "hawser",
+            "-n",
+            namespace,
+            "hawser.test/probe=1",
+            "--overwrite",
+            "--dry-run=server",
+        ],
+        &support::cluster::admin_kubeconfig(),
+    );
+    !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("failed calling webhook")
+}
+
+#[test]
+fn a_server_error_while_recording_the_inventory_is_retried_not_a_rejection() {
+    let ns = TestNamespace::new("agent-apiserver-500");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = sa_kubeconfig(&ns.name, "hawser", AGENT_RULES, dir.path());
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = Repo::create(&server);
+    let greeting = || get_field("configmap", &ns.name, "cfg", "{.data.greeting}");
+    let status = || {
+        get_field("configmap", &ns.name, "hawser", "{.data.status}")
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .unwrap_or(Value::Null)
+    };
+    push(&repo, "one");
+    let cache = dir.path().join("cache").display().to_string();
+    let args = [
+        "--source",
+        repo.url(),
+        "--ref",
+        "main",
+        "--namespace",
+        &ns.name,
+        "--interval",
+        "1s",
+        "--drift-interval",
+        "2s",
+        "--health-timeout",
+        "30s",
+        "--cache-dir",
+        &cache,
+    ];
+    let agent = AgentProcess::start(&args, &kubeconfig, &dir.path().join("agent.log"));
+    until(&agent, "v1 applied", WAIT, || {
+        greeting().as_deref() == Some("one")
+    });
+
+    // Every write of the inventory parent now fails with a 500; the plan's dry runs
+    // (of other objects) still pass. v2 adds an object, so its apply starts by
+    // widening the inventory, and fails there.
+    let webhook = FailingWebhook::install(&ns.name);
+    until(&agent, "the webhook in force", WAIT, || {
+        parent_updates_fail(&ns.name)
+    });
+    let failed_before = logged(&agent, "apply failed; will retry").len();
+    repo.write(
+        "app/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  added: in-v2\n",
+    );
+    let v2 = push(&repo, "two");
+    until(&agent, "v2 failing to apply twice", WAIT, || {
+        logged(&agent, "apply failed; will retry").len() >= failed_before + 2
+            || !logged(
+                &agent,
+                "revision rejected; still enforcing the applied revision",
+            )
+            .is_empty()
+    });
+    let rejected = logged(
+        &agent,
+        "revision rejected; still enforcing the applied revision",
+    );
+    assert!(
+        rejected.is_empty(),
+        "a server error is transient, not a reason to reject v2 for good: {rejected:#?}"
+    );
+    assert_eq!(greeting().as_deref(), Some("one"));
+    assert!(!support::cluster::exists("configmap", &ns.name, "extra"));
+
+    drop(webhook);
+    until(
+        &agent,
+        "v2 applied once the server accepts writes",
+        CONVERGE,
+        || {
+            greeting().as_deref() == Some("two")
+                && support::cluster::exists("configmap", &ns.name, "extra")
+        },
+    );
+    until(&agent, "v2 recorded as good", CONVERGE, || {
+        status()["good"] == v2.as_str() && status()["result"] == "success"
+    });
+}
