@@ -8,6 +8,11 @@
 //! the listener and cuts every open connection, as a restarting API server does;
 //! starting it again on the same port brings the server back. The test itself
 //! talks to the API server directly, so it can change the cluster meanwhile.
+//!
+//! A server that answers with errors instead of not at all is the other half: a
+//! validating webhook that cannot be called makes the API server fail (500) every
+//! write of the inventory parent in one namespace, and the revision caught by it
+//! must be retried, not rejected.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
