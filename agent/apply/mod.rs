@@ -53,6 +53,11 @@ impl ApplyError {
             ApplyError::Write(f) => f.transient,
             ApplyError::Deferred(e) => e.is_transient(),
             ApplyError::NotSettled { .. } | ApplyError::Cluster(_) => true,
+            // The API server failing a read or write of the parent (5xx, 429, no
+            // connection) is as transient as failing any other write.
+            ApplyError::Inventory(
+                InventoryError::Read { source, .. } | InventoryError::Write { source, .. },
+            ) => plan::is_transient(source),
             ApplyError::Inventory(_) => false,
         }
     }

@@ -258,7 +258,9 @@ impl Agent {
                 return self.settings.interval;
             }
         };
-        self.poll_backoff.reset();
+        // The backoff is reset only once the revision is settled below: an API server
+        // that refuses every apply must see the retries spread out, even though the
+        // source answers each poll.
         if self.unreachable_since.take().is_some() {
             tracing::info!("source reachable again");
             self.handles.metrics.source_reachable();
@@ -281,14 +283,19 @@ impl Agent {
             PollResult::Changed
         });
         if current {
+            self.poll_backoff.reset();
             return self.next_interval();
         }
         if rejected {
+            self.poll_backoff.reset();
             tracing::debug!(%revision, "revision was rejected; waiting for the source to move");
             return self.next_interval();
         }
         match self.revision(&revision).await {
-            revision::Next::Interval => self.next_interval(),
+            revision::Next::Interval => {
+                self.poll_backoff.reset();
+                self.next_interval()
+            }
             revision::Next::Retry => self.poll_backoff.fail(seed()),
         }
     }
