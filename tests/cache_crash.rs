@@ -73,6 +73,11 @@ fn crash_child() {
 /// Prepares a cache holding REV_OLD as applied, runs the child, returns whether it
 /// was killed by SIGABRT (on unix) or at least failed.
 fn run_child(dir: &Path, failpoint: &str, action: &str) -> (bool, State) {
+    // One at a time: a child forked by a parallel test inherits, until its exec, the
+    // descriptor of whatever cache lock this process holds at that instant, and a
+    // child of ours could then find its cache locked and fail instead of aborting.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let old_state = {
         let cache = Cache::open(dir, 5).unwrap();
         let staging = cache.staging_dir().unwrap();
