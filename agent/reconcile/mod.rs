@@ -45,6 +45,9 @@ pub struct Settings {
     pub rollback_on_unhealthy: bool,
     /// `--suspend`: no writes at all.
     pub suspend: bool,
+    /// `--cluster-name`, recorded in the status (status reports carry it) whether or
+    /// not commit statuses are posted.
+    pub cluster_name: Option<String>,
 }
 
 /// What the admin server and the signal handler share with the loop.
@@ -81,6 +84,9 @@ pub struct Agent {
     forge: Option<Arc<crate::report::forge::Reporter>>,
     /// The last error posting a status, so each is logged once.
     forge_error: Option<String>,
+    /// The last commit-status-worthy outcomes, recorded in the status whether or not
+    /// a forge is configured (air-gapped sites export them).
+    outcomes: Vec<crate::report::export::OutcomeRecord>,
 }
 
 impl Agent {
@@ -113,6 +119,7 @@ impl Agent {
             desired: None,
             forge: forge.map(Arc::new),
             forge_error: None,
+            outcomes: Vec::new(),
         }
     }
 
@@ -120,6 +127,7 @@ impl Agent {
     /// retried, never returned: the agent keeps enforcing what it has.
     pub async fn run(mut self) {
         self.load_cache();
+        self.load_outcomes().await;
         let mut shutdown = self.handles.shutdown.clone();
         let now = Instant::now();
         let mut next_poll = now;
@@ -197,6 +205,24 @@ impl Agent {
                     self.state.good = None;
                 }
                 self.save_state();
+            }
+        }
+    }
+
+    /// Picks up the outcomes an earlier run recorded on the parent, so a restart does
+    /// not drop them from the next status write (and from exported reports).
+    async fn load_outcomes(&mut self) {
+        match crate::inventory::read(&self.client, &self.target.parent).await {
+            Ok(recorded) => {
+                if let Some(status) = recorded
+                    .status
+                    .and_then(|text| serde_json::from_str::<ClusterStatus>(&text).ok())
+                {
+                    self.outcomes = status.outcomes;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %crate::cli::one_line_error(&e), "could not read earlier outcomes from the inventory parent")
             }
         }
     }

@@ -33,6 +33,11 @@ pub struct ClusterStatus {
     pub suspended: bool,
     /// RFC 3339, when the source stopped answering; absent while reachable.
     pub source_unreachable_since: Option<String>,
+    /// `--cluster-name`, when given: the name status reports carry.
+    pub cluster: Option<String>,
+    /// The last commit statuses this cluster would post (or did), oldest first: what
+    /// `hawser status --export` carries across an air gap.
+    pub outcomes: Vec<crate::report::export::OutcomeRecord>,
 }
 
 impl ClusterStatus {
