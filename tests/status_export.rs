@@ -269,6 +269,35 @@ fn an_exported_report_posted_at_the_connected_side_gives_the_statuses_a_connecte
     let err = refused(&unsigned, "an unsigned report");
     assert!(err.contains("unsigned"), "{err}");
 
+    // A report is posted only under its own cluster's name.
+    let out = hawser(
+        &[
+            "status",
+            "post",
+            "--file",
+            report.to_str().unwrap(),
+            "--trusted-keys",
+            allowed.to_str().unwrap(),
+            "--status-provider",
+            "github",
+            "--status-api-url",
+            &forge.url,
+            "--status-repo",
+            "acme/fleet",
+            "--status-token-file",
+            token_file.to_str().unwrap(),
+            "--cluster-name",
+            "site-8",
+        ],
+        &w.kubeconfig,
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("not --cluster-name \"site-8\""),
+        "{out:?}"
+    );
+    assert!(forge.requests().is_empty());
+
     let out = post(&report);
     assert_eq!(out.code, 0, "{out:?}");
     let summary: Value = serde_json::from_str(out.stdout.trim()).unwrap();

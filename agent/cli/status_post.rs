@@ -176,3 +176,54 @@ fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         .read_to_end(&mut bytes)?;
     Ok(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::export::OutcomeRecord;
+    use crate::report::forge::State;
+
+    fn status(cluster: Option<&str>) -> ClusterStatus {
+        ClusterStatus {
+            source: "/var/lib/hawser-inbox".into(),
+            cluster: cluster.map(str::to_string),
+            outcomes: vec![OutcomeRecord {
+                commit: "c".repeat(40),
+                state: State::Failure,
+                description: "rejected: x".into(),
+                time: "2026-11-23T10:00:00Z".into(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn export_needs_a_cluster_name_and_writes_nothing_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("report.json");
+        let err = export(&file, None, None, status(None)).unwrap_err();
+        assert_eq!(
+            super::super::one_line(&err),
+            "status --export needs --cluster-name: the agent ran without one"
+        );
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn export_writes_a_report_that_parses_and_drops_a_stale_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("report.json");
+        fs::write(sign::sig_path(&file), "stale").unwrap();
+        let written = export(&file, None, None, status(Some("site-7"))).unwrap();
+        let read = export::parse(&fs::read(&file).unwrap()).unwrap();
+        assert_eq!(read, written);
+        assert_eq!(read.context, "hawser/site-7");
+        assert_eq!(read.source, "/var/lib/hawser-inbox");
+        assert!(!sign::sig_path(&file).exists(), "no stale signature");
+        // --cluster-name wins over the recorded one.
+        let renamed = export(&file, Some("site-8".into()), None, status(Some("site-7"))).unwrap();
+        assert_eq!(renamed.cluster, "site-8");
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file left");
+    }
+}

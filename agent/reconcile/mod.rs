@@ -219,6 +219,11 @@ impl Agent {
                     .and_then(|text| serde_json::from_str::<ClusterStatus>(&text).ok())
                 {
                     self.outcomes = status.outcomes;
+                    let excess = self
+                        .outcomes
+                        .len()
+                        .saturating_sub(crate::report::export::KEEP_OUTCOMES);
+                    self.outcomes.drain(..excess);
                 }
             }
             Err(e) => {

@@ -119,3 +119,41 @@ pub fn rfc3339(at: SystemTime) -> String {
         .map(|t| t.to_string())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::export::OutcomeRecord;
+    use crate::report::forge::State;
+
+    #[test]
+    fn a_new_outcome_is_a_change_and_a_new_time_is_not() {
+        let outcome = OutcomeRecord {
+            commit: "a".repeat(40),
+            state: State::Pending,
+            description: "applying 2 objects".into(),
+            time: "2026-11-23T10:00:00Z".into(),
+        };
+        let before = ClusterStatus {
+            result: "success".into(),
+            cluster: Some("site-7".into()),
+            outcomes: vec![outcome.clone()],
+            time: "2026-11-23T10:00:00Z".into(),
+            ..Default::default()
+        };
+        let later = ClusterStatus {
+            time: "2026-11-23T11:00:00Z".into(),
+            ..before.clone()
+        };
+        assert!(
+            later.same_outcome(&before),
+            "a no-op reconcile writes nothing"
+        );
+        let mut news = later.clone();
+        news.outcomes.push(OutcomeRecord {
+            state: State::Success,
+            ..outcome
+        });
+        assert!(!news.same_outcome(&before));
+    }
+}
