@@ -174,3 +174,35 @@ fn the_agent_keeps_the_newest_outcomes_without_repeats() {
     assert_eq!(list.len(), KEEP_OUTCOMES);
     assert_eq!(list.last().unwrap().commit, format!("{:040x}", 29));
 }
+
+/// Seeded mutations of a valid report (the manifests' fuzz.rs habit, no dependency):
+/// every input gives a valid report or a one-line error, never a panic.
+#[test]
+fn mutated_reports_give_a_valid_report_or_one_line_error() {
+    let seed = serde_json::to_vec_pretty(&good()).unwrap();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let bytes: &[u8] = b"\"{}[],:0aZ\\\n\xff-";
+    for _ in 0..3000 {
+        let mut input = seed.clone();
+        for _ in 0..(next() % 4 + 1) {
+            let at = (next() as usize) % input.len().max(1);
+            match next() % 3 {
+                0 => input[at] = bytes[(next() as usize) % bytes.len()],
+                1 => {
+                    input.remove(at);
+                }
+                _ => input.insert(at, bytes[(next() as usize) % bytes.len()]),
+            }
+        }
+        match parse(&input) {
+            Ok(report) => assert!(validate(&report).is_ok()),
+            Err(e) => assert!(!e.to_string().contains('\n'), "{e}"),
+        }
+    }
+}
