@@ -12,6 +12,7 @@ pub mod scope_args;
 pub mod source_args;
 mod status;
 pub mod status_args;
+mod status_post;
 mod validate;
 mod version;
 
@@ -40,8 +41,9 @@ enum Command {
     /// Run the agent: poll the source, apply new revisions, correct drift, keep the
     /// last known good revision on disk.
     Run(Box<run::Args>),
-    /// Show what the agent last recorded: revisions, result, suspension, outages.
-    Status(status::Args),
+    /// Show what the agent last recorded: revisions, result, suspension, outages; or
+    /// export it as a status report (`--export`) and post one (`status post`).
+    Status(Box<status::Args>),
     /// Print the version, git commit, compiler and target.
     Version(version::Args),
     /// Fetch and verify a source's snapshot into a directory.
@@ -72,7 +74,7 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => apply::diff(args),
         Command::Validate(args) => validate::run(args),
         Command::Run(args) => run::run(*args),
-        Command::Status(args) => status::run(args),
+        Command::Status(args) => status::run(*args),
         Command::Version(args) => version::run(args),
         Command::Fetch(args) => fetch::run(*args),
         Command::Bundle(args) => bundle::run(args),

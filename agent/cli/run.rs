@@ -108,6 +108,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--interval and --drift-interval must be longer than zero");
     }
     let spec = source.into_spec()?;
+    // Recorded even with reporting off: air-gapped sites export their statuses.
+    let cluster_name = status
+        .cluster_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_string);
     let forge = status
         .into_config(Some(&spec.url))?
         .map(crate::report::forge::Reporter::new);
@@ -135,6 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         health_timeout,
         rollback_on_unhealthy,
         suspend,
+        cluster_name,
     };
     let (metrics, registry) = Metrics::new();
     let admin = Admin::new(registry).with_hook_secret(secret);

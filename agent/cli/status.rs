@@ -1,5 +1,8 @@
 //! `hawser status`: what the agent last recorded on its inventory parent, for a human
-//! (a short table) or as JSON. Reads the cluster only; works while the agent runs.
+//! (a short table) or as JSON, or as a status report file (`--export`) for an
+//! air-gapped site. Reads the cluster only; works while the agent runs.
+
+use std::path::PathBuf;
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -11,16 +14,43 @@ use crate::reconcile::SUSPEND_ANNOTATION;
 use crate::report::cluster::ClusterStatus;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub show: ShowArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// At the connected site: verify an exported status report and post its commit
+    /// statuses to the forge, as the air-gapped cluster would have.
+    Post(Box<super::status_post::Args>),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
     /// The agent's namespace (where its inventory parent lives).
-    #[arg(long, env = "HAWSER_NAMESPACE", value_name = "NS")]
-    pub namespace: String,
+    #[arg(long, env = "HAWSER_NAMESPACE", value_name = "NS", required = true)]
+    pub namespace: Option<String>,
     /// Name of the inventory parent ConfigMap.
     #[arg(long, env = "HAWSER_NAME", default_value = "hawser")]
     pub name: String,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "table")]
     pub output: Format,
+    /// Write a status report (the commit statuses this cluster would post) to FILE,
+    /// for `hawser status post` at a connected site.
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
+    /// With --export: the cluster's name [default: the agent's --cluster-name]
+    #[arg(long, env = "HAWSER_CLUSTER_NAME", value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// With --export: sign the report with this SSH key (ssh-keygen -Y sign -n
+    /// hawser-status), writing FILE.sig.
+    #[arg(long, value_name = "KEY", requires = "export")]
+    pub sign_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,57 +60,84 @@ pub enum Format {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let Args {
+    let Args { command, show } = args;
+    if let Some(Command::Post(args)) = command {
+        return super::status_post::run(*args);
+    }
+    let ShowArgs {
         namespace,
         name,
         output,
-    } = args;
-    super::block_on(async move {
-        let client = crate::cluster::connect().await?;
-        let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
-        let cm = api
-            .get_opt(&name)
-            .await
-            .with_context(|| format!("reading ConfigMap {namespace}/{name}"))?
-            .with_context(|| {
-                format!("ConfigMap {namespace}/{name} does not exist: no hawser has applied anything here yet")
-            })?;
-        let data = cm.data.unwrap_or_default();
-        let mut status: ClusterStatus = match data.get(STATUS_KEY) {
-            Some(text) => serde_json::from_str(text).with_context(|| {
-                format!("ConfigMap {namespace}/{name}: data.status is not hawser's status")
-            })?,
-            None => ClusterStatus::default(),
-        };
-        // The annotation may have been set after the last outcome was recorded.
-        let annotations = cm.metadata.annotations.unwrap_or_default();
-        status.suspended |= annotations.get(SUSPEND_ANNOTATION).map(String::as_str) == Some("true");
-        let members = data
-            .get("inventory")
-            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
-            .unwrap_or(0);
-        let id = cm
-            .metadata
-            .labels
-            .unwrap_or_default()
-            .get(inventory::ID_LABEL)
-            .cloned()
-            .unwrap_or_default();
-        match output {
-            Format::Json => {
-                let mut value = serde_json::to_value(&status)?;
-                if let Some(map) = value.as_object_mut() {
-                    map.insert("name".into(), name.clone().into());
-                    map.insert("namespace".into(), namespace.clone().into());
-                    map.insert("applysetId".into(), id.into());
-                    map.insert("managedObjects".into(), members.into());
-                }
-                println!("{value}");
+        export,
+        cluster_name,
+        sign_key,
+    } = show;
+    let namespace = namespace.context("hawser status needs --namespace")?;
+    let (cm, status) = super::block_on(read(namespace.clone(), name.clone()))?;
+    if let Some(file) = export {
+        let report = super::status_post::export(&file, cluster_name, sign_key.as_deref(), status)?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "report": file.display().to_string(),
+                "cluster": report.cluster,
+                "outcomes": report.outcomes.len(),
+                "signed": sign_key.is_some(),
+            })
+        );
+        return Ok(Outcome::Success);
+    }
+    let data = cm.data.unwrap_or_default();
+    let members = data
+        .get("inventory")
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0);
+    let id = cm
+        .metadata
+        .labels
+        .unwrap_or_default()
+        .get(inventory::ID_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    match output {
+        Format::Json => {
+            let mut value = serde_json::to_value(&status)?;
+            if let Some(map) = value.as_object_mut() {
+                map.insert("name".into(), name.clone().into());
+                map.insert("namespace".into(), namespace.clone().into());
+                map.insert("applysetId".into(), id.into());
+                map.insert("managedObjects".into(), members.into());
             }
-            Format::Table => print!("{}", table(&namespace, &name, &id, members, &status)),
+            println!("{value}");
         }
-        Ok(Outcome::Success)
-    })
+        Format::Table => print!("{}", table(&namespace, &name, &id, members, &status)),
+    }
+    Ok(Outcome::Success)
+}
+
+/// Reads the inventory parent and the status the agent recorded on it.
+async fn read(namespace: String, name: String) -> anyhow::Result<(ConfigMap, ClusterStatus)> {
+    let client = crate::cluster::connect().await?;
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let cm = api
+        .get_opt(&name)
+        .await
+        .with_context(|| format!("reading ConfigMap {namespace}/{name}"))?
+        .with_context(|| {
+            format!(
+                "ConfigMap {namespace}/{name} does not exist: no hawser has applied anything here yet"
+            )
+        })?;
+    let mut status: ClusterStatus = match cm.data.as_ref().and_then(|d| d.get(STATUS_KEY)) {
+        Some(text) => serde_json::from_str(text).with_context(|| {
+            format!("ConfigMap {namespace}/{name}: data.status is not hawser's status")
+        })?,
+        None => ClusterStatus::default(),
+    };
+    // The annotation may have been set after the last outcome was recorded.
+    let annotations = cm.metadata.annotations.clone().unwrap_or_default();
+    status.suspended |= annotations.get(SUSPEND_ANNOTATION).map(String::as_str) == Some("true");
+    Ok((cm, status))
 }
 
 fn table(namespace: &str, name: &str, id: &str, members: usize, s: &ClusterStatus) -> String {

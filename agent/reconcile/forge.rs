@@ -3,22 +3,32 @@
 //! so a restart reposts nothing). Posting never stops the agent: a refusal is logged
 //! once and the loop goes on.
 
+use std::time::SystemTime;
+
 use crate::cache::PostedStatus;
+use crate::report::cluster;
+use crate::report::export::{self, OutcomeRecord};
 use crate::report::forge::{CommitStatus, Outcome, Posted, State};
 
 use super::Agent;
 
 impl Agent {
-    /// Posts the outcome on the revision's commit, when reporting is on and the
-    /// revision is a commit (a tarball without a commit id has none).
+    /// Records the outcome for status reports and posts it on the revision's commit
+    /// when reporting is on; only commits have statuses (a tarball without a commit
+    /// id has none). Called before the outcome is written to the parent's status, so
+    /// the write carries it.
     pub(super) async fn post_status(&mut self, revision: &str, outcome: Outcome) {
-        let Some(reporter) = self.forge.clone() else {
-            return;
-        };
         if revision.len() != 40 || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
             return;
         }
         let status = CommitStatus::for_outcome(revision, &outcome);
+        export::push(
+            &mut self.outcomes,
+            OutcomeRecord::new(&status, cluster::rfc3339(SystemTime::now())),
+        );
+        let Some(reporter) = self.forge.clone() else {
+            return;
+        };
         let mut history: Vec<Posted> = self.state.posted.iter().filter_map(from_state).collect();
         let posted = tokio::task::spawn_blocking(move || {
             let result = reporter.post_once(&mut history, &status);

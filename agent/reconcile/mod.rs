@@ -45,6 +45,9 @@ pub struct Settings {
     pub rollback_on_unhealthy: bool,
     /// `--suspend`: no writes at all.
     pub suspend: bool,
+    /// `--cluster-name`, recorded in the status (status reports carry it) whether or
+    /// not commit statuses are posted.
+    pub cluster_name: Option<String>,
 }
 
 /// What the admin server and the signal handler share with the loop.
@@ -81,6 +84,9 @@ pub struct Agent {
     forge: Option<Arc<crate::report::forge::Reporter>>,
     /// The last error posting a status, so each is logged once.
     forge_error: Option<String>,
+    /// The last commit-status-worthy outcomes, recorded in the status whether or not
+    /// a forge is configured (air-gapped sites export them).
+    outcomes: Vec<crate::report::export::OutcomeRecord>,
 }
 
 impl Agent {
@@ -113,6 +119,7 @@ impl Agent {
             desired: None,
             forge: forge.map(Arc::new),
             forge_error: None,
+            outcomes: Vec::new(),
         }
     }
 
@@ -206,14 +213,24 @@ impl Agent {
         }
     }
 
-    /// Picks up the status the previous run recorded on the parent, so the first
-    /// note of this run (say, that Git is down) amends it instead of replacing it.
+    /// Picks up the status and the outcomes an earlier run recorded on the parent,
+    /// so the first note of this run (say, that Git is down) amends them instead of
+    /// replacing them, and exported reports keep their history across restarts.
     async fn restore_status(&mut self) {
         match crate::inventory::read(&self.client, &self.target.parent).await {
             Ok(recorded) => {
-                if let Some(status) = recorded.status.and_then(|s| serde_json::from_str(&s).ok()) {
+                if let Some(status) = recorded
+                    .status
+                    .and_then(|text| serde_json::from_str::<ClusterStatus>(&text).ok())
+                {
+                    self.outcomes = status.outcomes.clone();
+                    let excess = self
+                        .outcomes
+                        .len()
+                        .saturating_sub(crate::report::export::KEEP_OUTCOMES);
+                    self.outcomes.drain(..excess);
+                    self.desired = status.desired.clone();
                     self.status = status;
-                    self.desired = self.status.desired.clone();
                 }
             }
             Err(e) => {

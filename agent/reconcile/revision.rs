@@ -150,8 +150,7 @@ impl Agent {
                     applied.prune.pruned.len(),
                     after.as_secs()
                 );
-                self.record("success", &message, applied.objects.len())
-                    .await;
+                // The outcome first, so the status write below carries it.
                 if !rollback {
                     let outcome = Outcome::Healthy {
                         objects: applied.objects.len(),
@@ -161,6 +160,8 @@ impl Agent {
                     };
                     self.post_status(&revision, outcome).await;
                 }
+                self.record("success", &message, applied.objects.len())
+                    .await;
                 cluster::event(
                     &self.client,
                     &self.target.parent,
@@ -180,12 +181,12 @@ impl Agent {
                 self.save_state();
                 self.adopt(entry, &applied);
                 let message = format!("unhealthy: {reason}");
-                self.record("unhealthy", &message, applied.objects.len())
-                    .await;
                 let outcome = Outcome::Unhealthy {
                     reason: reason.clone(),
                 };
                 self.post_status(&revision, outcome).await;
+                self.record("unhealthy", &message, applied.objects.len())
+                    .await;
                 cluster::event(
                     &self.client,
                     &self.target.parent,
@@ -206,7 +207,6 @@ impl Agent {
                     at: now_secs(),
                 });
                 self.save_state();
-                self.record("rejected", &reason, self.status.objects).await;
                 self.post_status(
                     &revision,
                     Outcome::Rejected {
@@ -214,6 +214,7 @@ impl Agent {
                     },
                 )
                 .await;
+                self.record("rejected", &reason, self.status.objects).await;
                 cluster::event(
                     &self.client,
                     &self.target.parent,
@@ -474,6 +475,8 @@ impl Agent {
             objects,
             suspended: self.settings.suspend,
             source_unreachable_since: self.unreachable_since.map(cluster::rfc3339),
+            cluster: self.settings.cluster_name.clone(),
+            outcomes: self.outcomes.clone(),
         };
         self.write_status(status).await;
     }
@@ -486,6 +489,8 @@ impl Agent {
         let mut status = self.status.clone();
         status.source = self.source.display_url().to_string();
         status.source_unreachable_since = since.map(cluster::rfc3339);
+        status.cluster = self.settings.cluster_name.clone();
+        status.outcomes = self.outcomes.clone();
         if status.result.is_empty() {
             status.result = "unknown".into();
             status.message = "source unreachable before the first revision".into();

@@ -33,6 +33,11 @@ pub struct ClusterStatus {
     pub suspended: bool,
     /// RFC 3339, when the source stopped answering; absent while reachable.
     pub source_unreachable_since: Option<String>,
+    /// `--cluster-name`, when given: the name status reports carry.
+    pub cluster: Option<String>,
+    /// The last commit statuses this cluster would post (or did), oldest first: what
+    /// `hawser status --export` carries across an air gap.
+    pub outcomes: Vec<crate::report::export::OutcomeRecord>,
 }
 
 impl ClusterStatus {
@@ -113,4 +118,42 @@ pub fn rfc3339(at: SystemTime) -> String {
     k8s_openapi::jiff::Timestamp::from_second(secs as i64)
         .map(|t| t.to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::export::OutcomeRecord;
+    use crate::report::forge::State;
+
+    #[test]
+    fn a_new_outcome_is_a_change_and_a_new_time_is_not() {
+        let outcome = OutcomeRecord {
+            commit: "a".repeat(40),
+            state: State::Pending,
+            description: "applying 2 objects".into(),
+            time: "2026-11-23T10:00:00Z".into(),
+        };
+        let before = ClusterStatus {
+            result: "success".into(),
+            cluster: Some("site-7".into()),
+            outcomes: vec![outcome.clone()],
+            time: "2026-11-23T10:00:00Z".into(),
+            ..Default::default()
+        };
+        let later = ClusterStatus {
+            time: "2026-11-23T11:00:00Z".into(),
+            ..before.clone()
+        };
+        assert!(
+            later.same_outcome(&before),
+            "a no-op reconcile writes nothing"
+        );
+        let mut news = later.clone();
+        news.outcomes.push(OutcomeRecord {
+            state: State::Success,
+            ..outcome
+        });
+        assert!(!news.same_outcome(&before));
+    }
 }

@@ -3,5 +3,6 @@
 //! status and Events), the logs and the metrics.
 
 pub mod cluster;
+pub mod export;
 pub mod forge;
 pub mod metrics;

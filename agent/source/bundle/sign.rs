@@ -1,5 +1,5 @@
-//! Bundle authenticity: detached OpenSSH signatures (`PROTOCOL.sshsig`, namespace
-//! `hawser-bundle`) checked against keys in OpenSSH's `allowed_signers` format. In:
+//! Bundle (and status report) authenticity: detached OpenSSH signatures
+//! (`PROTOCOL.sshsig`, namespace `hawser-bundle`, or `hawser-status` for reports) checked against keys in OpenSSH's `allowed_signers` format. In:
 //! the trusted-keys file (read once at startup), a bundle file and its `.sig`. Out:
 //! the [`Signer`] whose key made the signature. The bundle is hashed as a stream, so
 //! large bundles are never held in memory. Only ed25519 keys are verified (the
@@ -38,12 +38,20 @@ pub enum SignError {
     Read { path: PathBuf, message: String },
     #[error("signature {path} is not an armored ssh signature: {message}")]
     Malformed { path: PathBuf, message: String },
-    #[error("signature {path} is for namespace {found:?}, not {NAMESPACE:?}")]
-    Namespace { path: PathBuf, found: String },
-    #[error("signature {path} was made by {key}, which is not a trusted key for {NAMESPACE}")]
-    Untrusted { path: PathBuf, key: String },
-    #[error("signature {path} does not match the bundle (changed or incomplete?)")]
-    Mismatch { path: PathBuf },
+    #[error("signature {path} is for namespace {found:?}, not {expected:?}")]
+    Namespace {
+        path: PathBuf,
+        found: String,
+        expected: &'static str,
+    },
+    #[error("signature {path} was made by {key}, which is not a trusted key for {namespace}")]
+    Untrusted {
+        path: PathBuf,
+        key: String,
+        namespace: &'static str,
+    },
+    #[error("signature {path} does not match the {signed} (changed or incomplete?)")]
+    Mismatch { path: PathBuf, signed: &'static str },
     #[error("signing with ssh-keygen: {0}")]
     Sign(String),
 }
@@ -55,11 +63,12 @@ struct Trusted {
     key: PublicKey,
 }
 
-/// The keys trusted to sign bundles: the `allowed_signers` lines whose namespaces
-/// allow `hawser-bundle`.
+/// The keys trusted to sign in one namespace (bundles: `hawser-bundle`; status
+/// reports: `hawser-status`): the `allowed_signers` lines whose namespaces allow it.
 #[derive(Clone, Debug)]
 pub struct TrustedKeys {
     keys: Vec<Trusted>,
+    namespace: &'static str,
 }
 
 /// Who signed a bundle.
@@ -78,8 +87,13 @@ impl std::fmt::Display for Signer {
 }
 
 impl TrustedKeys {
-    /// Reads an `allowed_signers` file; at least one key must be usable.
+    /// Reads an `allowed_signers` file for bundles; at least one key must be usable.
     pub fn load(path: &Path) -> Result<Self, SignError> {
+        Self::load_for(path, NAMESPACE)
+    }
+
+    /// Reads an `allowed_signers` file for signatures in `namespace`.
+    pub fn load_for(path: &Path, namespace: &'static str) -> Result<Self, SignError> {
         let err = |message: String| SignError::Signers {
             path: path.to_path_buf(),
             message,
@@ -91,10 +105,10 @@ impl TrustedKeys {
         if text.len() as u64 > MAX_SIGNERS_BYTES {
             return Err(err(format!("larger than {MAX_SIGNERS_BYTES} bytes")));
         }
-        let keys = Self::parse(&text).map_err(|e| err(e.to_string()))?;
+        let keys = Self::parse_for(&text, namespace).map_err(|e| err(e.to_string()))?;
         if keys.keys.is_empty() {
             return Err(err(format!(
-                "no ed25519 key is allowed for namespace {NAMESPACE}"
+                "no ed25519 key is allowed for namespace {namespace}"
             )));
         }
         Ok(keys)
@@ -105,6 +119,11 @@ impl TrustedKeys {
     /// windows) are refused rather than ignored, so no restriction is silently lost.
     /// Lines with key types this build cannot verify are skipped with a warning.
     pub fn parse(text: &str) -> Result<Self, SignError> {
+        Self::parse_for(text, NAMESPACE)
+    }
+
+    /// [`TrustedKeys::parse`] for signatures in `namespace`.
+    pub fn parse_for(text: &str, namespace: &'static str) -> Result<Self, SignError> {
         let mut keys = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
@@ -124,7 +143,7 @@ impl TrustedKeys {
             }
             let b64 = it.next().ok_or_else(|| bad("no key data".into()))?;
             if let Some(ns) = &namespaces
-                && !pattern_list_matches(ns, NAMESPACE)
+                && !pattern_list_matches(ns, namespace)
             {
                 continue;
             }
@@ -141,7 +160,7 @@ impl TrustedKeys {
                 }
             }
         }
-        Ok(Self { keys })
+        Ok(Self { keys, namespace })
     }
 
     /// Checks the armored signature `sig_text` (read from `sig_path`) over `data`.
@@ -156,10 +175,11 @@ impl TrustedKeys {
             path: path(),
             message: e.to_string(),
         })?;
-        if sig.namespace() != NAMESPACE {
+        if sig.namespace() != self.namespace {
             return Err(SignError::Namespace {
                 path: path(),
                 found: sig.namespace().chars().take(100).collect(),
+                expected: self.namespace,
             });
         }
         let trusted = self
@@ -173,6 +193,7 @@ impl TrustedKeys {
                     sig.public_key().algorithm(),
                     sig.public_key().fingerprint(HashAlg::Sha256)
                 ),
+                namespace: self.namespace,
             })?;
         let hash = hash(sig.hash_alg(), data).map_err(|e| SignError::Read {
             path: sig_path.with_extension(""),
@@ -183,7 +204,14 @@ impl TrustedKeys {
             .key
             .key_data()
             .verify(&signed, sig.signature())
-            .map_err(|_| SignError::Mismatch { path: path() })?;
+            .map_err(|_| SignError::Mismatch {
+                path: path(),
+                signed: if self.namespace == NAMESPACE {
+                    "bundle"
+                } else {
+                    "signed file"
+                },
+            })?;
         Ok(Signer {
             principals: trusted.principals.clone(),
             fingerprint: trusted.key.fingerprint(HashAlg::Sha256).to_string(),
@@ -332,8 +360,13 @@ fn glob(p: &[u8], s: &[u8]) -> bool {
 }
 
 /// Runs `ssh-keygen -Y sign -f KEY -n hawser-bundle FILE`, which writes `FILE.sig`.
-/// Its terminal stays attached so it can ask for a passphrase.
 pub fn sign_with_ssh_keygen(file: &Path, key: &Path) -> Result<PathBuf, SignError> {
+    sign_in_namespace(file, key, NAMESPACE)
+}
+
+/// Runs `ssh-keygen -Y sign -f KEY -n NAMESPACE FILE`, which writes `FILE.sig`.
+/// Its terminal stays attached so it can ask for a passphrase.
+pub fn sign_in_namespace(file: &Path, key: &Path, namespace: &str) -> Result<PathBuf, SignError> {
     let sig = sig_path(file);
     // ssh-keygen asks before overwriting a signature; there must be none to ask about.
     match std::fs::remove_file(&sig) {
@@ -343,7 +376,7 @@ pub fn sign_with_ssh_keygen(file: &Path, key: &Path) -> Result<PathBuf, SignErro
         _ => {}
     }
     let status = Command::new("ssh-keygen")
-        .args(["-q", "-Y", "sign", "-n", NAMESPACE, "-f"])
+        .args(["-q", "-Y", "sign", "-n", namespace, "-f"])
         .arg(key)
         .arg(file)
         .status()
