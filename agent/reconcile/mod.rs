@@ -8,7 +8,9 @@
 //! HTTP to the source runs on `spawn_blocking`.
 
 mod backoff;
+mod drift;
 mod forge;
+mod record;
 mod revision;
 
 use std::sync::Arc;

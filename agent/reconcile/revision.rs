@@ -1,16 +1,15 @@
-//! One revision through the pipeline, and the drift reconcile of the applied one, with
-//! their outcomes recorded: state file, parent status, events, metrics, logs.
+//! One new revision through the pipeline — fetch into the cache, plan, apply, health —
+//! and what its outcome changes: the state file, the enforced snapshot, rollback.
 
 use std::time::{Instant, SystemTime};
 
-use super::{Agent, DriftMode, SUSPEND_ANNOTATION};
+use super::{Agent, SUSPEND_ANNOTATION};
 use crate::apply::{self, Applied};
 use crate::cache::{Entry, Rejected};
 use crate::health::{self, Verdict};
 use crate::inventory;
 use crate::pipeline::{self, PipelineError};
-use crate::plan::Action;
-use crate::report::cluster::{self, ClusterStatus, Severity};
+use crate::report::cluster::{self, Severity};
 use crate::report::forge::Outcome;
 use crate::report::metrics::{FetchResult, ReconcileResult};
 
@@ -333,208 +332,6 @@ impl Agent {
             verdict => Ended::Unhealthy { applied, verdict },
         }
     }
-
-    /// Re-plans the applied revision and corrects (or reports) drift. Returns the wait
-    /// until the next drift reconcile.
-    pub(super) async fn drift(&mut self) -> std::time::Duration {
-        let Some(entry) = self.applied.clone() else {
-            return self.settings.drift_interval;
-        };
-        let span = tracing::info_span!("drift", revision = %entry.revision);
-        let _enter = span.enter();
-        if self.settings.suspend {
-            self.handles.metrics.set_suspended(true);
-            return self.settings.drift_interval;
-        }
-        let tree = self.tree_of(&entry);
-        let planned =
-            match pipeline::plan(&self.client, &mut self.discovered, &tree, &self.target).await {
-                Ok(planned) => planned,
-                Err(e) => {
-                    let retry = e.is_transient();
-                    tracing::warn!(error = %crate::cli::one_line_error(&e), "drift check failed");
-                    // The API server may be restarting: come back soon rather than in minutes.
-                    return if retry {
-                        self.poll_backoff
-                            .clone()
-                            .fail(super::seed())
-                            .min(self.settings.drift_interval)
-                    } else {
-                        self.settings.drift_interval
-                    };
-                }
-            };
-        let suspended = suspended(&planned.recorded);
-        self.handles.metrics.set_suspended(suspended);
-        let drifted: Vec<(String, Vec<String>)> = planned
-            .plan
-            .objects
-            .iter()
-            .filter_map(|p| match &p.action {
-                Action::Unchanged => None,
-                Action::Create => Some((p.manifest.id.to_string(), vec!["(missing)".to_string()])),
-                Action::Update { fields } => Some((p.manifest.id.to_string(), fields.clone())),
-                Action::Recreate { .. } => Some((
-                    p.manifest.id.to_string(),
-                    vec!["(immutable fields)".to_string()],
-                )),
-            })
-            .collect();
-        if drifted.is_empty() && planned.plan.prunes.is_empty() {
-            tracing::debug!("no drift");
-            return self.settings.drift_interval;
-        }
-        for (object, fields) in &drifted {
-            tracing::warn!(object = %object, fields = %fields.join(", "), "drift detected");
-        }
-        if suspended || self.settings.drift == DriftMode::Report {
-            let why = if suspended {
-                "suspended"
-            } else {
-                "--drift=report"
-            };
-            let summary = describe_drift(&drifted);
-            cluster::event(
-                &self.client,
-                &self.target.parent,
-                Severity::Warning,
-                "DriftDetected",
-                &format!("{summary} (not corrected: {why})"),
-            )
-            .await;
-            return self.settings.drift_interval;
-        }
-        match apply::apply(
-            &self.client,
-            &mut self.discovered,
-            planned.plan,
-            &self.target.parent,
-            &planned.recorded,
-        )
-        .await
-        {
-            Ok(applied) => {
-                let corrected = applied.changed();
-                self.handles.metrics.drift_corrected(corrected as u64);
-                for (object, fields) in &drifted {
-                    tracing::info!(object = %object, fields = %fields.join(", "), "drift corrected");
-                }
-                let summary = describe_drift(&drifted);
-                cluster::event(
-                    &self.client,
-                    &self.target.parent,
-                    Severity::Normal,
-                    "DriftCorrected",
-                    &summary,
-                )
-                .await;
-                self.report_kept(&applied).await;
-                self.settings.drift_interval
-            }
-            Err(e) => {
-                tracing::warn!(error = %crate::cli::one_line_error(&e), "drift correction failed");
-                if e.is_transient() {
-                    self.poll_backoff.clone().fail(super::seed())
-                } else {
-                    self.settings.drift_interval
-                }
-            }
-        }
-    }
-
-    /// Objects whose deletion was refused stay managed; say so where operators look.
-    async fn report_kept(&self, applied: &Applied) {
-        for (member, why) in &applied.prune.kept {
-            cluster::event(
-                &self.client,
-                &self.target.parent,
-                Severity::Warning,
-                "PruneRefused",
-                &format!("{}: {why}", member.object_ref()),
-            )
-            .await;
-        }
-    }
-
-    /// Writes the outcome to the parent's status, when it changed.
-    async fn record(&mut self, result: &str, message: &str, objects: usize) {
-        let message = if self.insecure_source() {
-            format!("{message} [INSECURE: unsigned bundles accepted (--insecure-allow-unsigned)]")
-        } else {
-            message.to_string()
-        };
-        let message = message.as_str();
-        let status = ClusterStatus {
-            source: self.source.display_url().to_string(),
-            desired: self.desired.clone(),
-            applied: self.state.applied.as_ref().map(|r| r.revision.clone()),
-            good: self.state.good.as_ref().map(|r| r.revision.clone()),
-            result: result.to_string(),
-            message: message.to_string(),
-            time: cluster::rfc3339(SystemTime::now()),
-            objects,
-            suspended: self.settings.suspend,
-            source_unreachable_since: self.unreachable_since.map(cluster::rfc3339),
-            cluster: self.settings.cluster_name.clone(),
-            outcomes: self.outcomes.clone(),
-        };
-        self.write_status(status).await;
-    }
-
-    /// Records the start or end of a source outage on the parent's status.
-    pub(super) async fn record_unreachable(&mut self, since: Option<SystemTime>) {
-        if self.status.result.is_empty() && since.is_none() {
-            return;
-        }
-        let mut status = self.status.clone();
-        status.source = self.source.display_url().to_string();
-        status.source_unreachable_since = since.map(cluster::rfc3339);
-        status.cluster = self.settings.cluster_name.clone();
-        status.outcomes = self.outcomes.clone();
-        if status.result.is_empty() {
-            status.result = "unknown".into();
-            status.message = "source unreachable before the first revision".into();
-        }
-        self.write_status(status).await;
-    }
-
-    async fn write_status(&mut self, status: ClusterStatus) {
-        if status.same_outcome(&self.status) {
-            return;
-        }
-        let Ok(text) = serde_json::to_string(&status) else {
-            return;
-        };
-        match inventory::read(&self.client, &self.target.parent).await {
-            Ok(mut recorded) => {
-                let members = recorded.members.clone();
-                if let Err(e) = inventory::write(
-                    &self.client,
-                    &self.target.parent,
-                    &mut recorded,
-                    &members,
-                    Some(&text),
-                )
-                .await
-                {
-                    tracing::warn!(error = %crate::cli::one_line_error(&e), "could not record the status on the inventory parent");
-                    return;
-                }
-                self.status = status;
-            }
-            Err(e) => {
-                tracing::warn!(error = %crate::cli::one_line_error(&e), "could not read the inventory parent")
-            }
-        }
-    }
-}
-
-fn suspended(recorded: &inventory::Recorded) -> bool {
-    recorded
-        .annotations
-        .get(SUSPEND_ANNOTATION)
-        .map(String::as_str)
-        == Some("true")
 }
 
 fn classify(e: PipelineError) -> Ended {
@@ -546,14 +343,10 @@ fn classify(e: PipelineError) -> Ended {
     }
 }
 
-fn describe_drift(drifted: &[(String, Vec<String>)]) -> String {
-    let mut parts: Vec<String> = drifted
-        .iter()
-        .take(5)
-        .map(|(o, f)| format!("{o} ({})", f.join(", ")))
-        .collect();
-    if drifted.len() > 5 {
-        parts.push(format!("and {} more", drifted.len() - 5));
-    }
-    format!("drift on {} object(s): {}", drifted.len(), parts.join("; "))
+pub(super) fn suspended(recorded: &inventory::Recorded) -> bool {
+    recorded
+        .annotations
+        .get(SUSPEND_ANNOTATION)
+        .map(String::as_str)
+        == Some("true")
 }
