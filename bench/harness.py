@@ -1,0 +1,1460 @@
+#!/usr/bin/env python3
+"""hawser's benchmark harness (issue 9). Run it through `scripts/bench`.
+
+It brings up the test control plane (tests/env/up, in its own state dir), a test
+Git server (tests/env/gitserver.py), runs the scenarios below against a release
+build of hawser and writes bench/results/<date>.json (every raw sample) and .md
+(the tables). Benchmarks are not tests: nothing here passes or fails on a time;
+the harness fails only when a step of it breaks (a command exits non-zero, an
+object never shows up). `--smoke` runs every scenario at a tiny size so the
+test suite (tests/bench_smoke.rs) keeps the harness from rotting.
+
+Scenarios, one function each (`scenario_*`):
+  memory   RSS of `hawser run` over N drift intervals, for each object count; binary size
+  apply    first and no-op apply of N objects: hawser vs kubectl --server-side --prune --applyset
+  change   one object changed among N: time and writes, hawser vs kubectl
+  poll     bytes on the wire per unchanged poll: hawser ls-refs vs git ls-remote; tarball
+  latency  commit pushed -> object visible, polling vs webhook
+  fetch    time and peak RSS: hawser fetch vs git clone --depth 1
+  flux     optional: Flux source- and kustomize-controller RSS for the same N objects
+
+Competitors are run A B A B ... so machine drift cancels out; ratios are taken
+pair by pair. Writes are counted from the API server's audit log by user name,
+between two marker requests.
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+
+
+def log(msg):
+    print(f"bench [{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    """A step of the harness failed (not a slow result: those are only reported)."""
+
+
+def run(cmd, *, env=None, cwd=None, input=None, check=True, capture=True):
+    """Runs a command; raises BenchError with its stderr when it fails."""
+    p = subprocess.run(
+        cmd, env=env, cwd=cwd, input=input, capture_output=capture, text=True
+    )
+    if check and p.returncode != 0:
+        raise BenchError(
+            f"{' '.join(map(str, cmd))} exited {p.returncode}: {(p.stderr or '').strip()[-2000:]}"
+        )
+    return p
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def wait_until(what, timeout, check, period=0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(period)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- processes
+
+
+def read_status(pid):
+    """VmRSS and VmHWM of a process in KiB (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0])
+    return fields
+
+
+def read_smaps_rollup(pid):
+    """KiB fields of /proc/<pid>/smaps_rollup (Rss, Anonymous, ...)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    out[parts[0].rstrip(":")] = int(parts[1])
+    except OSError:
+        pass
+    return out
+
+
+def count_threads(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return None
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+class RssSampler(threading.Thread):
+    """Samples VmRSS (of the process, or of its whole tree) every `period` seconds."""
+
+    def __init__(self, pid, period=0.2, tree=False):
+        super().__init__(daemon=True)
+        self.pid, self.period, self.tree = pid, period, tree
+        self.samples = []  # (monotonic time, RSS KiB)
+        self.hwm_kib = 0  # VmHWM of the process itself
+        self.hwm_by_pid = {}  # VmHWM of every process of the tree seen
+        self.stopped = threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.stopped.is_set():
+            pids = descendants(self.pid) if self.tree else [self.pid]
+            total, alive = 0, False
+            for p in pids:
+                st = read_status(p)
+                if st and "VmRSS" in st:
+                    alive = True
+                    total += st["VmRSS"]
+                    hwm = max(self.hwm_by_pid.get(p, 0), st.get("VmHWM", 0))
+                    self.hwm_by_pid[p] = hwm
+                    if p == self.pid:
+                        self.hwm_kib = hwm
+            if alive:
+                self.samples.append((time.monotonic(), total))
+            self.stopped.wait(self.period)
+
+    def stop(self):
+        self.stopped.set()
+        self.join()
+
+    def between(self, t0, t1):
+        return [kib for t, kib in self.samples if t0 <= t <= t1]
+
+
+def timed_with_rss(cmd, env=None, cwd=None):
+    """Runs cmd to completion: (seconds, largest process's peak RSS KiB, sampled peak
+    of the whole process tree KiB, stdout). The largest-process peak is the highest
+    VmHWM seen in the tree. Not wait4's ru_maxrss: it would include the Python
+    harness's own RSS, which the child carries from fork until exec."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    sampler = RssSampler(p.pid, period=0.02, tree=True)
+    out_chunks = []
+    reader = threading.Thread(target=lambda: out_chunks.append(p.stdout.read()))
+    err_chunks = []
+    ereader = threading.Thread(target=lambda: err_chunks.append(p.stderr.read()))
+    reader.start()
+    ereader.start()
+    _, status, rusage = os.wait4(p.pid, 0)
+    elapsed = time.monotonic() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    sampler.stop()
+    reader.join()
+    ereader.join()
+    if p.returncode != 0:
+        raise BenchError(
+            f"{' '.join(cmd)} exited {p.returncode}: {err_chunks[0].decode(errors='replace')[-2000:]}"
+        )
+    tree_peak = max((kib for _, kib in sampler.samples), default=None)
+    return elapsed, max(sampler.hwm_by_pid.values(), default=None), tree_peak, out_chunks[0].decode(errors="replace")
+
+
+# ---------------------------------------------------------------- Kubernetes
+
+
+class Cluster:
+    """The test control plane: admin API access, kubectl, the audit log."""
+
+    def __init__(self, env):
+        self.env = env
+        self.server = env["HAWSER_TEST_APISERVER"]
+        self.audit_path = env["HAWSER_TEST_AUDIT_LOG"]
+        with open(env["HAWSER_TEST_ADMIN_KUBECONFIG"]) as f:
+            self.token = re.search(r"token:\s*(\S+)", f.read()).group(1)
+        self.ssl = ssl.create_default_context(cafile=env["HAWSER_TEST_CA"])
+        self.kubectl_bin = os.path.join(env["HAWSER_TEST_BIN"], "kubectl")
+
+    def api(self, method, path, body=None, ctype="application/json"):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        if data is not None:
+            req.add_header("Content-Type", ctype)
+        try:
+            with urllib.request.urlopen(req, context=self.ssl, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, None
+
+    def get(self, path):
+        status, obj = self.api("GET", path)
+        return obj if status == 200 else None
+
+    def kubectl(self, *args, input=None, kubeconfig=None, check=True):
+        env = dict(self.env)
+        env["KUBECONFIG"] = kubeconfig or self.env["HAWSER_TEST_ADMIN_KUBECONFIG"]
+        return run([self.kubectl_bin, *args], env=env, input=input, check=check)
+
+    def audit_mark(self):
+        """A marker request, waited for in the audit log: every request that returned
+        before it is then in the log. Returns the log offset just past the marker."""
+        name = "bench-mark-%08x" % random.getrandbits(32)
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}}
+        status, _ = self.api("POST", "/api/v1/namespaces/default/configmaps", body)
+        if status != 201:
+            raise BenchError(f"creating audit marker {name}: HTTP {status}")
+
+        def find():
+            with open(self.audit_path, "rb") as f:
+                data = f.read()
+            i = data.rfind(name.encode())
+            if i < 0:
+                return None
+            return data.index(b"\n", i) + 1
+
+        offset = wait_until("the audit log to show the marker", 30, find)
+        self.api("DELETE", f"/api/v1/namespaces/default/configmaps/{name}")
+        return offset
+
+    def audit_events(self, user, start, end):
+        """`user`'s completed requests between two offsets: (received, completed, verb, uri)."""
+        with open(self.audit_path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start)
+        out = []
+        for line in data.splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("user", {}).get("username") != user or e.get("stage") != "ResponseComplete":
+                continue
+            out.append((parse_ts(e["requestReceivedTimestamp"]), parse_ts(e["stageTimestamp"]),
+                        e.get("verb"), e.get("requestURI", "")))
+        return sorted(out)
+
+    def audit_count(self, user, start, end):
+        """Requests `user` made between two markers: writes (no dry runs), dry runs, all."""
+        with open(self.audit_path, "rb") as f:
+            f.seek(start)
+            data = f.read(end - start)
+        writes = dry = total = 0
+        by_verb = {}
+        for line in data.splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            if e.get("user", {}).get("username") != user:
+                continue
+            if e.get("stage") != "ResponseComplete":
+                continue
+            total += 1
+            verb = e.get("verb")
+            if verb in WRITE_VERBS:
+                if "dryRun=" in e.get("requestURI", ""):
+                    dry += 1
+                else:
+                    writes += 1
+                    by_verb[verb] = by_verb.get(verb, 0) + 1
+        return {"writes": writes, "dry_runs": dry, "requests": total, "writes_by_verb": by_verb}
+
+
+def parse_ts(text):
+    """RFC 3339 with microseconds, as the audit log writes it, to Unix seconds."""
+    return datetime.datetime.strptime(text.rstrip("Z")[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def bursts(events, gap=1.0):
+    """Splits requests into bursts (one reconcile each) separated by `gap` seconds of
+    silence: for each, its span, request count, writes, and the time the API server
+    spent serving (the rest of the span is the client's own time and round trips)."""
+    groups = []
+    for ev in events:
+        if groups and ev[0] - groups[-1][-1][1] <= gap:
+            groups[-1].append(ev)
+        else:
+            groups.append([ev])
+    out = []
+    for g in groups:
+        writes = sum(1 for e in g if e[2] in WRITE_VERBS and "dryRun=" not in e[3])
+        out.append({
+            "span_s": round(max(e[1] for e in g) - g[0][0], 3),
+            "requests": len(g),
+            "writes": writes,
+            "server_s": round(sum(e[1] - e[0] for e in g), 3),
+        })
+    return out
+
+
+def parse_agent_rules():
+    """AGENT_RULES from tests/support/cluster.rs: the Role hawser's install grants."""
+    with open(os.path.join(ROOT, "tests/support/cluster.rs")) as f:
+        text = f.read()
+    block = re.search(r"pub const AGENT_RULES: &\[&str\] = &\[(.*?)\];", text, re.S)
+    if not block:
+        raise BenchError("AGENT_RULES not found in tests/support/cluster.rs")
+    return re.findall(r'"([^"]+)"', block.group(1))
+
+
+def role_rules_yaml(rules):
+    out = []
+    for rule in rules:
+        verbs, _, resources = rule.partition(":")
+        groups = {}
+        for res in resources.split(","):
+            name, _, group = res.partition(".")
+            groups.setdefault(group, []).append(name)
+        for group, names in groups.items():
+            out.append(
+                f'- apiGroups: ["{group}"]\n  resources: {json.dumps(names)}\n  verbs: {json.dumps(verbs.split(","))}'
+            )
+    return "\n".join(out)
+
+
+class Tenant:
+    """A home namespace (inventory parent, ServiceAccounts) and object namespaces.
+    Every ServiceAccount gets AGENT_RULES in every namespace, and a kubeconfig."""
+
+    def __init__(self, bench, prefix, n_namespaces, sas=("hawser",)):
+        self.bench, self.cluster = bench, bench.cluster
+        self.home = f"{prefix}-home"
+        self.namespaces = [f"{prefix}-{i}" for i in range(n_namespaces)]
+        self.kubeconfigs = {}
+        rules = bench.agent_rules
+        for sa in sas:
+            path = os.path.join(bench.work, f"{prefix}-{sa}.kubeconfig")
+            run(
+                [os.path.join(ROOT, "tests/env/sa-kubeconfig"), "-o", path, self.home, sa, *rules],
+                env=bench.env,
+            )
+            self.kubeconfigs[sa] = path
+        subjects = "\n".join(
+            f"- kind: ServiceAccount\n  name: {sa}\n  namespace: {self.home}" for sa in sas
+        )
+        docs = []
+        for ns in self.namespaces:
+            docs.append(
+                f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\n"
+                f"apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: bench-agent\n  namespace: {ns}\nrules:\n{role_rules_yaml(rules)}\n---\n"
+                f"apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: bench-agent\n  namespace: {ns}\n"
+                f"roleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: bench-agent\nsubjects:\n{subjects}\n"
+            )
+        if docs:
+            self.cluster.kubectl("apply", "-f", "-", input="---\n".join(docs))
+        bench.tenants.append(self)
+
+    def user(self, sa="hawser"):
+        return f"system:serviceaccount:{self.home}:{sa}"
+
+    def delete(self):
+        """Deletes the namespaces and waits: a background deletion of thousands of
+        objects would load the control plane during the next measurement."""
+        if self in self.bench.tenants:
+            self.bench.tenants.remove(self)
+        names = [self.home, *self.namespaces]
+        self.cluster.kubectl(
+            "delete", "namespace", *names, "--ignore-not-found", "--wait=true", "--timeout=600s",
+            check=False,
+        )
+
+
+# ---------------------------------------------------------------- workload
+
+
+def gen_objects(n, namespaces, variant=None):
+    """n objects (path -> YAML): ConfigMaps 40 %, Secrets 20 %, headless Services
+    20 %, Deployments 20 % (replicas 0: no pods, see the note), spread round-robin
+    over `namespaces`. `variant` = (index, value) changes one object's data."""
+    files = {}
+    for i in range(n):
+        ns = namespaces[i % len(namespaces)]
+        kind = ("cm", "cm", "secret", "svc", "deploy")[i % 5]
+        name = f"obj-{i:05d}"
+        value = f"value-{i}"
+        if variant and variant[0] == i:
+            value = variant[1]
+        labels = f"    app: {name}\n    bench.hawser.dev/tier: t{i % 7}\n"
+        if kind == "cm":
+            doc = (
+                f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n{labels}"
+                f"data:\n  value: {value}\n  settings.conf: |\n    listen = 0.0.0.0:8080\n    workers = {i % 8 + 1}\n    name = {name}\n"
+            )
+        elif kind == "secret":
+            b64 = base64.b64encode(f"{value}-{'s' * 24}".encode()).decode()
+            doc = (
+                f"apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n{labels}"
+                f"type: Opaque\ndata:\n  token: {b64}\n"
+            )
+        elif kind == "svc":
+            doc = (
+                f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n{labels}"
+                f"  annotations:\n    bench.hawser.dev/value: {value}\n"
+                f"spec:\n  clusterIP: None\n  selector:\n    app: {name}\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080\n"
+            )
+        else:
+            doc = (
+                f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n{labels}"
+                f"  annotations:\n    bench.hawser.dev/value: {value}\n"
+                f"spec:\n  replicas: 0\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n"
+                f"    spec:\n      containers:\n      - name: app\n        image: registry.invalid/bench:1.0\n        ports:\n        - containerPort: 8080\n"
+            )
+        files[f"{ns}/{kind}-{name}.yaml"] = doc
+    return files
+
+
+def n_namespaces(n):
+    return max(2, min(10, n // 250))
+
+
+def write_tree(dir, files):
+    if os.path.exists(dir):
+        shutil.rmtree(dir)
+    for path, text in files.items():
+        full = os.path.join(dir, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(text)
+
+
+# ---------------------------------------------------------------- Git
+
+
+def git_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL="/dev/null",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_AUTHOR_NAME="hawser bench",
+        GIT_AUTHOR_EMAIL="bench@hawser.invalid",
+        GIT_COMMITTER_NAME="hawser bench",
+        GIT_COMMITTER_EMAIL="bench@hawser.invalid",
+        LC_ALL="C",
+    )
+    return env
+
+
+def git(*args, cwd=None, input=None):
+    return run(["git", *args], env=git_env(), cwd=cwd, input=input).stdout
+
+
+class GitServer:
+    """tests/env/gitserver.py on loopback, with its per-request byte log."""
+
+    def __init__(self, work):
+        self.root = os.path.join(work, "git-repos")
+        self.files = os.path.join(work, "git-files")
+        self.log_path = os.path.join(work, "gitserver.log")
+        os.makedirs(self.root, exist_ok=True)
+        os.makedirs(self.files, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, os.path.join(ROOT, "tests/env/gitserver.py"),
+                "--root", self.root, "--files", self.files, "--port", "0",
+                "--log", self.log_path, "--exit-with-stdin",
+            ],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=open(os.path.join(work, "gitserver.stderr"), "w"), text=True,
+        )
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT="):
+            raise BenchError(f"gitserver.py did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{int(line[5:])}"
+
+    def stop(self):
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def log_offset(self):
+        return os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+
+    def requests(self, start, contains=""):
+        """Parsed log lines after `start`: (method, target, status, req bytes, resp bytes)."""
+        with open(self.log_path) as f:
+            f.seek(start)
+            lines = f.read().splitlines()
+        out = []
+        for line in lines:
+            parts = line.split()
+            if len(parts) >= 5 and contains in parts[1]:
+                out.append((parts[0], parts[1], int(parts[2]), int(parts[3]), int(parts[4])))
+        return out
+
+    def repo(self, name):
+        return GitRepo(self, name)
+
+
+class GitRepo:
+    """A bare repository served by the GitServer and a work tree that pushes to it
+    by path (pushes are not what is measured)."""
+
+    def __init__(self, server, name):
+        self.server, self.name = server, name
+        self.bare = os.path.join(server.root, f"{name}.git")
+        self.work = os.path.join(os.path.dirname(server.root), "work-" + name)
+        git("init", "-q", "--bare", "--initial-branch=main", self.bare)
+        git("init", "-q", "--initial-branch=main", self.work)
+        self.url = f"{server.url}/{name}.git"
+
+    def commit_tree(self, files, message):
+        """Replaces the work tree with `files`, commits, pushes; returns the commit id."""
+        for entry in os.listdir(self.work):
+            if entry != ".git":
+                shutil.rmtree(os.path.join(self.work, entry))
+        write_tree_into(self.work, files)
+        return self._commit(message)
+
+    def write_file(self, path, text, message):
+        write_tree_into(self.work, {path: text})
+        return self._commit(message)
+
+    def _commit(self, message):
+        git("add", "-A", cwd=self.work)
+        git("commit", "-q", "--allow-empty", "-m", message, cwd=self.work)
+        git("push", "-q", self.bare, "main", cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work).strip()
+
+
+def write_tree_into(dir, files):
+    for path, text in files.items():
+        full = os.path.join(dir, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(text)
+
+
+# ---------------------------------------------------------------- hawser run
+
+
+class Agent:
+    """`hawser run` as a child process under a scoped ServiceAccount."""
+
+    def __init__(self, bench, tenant, source, extra=()):
+        self.bench = bench
+        self.port = free_port()
+        self.cache = tempfile.mkdtemp(prefix="cache-", dir=bench.work)
+        self.log_path = os.path.join(bench.work, f"agent-{self.port}.log")
+        args = [
+            bench.hawser, "run", "--source", source, "--namespace", tenant.home,
+            "--cache-dir", self.cache, "--listen", f"127.0.0.1:{self.port}",
+            "--health-timeout", "60s",
+        ]
+        if tenant.namespaces:
+            args += ["--allow-namespaces", ",".join(tenant.namespaces)]
+        args += list(extra)
+        env = {k: v for k, v in bench.env.items() if not k.startswith("HAWSER_")}
+        env.update(KUBECONFIG=tenant.kubeconfigs["hawser"], RUST_LOG="info", NO_COLOR="1")
+        self.logf = open(self.log_path, "w")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            args, env=env, stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf
+        )
+        self.rss = RssSampler(self.proc.pid)
+        bench.agents.append(self)
+
+    def metrics(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                try:
+                    out[key] = float(value)
+                except ValueError:
+                    pass
+        return out
+
+    def applied(self, revision):
+        if self.proc.poll() is not None:
+            raise BenchError(f"hawser run exited {self.proc.returncode}; log: {self.log_path}\n{self.tail()}")
+        m = self.metrics()
+        if m.get('hawser_reconciles_total{result="rejected"}', 0) > 0:
+            raise BenchError(f"hawser rejected a revision; log: {self.log_path}\n{self.tail()}")
+        if revision is None:
+            return m.get('hawser_reconciles_total{result="success"}', 0) >= 1
+        return m.get(f'hawser_applied_revision_info{{revision="{revision}"}}') == 1
+
+    def wait_applied(self, revision, timeout):
+        try:
+            wait_until(f"hawser to apply {(revision or 'the source')[:12]}", timeout, lambda: self.applied(revision), 0.1)
+        except BenchError as e:
+            raise BenchError(f"{e}; agent log tail:\n{self.tail()}") from None
+
+    def hook(self, secret, body):
+        sig = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/hook", data=body, method="POST",
+            headers={"X-Hub-Signature-256": sig, "X-GitHub-Event": "push",
+                     "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            if r.status // 100 != 2:
+                raise BenchError(f"POST /hook answered {r.status}")
+
+    def tail(self, n=15):
+        try:
+            with open(self.log_path) as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self in self.bench.agents:
+            self.bench.agents.remove(self)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.rss.stop()
+        self.logf.close()
+
+
+# ---------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="hawser-bench-")
+        self.run_id = "%04x" % random.getrandbits(16)
+        self.tenants, self.agents = [], []
+        self.env = None
+        self.started_env = False
+        self.results = {}
+        self.notes = []
+
+    # -- setup
+
+    def hawser_binary(self):
+        if self.args.hawser:
+            return os.path.abspath(self.args.hawser)
+        path = os.path.join(ROOT, "target/release/hawser")
+        if not os.path.exists(path):
+            log("building hawser in release mode (LTO: slow, once)")
+            t0 = time.monotonic()
+            run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, capture=False)
+            self.notes.append(f"`cargo build --release` took {time.monotonic() - t0:.0f} s on this machine.")
+        return path
+
+    def up(self):
+        if self.args.reuse_env:
+            if "HAWSER_TEST_APISERVER" not in os.environ:
+                raise BenchError('--reuse-env needs the exports of tests/env/up: eval "$(tests/env/up)"')
+            self.env = dict(os.environ)
+        else:
+            state = self.args.env_state
+            env = dict(os.environ, HAWSER_TESTENV_STATE=state)
+            log(f"starting the test control plane in {state}")
+            out = run(
+                ["bash", "-c", 'eval "$(tests/env/up)" && env -0'], env=env, cwd=ROOT
+            ).stdout
+            self.env = dict(kv.split("=", 1) for kv in out.split("\0") if "=" in kv)
+            self.started_env = True
+        self.cluster = Cluster(self.env)
+        self.agent_rules = parse_agent_rules()
+        self.git = GitServer(self.work)
+        self.hawser = self.hawser_binary()
+
+    def down(self):
+        for agent in list(self.agents):
+            agent.stop()
+        for tenant in list(self.tenants):
+            tenant.delete()
+        if getattr(self, "git", None):
+            self.git.stop()
+        if self.started_env and not self.args.keep_env:
+            run([os.path.join(ROOT, "tests/env/down")], env=self.env, check=False)
+        if not self.args.keep_work:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def prefix(self, scenario, *parts):
+        return "-".join(["hb", self.run_id, scenario, *map(str, parts)])
+
+    # -- scenario 1
+
+    def scenario_memory(self):
+        """Peak and steady RSS of `hawser run` with N objects through D drift intervals."""
+        a = self.args
+        rows = []
+        for n in a.memory_sizes:
+            for sample in range(a.samples_memory):
+                tenant = Tenant(self, self.prefix("mem", n, sample), n_namespaces(n))
+                repo = self.git.repo(self.prefix("mem", n, sample))
+                rev = repo.commit_tree(gen_objects(n, tenant.namespaces), f"{n} objects")
+                agent = Agent(self, tenant, repo.url, [
+                    "--ref", "main", "--interval", "60s",
+                    "--drift-interval", f"{a.drift_interval}s",
+                ])
+                log(f"memory: {n} objects, sample {sample + 1}: waiting for the first apply")
+                agent.wait_applied(rev, a.apply_timeout)
+                t_applied = time.monotonic()
+                first_apply_s = t_applied - agent.started
+                a0 = self.cluster.audit_mark()
+                hwm_after_apply = agent.rss.hwm_kib
+                window = a.drift_interval * a.drift_ticks
+                log(f"memory: {n} objects: {a.drift_ticks} drift intervals ({window} s)")
+                time.sleep(window)
+                t_end = time.monotonic()
+                smaps = read_smaps_rollup(agent.proc.pid)
+                threads = count_threads(agent.proc.pid)
+                steady = agent.rss.between(t_applied, t_end)
+                agent.stop()
+                a1 = self.cluster.audit_mark()
+                # The drift checks, one burst of requests each, from the audit log (the
+                # agent does not time a drift check that finds nothing).
+                drift = bursts(self.cluster.audit_events(tenant.user(), a0, a1))
+                rows.append({
+                    "objects": n,
+                    "sample": sample,
+                    "namespaces": len(tenant.namespaces),
+                    "first_apply_s": round(first_apply_s, 3),
+                    "peak_rss_kib": agent.rss.hwm_kib,
+                    "peak_rss_during_first_apply_kib": hwm_after_apply,
+                    "steady_rss_median_kib": median(steady),
+                    "steady_rss_max_kib": max(steady, default=None),
+                    "steady_rss_last_kib": steady[-1] if steady else None,
+                    "rss_samples_kib": steady,
+                    "rss_anon_kib": smaps.get("Anonymous"),
+                    "rss_file_kib": smaps.get("Rss", 0) - smaps.get("Anonymous", 0) if smaps else None,
+                    "threads": threads,
+                    "drift_reconciles": len(drift),
+                    "drift_reconcile_median_s": median([b["span_s"] for b in drift]),
+                    "drift_writes": sum(b["writes"] for b in drift),
+                    "drift_bursts": drift,
+                })
+                tenant.delete()
+        medians = {}
+        for n in a.memory_sizes:
+            mine = [r for r in rows if r["objects"] == n]
+            medians[str(n)] = {
+                k: median([r[k] for r in mine])
+                for k in ("first_apply_s", "peak_rss_kib", "steady_rss_median_kib", "rss_anon_kib",
+                          "drift_reconcile_median_s", "drift_writes")
+            }
+        size = os.path.getsize(self.hawser)
+        stripped = os.path.join(self.work, "hawser.stripped")
+        shutil.copy(self.hawser, stripped)
+        stripped_ok = run(["strip", stripped], check=False).returncode == 0
+        self.results["memory"] = {
+            "config": {"sizes": a.memory_sizes, "drift_interval_s": a.drift_interval,
+                       "drift_ticks": a.drift_ticks, "samples": a.samples_memory,
+                       "rss_sample_period_s": 0.2},
+            "binary": {"path": os.path.relpath(self.hawser, ROOT), "bytes": size,
+                       "stripped_bytes": os.path.getsize(stripped) if stripped_ok else None},
+            "samples": rows,
+            "medians": medians,
+        }
+
+    # -- scenarios 2 and 3: hawser and kubectl side by side
+
+    def competitor_apply(self, who, tenant, dir, kubectl_cache):
+        """One apply of `dir` by hawser or kubectl (both as their ServiceAccount)."""
+        if who == "hawser":
+            env = {k: v for k, v in self.env.items() if not k.startswith("HAWSER_")}
+            env.update(KUBECONFIG=tenant.kubeconfigs["hawser"], NO_COLOR="1")
+            cmd = [self.hawser, "apply", "--once", "--dir", dir, "--namespace", tenant.home]
+        else:
+            env = dict(self.env, KUBECONFIG=tenant.kubeconfigs["kubectl"], KUBECTL_APPLYSET="true")
+            # A namespaced ApplySet needs -n, and under -n kubectl refuses objects of
+            # other namespaces: so both competitors work in one namespace here.
+            cmd = [self.cluster.kubectl_bin, "apply", "-n", tenant.home, "--server-side", "--prune",
+                   "--applyset=configmaps/kubectl-bench", "--field-manager=kubectl-bench",
+                   "--cache-dir", kubectl_cache, "-R", "-f", dir]
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        outs = []
+        readers = [threading.Thread(target=lambda s=s: outs.append(s.read())) for s in (p.stdout, p.stderr)]
+        for r in readers:
+            r.start()
+        _, status, ru = os.wait4(p.pid, 0)
+        elapsed = time.monotonic() - t0
+        for r in readers:
+            r.join()
+        p.returncode = os.waitstatus_to_exitcode(status)
+        text = b"".join(outs).decode(errors="replace")
+        if p.returncode != 0:
+            raise BenchError(f"{' '.join(cmd)} exited {p.returncode}: {text[-2000:]}")
+        self.last_cpu_s = round(ru.ru_utime + ru.ru_stime, 3)
+        return elapsed, text
+
+    def pairs(self, samples):
+        """A B A B ...: (pair index, competitor) in run order."""
+        for k in range(samples):
+            for who in ("hawser", "kubectl"):
+                yield k, who
+
+    def warm_kubectl(self, tenant, cache):
+        # kubectl caches discovery on disk; warm it so no sample pays for it alone.
+        env = dict(self.env, KUBECONFIG=tenant.kubeconfigs["kubectl"])
+        run([self.cluster.kubectl_bin, "api-resources", "--cache-dir", cache], env=env, check=False)
+
+    def scenario_apply(self):
+        """First apply and no-op re-apply of N objects, hawser vs kubectl."""
+        a = self.args
+        n = a.objects
+        kubectl_cache = os.path.join(self.work, "kubectl-cache")
+        rows = []
+        for k, who in self.pairs(a.samples):
+            tenant = Tenant(self, self.prefix("apply", k, who[0]), 0, sas=("hawser", "kubectl"))
+            if k == 0 and who == "hawser":
+                self.warm_kubectl(tenant, kubectl_cache)
+            dir = os.path.join(self.work, f"apply-{k}-{who}")
+            write_tree(dir, gen_objects(n, [tenant.home]))
+            user = tenant.user(who)
+            log(f"apply: pair {k + 1}, {who}: first apply of {n} objects")
+            m0 = self.cluster.audit_mark()
+            first_s, first_out = self.competitor_apply(who, tenant, dir, kubectl_cache)
+            first_cpu = self.last_cpu_s
+            m1 = self.cluster.audit_mark()
+            noop_s, noop_out = self.competitor_apply(who, tenant, dir, kubectl_cache)
+            noop_cpu = self.last_cpu_s
+            m2 = self.cluster.audit_mark()
+            first = self.cluster.audit_count(user, m0, m1)
+            noop = self.cluster.audit_count(user, m1, m2)
+            noop_server = sum(e[1] - e[0] for e in self.cluster.audit_events(user, m1, m2))
+            rows.append({
+                "pair": k, "competitor": who, "objects": n,
+                "first_s": round(first_s, 3), "noop_s": round(noop_s, 3),
+                "first_writes": first["writes"], "first_requests": first["requests"],
+                "noop_writes": noop["writes"], "noop_requests": noop["requests"],
+                "noop_dry_runs": noop["dry_runs"], "noop_writes_by_verb": noop["writes_by_verb"],
+                "first_cpu_s": first_cpu, "noop_cpu_s": noop_cpu,
+                "noop_apiserver_s": round(noop_server, 3),
+                "noop_summary": noop_out.strip().splitlines()[-1:] if who == "hawser" else [],
+            })
+            tenant.delete()
+        self.results["apply"] = self.ab_summary(
+            rows, ("first_s", "noop_s", "first_writes", "noop_writes", "noop_requests"),
+            ratios=("first_s", "noop_s"), config={"objects": n, "samples": a.samples},
+        )
+
+    def scenario_change(self):
+        """One object changed among N: time to converged and writes, hawser vs kubectl."""
+        a = self.args
+        n = a.objects
+        kubectl_cache = os.path.join(self.work, "kubectl-cache")
+        rows = []
+        for k, who in self.pairs(a.samples):
+            tenant = Tenant(self, self.prefix("chg", k, who[0]), 0, sas=("hawser", "kubectl"))
+            self.warm_kubectl(tenant, kubectl_cache)
+            dir = os.path.join(self.work, f"change-{k}-{who}")
+            write_tree(dir, gen_objects(n, [tenant.home]))
+            log(f"change: pair {k + 1}, {who}: applying {n} objects, then changing one")
+            self.competitor_apply(who, tenant, dir, kubectl_cache)
+            write_tree(dir, gen_objects(n, [tenant.home], variant=(0, f"changed-{k}")))
+            m0 = self.cluster.audit_mark()
+            change_s, _ = self.competitor_apply(who, tenant, dir, kubectl_cache)
+            change_cpu = self.last_cpu_s
+            m1 = self.cluster.audit_mark()
+            cm = self.cluster.get(f"/api/v1/namespaces/{tenant.home}/configmaps/obj-00000")
+            if not cm or cm["data"]["value"] != f"changed-{k}":
+                raise BenchError(f"change: {who} did not apply the changed object")
+            c = self.cluster.audit_count(tenant.user(who), m0, m1)
+            rows.append({
+                "pair": k, "competitor": who, "objects": n, "change_s": round(change_s, 3), "cpu_s": change_cpu,
+                "writes": c["writes"], "requests": c["requests"], "writes_by_verb": c["writes_by_verb"],
+            })
+            tenant.delete()
+        self.results["change"] = self.ab_summary(
+            rows, ("change_s", "writes", "requests"), ratios=("change_s",),
+            config={"objects": n, "samples": a.samples},
+        )
+
+    def ab_summary(self, rows, fields, ratios, config):
+        medians = {
+            who: {f: median([r[f] for r in rows if r["competitor"] == who]) for f in fields}
+            for who in ("hawser", "kubectl")
+        }
+        pair_ratios = []
+        for k in sorted({r["pair"] for r in rows}):
+            h = next(r for r in rows if r["pair"] == k and r["competitor"] == "hawser")
+            c = next(r for r in rows if r["pair"] == k and r["competitor"] == "kubectl")
+            pair_ratios.append({"pair": k, **{f: round(h[f] / c[f], 3) if c[f] else None for f in ratios}})
+        return {
+            "config": config, "samples": rows, "medians": medians,
+            "ratios_hawser_over_kubectl": pair_ratios,
+            "ratio_medians": {f: median([p[f] for p in pair_ratios]) for f in ratios},
+        }
+
+    # -- scenario 4
+
+    def scenario_poll(self):
+        """Bytes on the wire per unchanged poll."""
+        a = self.args
+        tenant = Tenant(self, self.prefix("poll"), 0)
+        repo = self.git.repo(self.prefix("poll"))
+        files = gen_objects(a.poll_objects, [tenant.home])
+        rev = repo.commit_tree(files, "poll target")
+        add_refs(repo.bare, rev, a.refs)
+        polls = a.poll_count
+        rows = []
+
+        agent = Agent(self, tenant, repo.url, ["--ref", "main", "--interval", "1s", "--drift-interval", "1h"])
+        agent.wait_applied(rev, a.apply_timeout)
+        time.sleep(1.5)
+        start = self.git.log_offset()
+        log(f"poll: hawser git, {polls} unchanged polls")
+        wait_until("hawser's polls", polls * 2 + 10, lambda: len(self.git.requests(start, repo.name)) >= polls, 0.2)
+        reqs = self.git.requests(start, repo.name)[:polls]
+        agent.stop()
+        for r in reqs:
+            rows.append({"client": "hawser git (v2 ls-refs, ref-prefix)", "requests": 1,
+                         "request_bytes": r[3], "response_bytes": r[4], "bytes": r[3] + r[4],
+                         "detail": f"{r[0]} {r[1]} {r[2]}"})
+
+        for label, extra in (("git ls-remote URL refs/heads/main", ["refs/heads/main"]),
+                             ("git ls-remote URL (all refs)", [])):
+            for _ in range(polls):
+                start = self.git.log_offset()
+                git("ls-remote", repo.url, *extra)
+                reqs = self.git.requests(start, repo.name)
+                rows.append({"client": label, "requests": len(reqs),
+                             "request_bytes": sum(r[3] for r in reqs),
+                             "response_bytes": sum(r[4] for r in reqs),
+                             "bytes": sum(r[3] + r[4] for r in reqs),
+                             "detail": "; ".join(f"{r[0]} {r[1]} {r[2]}" for r in reqs)})
+
+        tar_name = f"{self.prefix('poll')}.tar.gz"
+        run(["git", "archive", "--format=tar.gz", "-o", os.path.join(self.git.files, tar_name), rev],
+            env=git_env(), cwd=repo.bare)
+        # Same namespace and inventory: the tarball agent adopts the objects.
+        agent = Agent(self, tenant, f"{self.git.url}/files/{tar_name}",
+                      ["--interval", "1s", "--drift-interval", "1h"])
+        agent.wait_applied(None, a.apply_timeout)
+        time.sleep(1.5)
+        start = self.git.log_offset()
+        log(f"poll: hawser tarball, {polls} unchanged polls")
+        wait_until("hawser's tarball polls", polls * 2 + 10,
+                   lambda: len(self.git.requests(start, tar_name)) >= polls, 0.2)
+        reqs = self.git.requests(start, tar_name)[:polls]
+        agent.stop()
+        for r in reqs:
+            rows.append({"client": "hawser tarball (conditional GET)", "requests": 1,
+                         "request_bytes": r[3], "response_bytes": r[4], "bytes": r[3] + r[4],
+                         "detail": f"{r[0]} {r[1]} {r[2]}"})
+        tenant.delete()
+        clients = list(dict.fromkeys(r["client"] for r in rows))
+        self.results["poll"] = {
+            "config": {"refs": a.refs, "polls": polls, "objects": a.poll_objects},
+            "samples": rows,
+            "medians": {c: {f: median([r[f] for r in rows if r["client"] == c])
+                            for f in ("bytes", "request_bytes", "response_bytes", "requests")}
+                        for c in clients},
+        }
+
+    # -- scenario 5
+
+    def scenario_latency(self):
+        """Commit pushed -> object visible, polling (interval I) vs webhook."""
+        a = self.args
+        n = a.latency_objects
+        tenant = Tenant(self, self.prefix("lat"), n_namespaces(n))
+        repo = self.git.repo(self.prefix("lat"))
+        rev = repo.commit_tree(gen_objects(n, tenant.namespaces), "latency base")
+        secret = b"bench-hook-secret-%d" % random.getrandbits(32)
+        secret_file = os.path.join(self.work, "hook-secret")
+        with open(secret_file, "wb") as f:
+            f.write(secret)
+        agent = Agent(self, tenant, repo.url, [
+            "--ref", "main", "--interval", f"{a.poll_interval}s", "--drift-interval", "1h",
+            "--hook-secret-file", secret_file,
+        ])
+        log(f"latency: waiting for the first apply of {n} objects")
+        agent.wait_applied(rev, a.apply_timeout)
+        ns = tenant.namespaces[0]
+        path = f"/api/v1/namespaces/{ns}/configmaps/obj-00000"
+        rows = []
+        for k in range(a.latency_samples):
+            for mode in ("poll", "webhook"):
+                value = f"{mode}-{k}-{random.getrandbits(24)}"
+                files = gen_objects(n, tenant.namespaces, variant=(0, value))
+                key = next(p for p in files if p.endswith("cm-obj-00000.yaml"))
+                # Let a poll-mode sample start at a random phase of the poll timer.
+                time.sleep(random.uniform(0, 1))
+                new = repo.write_file(key, files[key], value)
+                t0 = time.monotonic()
+                if mode == "webhook":
+                    body = json.dumps({"ref": "refs/heads/main", "after": new}).encode()
+                    agent.hook(secret, body)
+                wait_until(f"{mode} change to become visible", a.poll_interval * 3 + 60,
+                           lambda: (self.cluster.get(path) or {}).get("data", {}).get("value") == value, 0.02)
+                visible_s = time.monotonic() - t0
+                agent.wait_applied(new, 60)
+                applied_s = time.monotonic() - t0
+                rows.append({"pair": k, "mode": mode, "objects": n,
+                             "visible_s": round(visible_s, 3), "applied_s": round(applied_s, 3)})
+                log(f"latency: {mode} {visible_s:.2f} s")
+        agent.stop()
+        tenant.delete()
+        self.results["latency"] = {
+            "config": {"objects": n, "interval_s": a.poll_interval, "samples": a.latency_samples},
+            "samples": rows,
+            "medians": {m: {f: median([r[f] for r in rows if r["mode"] == m]) for f in ("visible_s", "applied_s")}
+                        for m in ("poll", "webhook")},
+        }
+
+    # -- scenario 6
+
+    def scenario_fetch(self):
+        """Time and peak RSS: hawser fetch vs git clone --depth 1."""
+        a = self.args
+        repo = self.git.repo(self.prefix("fetch"))
+        log(f"fetch: making a repository with {a.fetch_files} files and {a.fetch_history_mb} MB of history")
+        make_big_repo(repo.bare, a.fetch_files, a.fetch_history_mb)
+        pack_bytes = sum(
+            os.path.getsize(os.path.join(dp, f))
+            for dp, _, fs in os.walk(os.path.join(repo.bare, "objects")) for f in fs
+        )
+        rows = []
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HAWSER_")}
+        for k, who in (p for k in range(a.samples) for p in ((k, "hawser fetch"), (k, "git clone --depth 1"))):
+            out = os.path.join(self.work, f"fetch-{k}-{who.split()[0]}")
+            shutil.rmtree(out, ignore_errors=True)
+            start = self.git.log_offset()
+            if who == "hawser fetch":
+                cmd = [self.hawser, "fetch", "--source", repo.url, "--ref", "main", "--out", out]
+                secs, maxrss, tree, _ = timed_with_rss(cmd, env=env)
+            else:
+                cmd = ["git", "clone", "-q", "--depth", "1", "--branch", "main", repo.url, out]
+                secs, maxrss, tree, _ = timed_with_rss(cmd, env=git_env())
+            reqs = self.git.requests(start, repo.name)
+            nfiles = sum(len(fs) for dp, _, fs in os.walk(out) if "/.git" not in dp + "/")
+            rows.append({"pair": k, "competitor": who, "seconds": round(secs, 3),
+                         "peak_rss_kib": maxrss, "peak_tree_rss_kib": tree,
+                         "wire_bytes": sum(r[3] + r[4] for r in reqs), "files": nfiles})
+            log(f"fetch: {who}: {secs:.2f} s, peak RSS {maxrss / 1024:.1f} MiB")
+            shutil.rmtree(out, ignore_errors=True)
+        pair_ratios = []
+        for k in range(a.samples):
+            h = next(r for r in rows if r["pair"] == k and r["competitor"] == "hawser fetch")
+            g = next(r for r in rows if r["pair"] == k and r["competitor"] == "git clone --depth 1")
+            pair_ratios.append({"pair": k, "seconds": round(h["seconds"] / g["seconds"], 3),
+                                "peak_rss_kib": round(h["peak_rss_kib"] / g["peak_rss_kib"], 3)})
+        self.results["fetch"] = {
+            "config": {"files": a.fetch_files, "history_mb": a.fetch_history_mb,
+                       "repo_object_bytes": pack_bytes, "samples": a.samples},
+            "samples": rows,
+            "medians": {w: {f: median([r[f] for r in rows if r["competitor"] == w])
+                            for f in ("seconds", "peak_rss_kib", "peak_tree_rss_kib", "wire_bytes", "files")}
+                        for w in ("hawser fetch", "git clone --depth 1")},
+            "ratios_hawser_over_git": pair_ratios,
+            "ratio_medians": {f: median([p[f] for p in pair_ratios]) for f in ("seconds", "peak_rss_kib")},
+        }
+
+    # -- scenario 7
+
+    def scenario_flux(self):
+        """Optional peer: see bench/flux.py; records why it did not run otherwise."""
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        # flux.py imports this module as `harness`: let it be this very module, so
+        # its BenchError is the one main() catches.
+        sys.modules.setdefault("harness", sys.modules[__name__])
+        import flux  # noqa: E402  (optional, kept apart from the main harness)
+
+        self.results["flux"] = flux.measure(self)
+
+
+def add_refs(bare, oid, count):
+    """`count` extra refs (branches and tags) all naming `oid`, as packed-refs."""
+    names = [f"refs/heads/feature/f{i:05d}" for i in range(count // 2)]
+    names += [f"refs/tags/v0.{i // 100}.{i % 100}-{i:05d}" for i in range(count - count // 2)]
+    lines = [f"{oid} {name}" for name in names]
+    with open(os.path.join(bare, "packed-refs"), "a") as f:
+        f.write("\n".join(lines) + "\n")
+    # Let git rewrite it sorted with the header it wants.
+    run(["git", "pack-refs", "--all"], env=git_env(), cwd=bare)
+
+
+def make_big_repo(bare, files, history_mb):
+    """`files` small text files at the tip, and `history_mb` commits that each
+    replace a 1 MiB incompressible blob: a big history behind a modest tip."""
+    rnd = random.Random(9)
+    chunks = []
+    t = 1700000000
+
+    def data(b):
+        chunks.append(b"data %d\n" % len(b))
+        chunks.append(b)
+        chunks.append(b"\n")
+
+    def commit(msg, ops):
+        nonlocal t
+        t += 60
+        chunks.append(b"commit refs/heads/main\n")
+        chunks.append(b"committer bench <bench@hawser.invalid> %d +0000\n" % t)
+        data(msg.encode())
+        chunks.extend(ops)
+
+    ops = []
+    for i in range(files):
+        body = (f"# file {i}\nkey: value-{i}\n" + "line of text %d\n" % i * (i % 20 + 5)).encode()
+        ops.append(b"M 644 inline dir%03d/file-%05d.yaml\n" % (i % 100, i))
+        ops.append(b"data %d\n" % len(body) + body + b"\n")
+    commit("the tree", ops)
+    for h in range(history_mb):
+        blob = rnd.randbytes(1 << 20)
+        commit(f"history {h}", [b"M 644 inline history/blob.bin\n", b"data %d\n" % len(blob) + blob + b"\n"])
+    run_bytes(["git", "fast-import", "--quiet"], cwd=bare, input=b"".join(chunks))
+
+
+def run_bytes(cmd, cwd, input):
+    p = subprocess.run(cmd, cwd=cwd, input=input, env=git_env(), capture_output=True)
+    if p.returncode != 0:
+        raise BenchError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.decode()[-2000:]}")
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def machine():
+    info = {"kernel": platform.release(), "arch": platform.machine(), "cores": os.cpu_count()}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu"] = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            info["memory_kib"] = int(next(l for l in f if l.startswith("MemTotal")).split()[1])
+        with open("/etc/os-release") as f:
+            info["os"] = next(l for l in f if l.startswith("PRETTY_NAME")).split("=", 1)[1].strip().strip('"')
+    except (OSError, StopIteration):
+        pass
+    info["load_at_start"] = os.getloadavg()
+    return info
+
+
+def versions(bench):
+    def out(cmd, env=None):
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        return p.stdout.strip() if p.returncode == 0 else None
+
+    v = {
+        "hawser": out([bench.hawser, "version"]),
+        "hawser_worktree_commit": out(["git", "-C", ROOT, "rev-parse", "HEAD"]),
+        "rustc": out(["rustc", "-V"]),
+        "kubectl": out([bench.cluster.kubectl_bin, "version", "--client", "-o", "json"]),
+        "git": out(["git", "--version"]),
+        "python": platform.python_version(),
+    }
+    if v["kubectl"]:
+        v["kubectl"] = json.loads(v["kubectl"])["clientVersion"]["gitVersion"]
+    server = bench.cluster.get("/version")
+    v["kube_apiserver"] = server and server.get("gitVersion")
+    return v
+
+
+def kib(x):
+    return "–" if x is None else f"{x / 1024:.1f} MiB"
+
+
+def secs(x):
+    return "–" if x is None else f"{x:.2f} s"
+
+
+def num(x):
+    return "–" if x is None else (f"{x:g}" if isinstance(x, (int, float)) else str(x))
+
+
+def summary_rows(r):
+    """(measure, target, measured) rows for the targets in issue 9."""
+    rows = []
+    mem = r.get("memory")
+    if mem:
+        for n, m in mem["medians"].items():
+            target = "≤ 24 MiB" if n == "1000" else ""
+            rows.append((f"RSS steady / peak, {n} objects", target,
+                         f"{kib(m['steady_rss_median_kib'])} / {kib(m['peak_rss_kib'])}"))
+            if m.get("drift_reconcile_median_s") is not None:
+                rows.append((f"no-op drift check in `hawser run`, {n} objects: time, writes",
+                             "≤ 2 s, 0 writes" if n == "1000" else "",
+                             f"{secs(m['drift_reconcile_median_s'])}, {num(m['drift_writes'])} writes"))
+        b = mem["binary"]
+        rows.append(("stripped binary", "≤ 12 MB", f"{(b['stripped_bytes'] or b['bytes']) / 1e6:.2f} MB"))
+    ap = r.get("apply")
+    if ap:
+        h, k = ap["medians"]["hawser"], ap["medians"]["kubectl"]
+        n = ap["config"]["objects"]
+        rows.append((f"no-op apply of {n}: time, writes (hawser)", "≤ 2 s, 0 writes",
+                     f"{secs(h['noop_s'])}, {num(h['noop_writes'])} writes"))
+        rows.append((f"no-op apply of {n}: time, writes (kubectl)", "",
+                     f"{secs(k['noop_s'])}, {num(k['noop_writes'])} writes"))
+        rows.append((f"first apply of {n}: hawser / kubectl", "≤ 0.7×",
+                     f"{secs(h['first_s'])} / {secs(k['first_s'])} = {num(ap['ratio_medians']['first_s'])}× (median of pair ratios)"))
+    ch = r.get("change")
+    if ch:
+        h, k = ch["medians"]["hawser"], ch["medians"]["kubectl"]
+        rows.append((f"1 of {ch['config']['objects']} changed: time, writes", "",
+                     f"hawser {secs(h['change_s'])}, {num(h['writes'])} writes; kubectl {secs(k['change_s'])}, {num(k['writes'])} writes"))
+    po = r.get("poll")
+    if po:
+        for client, m in po["medians"].items():
+            target = "≤ 2 KB" if client.startswith("hawser git") else ""
+            rows.append((f"unchanged poll, {po['config']['refs']} refs: {client}", target,
+                         f"{num(m['bytes'])} B in {num(m['requests'])} request(s)"))
+    la = r.get("latency")
+    if la:
+        rows.append(("commit → visible, webhook", "≤ 2 s", secs(la["medians"]["webhook"]["visible_s"])))
+        rows.append((f"commit → visible, polling every {la['config']['interval_s']} s", "",
+                     secs(la["medians"]["poll"]["visible_s"])))
+    fe = r.get("fetch")
+    if fe:
+        for who, m in fe["medians"].items():
+            rows.append((f"fetch {fe['config']['files']} files / {fe['config']['history_mb']} MB history: {who}", "",
+                         f"{secs(m['seconds'])}, peak RSS {kib(m['peak_rss_kib'])}"))
+    fl = r.get("flux")
+    if fl and fl.get("ran"):
+        for name, m in fl["rss"].items():
+            rows.append((f"Flux {name}, {fl['objects']} objects: steady / peak RSS", "",
+                         f"{kib(m['steady_kib'])} / {kib(m['peak_kib'])}"))
+    return rows
+
+
+def markdown(doc):
+    r = doc["results"]
+    out = [f"# hawser benchmarks, {doc['date']}", ""]
+    out.append(f"Command: `{doc['command']}`  ")
+    out.append(f"Wall time: {doc['wall_s']:.0f} s")
+    out.append("")
+    m = doc["machine"]
+    out.append(f"Machine: {m.get('cpu', '?')}, {m['cores']} cores, {m.get('memory_kib', 0) / 1048576:.0f} GiB, "
+               f"{m.get('os', '?')}, kernel {m['kernel']}; load average at start {', '.join('%.1f' % x for x in m['load_at_start'])} "
+               "(the cores are shared with other work).  ")
+    v = doc["versions"]
+    out.append(f"Versions: {v['hawser']}; worktree {str(v['hawser_worktree_commit'])[:12]}; kube-apiserver {v['kube_apiserver']}; "
+               f"kubectl {v['kubectl']}; {v['git']}; Python {v['python']}.")
+    out.append("")
+    out.append("## Summary (medians)")
+    out.append("")
+    out.append("| measure | target | measured |")
+    out.append("|---|---|---|")
+    for measure, target, measured in summary_rows(r):
+        out.append(f"| {measure} | {target} | {measured} |")
+    out.append("")
+
+    if "memory" in r:
+        out += ["## Memory: `hawser run`", "",
+                f"Drift interval {r['memory']['config']['drift_interval_s']} s, "
+                f"{r['memory']['config']['drift_ticks']} intervals after the first apply; VmRSS sampled every "
+                f"{r['memory']['config']['rss_sample_period_s']} s, peak = VmHWM. Binary: "
+                f"{r['memory']['binary']['bytes']} bytes as built (release profile strips), "
+                f"{r['memory']['binary']['stripped_bytes']} after `strip`.", "",
+                "First apply = from start until hawser reports the revision applied and healthy. Drift checks are "
+                "found in the audit log as bursts of the agent's requests.", "",
+                "| objects | namespaces | first apply | steady RSS (median) | steady max | peak RSS (VmHWM) | anon / file RSS at end | threads | drift checks | drift check (median) | drift writes |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in r["memory"]["samples"]:
+            out.append(f"| {s['objects']} | {s['namespaces']} | {secs(s['first_apply_s'])} | {kib(s['steady_rss_median_kib'])} | "
+                       f"{kib(s['steady_rss_max_kib'])} | {kib(s['peak_rss_kib'])} | {kib(s['rss_anon_kib'])} / {kib(s['rss_file_kib'])} | "
+                       f"{num(s['threads'])} | {num(s['drift_reconciles'])} | {secs(s['drift_reconcile_median_s'])} | {num(s['drift_writes'])} |")
+        out.append("")
+    for name, title, fields in (
+        ("apply", "Apply: hawser `apply --once` vs `kubectl apply --server-side --prune --applyset`",
+         ("first_s", "noop_s", "first_writes", "first_requests", "noop_writes", "noop_requests",
+          "first_cpu_s", "noop_cpu_s", "noop_apiserver_s")),
+        ("change", "Change: one object changed among N", ("change_s", "cpu_s", "writes", "requests")),
+    ):
+        if name not in r:
+            continue
+        out += [f"## {title}", "", f"{r[name]['config']['objects']} objects; run order A B A B; writes and requests from the audit log.", "",
+                "| pair | competitor | " + " | ".join(fields) + " |", "|---|---|" + "---|" * len(fields)]
+        for s in r[name]["samples"]:
+            out.append(f"| {s['pair']} | {s['competitor']} | " + " | ".join(num(s[f]) for f in fields) + " |")
+        out.append("")
+        out.append("Ratios hawser / kubectl, pair by pair: " + "; ".join(
+            f"pair {p['pair']}: " + ", ".join(f"{k} {num(v)}" for k, v in p.items() if k != "pair")
+            for p in r[name]["ratios_hawser_over_kubectl"]) + ".")
+        out.append("")
+    if "poll" in r:
+        out += ["## Poll cost", "", f"Repository with {r['poll']['config']['refs']} extra refs; wire bytes from the Git server's log (request + response, headers included).", "",
+                "| client | median bytes | request | response | requests per poll |", "|---|---|---|---|---|"]
+        for c, m in r["poll"]["medians"].items():
+            out.append(f"| {c} | {num(m['bytes'])} | {num(m['request_bytes'])} | {num(m['response_bytes'])} | {num(m['requests'])} |")
+        out.append("")
+    if "latency" in r:
+        out += ["## Latency: commit pushed → object visible", "",
+                f"{r['latency']['config']['objects']} objects; poll interval {r['latency']['config']['interval_s']} s; "
+                "visible = the admin sees the new value; applied = hawser reports the revision applied.", "",
+                "| pair | mode | visible | applied |", "|---|---|---|---|"]
+        for s in r["latency"]["samples"]:
+            out.append(f"| {s['pair']} | {s['mode']} | {secs(s['visible_s'])} | {secs(s['applied_s'])} |")
+        out.append("")
+    if "fetch" in r:
+        c = r["fetch"]["config"]
+        out += ["## Fetch", "", f"{c['files']} files at the tip, {c['history_mb']} MB of history ({c['repo_object_bytes']} bytes of objects on the server); run order A B A B. "
+                "Peak RSS: largest process (highest VmHWM seen, sampled every 20 ms); tree: sampled sum over the process tree every 20 ms.", "",
+                "| pair | competitor | time | peak RSS | peak tree RSS | wire bytes | files |", "|---|---|---|---|---|---|---|"]
+        for s in r["fetch"]["samples"]:
+            out.append(f"| {s['pair']} | {s['competitor']} | {secs(s['seconds'])} | {kib(s['peak_rss_kib'])} | {kib(s['peak_tree_rss_kib'])} | {num(s['wire_bytes'])} | {num(s['files'])} |")
+        out.append("")
+        out.append("Ratios hawser / git, pair by pair: " + "; ".join(
+            f"pair {p['pair']}: time {p['seconds']}, RSS {p['peak_rss_kib']}" for p in r["fetch"]["ratios_hawser_over_git"]) + ".")
+        out.append("")
+    if "flux" in r:
+        out += ["## Optional peer: Flux", "", r["flux"].get("note", ""), ""]
+    if doc["notes"]:
+        out += ["## Notes", ""] + [f"- {n}" for n in doc["notes"]] + [""]
+    return "\n".join(out)
+
+
+ALL = ("memory", "apply", "change", "poll", "latency", "fetch", "flux")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--smoke", action="store_true", help="every scenario at a tiny size, 1 sample (for the test suite)")
+    p.add_argument("--scenarios", default=",".join(ALL), help="comma-separated subset of: " + ",".join(ALL))
+    p.add_argument("--memory-sizes", default="100,1000,5000")
+    p.add_argument("--samples-memory", type=int, default=1)
+    p.add_argument("--drift-interval", type=int, default=10, help="seconds")
+    p.add_argument("--drift-ticks", type=int, default=10)
+    p.add_argument("--objects", type=int, default=1000, help="objects for apply, change and flux")
+    p.add_argument("--samples", type=int, default=3, help="A/B pairs for apply, change, fetch")
+    p.add_argument("--refs", type=int, default=10000)
+    p.add_argument("--poll-objects", type=int, default=10)
+    p.add_argument("--poll-count", type=int, default=5)
+    p.add_argument("--latency-objects", type=int, default=1000)
+    p.add_argument("--latency-samples", type=int, default=3, help="poll/webhook pairs")
+    p.add_argument("--poll-interval", type=int, default=10, help="seconds, for the latency scenario")
+    p.add_argument("--fetch-files", type=int, default=10000)
+    p.add_argument("--fetch-history-mb", type=int, default=100)
+    p.add_argument("--apply-timeout", type=int, default=600, help="seconds to wait for a first apply")
+    p.add_argument("--hawser", help="hawser binary (default: target/release/hawser, built if missing)")
+    p.add_argument("--out", help="directory for <date>.json/.md (default bench/results; --smoke: a temporary directory)")
+    p.add_argument("--reuse-env", action="store_true", help="use the control plane whose exports are in the environment")
+    p.add_argument("--env-state", default="/tmp/hawser-bench-env", help="state dir of the bench's own control plane")
+    p.add_argument("--keep-env", action="store_true", help="leave the control plane running")
+    p.add_argument("--keep-work", action="store_true", help="keep the work directory (logs, trees)")
+    a = p.parse_args(argv)
+    if a.smoke:
+        a.memory_sizes, a.samples_memory, a.drift_interval, a.drift_ticks = "10", 1, 2, 1
+        a.objects, a.samples, a.refs, a.poll_count = 10, 1, 50, 2
+        a.latency_objects, a.latency_samples, a.poll_interval = 10, 1, 2
+        a.fetch_files, a.fetch_history_mb, a.apply_timeout = 20, 1, 90
+        if a.scenarios == ",".join(ALL):
+            a.scenarios = ",".join(s for s in ALL if s != "flux")
+    if a.out is None:
+        a.out = tempfile.mkdtemp(prefix="hawser-bench-smoke-") if a.smoke else os.path.join(ROOT, "bench/results")
+    a.memory_sizes = [int(x) for x in a.memory_sizes.split(",")]
+    a.scenarios = [s for s in a.scenarios.split(",") if s]
+    unknown = set(a.scenarios) - set(ALL)
+    if unknown:
+        p.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    return a
+
+
+def main(argv):
+    args = parse_args(argv)
+    bench = Bench(args)
+    t0 = time.monotonic()
+    started = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        bench.up()
+        doc = {
+            "date": started.strftime("%Y-%m-%d"),
+            "started": started.isoformat(timespec="seconds"),
+            "command": "scripts/bench " + " ".join(argv),
+            "machine": machine(),
+            "versions": versions(bench),
+            "config": {k: v for k, v in vars(args).items() if k not in ("out",)},
+        }
+        for name in args.scenarios:
+            log(f"scenario {name}")
+            s0 = time.monotonic()
+            getattr(bench, f"scenario_{name}")()
+            bench.results[name]["wall_s"] = round(time.monotonic() - s0, 1)
+            log(f"scenario {name} done in {time.monotonic() - s0:.0f} s")
+        doc["results"] = bench.results
+        doc["notes"] = bench.notes + NOTES
+        doc["wall_s"] = time.monotonic() - t0
+        os.makedirs(args.out, exist_ok=True)
+        base = os.path.join(args.out, "smoke" if args.smoke else doc["date"])
+        with open(base + ".json", "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
+        with open(base + ".md", "w") as f:
+            f.write(markdown(doc))
+        log(f"wrote {base}.json and {base}.md in {doc['wall_s']:.0f} s")
+        print("\n".join(f"{m} | {t} | {v}" for m, t, v in summary_rows(bench.results)))
+    except BenchError as e:
+        log(f"FAILED: {e}")
+        return 1
+    finally:
+        bench.down()
+    return 0
+
+
+NOTES = [
+    "Deployments have `replicas: 0`: the test cluster's one kwok node could not hold a pod per Deployment at 5,000 objects, and pods are not what is measured. Services are headless (`clusterIP: None`): the test service CIDR is a /24.",
+    "hawser runs as a namespaced ServiceAccount with the Role of tests/support/cluster.rs AGENT_RULES in its home namespace and in every object namespace (`--allow-namespaces`); kubectl runs as a second ServiceAccount with the same Role. Each sample gets fresh namespaces, deleted (and waited for) afterwards.",
+    "Apply and change put all N objects in one namespace, the inventory parent's: kubectl's namespaced ApplySet parent requires `-n`, and under `-n` kubectl refuses objects of any other namespace, so a multi-namespace set cannot be one kubectl invocation. Memory and latency spread objects over several namespaces.",
+    "Writes are counted from the API server's audit log (stage ResponseComplete, verbs create/update/patch/delete, dry runs excluded) for the competitor's user, between two marker requests.",
+]
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

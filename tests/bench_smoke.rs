@@ -1,0 +1,91 @@
+//! The benchmark harness at a tiny size (`scripts/bench --smoke`), so it cannot rot:
+//! every scenario runs once with 10 objects against the test control plane and the
+//! test Git server, and its results must come out complete. Nothing here looks at a
+//! time: benchmarks are not tests; a broken harness is.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const SCENARIOS: &[&str] = &["memory", "apply", "change", "poll", "latency", "fetch"];
+
+#[test]
+fn bench_harness_runs_every_scenario_at_smoke_size() {
+    assert!(
+        std::env::var_os("HAWSER_TEST_APISERVER").is_some(),
+        "HAWSER_TEST_APISERVER is not set: this test needs the test control plane; run `eval \"$(tests/env/up)\"` or scripts/test"
+    );
+    let out_dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(format!("{root}/scripts/bench"))
+        .args([
+            "--smoke",
+            "--reuse-env",
+            "--hawser",
+            env!("CARGO_BIN_EXE_hawser"),
+        ])
+        .arg("--out")
+        .arg(out_dir.path())
+        .output()
+        .expect("scripts/bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "scripts/bench --smoke failed:\n{stderr}"
+    );
+
+    let json = std::fs::read_to_string(out_dir.path().join("smoke.json")).unwrap();
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    for key in ["machine", "versions", "command", "date"] {
+        assert!(!doc[key].is_null(), "{key} missing from the results");
+    }
+    assert!(
+        doc["versions"]["hawser"]
+            .as_str()
+            .unwrap()
+            .starts_with("hawser ")
+    );
+    let results = &doc["results"];
+    for name in SCENARIOS {
+        let samples = results[name]["samples"].as_array();
+        assert!(
+            samples.is_some_and(|s| !s.is_empty()),
+            "scenario {name} has no samples: {}",
+            results[name]
+        );
+        assert!(
+            results[name]["medians"].is_object(),
+            "scenario {name} has no medians"
+        );
+    }
+    // A/B scenarios: one pair, both competitors, a ratio for the pair.
+    for name in ["apply", "change"] {
+        let who: Vec<&str> = results[name]["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["competitor"].as_str().unwrap())
+            .collect();
+        assert_eq!(who, ["hawser", "kubectl"], "{name} runs A then B");
+        assert_eq!(
+            results[name]["ratios_hawser_over_kubectl"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    // Counts come from real logs: the first apply wrote, the Git server saw polls.
+    let first = &results["apply"]["samples"][0];
+    assert!(first["first_writes"].as_u64().unwrap() >= 10, "{first}");
+    for sample in results["poll"]["samples"].as_array().unwrap() {
+        assert!(sample["bytes"].as_u64().unwrap() > 0, "{sample}");
+    }
+    assert!(results["memory"]["binary"]["bytes"].as_u64().unwrap() > 0);
+
+    let md = std::fs::read_to_string(out_dir.path().join("smoke.md")).unwrap();
+    assert!(md.contains("## Summary (medians)"), "{md}");
+    assert!(md.contains("| measure | target | measured |"), "{md}");
+}
