@@ -2,20 +2,25 @@
 //! them as a plain test (`cargo test --manifest-path fuzz/Cargo.toml`), which needs
 //! no nightly toolchain.
 
-/// hawser's pure Git decoding modules, compiled from their own files.
-pub mod git {
-    #[path = "../../../agent/source/git/delta.rs"]
-    pub mod delta;
-    #[path = "../../../agent/source/git/error.rs"]
-    mod error;
-    #[path = "../../../agent/source/git/object.rs"]
-    pub mod object;
-    #[path = "../../../agent/source/git/pack.rs"]
-    pub mod pack;
-    #[path = "../../../agent/source/git/pktline.rs"]
-    pub mod pktline;
+// hawser's pure Git decoding modules, compiled from their own files. They sit at the
+// crate root (a path attribute inside an inline module would go through a directory
+// that does not exist in a checkout) and refer to each other with `super::`.
+#[path = "../../agent/source/git/delta.rs"]
+pub mod delta;
+#[path = "../../agent/source/git/error.rs"]
+mod error;
+#[path = "../../agent/source/git/object.rs"]
+pub mod object;
+#[path = "../../agent/source/git/pack.rs"]
+pub mod pack;
+#[path = "../../agent/source/git/pktline.rs"]
+pub mod pktline;
 
-    pub use error::GitError;
+pub use error::GitError;
+
+/// The modules under the names the agent gives them.
+pub mod git {
+    pub use super::{delta, object, pack, pktline};
 }
 
 use std::io::{Cursor, Read};
