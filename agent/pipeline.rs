@@ -68,7 +68,6 @@ pub struct Tree {
 /// A planned revision, ready to apply or to show as a diff.
 #[derive(Debug)]
 pub struct Planned {
-    pub set: ManifestSet,
     pub plan: Plan,
     pub recorded: Recorded,
 }
@@ -83,7 +82,11 @@ pub async fn load(
 ) -> Result<ManifestSet, PipelineError> {
     let docs = manifests::load_dir(&tree.root, tree.subpath.as_deref(), &target.limits)?;
     learn_kinds(client, discovered, &docs).await?;
-    Ok(manifests::build(docs, &target.scope, discovered)?)
+    let set = manifests::build(docs, &target.scope, discovered)?;
+    for warning in &set.warnings {
+        tracing::warn!(warning = %warning, "manifests");
+    }
+    Ok(set)
 }
 
 async fn learn_kinds(
@@ -127,17 +130,13 @@ pub async fn plan(
     let plan = plan::plan(
         client,
         discovered,
-        &set,
+        set,
         &recorded,
         &target.parent.id(),
         target.guard,
     )
     .await?;
-    Ok(Planned {
-        set,
-        plan,
-        recorded,
-    })
+    Ok(Planned { plan, recorded })
 }
 
 /// Plans and applies the tree.

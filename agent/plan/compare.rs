@@ -20,22 +20,29 @@ const NOISY_METADATA: &[&str] = &[
 /// an object compare equal exactly when their desired state is the same.
 pub fn normalize(object: &Value) -> Value {
     let mut object = object.clone();
-    if let Some(map) = object.as_object_mut() {
-        map.remove("status");
-        if let Some(Value::Object(meta)) = map.get_mut("metadata") {
-            for key in NOISY_METADATA {
-                meta.remove(*key);
-            }
-            // kubectl's own bookkeeping; hawser never writes it.
-            if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
-                annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-                if annotations.is_empty() {
-                    meta.remove("annotations");
-                }
+    strip(&mut object);
+    object
+}
+
+/// [`normalize`] in place: the planner strips objects as they arrive, so that no
+/// `managedFields` tree outlives the request that brought it.
+pub fn strip(object: &mut Value) {
+    let Some(map) = object.as_object_mut() else {
+        return;
+    };
+    map.remove("status");
+    if let Some(Value::Object(meta)) = map.get_mut("metadata") {
+        for key in NOISY_METADATA {
+            meta.remove(*key);
+        }
+        // kubectl's own bookkeeping; hawser never writes it.
+        if let Some(Value::Object(annotations)) = meta.get_mut("annotations") {
+            annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+            if annotations.is_empty() {
+                meta.remove("annotations");
             }
         }
     }
-    object
 }
 
 /// True when the dry-run result would change the live object.
@@ -46,13 +53,13 @@ pub fn differs(live: &Value, desired: &Value) -> bool {
 /// Top-level paths (dotted, e.g. `spec.replicas`) whose values differ, for logs and
 /// events. Recurses through objects; arrays are compared whole.
 pub fn changed_paths(live: &Value, desired: &Value) -> Vec<String> {
+    paths(&normalize(live), &normalize(desired))
+}
+
+/// [`changed_paths`] of two objects already stripped.
+pub fn paths(live: &Value, desired: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    walk(
-        &normalize(live),
-        &normalize(desired),
-        String::new(),
-        &mut out,
-    );
+    walk(live, desired, String::new(), &mut out);
     out
 }
 

@@ -142,11 +142,12 @@ impl Plan {
     }
 }
 
-/// Dry-runs every object of the set and compares it with the live object.
+/// Dry-runs every object of the set and compares it with the live object. The set is
+/// consumed: each manifest moves into its plan entry rather than being copied.
 pub async fn plan(
     client: &kube::Client,
     discovered: &Discovered,
-    set: &ManifestSet,
+    set: ManifestSet,
     recorded: &Recorded,
     applyset_id: &str,
     guard: PruneGuard,
@@ -159,40 +160,39 @@ pub async fn plan(
         .cloned()
         .collect();
     check_prune_guard(members.len(), prunes.len(), recorded.members.len(), guard)?;
+    let crd_kinds = crd_kinds(&set);
 
     // CRDs and Namespaces first: objects in a Namespace that this revision creates
     // cannot be dry-run before it exists, so they wait for apply like custom
     // resources of new CRDs.
     let mut failures = Vec::new();
     let mut deferred = Vec::new();
-    let (foundation, rest): (Vec<&Manifest>, Vec<&Manifest>) = set
+    let (foundation, rest): (Vec<Manifest>, Vec<Manifest>) = set
         .objects
-        .iter()
+        .into_iter()
         .partition(|m| m.stage == Stage::ClusterFoundation);
-    let (mut objects, mut dry_failures) = dry_run_all(
-        client,
-        resolve(discovered, set, foundation, &mut deferred, &mut failures),
-        applyset_id,
-    )
-    .await;
+    let ready = resolve(
+        discovered,
+        &crd_kinds,
+        foundation,
+        &mut deferred,
+        &mut failures,
+    );
+    let (mut objects, mut dry_failures) = dry_run_all(client, ready, applyset_id).await;
     failures.append(&mut dry_failures);
     let new_namespaces: BTreeSet<&str> = objects
         .iter()
         .filter(|p| p.manifest.id.kind == "Namespace" && p.action == Action::Create)
         .map(|p| p.manifest.id.name.as_str())
         .collect();
-    let (waiting, rest): (Vec<&Manifest>, Vec<&Manifest>) = rest.into_iter().partition(|m| {
+    let (waiting, rest): (Vec<Manifest>, Vec<Manifest>) = rest.into_iter().partition(|m| {
         m.id.namespace
             .as_deref()
             .is_some_and(|ns| new_namespaces.contains(ns))
     });
-    deferred.extend(waiting.into_iter().cloned());
-    let (mut planned, mut dry_failures) = dry_run_all(
-        client,
-        resolve(discovered, set, rest, &mut deferred, &mut failures),
-        applyset_id,
-    )
-    .await;
+    deferred.extend(waiting);
+    let ready = resolve(discovered, &crd_kinds, rest, &mut deferred, &mut failures);
+    let (mut planned, mut dry_failures) = dry_run_all(client, ready, applyset_id).await;
     failures.append(&mut dry_failures);
     objects.append(&mut planned);
     if !failures.is_empty() {
@@ -210,8 +210,8 @@ pub async fn plan(
 /// are deferred, unknown kinds are failures.
 fn resolve(
     discovered: &Discovered,
-    set: &ManifestSet,
-    manifests: Vec<&Manifest>,
+    crd_kinds: &BTreeSet<(String, String)>,
+    manifests: Vec<Manifest>,
     deferred: &mut Vec<Manifest>,
     failures: &mut Vec<ObjectFailure>,
 ) -> Vec<(Manifest, Kind)> {
@@ -219,8 +219,10 @@ fn resolve(
     for manifest in manifests {
         let api_version = manifest.id.api_version();
         match discovered.kind(&api_version, &manifest.id.kind) {
-            Some(kind) => ready.push((manifest.clone(), kind.clone())),
-            None if defined_by_crd(set, manifest) => deferred.push(manifest.clone()),
+            Some(kind) => ready.push((manifest, kind.clone())),
+            None if crd_kinds.contains(&(manifest.id.group.clone(), manifest.id.kind.clone())) => {
+                deferred.push(manifest)
+            }
             None => failures.push(ObjectFailure {
                 object: manifest.id.to_string(),
                 reason: format!(
@@ -328,8 +330,8 @@ async fn dry_run(
             let desired = to_value(result);
             let action = match &live {
                 None => Action::Create,
-                Some(live) if compare::differs(live, &desired) => Action::Update {
-                    fields: compare::changed_paths(live, &desired),
+                Some(live) if *live != desired => Action::Update {
+                    fields: compare::paths(live, &desired),
                 },
                 Some(_) => Action::Unchanged,
             };
@@ -378,8 +380,13 @@ async fn dry_run(
     })
 }
 
-fn to_value(object: DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
+/// The object as JSON, stripped of what the server owns (`managedFields` first: it is
+/// often larger than the object itself).
+fn to_value(mut object: DynamicObject) -> Value {
+    object.metadata.managed_fields = None;
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    compare::strip(&mut value);
+    value
 }
 
 fn wants_force(manifest: &Manifest) -> bool {
@@ -421,17 +428,17 @@ fn same_object(a: &Member, b: &Member) -> bool {
     a.group == b.group && a.kind == b.kind && a.namespace == b.namespace && a.name == b.name
 }
 
-fn defined_by_crd(set: &ManifestSet, manifest: &Manifest) -> bool {
-    set.objects.iter().any(|crd| {
-        crd.id.kind == "CustomResourceDefinition"
-            && crd.object.pointer("/spec/group").and_then(Value::as_str)
-                == Some(manifest.id.group.as_str())
-            && crd
-                .object
-                .pointer("/spec/names/kind")
-                .and_then(Value::as_str)
-                == Some(manifest.id.kind.as_str())
-    })
+/// (group, kind) of every CRD in the set: their objects may not be served yet.
+fn crd_kinds(set: &ManifestSet) -> BTreeSet<(String, String)> {
+    set.objects
+        .iter()
+        .filter(|m| m.id.kind == "CustomResourceDefinition")
+        .filter_map(|crd| {
+            let group = crd.object.pointer("/spec/group")?.as_str()?;
+            let kind = crd.object.pointer("/spec/names/kind")?.as_str()?;
+            Some((group.to_string(), kind.to_string()))
+        })
+        .collect()
 }
 
 /// Refuses revisions that would empty the cluster or prune too much of it.

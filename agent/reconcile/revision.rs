@@ -304,7 +304,7 @@ impl Agent {
         }
         self.handles.metrics.set_suspended(false);
         if !rollback {
-            let objects = planned.set.objects.len();
+            let objects = planned.plan.members.len();
             self.post_status(&entry.revision, Outcome::Applying { objects })
                 .await;
         }
