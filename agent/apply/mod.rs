@@ -232,7 +232,11 @@ async fn write_stage(
     Ok(())
 }
 
-fn record(applied: &mut Applied, p: Planned, writes: usize) {
+fn record(applied: &mut Applied, mut p: Planned, writes: usize) {
+    // Written: health needs only the manifest and the kind from here on.
+    p.body = serde_json::Value::Null;
+    p.desired = serde_json::Value::Null;
+    p.live = None;
     let name = p.manifest.id.to_string();
     applied.writes += writes;
     for c in &p.conflicts {
