@@ -226,6 +226,8 @@ class Cluster:
             self.token = re.search(r"token:\s*(\S+)", f.read()).group(1)
         self.ssl = ssl.create_default_context(cafile=env["HAWSER_TEST_CA"])
         self.kubectl_bin = os.path.join(env["HAWSER_TEST_BIN"], "kubectl")
+        # Markers are searched for from here on: the log only grows.
+        self.audit_pos = os.path.getsize(self.audit_path)
 
     def api(self, method, path, body=None, ctype="application/json"):
         data = None if body is None else json.dumps(body).encode()
@@ -257,15 +259,19 @@ class Cluster:
         if status != 201:
             raise BenchError(f"creating audit marker {name}: HTTP {status}")
 
+        start = self.audit_pos
+
         def find():
             with open(self.audit_path, "rb") as f:
+                f.seek(start)
                 data = f.read()
             i = data.rfind(name.encode())
             if i < 0:
                 return None
-            return data.index(b"\n", i) + 1
+            return start + data.index(b"\n", i) + 1
 
         offset = wait_until("the audit log to show the marker", 30, find)
+        self.audit_pos = offset
         self.api("DELETE", f"/api/v1/namespaces/default/configmaps/{name}")
         return offset
 
@@ -333,9 +339,11 @@ def bursts(events, gap=1.0):
     for g in groups:
         writes = sum(1 for e in g if e[2] in WRITE_VERBS and "dryRun=" not in e[3])
         out.append({
+            "end": max(e[1] for e in g),
             "span_s": round(max(e[1] for e in g) - g[0][0], 3),
             "requests": len(g),
             "writes": writes,
+            "written": [e[3] for e in g if e[2] in WRITE_VERBS and "dryRun=" not in e[3]][:5],
             "server_s": round(sum(e[1] - e[0] for e in g), 3),
         })
     return out
@@ -754,8 +762,9 @@ class Bench:
                 agent.wait_applied(rev, a.apply_timeout)
                 t_applied = time.monotonic()
                 first_apply_s = t_applied - agent.started
-                a0 = self.cluster.audit_mark()
+
                 hwm_after_apply = agent.rss.hwm_kib
+                a0 = self.cluster.audit_mark()
                 window = a.drift_interval * a.drift_ticks
                 log(f"memory: {n} objects: {a.drift_ticks} drift intervals ({window} s)")
                 time.sleep(window)
@@ -763,11 +772,16 @@ class Bench:
                 smaps = read_smaps_rollup(agent.proc.pid)
                 threads = count_threads(agent.proc.pid)
                 steady = agent.rss.between(t_applied, t_end)
-                agent.stop()
+                wall_end = time.time()
                 a1 = self.cluster.audit_mark()
+                agent.stop()
                 # The drift checks, one burst of requests each, from the audit log (the
-                # agent does not time a drift check that finds nothing).
-                drift = bursts(self.cluster.audit_events(tenant.user(), a0, a1))
+                # agent does not time a drift check that finds nothing). They start with
+                # the first dry run: before it come the first reconcile's status writes.
+                # A check still running at the end is cut short, so it is left out.
+                events = self.cluster.audit_events(tenant.user(), a0, a1)
+                first = next((i for i, e in enumerate(events) if "dryRun=" in e[3]), len(events))
+                drift = [b for b in bursts(events[first:]) if b["end"] < wall_end - 1.0]
                 rows.append({
                     "objects": n,
                     "sample": sample,
@@ -1034,10 +1048,12 @@ class Bench:
                 value = f"{mode}-{k}-{random.getrandbits(24)}"
                 files = gen_objects(n, tenant.namespaces, variant=(0, value))
                 key = next(p for p in files if p.endswith("cm-obj-00000.yaml"))
-                # Let a poll-mode sample start at a random phase of the poll timer.
-                time.sleep(random.uniform(0, 1))
+                # A poll-mode sample starts at a random phase of the poll timer.
+                time.sleep(random.uniform(0, a.poll_interval) if mode == "poll" else 0.5)
+                mark = self.cluster.audit_mark()
                 new = repo.write_file(key, files[key], value)
                 t0 = time.monotonic()
+                wall0 = time.time()
                 if mode == "webhook":
                     body = json.dumps({"ref": "refs/heads/main", "after": new}).encode()
                     agent.hook(secret, body)
@@ -1046,8 +1062,18 @@ class Bench:
                 visible_s = time.monotonic() - t0
                 agent.wait_applied(new, 60)
                 applied_s = time.monotonic() - t0
+                # Where the time went, from the audit log: until the agent's first API
+                # request (poll, fetch, verify, parse), then planning until the one write.
+                events = [e for e in self.cluster.audit_events(tenant.user(), mark, self.cluster.audit_mark())
+                          if e[0] >= wall0]
+                first_req = min((e[0] for e in events), default=None)
+                write = min((e[1] for e in events if e[2] in WRITE_VERBS and "dryRun=" not in e[3]
+                             and "obj-00000" in e[3]), default=None)
                 rows.append({"pair": k, "mode": mode, "objects": n,
-                             "visible_s": round(visible_s, 3), "applied_s": round(applied_s, 3)})
+                             "visible_s": round(visible_s, 3), "applied_s": round(applied_s, 3),
+                             "to_first_api_request_s": first_req and round(first_req - wall0, 3),
+                             "to_write_s": write and round(write - wall0, 3),
+                             "api_requests": len(events)})
                 log(f"latency: {mode} {visible_s:.2f} s")
         agent.stop()
         tenant.delete()
@@ -1275,6 +1301,12 @@ def summary_rows(r):
     return rows
 
 
+def summary_table(results):
+    rows = ["| measure | target | measured |", "|---|---|---|"]
+    rows += [f"| {m} | {t} | {v} |" for m, t, v in summary_rows(results)]
+    return "\n".join(rows)
+
+
 def markdown(doc):
     r = doc["results"]
     out = [f"# hawser benchmarks, {doc['date']}", ""]
@@ -1291,10 +1323,7 @@ def markdown(doc):
     out.append("")
     out.append("## Summary (medians)")
     out.append("")
-    out.append("| measure | target | measured |")
-    out.append("|---|---|---|")
-    for measure, target, measured in summary_rows(r):
-        out.append(f"| {measure} | {target} | {measured} |")
+    out.append(summary_table(r))
     out.append("")
 
     if "memory" in r:
@@ -1340,9 +1369,12 @@ def markdown(doc):
         out += ["## Latency: commit pushed → object visible", "",
                 f"{r['latency']['config']['objects']} objects; poll interval {r['latency']['config']['interval_s']} s; "
                 "visible = the admin sees the new value; applied = hawser reports the revision applied.", "",
-                "| pair | mode | visible | applied |", "|---|---|---|---|"]
+                "The split comes from the audit log: time until the agent's first API request "
+                "(source poll, fetch, verify, parse), and until the changed object was written (after planning every object).", "",
+                "| pair | mode | visible | applied (and healthy) | first API request at | write at | API requests |", "|---|---|---|---|---|---|---|"]
         for s in r["latency"]["samples"]:
-            out.append(f"| {s['pair']} | {s['mode']} | {secs(s['visible_s'])} | {secs(s['applied_s'])} |")
+            out.append(f"| {s['pair']} | {s['mode']} | {secs(s['visible_s'])} | {secs(s['applied_s'])} | "
+                       f"{secs(s['to_first_api_request_s'])} | {secs(s['to_write_s'])} | {num(s['api_requests'])} |")
         out.append("")
     if "fetch" in r:
         c = r["fetch"]["config"]
@@ -1440,7 +1472,7 @@ def main(argv):
         with open(base + ".md", "w") as f:
             f.write(markdown(doc))
         log(f"wrote {base}.json and {base}.md in {doc['wall_s']:.0f} s")
-        print("\n".join(f"{m} | {t} | {v}" for m, t, v in summary_rows(bench.results)))
+        print(summary_table(bench.results))
     except BenchError as e:
         log(f"FAILED: {e}")
         return 1
