@@ -62,6 +62,7 @@ def num(x):
 def summary_rows(r):
     """(measure, target, measured) rows for the targets in issue 9."""
     rows = []
+    r = {k: v for k, v in r.items() if "error" not in v}
     mem = r.get("memory")
     if mem:
         for n, m in mem["medians"].items():
@@ -120,7 +121,8 @@ def summary_table(results):
 
 
 def markdown(doc):
-    r = doc["results"]
+    r = {k: v for k, v in doc["results"].items() if "error" not in v}
+    failed = {k: v["error"] for k, v in doc["results"].items() if "error" in v}
     out = [f"# hawser benchmarks, {doc['date']}", ""]
     out.append(f"Command: `{doc['command']}`  ")
     out.append(f"Wall time: {doc['wall_s']:.0f} s")
@@ -201,6 +203,8 @@ def markdown(doc):
         out.append("")
     if "flux" in r:
         out += ["## Optional peer: Flux", "", r["flux"].get("note", ""), ""]
+    if failed:
+        out += ["## Failed scenarios", ""] + [f"- {k}: {v}" for k, v in failed.items()] + [""]
     if doc["notes"]:
         out += ["## Notes", ""] + [f"- {n}" for n in doc["notes"]] + [""]
     return "\n".join(out)
