@@ -26,6 +26,7 @@ between two marker requests.
 import argparse
 import base64
 import datetime
+import glob
 import hashlib
 import hmac
 import json
@@ -229,7 +230,7 @@ class Cluster:
         self.ssl = ssl.create_default_context(cafile=env["HAWSER_TEST_CA"])
         self.kubectl_bin = os.path.join(env["HAWSER_TEST_BIN"], "kubectl")
         # Markers are searched for from here on: the log only grows.
-        self.audit_pos = os.path.getsize(self.audit_path)
+        self.audit_pos = self.audit_size()
 
     def api(self, method, path, body=None, ctype="application/json"):
         data = None if body is None else json.dumps(body).encode()
@@ -267,9 +268,7 @@ class Cluster:
 
         def find():
             nonlocal pos, tail
-            with open(self.audit_path, "rb") as f:
-                f.seek(pos)
-                data = f.read()
+            data = self.audit_read(pos)
             pos += len(data)
             # Keep the unfinished last line: the marker may be split across reads.
             base = pos - len(data) - len(tail)
@@ -283,11 +282,33 @@ class Cluster:
         self.api("DELETE", f"/api/v1/namespaces/default/configmaps/{name}")
         return offset
 
+    def audit_files(self):
+        """The audit log as the API server rotates it (at 100 MB): the rotated files,
+        oldest first (their names carry the time), then the live one. Offsets in the
+        harness are offsets into this concatenation."""
+        base, ext = os.path.splitext(self.audit_path)
+        rotated = sorted(glob.glob(f"{glob.escape(base)}-*{ext}"))
+        return rotated + [self.audit_path]
+
+    def audit_size(self):
+        return sum(os.path.getsize(f) for f in self.audit_files())
+
+    def audit_read(self, start, end=None):
+        """Bytes [start, end) of the concatenated audit log."""
+        out, offset = [], 0
+        for path in self.audit_files():
+            size = os.path.getsize(path)
+            lo, hi = max(start - offset, 0), size if end is None else min(end - offset, size)
+            if hi > lo:
+                with open(path, "rb") as f:
+                    f.seek(lo)
+                    out.append(f.read(hi - lo))
+            offset += size
+        return b"".join(out)
+
     def audit_events(self, user, start, end):
         """`user`'s completed requests between two offsets: (received, completed, verb, uri)."""
-        with open(self.audit_path, "rb") as f:
-            f.seek(start)
-            data = f.read(end - start)
+        data = self.audit_read(start, end)
         out = []
         for line in data.splitlines():
             try:
@@ -302,9 +323,7 @@ class Cluster:
 
     def audit_count(self, user, start, end):
         """Requests `user` made between two markers: writes (no dry runs), dry runs, all."""
-        with open(self.audit_path, "rb") as f:
-            f.seek(start)
-            data = f.read(end - start)
+        data = self.audit_read(start, end)
         writes = dry = total = 0
         by_verb = {}
         for line in data.splitlines():
