@@ -56,7 +56,11 @@ def secs(x):
 
 
 def num(x):
-    return "–" if x is None else (f"{x:g}" if isinstance(x, (int, float)) else str(x))
+    if isinstance(x, float) and x.is_integer():
+        x = int(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    return "–" if x is None else (f"{x:g}" if isinstance(x, float) else str(x))
 
 
 def summary_rows(r):
@@ -208,3 +212,14 @@ def markdown(doc):
     if doc["notes"]:
         out += ["## Notes", ""] + [f"- {n}" for n in doc["notes"]] + [""]
     return "\n".join(out)
+
+
+if __name__ == "__main__":
+    # Renders the Markdown page again from a results JSON: python3 bench/report.py X.json
+    import sys
+
+    for path in sys.argv[1:]:
+        with open(path) as f:
+            doc = json.load(f)
+        with open(path[: -len(".json")] + ".md", "w") as f:
+            f.write(markdown(doc))
