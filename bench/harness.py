@@ -1326,6 +1326,8 @@ NOTES = [
     "hawser runs as a namespaced ServiceAccount with the Role of tests/support/cluster.rs AGENT_RULES in its home namespace and in every object namespace (`--allow-namespaces`); kubectl runs as a second ServiceAccount with the same Role. Each sample gets fresh namespaces, deleted (and waited for) afterwards.",
     "Apply and change put all N objects in one namespace, the inventory parent's: kubectl's namespaced ApplySet parent requires `-n`, and under `-n` kubectl refuses objects of any other namespace, so a multi-namespace set cannot be one kubectl invocation. Memory and latency spread objects over several namespaces.",
     "`hawser run` counts a revision applied once its health check ends; the harness runs it with `--health-timeout 60s`, so a first apply that waits longer for health is reported at the timeout (the log then says `applied but not healthy within the timeout`: at 5,000 objects the controller-manager had not yet observed every Deployment).",
+    "`git ls-remote URL refs/heads/main` still transfers every ref: git matches ls-remote patterns against the tail of ref names, so it cannot turn them into protocol v2 `ref-prefix` arguments.",
+    "Times vary from pair to pair on this shared machine (other builds run on the same two cores); RSS, request and byte counts do not. Compare within a pair.",
     "Writes are counted from the API server's audit log (stage ResponseComplete, verbs create/update/patch/delete, dry runs excluded) for the competitor's user, between two marker requests.",
 ]
 
