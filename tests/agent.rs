@@ -7,159 +7,10 @@
 mod forge_recorder;
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use support::agent::AgentProcess;
-use support::cluster::{AGENT_RULES, TestNamespace, get_field, kubectl, sa_kubeconfig};
-use support::{GitServer, GitServerOptions, Repo};
-
-const WAIT: Duration = Duration::from_secs(40);
-
-struct World {
-    ns: TestNamespace,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    server: GitServer,
-    repo: Repo,
-}
-
-impl World {
-    fn new(prefix: &str) -> World {
-        let ns = TestNamespace::new(prefix);
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = sa_kubeconfig(&ns.name, "hawser", AGENT_RULES, dir.path());
-        let server = GitServer::start(GitServerOptions::default());
-        let repo = Repo::create(&server);
-        World {
-            ns,
-            dir,
-            kubeconfig,
-            server,
-            repo,
-        }
-    }
-
-    /// The agent's flags: fast intervals for tests, overridden by `extra`.
-    fn args(&self, extra: &[&str]) -> Vec<String> {
-        let cache = self.dir.path().join("cache").display().to_string();
-        let defaults = [
-            ("--source", self.repo.url()),
-            ("--ref", "main"),
-            ("--namespace", &self.ns.name),
-            ("--interval", "1s"),
-            ("--drift-interval", "2s"),
-            ("--health-timeout", "30s"),
-            ("--cache-dir", &cache),
-        ];
-        let mut args = Vec::new();
-        for (flag, value) in defaults {
-            if !extra.contains(&flag) {
-                args.push(flag.to_string());
-                args.push(value.to_string());
-            }
-        }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    }
-
-    fn agent(&self, extra: &[&str]) -> AgentProcess {
-        let args = self.args(extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        AgentProcess::start(&args, &self.kubeconfig, &self.dir.path().join("agent.log"))
-    }
-
-    /// Pushes the app: a ConfigMap and a Deployment, optionally broken or unschedulable.
-    fn push(&self, greeting: &str, replicas: u32, extra_pod_spec: &str) -> String {
-        self.repo.write(
-            "app/config.yaml",
-            format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  greeting: {greeting}\n"),
-        );
-        self.repo.write(
-            "app/deploy.yaml",
-            format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n{extra_pod_spec}      containers:\n      - name: web\n        image: nginx:1.27\n"
-            ),
-        );
-        let commit = self.repo.commit(greeting);
-        self.repo.push();
-        commit
-    }
-
-    fn greeting(&self) -> Option<String> {
-        get_field("configmap", &self.ns.name, "cfg", "{.data.greeting}")
-    }
-
-    fn wait_greeting(&self, want: &str, agent: &AgentProcess) {
-        until(agent, &format!("greeting {want}"), || {
-            self.greeting().as_deref() == Some(want)
-        });
-    }
-
-    fn replicas(&self) -> String {
-        get_field("deployment", &self.ns.name, "web", "{.spec.replicas}").unwrap_or_default()
-    }
-
-    fn scale(&self, n: u32) {
-        kubectl(&[
-            "scale",
-            "deployment",
-            "web",
-            "-n",
-            &self.ns.name,
-            &format!("--replicas={n}"),
-        ]);
-    }
-
-    /// The status hawser records on its inventory parent.
-    fn status(&self) -> serde_json::Value {
-        get_field("configmap", &self.ns.name, "hawser", "{.data.status}")
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or(serde_json::Value::Null)
-    }
-
-    fn events(&self) -> String {
-        kubectl(&[
-            "get",
-            "events",
-            "-n",
-            &self.ns.name,
-            "--field-selector",
-            "involvedObject.name=hawser",
-            "-o",
-            "jsonpath={range .items[*]}{.reason}: {.message}{\"\\n\"}{end}",
-        ])
-    }
-
-    fn cache_state(&self) -> serde_json::Value {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("cache/state.json")).unwrap_or_default();
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// Polls `check` until it holds; on timeout the panic carries the agent's last logs.
-fn until(agent: &AgentProcess, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !check() {
-        if std::time::Instant::now() > deadline {
-            let logs = agent.logs();
-            let tail: Vec<&str> = logs
-                .lines()
-                .rev()
-                .take(30)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            panic!(
-                "timed out after {WAIT:?} waiting for {what}; agent log tail:\n{}",
-                tail.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::cluster::{get_field, kubectl};
+use support::world::{WAIT, World, until};
 
 #[test]
 fn new_commits_are_applied_and_drift_is_corrected() {
@@ -557,12 +408,7 @@ fn commit_statuses_go_pending_then_success_or_failure_and_a_restart_reposts_noth
         "{description}"
     );
 
-    w.repo.write(
-        "app/bad.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: kube-system\n",
-    );
-    let bad = w.repo.commit("out of scope");
-    w.repo.push();
+    let bad = w.push_out_of_scope();
     until(&agent, "failure posted for the bad revision", || {
         posted(&bad, "failure").is_some()
     });

@@ -12,120 +12,18 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
-use support::agent::AgentProcess;
-use support::cluster::{AGENT_RULES, TestNamespace, get_field, hawser, sa_kubeconfig};
-use support::{GitServer, GitServerOptions, Repo, run};
+use support::cluster::hawser;
+use support::run;
+use support::world::{World, until};
 
-const WAIT: Duration = Duration::from_secs(40);
-
-struct World {
-    ns: TestNamespace,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-    _server: GitServer,
-    repo: Repo,
-}
-
-impl World {
-    fn new(prefix: &str) -> World {
-        let ns = TestNamespace::new(prefix);
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = sa_kubeconfig(&ns.name, "hawser", AGENT_RULES, dir.path());
-        let server = GitServer::start(GitServerOptions::default());
-        let repo = Repo::create(&server);
-        World {
-            ns,
-            dir,
-            kubeconfig,
-            _server: server,
-            repo,
-        }
-    }
-
-    /// `hawser run` with fast intervals, as tests/agent.rs runs it, plus `extra`.
-    fn agent(&self, extra: &[&str]) -> AgentProcess {
-        let cache = self.dir.path().join("cache").display().to_string();
-        let mut args = vec![
-            "--source",
-            self.repo.url(),
-            "--ref",
-            "main",
-            "--namespace",
-            &self.ns.name,
-            "--interval",
-            "1s",
-            "--drift-interval",
-            "2s",
-            "--health-timeout",
-            "30s",
-            "--cache-dir",
-            &cache,
-        ];
-        args.extend_from_slice(extra);
-        AgentProcess::start(&args, &self.kubeconfig, &self.dir.path().join("agent.log"))
-    }
-
-    /// The app tests/agent.rs pushes: a ConfigMap and a one-replica Deployment.
-    fn push_good(&self) -> String {
-        self.repo.write(
-            "app/config.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  greeting: one\n",
-        );
-        self.repo.write(
-            "app/deploy.yaml",
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx:1.27\n",
-        );
-        let commit = self.repo.commit("one");
-        self.repo.push();
-        commit
-    }
-
-    /// A revision outside the agent's scope: rejected before any write.
-    fn push_bad(&self) -> String {
-        self.repo.write(
-            "app/bad.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: kube-system\n",
-        );
-        let commit = self.repo.commit("out of scope");
-        self.repo.push();
-        commit
-    }
-
-    fn status(&self) -> Value {
-        get_field("configmap", &self.ns.name, "hawser", "{.data.status}")
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or(Value::Null)
-    }
-
-    fn recorded(&self, commit: &str, state: &str) -> bool {
-        self.status()["outcomes"].as_array().is_some_and(|o| {
-            o.iter()
-                .any(|r| r["commit"] == commit && r["state"] == state)
-        })
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-}
-
-/// Polls `check` until it holds; on timeout the panic carries the agent's last logs.
-fn until(agent: &AgentProcess, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !check() {
-        if std::time::Instant::now() > deadline {
-            let logs = agent.logs();
-            let tail: Vec<&str> = logs.lines().rev().take(30).collect();
-            panic!(
-                "timed out after {WAIT:?} waiting for {what}; agent log tail (newest first):\n{}",
-                tail.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Whether the agent recorded `state` for `commit` in the parent's status.
+fn recorded(w: &World, commit: &str, state: &str) -> bool {
+    w.status()["outcomes"].as_array().is_some_and(|o| {
+        o.iter()
+            .any(|r| r["commit"] == commit && r["state"] == state)
+    })
 }
 
 fn sig(file: &Path) -> PathBuf {
@@ -147,10 +45,10 @@ fn an_exported_report_posted_at_the_connected_side_gives_the_statuses_a_connecte
     for name in ["site-key", "stranger-key"] {
         run(Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(w.path(name)));
+            .arg(w.dir.path().join(name)));
     }
-    let public = std::fs::read_to_string(w.path("site-key.pub")).unwrap();
-    let allowed = w.path("allowed_signers");
+    let public = std::fs::read_to_string(w.dir.path().join("site-key.pub")).unwrap();
+    let allowed = w.dir.path().join("allowed_signers");
     std::fs::write(
         &allowed,
         format!("site-7@example.com namespaces=\"hawser-status\" {public}"),
@@ -158,19 +56,19 @@ fn an_exported_report_posted_at_the_connected_side_gives_the_statuses_a_connecte
     .unwrap();
 
     // The air-gapped site: no forge flags at all.
-    let v1 = w.push_good();
+    let v1 = w.push("one", 1, "");
     let agent = w.agent(&["--cluster-name", "site-7"]);
     until(&agent, "success recorded for v1", || {
-        w.recorded(&v1, "success")
+        recorded(&w, &v1, "success")
     });
-    let bad = w.push_bad();
+    let bad = w.push_out_of_scope();
     until(&agent, "failure recorded for the bad revision", || {
-        w.recorded(&bad, "failure")
+        recorded(&w, &bad, "failure")
     });
     assert_eq!(w.status()["cluster"], "site-7");
 
-    let report = w.path("report.json");
-    let key = w.path("site-key");
+    let report = w.dir.path().join("report.json");
+    let key = w.dir.path().join("site-key");
     let out = hawser(
         &[
             "status",
@@ -211,7 +109,7 @@ fn an_exported_report_posted_at_the_connected_side_gives_the_statuses_a_connecte
     // The connected side.
     let forge = forge_recorder::Server::start(vec![]);
     let token = "ghp_hawserTestToken0123456789";
-    let token_file = w.path("forge-token");
+    let token_file = w.dir.path().join("forge-token");
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let post = |file: &Path| {
         hawser(
@@ -243,7 +141,7 @@ fn an_exported_report_posted_at_the_connected_side_gives_the_statuses_a_connecte
     };
 
     // A flipped byte: refused, nothing posted.
-    let tampered = w.path("tampered.json");
+    let tampered = w.dir.path().join("tampered.json");
     let mut bytes = text.clone();
     let at = bytes.iter().position(|&b| b == b'1').unwrap();
     bytes[at] = b'2';
@@ -252,19 +150,23 @@ fn an_exported_report_posted_at_the_connected_side_gives_the_statuses_a_connecte
     let err = refused(&tampered, "a changed report");
     assert!(err.contains("does not match"), "{err}");
     // Signed by a key the connected side does not trust.
-    let stranger = w.path("stranger.json");
+    let stranger = w.dir.path().join("stranger.json");
     std::fs::write(&stranger, &text).unwrap();
-    ssh_sign(&w.path("stranger-key"), "hawser-status", &stranger);
+    ssh_sign(
+        &w.dir.path().join("stranger-key"),
+        "hawser-status",
+        &stranger,
+    );
     let err = refused(&stranger, "an untrusted signer");
     assert!(err.contains("not a trusted key for hawser-status"), "{err}");
     // The trusted key, but a signature made for bundles, not status reports.
-    let bundle_ns = w.path("bundle-ns.json");
+    let bundle_ns = w.dir.path().join("bundle-ns.json");
     std::fs::write(&bundle_ns, &text).unwrap();
     ssh_sign(&key, "hawser-bundle", &bundle_ns);
     let err = refused(&bundle_ns, "another namespace");
     assert!(err.contains("namespace \"hawser-bundle\""), "{err}");
     // No signature at all.
-    let unsigned = w.path("unsigned.json");
+    let unsigned = w.dir.path().join("unsigned.json");
     std::fs::write(&unsigned, &text).unwrap();
     let err = refused(&unsigned, "an unsigned report");
     assert!(err.contains("unsigned"), "{err}");

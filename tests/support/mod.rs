@@ -15,6 +15,7 @@ pub mod cluster;
 mod git;
 mod server;
 mod tree;
+pub mod world;
 
 pub use git::{Repo, git_command, run, run_bytes};
 pub use server::{GitServer, GitServerOptions, LoggedRequest};
