@@ -16,6 +16,7 @@ use crate::apply::{self, Applied, ApplyError};
 use crate::cluster::{ClusterError, Discovered};
 use crate::inventory::{self, InventoryError, Parent, Recorded};
 use crate::manifests::{self, Document, Limits, ManifestError, ManifestSet, Scope};
+use crate::plan::live::Observed;
 use crate::plan::{self, Plan, PlanError, PruneGuard};
 
 #[derive(Debug, thiserror::Error)]
@@ -118,12 +119,14 @@ async fn learn_kinds(
     Ok(())
 }
 
-/// Manifests and the dry-run gate: what applying the tree would do.
+/// Manifests and the dry-run gate: what applying the tree would do. `observed` is
+/// what earlier plans saw (empty for a one-shot run).
 pub async fn plan(
     client: &kube::Client,
     discovered: &mut Discovered,
     tree: &Tree,
     target: &Target,
+    observed: &Observed,
 ) -> Result<Planned, PipelineError> {
     let set = load(client, discovered, tree, target).await?;
     let recorded = inventory::read(client, &target.parent).await?;
@@ -134,6 +137,7 @@ pub async fn plan(
         &recorded,
         &target.parent.id(),
         target.guard,
+        observed,
     )
     .await?;
     Ok(Planned { plan, recorded })
@@ -146,7 +150,8 @@ pub async fn apply(
     tree: &Tree,
     target: &Target,
 ) -> Result<Applied, PipelineError> {
-    let Planned { plan, recorded, .. } = plan(client, discovered, tree, target).await?;
+    let observed = Observed::default();
+    let Planned { plan, recorded, .. } = plan(client, discovered, tree, target, &observed).await?;
     Ok(apply::apply(client, discovered, plan, &target.parent, &recorded).await?)
 }
 

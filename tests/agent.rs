@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::cluster::{get_field, kubectl};
+use support::cluster::{audit_events, audit_sync, get_field, kubectl, sa_user};
 use support::world::{WAIT, World, until};
 
 #[test]
@@ -89,6 +89,46 @@ fn new_commits_are_applied_and_drift_is_corrected() {
         let value = line.rsplit(' ').next().unwrap();
         assert!(value.parse::<f64>().is_ok(), "not Prometheus text: {line}");
     }
+}
+
+/// Once every object is what a dry run of its manifest produced, a drift tick lists
+/// the members and dry-runs none of them; a hand edit gets exactly that object
+/// dry-run again, and corrected.
+#[test]
+fn a_steady_drift_tick_dry_runs_nothing_until_an_object_drifts() {
+    let w = World::new("agent-steady");
+    w.push("one", 1, "");
+    let agent = w.agent(&[]);
+    w.wait_greeting("one", &agent);
+    until(&agent, "status success", || {
+        w.status()["result"] == "success"
+    });
+
+    let user = sa_user(&w.ns.name, "hawser");
+    let uri = |e: &serde_json::Value| e["requestURI"].as_str().unwrap_or_default().to_string();
+    let is_dry_run = |e: &serde_json::Value| e["verb"] == "patch" && uri(e).contains("dryRun=All");
+    let is_member_list = |e: &serde_json::Value| e["verb"] == "list" && uri(e).contains("part-of");
+    // Two kinds (ConfigMap, Deployment): four member lists are two drift ticks.
+    until(&agent, "two drift ticks in a row without a dry run", || {
+        let events = audit_events(&user);
+        let since = events.iter().rposition(is_dry_run).map_or(0, |i| i + 1);
+        events[since..].iter().filter(|e| is_member_list(e)).count() >= 4
+    });
+    audit_sync();
+    let steady = audit_events(&user).len();
+
+    w.scale(4);
+    until(&agent, "replicas back to 1", || w.replicas() == "1");
+    audit_sync();
+    let dry_runs: Vec<String> = audit_events(&user)[steady..]
+        .iter()
+        .filter(|e| is_dry_run(e))
+        .map(uri)
+        .collect();
+    assert!(
+        !dry_runs.is_empty() && dry_runs.iter().all(|u| u.contains("/deployments/web")),
+        "only the edited Deployment is dry-run: {dry_runs:?}"
+    );
 }
 
 #[test]

@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use crate::cluster::{ClusterError, Discovered};
 use crate::inventory::{self, FIELD_MANAGER, InventoryError, Member, Parent, Recorded};
 use crate::manifests::Stage;
+use crate::plan::live::{LiveIndex, Observed};
 use crate::plan::{self, Action, CONCURRENCY, ObjectFailure, Plan, PlanError, Planned, api_for};
 
 pub use prune::PruneOutcome;
@@ -159,7 +160,15 @@ pub async fn apply(
                 }),
             }
         }
-        let (planned, mut dry_failures) = plan::dry_run_all(client, ready, &id).await;
+        // Nothing of these kinds (or in these namespaces) existed at planning time.
+        let (planned, mut dry_failures) = plan::dry_run_all(
+            client,
+            ready,
+            &id,
+            &LiveIndex::default(),
+            &Observed::default(),
+        )
+        .await;
         failures.append(&mut dry_failures);
         if !failures.is_empty() {
             return Err(PlanError::Rejected(failures).into());

@@ -13,6 +13,7 @@ use crate::cluster::{self, Discovered};
 use crate::inventory::Parent;
 use crate::manifests::Limits;
 use crate::pipeline::{self, Target, Tree};
+use crate::plan::live::Observed;
 use crate::plan::{Action, PruneGuard, compare};
 use crate::source::Source;
 
@@ -196,7 +197,8 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
     super::block_on(async {
         let client = cluster::connect().await?;
         let mut discovered = Discovered::default();
-        let planned = pipeline::plan(&client, &mut discovered, &tree, &target)
+        let observed = Observed::default();
+        let planned = pipeline::plan(&client, &mut discovered, &tree, &target, &observed)
             .await
             .with_context(|| format!("planning {}", pipeline::describe(&tree)))?;
         let mut changes = false;

@@ -4,30 +4,36 @@
 //! recorded inventory. Out: a [`Plan`] naming, per object, whether it is created,
 //! updated (which fields) or unchanged, and which recorded members would be pruned.
 //!
-//! Every object is server-side applied with `dryRun=All` as field manager `hawser`.
-//! If any object fails its dry run the whole revision is rejected with every failure
-//! named, and nothing has been written. Objects whose kind a CRD in the same revision
+//! Every object is server-side applied with `dryRun=All` as field manager `hawser`,
+//! except one whose manifest and live object are both exactly as at its last dry run
+//! (see [`live`]): one LIST per kind and namespace finds those, so a steady drift tick
+//! dry-runs nothing. If any object fails its dry run the whole revision is rejected
+//! with every failure named, and nothing has been written. Objects whose kind a CRD in the same revision
 //! defines cannot be dry-run before that CRD exists; they are returned as `deferred`
 //! and planned by `apply` once the CRD is Established, before any namespaced write.
 
 pub mod compare;
+pub mod live;
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::Resource;
+use kube::api::{Api, DynamicObject, GetParams, Patch, PatchParams};
+use kube::core::Request;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Discovered, Kind};
 use crate::inventory::{FIELD_MANAGER, Member, PART_OF, Recorded};
 use crate::manifests::{Manifest, ManifestSet, Stage};
+use live::{Digest, Lean, LiveIndex, Observed};
 
 /// The annotation that lets hawser delete and recreate an object whose immutable
 /// fields changed.
 pub const FORCE_ANNOTATION: &str = "hawser.dev/force";
 /// Requests in flight at once while planning or applying.
-pub const CONCURRENCY: usize = 8;
+pub const CONCURRENCY: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -119,6 +125,24 @@ pub struct Planned {
     /// What the dry run says the object would become (`Null` when unchanged).
     pub desired: Value,
     pub conflicts: Vec<Conflict>,
+    /// The digests of the body and of its dry-run result, for [`Observed`].
+    pub digests: Option<(Digest, Digest)>,
+}
+
+impl Planned {
+    /// An object that will not be written: nothing of it is kept but its identity.
+    fn unchanged(manifest: Manifest, kind: Kind) -> Self {
+        Planned {
+            manifest,
+            kind,
+            body: Value::Null,
+            action: Action::Unchanged,
+            live: None,
+            desired: Value::Null,
+            conflicts: Vec::new(),
+            digests: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -133,6 +157,20 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// What this plan's dry runs produced, for the next plan of the same objects.
+    /// Objects found unchanged without a dry run keep their entry from `before`.
+    pub fn observed(&self, before: &Observed) -> Observed {
+        let mut observed = Observed::default();
+        for p in &self.objects {
+            match p.digests {
+                Some((body, result)) => observed.record(p.manifest.id.clone(), body, result),
+                None if p.action == Action::Unchanged => observed.keep(&p.manifest.id, before),
+                None => {}
+            }
+        }
+        observed
+    }
+
     pub fn writes(&self) -> usize {
         self.objects
             .iter()
@@ -151,6 +189,7 @@ pub async fn plan(
     recorded: &Recorded,
     applyset_id: &str,
     guard: PruneGuard,
+    observed: &Observed,
 ) -> Result<Plan, PlanError> {
     let members: BTreeSet<Member> = set.objects.iter().map(|m| Member::from(&m.id)).collect();
     let prunes: Vec<Member> = recorded
@@ -178,7 +217,9 @@ pub async fn plan(
         &mut deferred,
         &mut failures,
     );
-    let (mut objects, mut dry_failures) = dry_run_all(client, ready, applyset_id).await;
+    let live = LiveIndex::list(client, &ready, applyset_id).await;
+    let (mut objects, mut dry_failures) =
+        dry_run_all(client, ready, applyset_id, &live, observed).await;
     failures.append(&mut dry_failures);
     let new_namespaces: BTreeSet<&str> = objects
         .iter()
@@ -192,7 +233,9 @@ pub async fn plan(
     });
     deferred.extend(waiting);
     let ready = resolve(discovered, &crd_kinds, rest, &mut deferred, &mut failures);
-    let (mut planned, mut dry_failures) = dry_run_all(client, ready, applyset_id).await;
+    let live = LiveIndex::list(client, &ready, applyset_id).await;
+    let (mut planned, mut dry_failures) =
+        dry_run_all(client, ready, applyset_id, &live, observed).await;
     failures.append(&mut dry_failures);
     objects.append(&mut planned);
     if !failures.is_empty() {
@@ -236,11 +279,17 @@ fn resolve(
     ready
 }
 
-/// Dry-runs objects concurrently; returns them in input order, with the failures.
+/// Plans objects concurrently; returns them in input order, with the failures.
+///
+/// An object whose body was dry-run before and whose live object is exactly what that
+/// dry run produced is unchanged without a request. The others are dry-run; the live
+/// object is read only when it exists and its digest differs from the dry run's.
 pub async fn dry_run_all(
     client: &kube::Client,
     objects: Vec<(Manifest, Kind)>,
     applyset_id: &str,
+    live: &LiveIndex,
+    observed: &Observed,
 ) -> (Vec<Planned>, Vec<ObjectFailure>) {
     let mut tasks = JoinSet::new();
     let mut results: Vec<Option<Result<Planned, ObjectFailure>>> = vec![None; objects.len()];
@@ -250,9 +299,22 @@ pub async fn dry_run_all(
             let Some((index, (manifest, kind))) = queue.next() else {
                 break;
             };
+            let body = body_for(&manifest, applyset_id);
+            let body_digest = live::body_digest(&body);
+            let live = live.get(&manifest.id).copied();
+            if observed.unchanged(&manifest.id, &body_digest, live.as_ref()) {
+                results[index] = Some(Ok(Planned::unchanged(manifest, kind)));
+                continue;
+            }
             let client = client.clone();
-            let id = applyset_id.to_string();
-            tasks.spawn(async move { (index, dry_run(&client, manifest, kind, &id).await) });
+            tasks.spawn(async move {
+                let known = Known {
+                    body,
+                    body_digest,
+                    live,
+                };
+                (index, dry_run(&client, manifest, kind, known).await)
+            });
         }
         match tasks.join_next().await {
             Some(Ok((index, result))) => results[index] = Some(result),
@@ -295,57 +357,102 @@ pub fn api_for(client: &kube::Client, kind: &Kind, namespace: Option<&str>) -> A
     }
 }
 
+/// What is known of one object before its dry run.
+struct Known {
+    body: Value,
+    body_digest: Digest,
+    /// The digest of the live object, if the list found it.
+    live: Option<Digest>,
+}
+
 async fn dry_run(
     client: &kube::Client,
     manifest: Manifest,
     kind: Kind,
-    applyset_id: &str,
+    known: Known,
 ) -> Result<Planned, ObjectFailure> {
-    let api = api_for(client, &kind, manifest.id.namespace.as_deref());
+    let namespace = kind
+        .namespaced
+        .then_some(manifest.id.namespace.as_deref())
+        .flatten();
+    let request = Request::new(DynamicObject::url_path(&kind.resource, namespace));
     let name = manifest.id.name.clone();
     let fail = |e: kube::Error| ObjectFailure {
         object: manifest.id.to_string(),
         transient: is_transient(&e),
         reason: api_reason(&e),
     };
-    let live = api.get_opt(&name).await.map_err(fail)?.map(to_value);
-    let body = body_for(&manifest, applyset_id);
+    let Known {
+        body,
+        body_digest,
+        live: live_digest,
+    } = known;
 
     // Without force first, so that another manager's ownership is seen and reported;
     // then with force, which is how hawser will write.
     let params = PatchParams::apply(FIELD_MANAGER).dry_run();
     let mut conflicts = Vec::new();
-    let attempt = match api.patch(&name, &params, &Patch::Apply(&body)).await {
+    let attempt = match send(client, request.patch(&name, &params, &Patch::Apply(&body))).await {
         Err(kube::Error::Api(status)) if status.code == 409 => {
             conflicts.push(Conflict {
                 message: status.message.clone(),
             });
-            api.patch(&name, &params.clone().force(), &Patch::Apply(&body))
-                .await
+            let force = params.clone().force();
+            send(client, request.patch(&name, &force, &Patch::Apply(&body))).await
         }
         other => other,
     };
-    let (action, desired) = match attempt {
-        Ok(result) => {
-            let desired = to_value(result);
-            let action = match &live {
-                None => Action::Create,
-                Some(live) if *live != desired => Action::Update {
-                    fields: compare::paths(live, &desired),
-                },
-                Some(_) => Action::Unchanged,
-            };
-            (action, desired)
+    let (action, live, desired) = match attempt {
+        Ok(Lean(mut desired)) => {
+            // A dry-run create is never stored, so it has no resourceVersion.
+            let exists = desired
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|rv| !rv.is_empty());
+            compare::strip(&mut desired);
+            let result_digest = live::digest(&desired);
+            let digests = Some((body_digest, result_digest));
+            if !exists {
+                (Action::Create, None, desired)
+            } else if live_digest == Some(result_digest) {
+                return Ok(Planned {
+                    digests,
+                    ..Planned::unchanged(manifest, kind)
+                });
+            } else {
+                let live = get(client, &request, &name).await.map_err(fail)?;
+                let action = match &live {
+                    None => Action::Create,
+                    Some(live) if *live != desired => Action::Update {
+                        fields: compare::paths(live, &desired),
+                    },
+                    Some(_) => {
+                        return Ok(Planned {
+                            digests,
+                            ..Planned::unchanged(manifest, kind)
+                        });
+                    }
+                };
+                (action, live, desired)
+            }
         }
-        Err(kube::Error::Api(status))
-            if is_immutable(&status) && live.is_some() && wants_force(&manifest) =>
-        {
-            (
-                Action::Recreate {
-                    reason: status.message.clone(),
-                },
-                body.clone(),
-            )
+        // Only an existing object has immutable fields.
+        Err(kube::Error::Api(status)) if is_immutable(&status) && wants_force(&manifest) => {
+            let action = Action::Recreate {
+                reason: status.message.clone(),
+            };
+            let live = get(client, &request, &name).await.map_err(fail)?;
+            let desired = body.clone();
+            return Ok(Planned {
+                manifest,
+                kind,
+                body,
+                action,
+                live,
+                desired,
+                conflicts,
+                digests: None,
+            });
         }
         Err(e) => {
             let mut failure = fail(e);
@@ -362,13 +469,7 @@ async fn dry_run(
             return Err(failure);
         }
     };
-    // An unchanged object is neither written nor shown: keep no copies of it, so a
-    // no-op reconcile of many objects holds little memory.
-    let (live, desired, body) = if action == Action::Unchanged {
-        (None, Value::Null, Value::Null)
-    } else {
-        (live, desired, body)
-    };
+    let digests = Some((body_digest, live::digest(&desired)));
     Ok(Planned {
         manifest,
         kind,
@@ -377,16 +478,33 @@ async fn dry_run(
         live,
         desired,
         conflicts,
+        digests,
     })
 }
 
-/// The object as JSON, stripped of what the server owns (`managedFields` first: it is
-/// often larger than the object itself).
-fn to_value(mut object: DynamicObject) -> Value {
-    object.metadata.managed_fields = None;
-    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
-    compare::strip(&mut value);
-    value
+/// Sends a built request and parses the answer leanly.
+async fn send(
+    client: &kube::Client,
+    request: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+) -> Result<Lean, kube::Error> {
+    let request = request.map_err(kube::Error::BuildRequest)?;
+    client.request::<Lean>(request).await
+}
+
+/// The live object, stripped; `None` when it does not exist.
+async fn get(
+    client: &kube::Client,
+    request: &Request,
+    name: &str,
+) -> Result<Option<Value>, kube::Error> {
+    match send(client, request.get(name, &GetParams::default())).await {
+        Ok(Lean(mut live)) => {
+            compare::strip(&mut live);
+            Ok(Some(live))
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn wants_force(manifest: &Manifest) -> bool {

@@ -23,23 +23,30 @@ impl Agent {
             return self.settings.drift_interval;
         }
         let tree = self.tree_of(&entry);
-        let planned =
-            match pipeline::plan(&self.client, &mut self.discovered, &tree, &self.target).await {
-                Ok(planned) => planned,
-                Err(e) => {
-                    let retry = e.is_transient();
-                    tracing::warn!(error = %crate::cli::one_line_error(&e), "drift check failed");
-                    // The API server may be restarting: come back soon rather than in minutes.
-                    return if retry {
-                        self.poll_backoff
-                            .clone()
-                            .fail(super::seed())
-                            .min(self.settings.drift_interval)
-                    } else {
-                        self.settings.drift_interval
-                    };
-                }
-            };
+        let plan = pipeline::plan(
+            &self.client,
+            &mut self.discovered,
+            &tree,
+            &self.target,
+            &self.observed,
+        );
+        let planned = match plan.await {
+            Ok(planned) => planned,
+            Err(e) => {
+                let retry = e.is_transient();
+                tracing::warn!(error = %crate::cli::one_line_error(&e), "drift check failed");
+                // The API server may be restarting: come back soon rather than in minutes.
+                return if retry {
+                    self.poll_backoff
+                        .clone()
+                        .fail(super::seed())
+                        .min(self.settings.drift_interval)
+                } else {
+                    self.settings.drift_interval
+                };
+            }
+        };
+        self.observed = planned.plan.observed(&self.observed);
         let suspended = suspended(&planned.recorded);
         self.handles.metrics.set_suspended(suspended);
         let drifted: Vec<(String, Vec<String>)> = planned

@@ -24,6 +24,7 @@ pub use backoff::Backoff;
 use crate::cache::{Cache, Entry, State};
 use crate::cluster::Discovered;
 use crate::pipeline::{Target, Tree};
+use crate::plan::live::Observed;
 use crate::report::cluster::ClusterStatus;
 use crate::report::metrics::{Metrics, PollResult};
 use crate::source::Source;
@@ -75,6 +76,9 @@ pub struct Agent {
     state: State,
     /// The applied revision's snapshot, enforced on every drift tick.
     applied: Option<Entry>,
+    /// What the last plan's dry runs produced: objects whose manifest and live state
+    /// both still match need no dry run at the next drift tick.
+    observed: Observed,
     /// Wall-clock start of the current source outage.
     unreachable_since: Option<SystemTime>,
     poll_backoff: Backoff,
@@ -115,6 +119,7 @@ impl Agent {
             discovered: Discovered::default(),
             state: State::default(),
             applied: None,
+            observed: Observed::default(),
             unreachable_since: None,
             poll_backoff,
             status: ClusterStatus::default(),

@@ -293,11 +293,18 @@ impl Agent {
             return Ended::Suspended;
         }
         let tree = self.tree_of(entry);
-        let planned =
-            match pipeline::plan(&self.client, &mut self.discovered, &tree, &self.target).await {
-                Ok(planned) => planned,
-                Err(e) => return classify(e),
-            };
+        let plan = pipeline::plan(
+            &self.client,
+            &mut self.discovered,
+            &tree,
+            &self.target,
+            &self.observed,
+        );
+        let planned = match plan.await {
+            Ok(planned) => planned,
+            Err(e) => return classify(e),
+        };
+        self.observed = planned.plan.observed(&self.observed);
         if suspended(&planned.recorded) {
             self.handles.metrics.set_suspended(true);
             return Ended::Suspended;

@@ -193,12 +193,8 @@ pub fn write_tree(dir: &Path, files: &[(&str, &str)]) {
 /// server's audit log records them; dry runs are not writes. Call [`audit_sync`]
 /// first so that requests which already returned are in the log.
 pub fn audit_writes(user: &str) -> Vec<String> {
-    let path = std::env::var("HAWSER_TEST_AUDIT_LOG")
-        .expect("HAWSER_TEST_AUDIT_LOG is set by tests/env/up");
-    let text = std::fs::read_to_string(path).expect("audit log readable");
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|e| e["user"]["username"] == user)
+    audit_events(user)
+        .into_iter()
         .filter(|e| {
             matches!(
                 e["verb"].as_str(),
@@ -218,6 +214,20 @@ pub fn audit_writes(user: &str) -> Vec<String> {
                 e["requestURI"].as_str().unwrap_or_default()
             )
         })
+        .collect()
+}
+
+/// Every audit event of `user` so far, in order (one per request: the log records
+/// the ResponseComplete stage only).
+pub fn audit_events(user: &str) -> Vec<serde_json::Value> {
+    let path = std::env::var("HAWSER_TEST_AUDIT_LOG")
+        .expect("HAWSER_TEST_AUDIT_LOG is set by tests/env/up");
+    let text = std::fs::read_to_string(path).expect("audit log readable");
+    let quoted = format!("\"{user}\"");
+    text.lines()
+        .filter(|line| line.contains(&quoted))
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["user"]["username"] == user)
         .collect()
 }
 
