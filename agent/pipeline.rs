@@ -16,8 +16,7 @@ use crate::apply::{self, Applied, ApplyError};
 use crate::cluster::{ClusterError, Discovered};
 use crate::inventory::{self, InventoryError, Parent, Recorded};
 use crate::manifests::{self, Document, Limits, ManifestError, ManifestSet, Scope};
-use crate::plan::live::Observed;
-use crate::plan::{self, Plan, PlanError, PruneGuard};
+use crate::plan::{self, Memory, Plan, PlanError, PruneGuard};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -119,14 +118,15 @@ async fn learn_kinds(
     Ok(())
 }
 
-/// Manifests and the dry-run gate: what applying the tree would do. `observed` is
-/// what earlier plans saw (empty for a one-shot run).
+/// Manifests and the dry-run gate: what applying the tree would do. `memory` is
+/// what earlier plans saw ([`Memory::NONE`] for a one-shot run) and whether the
+/// plan is to be shown as a diff.
 pub async fn plan(
     client: &kube::Client,
     discovered: &mut Discovered,
     tree: &Tree,
     target: &Target,
-    observed: &Observed,
+    memory: Memory<'_>,
 ) -> Result<Planned, PipelineError> {
     let set = load(client, discovered, tree, target).await?;
     let recorded = inventory::read(client, &target.parent).await?;
@@ -137,7 +137,7 @@ pub async fn plan(
         &recorded,
         &target.parent.id(),
         target.guard,
-        observed,
+        memory,
     )
     .await?;
     Ok(Planned { plan, recorded })
@@ -150,8 +150,8 @@ pub async fn apply(
     tree: &Tree,
     target: &Target,
 ) -> Result<Applied, PipelineError> {
-    let observed = Observed::default();
-    let Planned { plan, recorded, .. } = plan(client, discovered, tree, target, &observed).await?;
+    let Planned { plan, recorded, .. } =
+        plan(client, discovered, tree, target, Memory::NONE).await?;
     Ok(apply::apply(client, discovered, plan, &target.parent, &recorded).await?)
 }
 

@@ -21,8 +21,10 @@ use tokio::task::JoinSet;
 use crate::cluster::{ClusterError, Discovered};
 use crate::inventory::{self, FIELD_MANAGER, InventoryError, Member, Parent, Recorded};
 use crate::manifests::Stage;
-use crate::plan::live::{LiveIndex, Observed};
-use crate::plan::{self, Action, CONCURRENCY, ObjectFailure, Plan, PlanError, Planned, api_for};
+use crate::plan::live::LiveIndex;
+use crate::plan::{
+    self, Action, CONCURRENCY, Memory, ObjectFailure, Plan, PlanError, Planned, api_for,
+};
 
 pub use prune::PruneOutcome;
 
@@ -161,14 +163,8 @@ pub async fn apply(
             }
         }
         // Nothing of these kinds (or in these namespaces) existed at planning time.
-        let (planned, mut dry_failures) = plan::dry_run_all(
-            client,
-            ready,
-            &id,
-            &LiveIndex::default(),
-            &Observed::default(),
-        )
-        .await;
+        let (planned, mut dry_failures) =
+            plan::dry_run_all(client, ready, &id, &LiveIndex::default(), Memory::NONE).await;
         failures.append(&mut dry_failures);
         if !failures.is_empty() {
             return Err(PlanError::Rejected(failures).into());

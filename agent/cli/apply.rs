@@ -14,7 +14,7 @@ use crate::inventory::Parent;
 use crate::manifests::Limits;
 use crate::pipeline::{self, Target, Tree};
 use crate::plan::live::Observed;
-use crate::plan::{Action, PruneGuard, compare};
+use crate::plan::{Action, Keep, Memory, PruneGuard, compare};
 use crate::source::Source;
 
 /// Where the manifests come from and how the inventory is named; shared by `apply`,
@@ -197,8 +197,11 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
     super::block_on(async {
         let client = cluster::connect().await?;
         let mut discovered = Discovered::default();
-        let observed = Observed::default();
-        let planned = pipeline::plan(&client, &mut discovered, &tree, &target, &observed)
+        let memory = Memory {
+            observed: &Observed::EMPTY,
+            keep: Keep::Diffs,
+        };
+        let planned = pipeline::plan(&client, &mut discovered, &tree, &target, memory)
             .await
             .with_context(|| format!("planning {}", pipeline::describe(&tree)))?;
         let mut changes = false;

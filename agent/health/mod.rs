@@ -46,7 +46,7 @@ impl Verdict {
 }
 
 /// Kinds whose readiness is worth a request; the rest are ready once applied.
-fn worth_watching(object: &Value) -> bool {
+pub fn worth_watching(object: &Value) -> bool {
     let kind = object["kind"].as_str().unwrap_or_default();
     matches!(
         kind,
@@ -86,10 +86,7 @@ fn worth_watching(object: &Value) -> bool {
 /// Waits until all objects are ready, one has failed, or `timeout` passes.
 pub async fn wait(client: &kube::Client, objects: &[Planned], timeout: Duration) -> Verdict {
     let started = Instant::now();
-    let mut pending: Vec<&Planned> = objects
-        .iter()
-        .filter(|p| worth_watching(&p.manifest.object))
-        .collect();
+    let mut pending: Vec<&Planned> = objects.iter().filter(|p| p.watch).collect();
     loop {
         let mut not_ready = Vec::new();
         let mut failed = false;

@@ -183,10 +183,14 @@ struct PageMeta {
 /// body's digest and the result's. Kept by the agent from one plan to the next.
 #[derive(Debug, Default, Clone)]
 pub struct Observed {
-    results: HashMap<ObjectRef, (Digest, Digest)>,
+    results: BTreeMap<ObjectRef, (Digest, Digest)>,
 }
 
 impl Observed {
+    pub const EMPTY: Observed = Observed {
+        results: BTreeMap::new(),
+    };
+
     pub fn record(&mut self, id: ObjectRef, body: Digest, result: Digest) {
         self.results.insert(id, (body, result));
     }

@@ -113,16 +113,46 @@ pub struct Conflict {
     pub message: String,
 }
 
+/// What a plan keeps of each object beyond its action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// What writing needs: the body of objects that change. The agent and `apply`.
+    Writes,
+    /// Also the live object and the dry-run result of objects that change, to show
+    /// them (`diff`).
+    Diffs,
+}
+
+/// What a plan knows from earlier plans, and what it keeps for its caller.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory<'a> {
+    pub observed: &'a Observed,
+    pub keep: Keep,
+}
+
+impl Memory<'_> {
+    /// Nothing known, diffs not kept: a one-shot apply.
+    pub const NONE: Memory<'static> = Memory {
+        observed: &Observed::EMPTY,
+        keep: Keep::Writes,
+    };
+}
+
 #[derive(Debug, Clone)]
 pub struct Planned {
+    /// The manifest's identity and place. Its `object` has moved into `body`, so it
+    /// is `Null` here.
     pub manifest: Manifest,
     pub kind: Kind,
-    /// The object as sent: the manifest plus the ApplySet member label (`Null` when
-    /// unchanged: nothing will be sent).
+    /// The object as sent: the manifest's object with the ApplySet member label,
+    /// moved rather than copied (`Null` when unchanged: nothing will be sent).
     pub body: Value,
+    /// Whether health waits for this object (decided before the object moved).
+    pub watch: bool,
     pub action: Action,
+    /// The live object, with [`Keep::Diffs`] only.
     pub live: Option<Value>,
-    /// What the dry run says the object would become (`Null` when unchanged).
+    /// What the dry run says the object would become, with [`Keep::Diffs`] only.
     pub desired: Value,
     pub conflicts: Vec<Conflict>,
     /// The digests of the body and of its dry-run result, for [`Observed`].
@@ -131,11 +161,12 @@ pub struct Planned {
 
 impl Planned {
     /// An object that will not be written: nothing of it is kept but its identity.
-    fn unchanged(manifest: Manifest, kind: Kind) -> Self {
+    fn unchanged(manifest: Manifest, kind: Kind, watch: bool) -> Self {
         Planned {
             manifest,
             kind,
             body: Value::Null,
+            watch,
             action: Action::Unchanged,
             live: None,
             desired: Value::Null,
@@ -189,7 +220,7 @@ pub async fn plan(
     recorded: &Recorded,
     applyset_id: &str,
     guard: PruneGuard,
-    observed: &Observed,
+    memory: Memory<'_>,
 ) -> Result<Plan, PlanError> {
     let members: BTreeSet<Member> = set.objects.iter().map(|m| Member::from(&m.id)).collect();
     let prunes: Vec<Member> = recorded
@@ -219,7 +250,7 @@ pub async fn plan(
     );
     let live = LiveIndex::list(client, &ready, applyset_id).await;
     let (mut objects, mut dry_failures) =
-        dry_run_all(client, ready, applyset_id, &live, observed).await;
+        dry_run_all(client, ready, applyset_id, &live, memory).await;
     failures.append(&mut dry_failures);
     let new_namespaces: BTreeSet<&str> = objects
         .iter()
@@ -235,7 +266,7 @@ pub async fn plan(
     let ready = resolve(discovered, &crd_kinds, rest, &mut deferred, &mut failures);
     let live = LiveIndex::list(client, &ready, applyset_id).await;
     let (mut planned, mut dry_failures) =
-        dry_run_all(client, ready, applyset_id, &live, observed).await;
+        dry_run_all(client, ready, applyset_id, &live, memory).await;
     failures.append(&mut dry_failures);
     objects.append(&mut planned);
     if !failures.is_empty() {
@@ -289,21 +320,24 @@ pub async fn dry_run_all(
     objects: Vec<(Manifest, Kind)>,
     applyset_id: &str,
     live: &LiveIndex,
-    observed: &Observed,
+    memory: Memory<'_>,
 ) -> (Vec<Planned>, Vec<ObjectFailure>) {
+    let Memory { observed, keep } = memory;
     let mut tasks = JoinSet::new();
     let mut results: Vec<Option<Result<Planned, ObjectFailure>>> = vec![None; objects.len()];
     let mut queue = objects.into_iter().enumerate();
     loop {
         while tasks.len() < CONCURRENCY {
-            let Some((index, (manifest, kind))) = queue.next() else {
+            let Some((index, (mut manifest, kind))) = queue.next() else {
                 break;
             };
-            let body = body_for(&manifest, applyset_id);
+            let watch = crate::health::worth_watching(&manifest.object);
+            let mut body = std::mem::take(&mut manifest.object);
+            label(&mut body, applyset_id);
             let body_digest = live::body_digest(&body);
             let live = live.get(&manifest.id).copied();
             if observed.unchanged(&manifest.id, &body_digest, live.as_ref()) {
-                results[index] = Some(Ok(Planned::unchanged(manifest, kind)));
+                results[index] = Some(Ok(Planned::unchanged(manifest, kind, watch)));
                 continue;
             }
             let client = client.clone();
@@ -312,6 +346,8 @@ pub async fn dry_run_all(
                     body,
                     body_digest,
                     live,
+                    watch,
+                    keep,
                 };
                 (index, dry_run(&client, manifest, kind, known).await)
             });
@@ -336,10 +372,9 @@ pub async fn dry_run_all(
     (planned, failures)
 }
 
-/// The object as hawser sends it: the manifest with the ApplySet member label.
-pub fn body_for(manifest: &Manifest, applyset_id: &str) -> Value {
-    let mut body = manifest.object.clone();
-    if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+/// Makes a manifest's object the body hawser sends: adds the ApplySet member label.
+fn label(object: &mut Value, applyset_id: &str) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         let labels = meta
             .entry("labels")
             .or_insert_with(|| Value::Object(Default::default()));
@@ -347,7 +382,6 @@ pub fn body_for(manifest: &Manifest, applyset_id: &str) -> Value {
             labels.insert(PART_OF.into(), Value::String(applyset_id.into()));
         }
     }
-    body
 }
 
 pub fn api_for(client: &kube::Client, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
@@ -363,6 +397,8 @@ struct Known {
     body_digest: Digest,
     /// The digest of the live object, if the list found it.
     live: Option<Digest>,
+    watch: bool,
+    keep: Keep,
 }
 
 async fn dry_run(
@@ -386,6 +422,8 @@ async fn dry_run(
         body,
         body_digest,
         live: live_digest,
+        watch,
+        keep,
     } = known;
 
     // Without force first, so that another manager's ownership is seen and reported;
@@ -417,7 +455,7 @@ async fn dry_run(
             } else if live_digest == Some(result_digest) {
                 return Ok(Planned {
                     digests,
-                    ..Planned::unchanged(manifest, kind)
+                    ..Planned::unchanged(manifest, kind, watch)
                 });
             } else {
                 let live = get(client, &request, &name).await.map_err(fail)?;
@@ -429,7 +467,7 @@ async fn dry_run(
                     Some(_) => {
                         return Ok(Planned {
                             digests,
-                            ..Planned::unchanged(manifest, kind)
+                            ..Planned::unchanged(manifest, kind, watch)
                         });
                     }
                 };
@@ -437,16 +475,22 @@ async fn dry_run(
             }
         }
         // Only an existing object has immutable fields.
-        Err(kube::Error::Api(status)) if is_immutable(&status) && wants_force(&manifest) => {
+        Err(kube::Error::Api(status)) if is_immutable(&status) && wants_force(&body) => {
             let action = Action::Recreate {
                 reason: status.message.clone(),
             };
-            let live = get(client, &request, &name).await.map_err(fail)?;
-            let desired = body.clone();
+            let (live, desired) = match keep {
+                Keep::Diffs => (
+                    get(client, &request, &name).await.map_err(fail)?,
+                    body.clone(),
+                ),
+                Keep::Writes => (None, Value::Null),
+            };
             return Ok(Planned {
                 manifest,
                 kind,
                 body,
+                watch,
                 action,
                 live,
                 desired,
@@ -470,10 +514,15 @@ async fn dry_run(
         }
     };
     let digests = Some((body_digest, live::digest(&desired)));
+    let (live, desired) = match keep {
+        Keep::Diffs => (live, desired),
+        Keep::Writes => (None, Value::Null),
+    };
     Ok(Planned {
         manifest,
         kind,
         body,
+        watch,
         action,
         live,
         desired,
@@ -507,10 +556,8 @@ async fn get(
     }
 }
 
-fn wants_force(manifest: &Manifest) -> bool {
-    manifest
-        .object
-        .pointer("/metadata/annotations")
+fn wants_force(body: &Value) -> bool {
+    body.pointer("/metadata/annotations")
         .and_then(|a| a.get(FORCE_ANNOTATION))
         .and_then(Value::as_str)
         == Some("enabled")

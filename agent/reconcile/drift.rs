@@ -6,7 +6,7 @@ use super::revision::suspended;
 use super::{Agent, DriftMode};
 use crate::apply;
 use crate::pipeline;
-use crate::plan::Action;
+use crate::plan::{Action, Keep, Memory};
 use crate::report::cluster::{self, Severity};
 
 impl Agent {
@@ -28,7 +28,10 @@ impl Agent {
             &mut self.discovered,
             &tree,
             &self.target,
-            &self.observed,
+            Memory {
+                observed: &self.observed,
+                keep: Keep::Writes,
+            },
         );
         let planned = match plan.await {
             Ok(planned) => planned,

@@ -9,6 +9,7 @@ use crate::cache::{Entry, Rejected};
 use crate::health::{self, Verdict};
 use crate::inventory;
 use crate::pipeline::{self, PipelineError};
+use crate::plan::{Keep, Memory};
 use crate::report::cluster::{self, Severity};
 use crate::report::forge::Outcome;
 use crate::report::metrics::{FetchResult, ReconcileResult};
@@ -298,7 +299,10 @@ impl Agent {
             &mut self.discovered,
             &tree,
             &self.target,
-            &self.observed,
+            Memory {
+                observed: &self.observed,
+                keep: Keep::Writes,
+            },
         );
         let planned = match plan.await {
             Ok(planned) => planned,
