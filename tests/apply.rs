@@ -752,3 +752,100 @@ fn prune_spares_opted_out_and_relabelled_objects_and_keeps_what_it_may_not_delet
         "{inventory}"
     );
 }
+
+/// A ServiceAccount that may not list its kinds still gets a correct plan: the
+/// planner then reads each existing object on its own instead of from the list.
+#[test]
+fn without_list_permission_each_object_is_read_on_its_own() {
+    let ns = TestNamespace::new("apply-nolist");
+    let dir = tempfile::tempdir().unwrap();
+    let rules = [
+        "get,create,update,patch:configmaps",
+        "get,create,update,patch:secrets",
+    ];
+    let kubeconfig = sa_kubeconfig(&ns.name, "hawser", &rules, dir.path());
+    let tree = dir.path().join("tree");
+    write_tree(
+        &tree,
+        &[
+            (
+                "a.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n",
+            ),
+            (
+                "s.yaml",
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  k: v\n",
+            ),
+        ],
+    );
+    let apply = || {
+        let args = [
+            "apply",
+            "--once",
+            "--dir",
+            tree.to_str().unwrap(),
+            "--namespace",
+            &ns.name,
+        ];
+        hawser(&args, &kubeconfig)
+    };
+    let first = apply();
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(first.stdout.contains("2 created"), "{}", first.stdout);
+
+    audit_sync();
+    let user = sa_user(&ns.name, "hawser");
+    let seen = support::cluster::audit_events(&user).len();
+    let second = apply();
+    assert!(
+        second.stdout.contains("2 unchanged") && second.stdout.contains("(0 API writes)"),
+        "{second:?}"
+    );
+    audit_sync();
+    let events = support::cluster::audit_events(&user);
+    let requests: Vec<String> = events[seen..]
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {}",
+                e["verb"].as_str().unwrap_or_default(),
+                e["responseStatus"]["code"],
+                e["requestURI"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    let path = format!("/api/v1/namespaces/{}/configmaps/a", ns.name);
+    assert!(
+        requests.iter().any(|r| r.starts_with("list 403")),
+        "the list was tried and refused: {requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("get 200") && r.ends_with(&path)),
+        "the object was read on its own: {requests:#?}"
+    );
+
+    kubectl(&[
+        "patch",
+        "configmap",
+        "a",
+        "-n",
+        &ns.name,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"k":"edited"}}"#,
+    ]);
+    let third = apply();
+    assert!(
+        third
+            .stdout
+            .contains(&format!("updated ConfigMap {}/a (data.k)", ns.name)),
+        "{third:?}"
+    );
+    assert_eq!(
+        get_field("configmap", &ns.name, "a", "{.data.k}").as_deref(),
+        Some("v")
+    );
+}
