@@ -440,7 +440,7 @@ async fn dry_run(
         }
         other => other,
     };
-    let (action, live, desired) = match attempt {
+    let (action, live, desired, digests) = match attempt {
         Ok(Lean(mut desired)) => {
             // A dry-run create is never stored, so it has no resourceVersion.
             let exists = desired
@@ -451,7 +451,7 @@ async fn dry_run(
             let result_digest = live::digest(&desired);
             let digests = Some((body_digest, result_digest));
             if !exists {
-                (Action::Create, None, desired)
+                (Action::Create, None, desired, digests)
             } else if live_digest == Some(result_digest) {
                 return Ok(Planned {
                     digests,
@@ -471,7 +471,7 @@ async fn dry_run(
                         });
                     }
                 };
-                (action, live, desired)
+                (action, live, desired, digests)
             }
         }
         // Only an existing object has immutable fields.
@@ -513,7 +513,6 @@ async fn dry_run(
             return Err(failure);
         }
     };
-    let digests = Some((body_digest, live::digest(&desired)));
     let (live, desired) = match keep {
         Keep::Diffs => (live, desired),
         Keep::Writes => (None, Value::Null),
