@@ -93,7 +93,8 @@ fn new_commits_are_applied_and_drift_is_corrected() {
 
 /// Once every object is what a dry run of its manifest produced, a drift tick lists
 /// the members and dry-runs none of them; a hand edit gets exactly that object
-/// dry-run again, and corrected.
+/// dry-run again, and corrected. Nothing reads the Deployment on its own: health
+/// uses the member lists too.
 #[test]
 fn a_steady_drift_tick_dry_runs_nothing_until_an_object_drifts() {
     let w = World::new("agent-steady");
@@ -115,7 +116,15 @@ fn a_steady_drift_tick_dry_runs_nothing_until_an_object_drifts() {
         events[since..].iter().filter(|e| is_member_list(e)).count() >= 4
     });
     audit_sync();
-    let steady = audit_events(&user).len();
+    let before = audit_events(&user);
+    let steady = before.len();
+    // Health and the plan read the Deployment through the member lists, never alone.
+    let gets: Vec<String> = before
+        .iter()
+        .filter(|e| e["verb"] == "get" && uri(e).contains("/deployments/web"))
+        .map(uri)
+        .collect();
+    assert!(gets.is_empty(), "{gets:?}");
 
     w.scale(4);
     until(&agent, "replicas back to 1", || w.replicas() == "1");

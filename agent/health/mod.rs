@@ -6,10 +6,14 @@
 
 pub mod kstatus;
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::inventory::PART_OF;
+use crate::manifests::ObjectRef;
+use crate::plan::live::{self, WithStatus};
 use crate::plan::{Planned, api_for};
 pub use kstatus::Readiness;
 
@@ -42,6 +46,60 @@ impl Verdict {
                 not_ready.first().map(|(o, r)| format!("{o}: {r}"))
             }
         }
+    }
+}
+
+/// The readiness of every member of the pending objects' kinds and namespaces. A
+/// list that fails leaves its objects out, to be read one by one.
+async fn list(
+    client: &kube::Client,
+    pending: &[&Planned],
+    applyset_id: &str,
+) -> HashMap<ObjectRef, Readiness> {
+    let mut groups: BTreeMap<(String, String, Option<String>), &Planned> = BTreeMap::new();
+    for p in pending {
+        let id = &p.manifest.id;
+        groups
+            .entry((id.api_version(), id.kind.clone(), id.namespace.clone()))
+            .or_insert(p);
+    }
+    let selector = format!("{PART_OF}={applyset_id}");
+    let mut out = HashMap::new();
+    for p in groups.into_values() {
+        let template = &p.manifest.id;
+        let listed = live::list_members::<WithStatus, _>(
+            client,
+            &p.kind,
+            template,
+            &selector,
+            kstatus::assess,
+        )
+        .await;
+        match listed {
+            Ok(items) => out.extend(items.into_iter().map(|(name, readiness)| {
+                let id = ObjectRef {
+                    name,
+                    ..template.clone()
+                };
+                (id, readiness)
+            })),
+            Err(failure) => {
+                tracing::debug!(reason = %failure.reason, "cannot list for health; reading objects one by one")
+            }
+        }
+    }
+    out
+}
+
+async fn read_one(client: &kube::Client, p: &Planned) -> Readiness {
+    let api = api_for(client, &p.kind, p.manifest.id.namespace.as_deref());
+    match api.get_opt(&p.manifest.id.name).await {
+        Ok(Some(live)) => kstatus::assess(&serde_json::to_value(live).unwrap_or(Value::Null)),
+        Ok(None) => Readiness::InProgress("not found".into()),
+        Err(e) => Readiness::InProgress(format!(
+            "reading it failed: {}",
+            crate::plan::api_reason(&e)
+        )),
     }
 }
 
@@ -83,25 +141,26 @@ pub fn worth_watching(object: &Value) -> bool {
         )
 }
 
-/// Waits until all objects are ready, one has failed, or `timeout` passes.
-pub async fn wait(client: &kube::Client, objects: &[Planned], timeout: Duration) -> Verdict {
+/// Waits until all objects are ready, one has failed, or `timeout` passes. Each
+/// round reads the objects with one LIST per kind and namespace (the members of
+/// ApplySet `applyset_id`), and any object the lists miss on its own.
+pub async fn wait(
+    client: &kube::Client,
+    objects: &[Planned],
+    applyset_id: &str,
+    timeout: Duration,
+) -> Verdict {
     let started = Instant::now();
     let mut pending: Vec<&Planned> = objects.iter().filter(|p| p.watch).collect();
     loop {
         let mut not_ready = Vec::new();
         let mut failed = false;
         let mut still = Vec::new();
+        let mut listed = list(client, &pending, applyset_id).await;
         for p in pending {
-            let api = api_for(client, &p.kind, p.manifest.id.namespace.as_deref());
-            let readiness = match api.get_opt(&p.manifest.id.name).await {
-                Ok(Some(live)) => {
-                    kstatus::assess(&serde_json::to_value(live).unwrap_or(Value::Null))
-                }
-                Ok(None) => Readiness::InProgress("not found".into()),
-                Err(e) => Readiness::InProgress(format!(
-                    "reading it failed: {}",
-                    crate::plan::api_reason(&e)
-                )),
+            let readiness = match listed.remove(&p.manifest.id) {
+                Some(readiness) => readiness,
+                None => read_one(client, p).await,
             };
             match readiness {
                 Readiness::Ready => {}

@@ -92,7 +92,8 @@ impl LiveIndex {
                 let client = client.clone();
                 let selector = selector.clone();
                 tasks.spawn(async move {
-                    let listed = list_group(&client, &kind, &template, &selector).await;
+                    let listed =
+                        list_members::<Lean, _>(&client, &kind, &template, &selector, digest).await;
                     (template, listed)
                 });
             }
@@ -124,13 +125,16 @@ impl LiveIndex {
     }
 }
 
-/// One kind in one namespace (or cluster-wide), page by page.
-async fn list_group(
+/// The members of one kind in one namespace (or cluster-wide, for cluster-scoped
+/// kinds), page by page: each item is parsed as `I` and reduced by `each` at once, so
+/// no more than a page of objects is ever held. Returns (name, reduction) pairs.
+pub async fn list_members<I: Item, T>(
     client: &kube::Client,
     kind: &Kind,
     template: &ObjectRef,
     selector: &str,
-) -> Result<Vec<(String, Digest)>, ObjectFailure> {
+    each: fn(&Value) -> T,
+) -> Result<Vec<(String, T)>, ObjectFailure> {
     let namespace = if kind.namespaced {
         template.namespace.as_deref()
     } else {
@@ -148,15 +152,20 @@ async fn list_group(
         let http = request
             .list(&params)
             .map_err(|e| fail(kube::Error::BuildRequest(e)))?;
-        let page: Page = client.request(http).await.map_err(fail)?;
+        let page: Page<I> = client.request(http).await.map_err(fail)?;
         for item in page.items {
+            let mut item = item.into_value();
             let name = item
-                .0
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
-            out.push((name, digest(&item.0)));
+            // List items carry neither; kind-specific rules (health) need them.
+            if let Some(map) = item.as_object_mut() {
+                map.insert("apiVersion".into(), Value::String(template.api_version()));
+                map.insert("kind".into(), Value::String(template.kind.clone()));
+            }
+            out.push((name, each(&item)));
         }
         match page.metadata.continue_token {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),
@@ -166,11 +175,17 @@ async fn list_group(
 }
 
 #[derive(serde::Deserialize)]
-struct Page {
+#[serde(bound = "I: Item")]
+struct Page<I> {
     #[serde(default)]
     metadata: PageMeta,
-    #[serde(default)]
-    items: Vec<Lean>,
+    #[serde(default = "Vec::new")]
+    items: Vec<I>,
+}
+
+/// A list item as parsed: an object with some of what the server owns left out.
+pub trait Item: serde::de::DeserializeOwned {
+    fn into_value(self) -> Value;
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -225,11 +240,36 @@ impl<'de> Deserialize<'de> for Lean {
     }
 }
 
+impl Item for Lean {
+    fn into_value(self) -> Value {
+        self.0
+    }
+}
+
+/// An object as JSON with `metadata.managedFields` skipped: what health reads.
+pub struct WithStatus(pub Value);
+
+impl<'de> Deserialize<'de> for WithStatus {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(Skipping::ObjectWithStatus)
+            .map(WithStatus)
+    }
+}
+
+impl Item for WithStatus {
+    fn into_value(self) -> Value {
+        self.0
+    }
+}
+
 /// Which level of an object is being parsed, and so which key is skipped.
 #[derive(Clone, Copy)]
 enum Skipping {
     /// The object: `status` is skipped, `metadata` is parsed as [`Skipping::Metadata`].
     Object,
+    /// The object, `status` kept.
+    ObjectWithStatus,
     /// Its metadata: `managedFields` is skipped.
     Metadata,
 }
@@ -248,7 +288,7 @@ impl<'de> Visitor<'de> for Skipping {
                 (Skipping::Object, "status") | (Skipping::Metadata, "managedFields") => {
                     map.next_value::<IgnoredAny>()?;
                 }
-                (Skipping::Object, "metadata") => {
+                (Skipping::Object | Skipping::ObjectWithStatus, "metadata") => {
                     let meta = map.next_value::<Metadata>()?;
                     out.insert(key, meta.0);
                 }
@@ -291,6 +331,16 @@ mod tests {
         assert_eq!(
             lean.0,
             json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"k":"v"}},"data":{"status":"kept"}})
+        );
+    }
+
+    #[test]
+    fn with_status_skips_only_managed_fields() {
+        let text = r#"{"metadata":{"name":"a","managedFields":[{"manager":"x"}]},"status":{"phase":"kept"}}"#;
+        let item: WithStatus = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            item.0,
+            json!({"metadata":{"name":"a"},"status":{"phase":"kept"}})
         );
     }
 

@@ -332,8 +332,14 @@ impl Agent {
             Err(e) => return classify(PipelineError::Apply(e)),
         };
         let mut shutdown = self.handles.shutdown.clone();
+        let applyset_id = self.target.parent.id();
         let verdict = tokio::select! {
-            v = health::wait(&self.client, &applied.objects, self.settings.health_timeout) => v,
+            v = health::wait(
+                &self.client,
+                &applied.objects,
+                &applyset_id,
+                self.settings.health_timeout,
+            ) => v,
             _ = shutdown.changed() => {
                 return Ended::Failed("shutting down before the revision was healthy".into());
             }
