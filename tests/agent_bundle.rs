@@ -111,9 +111,18 @@ fn an_inbox_of_signed_bundles_drives_the_agent_and_survives_a_restart() {
     until(&agent, "v2 applied", || {
         greeting().as_deref() == Some("two")
     });
-    let state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(cache.join("state.json")).unwrap()).unwrap();
-    assert_eq!(state["applied"]["revision"], v2.as_str());
+    // The object is visible before the apply (and its health wait) ends and the
+    // state is saved.
+    let read_state = || -> serde_json::Value {
+        std::fs::read_to_string(cache.join("state.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    };
+    until(&agent, "v2 recorded as applied", || {
+        read_state()["applied"]["revision"] == v2.as_str()
+    });
+    let state = read_state();
     assert!(
         state["applied"]["committer_time"].is_i64(),
         "the commit time is kept for the downgrade check: {state}"

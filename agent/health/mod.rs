@@ -6,13 +6,10 @@
 
 pub mod kstatus;
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::inventory::PART_OF;
-use crate::manifests::ObjectRef;
 use crate::plan::live::{self, WithStatus};
 use crate::plan::{Planned, api_for};
 pub use kstatus::Readiness;
@@ -47,48 +44,6 @@ impl Verdict {
             }
         }
     }
-}
-
-/// The readiness of every member of the pending objects' kinds and namespaces. A
-/// list that fails leaves its objects out, to be read one by one.
-async fn list(
-    client: &kube::Client,
-    pending: &[&Planned],
-    applyset_id: &str,
-) -> HashMap<ObjectRef, Readiness> {
-    let mut groups: BTreeMap<(String, String, Option<String>), &Planned> = BTreeMap::new();
-    for p in pending {
-        let id = &p.manifest.id;
-        groups
-            .entry((id.api_version(), id.kind.clone(), id.namespace.clone()))
-            .or_insert(p);
-    }
-    let selector = format!("{PART_OF}={applyset_id}");
-    let mut out = HashMap::new();
-    for p in groups.into_values() {
-        let template = &p.manifest.id;
-        let listed = live::list_members::<WithStatus, _>(
-            client,
-            &p.kind,
-            template,
-            &selector,
-            kstatus::assess,
-        )
-        .await;
-        match listed {
-            Ok(items) => out.extend(items.into_iter().map(|(name, readiness)| {
-                let id = ObjectRef {
-                    name,
-                    ..template.clone()
-                };
-                (id, readiness)
-            })),
-            Err(failure) => {
-                tracing::debug!(reason = %failure.reason, "cannot list for health; reading objects one by one")
-            }
-        }
-    }
-    out
 }
 
 async fn read_one(client: &kube::Client, p: &Planned) -> Readiness {
@@ -156,7 +111,9 @@ pub async fn wait(
         let mut not_ready = Vec::new();
         let mut failed = false;
         let mut still = Vec::new();
-        let mut listed = list(client, &pending, applyset_id).await;
+        let ids = pending.iter().map(|p| (&p.manifest.id, &p.kind));
+        let mut listed =
+            live::list_by_id::<WithStatus, _>(client, ids, applyset_id, kstatus::assess).await;
         for p in pending {
             let readiness = match listed.remove(&p.manifest.id) {
                 Some(readiness) => readiness,

@@ -71,64 +71,74 @@ impl LiveIndex {
         objects: &[(Manifest, Kind)],
         applyset_id: &str,
     ) -> LiveIndex {
-        let mut groups: BTreeMap<(String, String, Option<String>), (ObjectRef, Kind)> =
-            BTreeMap::new();
-        for (manifest, kind) in objects {
-            let id = &manifest.id;
-            let key = (id.api_version(), id.kind.clone(), id.namespace.clone());
-            groups
-                .entry(key)
-                .or_insert_with(|| (id.clone(), kind.clone()));
+        let ids = objects.iter().map(|(m, kind)| (&m.id, kind));
+        LiveIndex {
+            digests: list_by_id::<Lean, _>(client, ids, applyset_id, digest).await,
         }
-        let selector = format!("{PART_OF}={applyset_id}");
-        let mut index = LiveIndex::default();
-        let mut tasks = JoinSet::new();
-        let mut queue = groups.into_values();
-        loop {
-            while tasks.len() < CONCURRENCY {
-                let Some((template, kind)) = queue.next() else {
-                    break;
-                };
-                let client = client.clone();
-                let selector = selector.clone();
-                tasks.spawn(async move {
-                    let listed =
-                        list_members::<Lean, _>(&client, &kind, &template, &selector, digest).await;
-                    (template, listed)
-                });
-            }
-            let Some(joined) = tasks.join_next().await else {
+    }
+}
+
+/// Lists the ApplySet's members of every kind and namespace among `objects`, each
+/// kind and namespace once, and reduces every item with `each`: the reductions by
+/// identity. A list that fails is logged and left out.
+pub async fn list_by_id<'a, I: Item, T: Send + 'static>(
+    client: &kube::Client,
+    objects: impl Iterator<Item = (&'a ObjectRef, &'a Kind)>,
+    applyset_id: &str,
+    each: fn(&Value) -> T,
+) -> HashMap<ObjectRef, T> {
+    let mut groups: BTreeMap<(String, String, Option<String>), (ObjectRef, Kind)> = BTreeMap::new();
+    for (id, kind) in objects {
+        let key = (id.api_version(), id.kind.clone(), id.namespace.clone());
+        groups
+            .entry(key)
+            .or_insert_with(|| (id.clone(), kind.clone()));
+    }
+    let selector = format!("{PART_OF}={applyset_id}");
+    let mut out = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let mut queue = groups.into_values();
+    loop {
+        while tasks.len() < CONCURRENCY {
+            let Some((template, kind)) = queue.next() else {
                 break;
             };
-            let Ok((template, listed)) = joined else {
-                continue;
-            };
-            match listed {
-                Ok(items) => {
-                    for (name, digest) in items {
-                        let id = ObjectRef {
-                            name,
-                            ..template.clone()
-                        };
-                        index.digests.insert(id, digest);
-                    }
-                }
-                Err(failure) => tracing::debug!(
-                    kind = %template.group_kind(),
-                    namespace = template.namespace.as_deref().unwrap_or(""),
-                    reason = %failure.reason,
-                    "cannot list; reading objects one by one"
-                ),
-            }
+            let client = client.clone();
+            let selector = selector.clone();
+            tasks.spawn(async move {
+                let listed = list_members::<I, T>(&client, &kind, &template, &selector, each).await;
+                (template, listed)
+            });
         }
-        index
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let Ok((template, listed)) = joined else {
+            continue;
+        };
+        match listed {
+            Ok(items) => out.extend(items.into_iter().map(|(name, reduced)| {
+                let id = ObjectRef {
+                    name,
+                    ..template.clone()
+                };
+                (id, reduced)
+            })),
+            Err(failure) => tracing::debug!(
+                kind = %template.group_kind(),
+                namespace = template.namespace.as_deref().unwrap_or(""),
+                reason = %failure.reason,
+                "cannot list; reading objects one by one"
+            ),
+        }
     }
+    out
 }
 
 /// The members of one kind in one namespace (or cluster-wide, for cluster-scoped
 /// kinds), page by page: each item is parsed as `I` and reduced by `each` at once, so
 /// no more than a page of objects is ever held. Returns (name, reduction) pairs.
-pub async fn list_members<I: Item, T>(
+async fn list_members<I: Item, T>(
     client: &kube::Client,
     kind: &Kind,
     template: &ObjectRef,
