@@ -62,14 +62,13 @@ struct Fixture {
 
 impl Fixture {
     fn new(prefix: &str) -> Self {
+        Fixture::with_rules(prefix, support::cluster::AGENT_RULES)
+    }
+    /// The agent's ServiceAccount gets `rules` (tests/env/sa-kubeconfig's form).
+    fn with_rules(prefix: &str, rules: &[&str]) -> Self {
         let ns = TestNamespace::new(prefix);
         let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = sa_kubeconfig(
-            &ns.name,
-            "hawser",
-            support::cluster::AGENT_RULES,
-            dir.path(),
-        );
+        let kubeconfig = sa_kubeconfig(&ns.name, "hawser", rules, dir.path());
         Fixture {
             ns,
             dir,
@@ -652,15 +651,15 @@ fn applies_from_a_git_source_and_names_the_revision() {
 
 #[test]
 fn prune_spares_opted_out_and_relabelled_objects_and_keeps_what_it_may_not_delete() {
-    let ns = TestNamespace::new("apply-prune");
-    let dir = tempfile::tempdir().unwrap();
     // This agent may not delete Secrets.
-    let rules = [
-        "get,list,watch,create,update,patch,delete:configmaps",
-        "get,list,watch,create,update,patch:secrets",
-    ];
-    let kubeconfig = sa_kubeconfig(&ns.name, "hawser", &rules, dir.path());
-    let tree = dir.path().join("tree");
+    let f = Fixture::with_rules(
+        "apply-prune",
+        &[
+            "get,list,watch,create,update,patch,delete:configmaps",
+            "get,list,watch,create,update,patch:secrets",
+        ],
+    );
+    let ns = &f.ns;
     let cm = |name: &str, extra: &str| {
         format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}{extra}\ndata:\n  k: v\n"
@@ -682,23 +681,14 @@ fn prune_spares_opted_out_and_relabelled_objects_and_keeps_what_it_may_not_delet
         ("e.yaml", secret.to_string()),
     ];
     let write = |files: &[(&str, String)]| {
-        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
-        write_tree(&tree, &files);
-    };
-    let apply = |extra: &[&str]| {
-        let mut args = vec![
-            "apply",
-            "--once",
-            "--dir",
-            tree.to_str().unwrap(),
-            "--namespace",
-            &ns.name,
-        ];
-        args.extend(extra);
-        hawser(&args, &kubeconfig)
+        let files: Vec<(String, String)> = files
+            .iter()
+            .map(|(p, c)| (p.to_string(), c.clone()))
+            .collect();
+        f.write(&files);
     };
     write(&all);
-    assert_eq!(apply(&[]).code, 0);
+    assert_eq!(f.run("apply", &[]).code, 0);
     // Someone takes "relabelled" over: it is no longer a member.
     kubectl(&[
         "label",
@@ -710,7 +700,7 @@ fn prune_spares_opted_out_and_relabelled_objects_and_keeps_what_it_may_not_delet
     ]);
 
     write(&all[..1]);
-    let run = apply(&["--allow-mass-prune"]);
+    let run = f.run("apply", &["--allow-mass-prune"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout
@@ -757,44 +747,31 @@ fn prune_spares_opted_out_and_relabelled_objects_and_keeps_what_it_may_not_delet
 /// planner then reads each existing object on its own instead of from the list.
 #[test]
 fn without_list_permission_each_object_is_read_on_its_own() {
-    let ns = TestNamespace::new("apply-nolist");
-    let dir = tempfile::tempdir().unwrap();
-    let rules = [
-        "get,create,update,patch:configmaps",
-        "get,create,update,patch:secrets",
-    ];
-    let kubeconfig = sa_kubeconfig(&ns.name, "hawser", &rules, dir.path());
-    let tree = dir.path().join("tree");
-    write_tree(
-        &tree,
+    let f = Fixture::with_rules(
+        "apply-nolist",
         &[
-            (
-                "a.yaml",
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n",
-            ),
-            (
-                "s.yaml",
-                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  k: v\n",
-            ),
+            "get,create,update,patch:configmaps",
+            "get,create,update,patch:secrets",
         ],
     );
-    let apply = || {
-        let args = [
-            "apply",
-            "--once",
-            "--dir",
-            tree.to_str().unwrap(),
-            "--namespace",
-            &ns.name,
-        ];
-        hawser(&args, &kubeconfig)
-    };
+    let ns = &f.ns;
+    f.write(&[
+        (
+            "a.yaml".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n".into(),
+        ),
+        (
+            "s.yaml".into(),
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  k: v\n".into(),
+        ),
+    ]);
+    let apply = || f.run("apply", &[]);
     let first = apply();
     assert_eq!(first.code, 0, "{first:?}");
     assert!(first.stdout.contains("2 created"), "{}", first.stdout);
 
     audit_sync();
-    let user = sa_user(&ns.name, "hawser");
+    let user = f.user();
     let seen = support::cluster::audit_events(&user).len();
     let second = apply();
     assert!(

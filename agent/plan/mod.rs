@@ -479,24 +479,14 @@ async fn dry_run(
             let action = Action::Recreate {
                 reason: status.message.clone(),
             };
-            let (live, desired) = match keep {
-                Keep::Diffs => (
-                    get(client, &request, &name).await.map_err(fail)?,
-                    body.clone(),
-                ),
-                Keep::Writes => (None, Value::Null),
-            };
-            return Ok(Planned {
-                manifest,
-                kind,
-                body,
-                watch,
-                action,
-                live,
-                desired,
-                conflicts,
-                digests: None,
-            });
+            // The live object is only read to be shown.
+            match keep {
+                Keep::Diffs => {
+                    let live = get(client, &request, &name).await.map_err(fail)?;
+                    (action, live, body.clone(), None)
+                }
+                Keep::Writes => (action, None, Value::Null, None),
+            }
         }
         Err(e) => {
             let mut failure = fail(e);

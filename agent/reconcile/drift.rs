@@ -5,8 +5,7 @@
 use super::revision::suspended;
 use super::{Agent, DriftMode};
 use crate::apply;
-use crate::pipeline;
-use crate::plan::{Action, Keep, Memory};
+use crate::plan::Action;
 use crate::report::cluster::{self, Severity};
 
 impl Agent {
@@ -23,17 +22,7 @@ impl Agent {
             return self.settings.drift_interval;
         }
         let tree = self.tree_of(&entry);
-        let plan = pipeline::plan(
-            &self.client,
-            &mut self.discovered,
-            &tree,
-            &self.target,
-            Memory {
-                observed: &self.observed,
-                keep: Keep::Writes,
-            },
-        );
-        let planned = match plan.await {
+        let planned = match self.plan(&tree).await {
             Ok(planned) => planned,
             Err(e) => {
                 let retry = e.is_transient();
@@ -49,7 +38,6 @@ impl Agent {
                 };
             }
         };
-        self.observed = planned.plan.observed(&self.observed);
         let suspended = suspended(&planned.recorded);
         self.handles.metrics.set_suspended(suspended);
         let drifted: Vec<(String, Vec<String>)> = planned

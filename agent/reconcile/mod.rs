@@ -23,8 +23,9 @@ pub use backoff::Backoff;
 
 use crate::cache::{Cache, Entry, State};
 use crate::cluster::Discovered;
-use crate::pipeline::{Target, Tree};
+use crate::pipeline::{self, PipelineError, Target, Tree};
 use crate::plan::live::Observed;
+use crate::plan::{Keep, Memory};
 use crate::report::cluster::ClusterStatus;
 use crate::report::metrics::{Metrics, PollResult};
 use crate::source::Source;
@@ -328,13 +329,31 @@ impl Agent {
         self.settings.interval + backoff::jitter(self.settings.interval, seed())
     }
 
-    /// Where the snapshot's manifests are.
     /// Where the snapshot's manifests are: the sources extract `--path` themselves.
     fn tree_of(&self, entry: &Entry) -> Tree {
         Tree {
             root: entry.tree.clone(),
             subpath: None,
         }
+    }
+
+    /// Plans `tree` with what earlier plans observed, and remembers what this one
+    /// observed for the next (revision or drift tick).
+    async fn plan(&mut self, tree: &Tree) -> Result<pipeline::Planned, PipelineError> {
+        let memory = Memory {
+            observed: &self.observed,
+            keep: Keep::Writes,
+        };
+        let planned = pipeline::plan(
+            &self.client,
+            &mut self.discovered,
+            tree,
+            &self.target,
+            memory,
+        )
+        .await?;
+        self.observed = planned.plan.observed(&self.observed);
+        Ok(planned)
     }
 
     /// Tells a bundle source which commit the cluster runs (its downgrade check), and

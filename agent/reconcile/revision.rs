@@ -8,8 +8,7 @@ use crate::apply::{self, Applied};
 use crate::cache::{Entry, Rejected};
 use crate::health::{self, Verdict};
 use crate::inventory;
-use crate::pipeline::{self, PipelineError};
-use crate::plan::{Keep, Memory};
+use crate::pipeline::PipelineError;
 use crate::report::cluster::{self, Severity};
 use crate::report::forge::Outcome;
 use crate::report::metrics::{FetchResult, ReconcileResult};
@@ -294,21 +293,10 @@ impl Agent {
             return Ended::Suspended;
         }
         let tree = self.tree_of(entry);
-        let plan = pipeline::plan(
-            &self.client,
-            &mut self.discovered,
-            &tree,
-            &self.target,
-            Memory {
-                observed: &self.observed,
-                keep: Keep::Writes,
-            },
-        );
-        let planned = match plan.await {
+        let planned = match self.plan(&tree).await {
             Ok(planned) => planned,
             Err(e) => return classify(e),
         };
-        self.observed = planned.plan.observed(&self.observed);
         if suspended(&planned.recorded) {
             self.handles.metrics.set_suspended(true);
             return Ended::Suspended;
