@@ -22,5 +22,6 @@ pub mod manifests;
 pub mod pipeline;
 pub mod plan;
 pub mod reconcile;
+pub mod render;
 pub mod report;
 pub mod source;
