@@ -11,6 +11,7 @@ pub mod atomic;
 pub mod bundle;
 pub mod git;
 pub mod http;
+pub mod oci;
 pub mod tarball;
 
 use std::fmt;
@@ -36,10 +37,21 @@ impl Revision {
         Self(format!("sha256:{hex}"))
     }
 
+    /// An OCI artifact: `TAG@sha256:<manifest digest>`, or the digest alone when
+    /// it was pinned.
+    pub fn oci(pin: &oci::reference::Pin, digest: &oci::reference::Digest) -> Self {
+        Self(oci::reference::revision_string(pin, digest))
+    }
+
     /// Parses the string form (as stored by the cache).
     pub fn parse(s: &str) -> Option<Self> {
         if let Some(id) = ObjectId::from_hex(s) {
             return Some(Self::commit(id));
+        }
+        if let Some((tag, digest)) = s.split_once('@') {
+            return (oci::reference::valid_tag(tag)
+                && oci::reference::Digest::parse(digest).is_some())
+            .then(|| Self(s.to_string()));
         }
         let hex = s.strip_prefix("sha256:")?;
         (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -143,6 +155,8 @@ pub enum SourceKind {
     Tarball,
     /// A git bundle: a local file, an inbox directory, or an HTTP(S) URL.
     Bundle,
+    /// An artifact in an OCI registry (`oci://`).
+    Oci,
 }
 
 impl SourceKind {
@@ -151,6 +165,9 @@ impl SourceKind {
     /// Git repository.
     pub fn from_url(url: &str) -> Self {
         let path = url.split(['?', '#']).next().unwrap_or(url);
+        if url.starts_with("oci://") {
+            return SourceKind::Oci;
+        }
         if path.ends_with(".bundle") || !url.contains("://") || url.starts_with("file://") {
             return SourceKind::Bundle;
         }
@@ -182,6 +199,8 @@ pub struct SourceSpec {
     pub limits: Limits,
     /// Signature, downgrade and inbox options (bundle sources only).
     pub bundle: bundle::BundleOptions,
+    /// Registry, signature and layer options (OCI sources only).
+    pub oci: oci::OciOptions,
 }
 
 /// A configured source.
@@ -189,6 +208,7 @@ pub enum Source {
     Git(git::protocol::GitSource),
     Tarball(tarball::TarballSource),
     Bundle(Box<bundle::BundleSource>),
+    Oci(Box<oci::OciSource>),
 }
 
 impl Source {
@@ -197,6 +217,7 @@ impl Source {
             SourceKind::Git => Source::Git(git::protocol::GitSource::new(spec)?),
             SourceKind::Tarball => Source::Tarball(tarball::TarballSource::new(spec)?),
             SourceKind::Bundle => Source::Bundle(Box::new(bundle::BundleSource::new(spec)?)),
+            SourceKind::Oci => Source::Oci(Box::new(oci::OciSource::new(spec)?)),
         })
     }
 
@@ -206,6 +227,7 @@ impl Source {
             Source::Git(g) => g.resolve(),
             Source::Tarball(t) => t.resolve(),
             Source::Bundle(b) => b.resolve(),
+            Source::Oci(o) => o.resolve(),
         }
     }
 
@@ -217,6 +239,7 @@ impl Source {
             Source::Git(g) => g.fetch(revision, into),
             Source::Tarball(t) => t.fetch(revision, into),
             Source::Bundle(b) => b.fetch(revision, into),
+            Source::Oci(o) => o.fetch(revision, into),
         }
     }
 
@@ -234,6 +257,20 @@ impl Source {
             Source::Git(g) => g.bytes_received(),
             Source::Tarball(t) => t.bytes_received(),
             Source::Bundle(b) => b.bytes_received(),
+            Source::Oci(o) => o.bytes_received(),
+        }
+    }
+
+    /// The Git commit `revision` was made from, for commit statuses: the revision
+    /// itself when it is a commit id, else what an OCI artifact's
+    /// `org.opencontainers.image.revision` annotation named.
+    pub fn commit_of(&self, revision: &str) -> Option<String> {
+        if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(revision.to_string());
+        }
+        match self {
+            Source::Oci(o) => o.commit_of(revision),
+            _ => None,
         }
     }
 
@@ -243,6 +280,7 @@ impl Source {
             Source::Git(g) => g.display_url(),
             Source::Tarball(t) => t.display_url(),
             Source::Bundle(b) => b.display_url(),
+            Source::Oci(o) => o.display_url(),
         }
     }
 }
@@ -333,6 +371,12 @@ pub enum SourceError {
         location: String,
         #[source]
         source: bundle::BundleError,
+    },
+    #[error("{location}: {source}")]
+    Oci {
+        location: String,
+        #[source]
+        source: oci::OciError,
     },
     #[error("writing {path}: {source}")]
     Write {

@@ -219,6 +219,7 @@ impl BundleSource {
             mut http,
             limits,
             bundle: options,
+            oci: _,
         } = spec;
         if sha256.is_some() || sha256_from_url {
             return Err(SourceError::Config(

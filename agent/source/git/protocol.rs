@@ -56,6 +56,7 @@ impl GitSource {
             mut http,
             limits,
             bundle: _,
+            oci: _,
         } = spec;
         if sha256.is_some() || sha256_from_url {
             return Err(SourceError::Config(
