@@ -56,44 +56,8 @@ fn publish(registry: &Registry, dir: &Path, greeting: &str, key: &Path) -> Strin
             &format!("{name}:application/vnd.cncf.flux.content.v1.tar+gzip"),
         ],
     );
-    sign(registry, dir, &digest, key);
+    oci_support::push_signature(registry, dir, "app", &digest, key, true);
     digest
-}
-
-/// The signature push needs the registry's credentials too.
-fn sign(registry: &Registry, dir: &Path, digest: &str, key: &Path) {
-    let work = dir.join(format!("sig-{}", &digest[7..19]));
-    fs::create_dir_all(&work).unwrap();
-    let payload = format!(
-        r#"{{"critical":{{"identity":{{"docker-reference":"{}/app"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#,
-        registry.host()
-    );
-    fs::write(work.join("payload.json"), payload).unwrap();
-    let sig = std::process::Command::new("openssl")
-        .args(["dgst", "-sha256", "-sign"])
-        .arg(key)
-        .arg(work.join("payload.json"))
-        .output()
-        .unwrap();
-    assert!(sig.status.success());
-    fs::write(
-        work.join("annotations.json"),
-        format!(
-            r#"{{"payload.json":{{"dev.cosignproject.cosign/signature":"{}"}}}}"#,
-            oci_support::base64(&sig.stdout)
-        ),
-    )
-    .unwrap();
-    registry.push(
-        &work,
-        &format!("app:sha256-{}.sig", &digest[7..]),
-        true,
-        &[
-            "payload.json:application/vnd.dev.cosign.simplesigning.v1+json",
-            "--annotation-file",
-            "annotations.json",
-        ],
-    );
 }
 
 #[test]

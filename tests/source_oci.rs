@@ -7,9 +7,11 @@
 
 #[path = "oci_support/mod.rs"]
 mod oci_support;
+mod support;
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use hawser::source::oci::OciOptions;
 use hawser::source::oci::cosign::CosignKey;
@@ -280,6 +282,37 @@ fn a_layer_is_chosen_by_media_type_and_a_pinned_digest_is_never_asked_again() {
     assert!(seen[1].1.starts_with("/v2/multi/blobs/sha256:"), "{seen:?}");
 }
 
+#[test]
+fn an_unchanged_tag_costs_at_most_a_kilobyte_on_the_wire() {
+    let registry = Registry::start(false, Access::Htpasswd);
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = oci_support::CountingProxy::start(registry.port);
+    push_flux(
+        &registry,
+        dir.path(),
+        "org/app:v1",
+        true,
+        &[("cm.yaml", "kind: ConfigMap\n")],
+    );
+    let http = HttpOptions {
+        auth: basic(),
+        ..HttpOptions::default()
+    };
+    let url = format!("oci://127.0.0.1:{}/org/app", proxy.port);
+    let source = Source::new(spec(&url, "v1", http, OciOptions::default())).unwrap();
+    let revision = fetch(&source, &dir.path().join("out")).unwrap();
+    let (up, down) = proxy.bytes();
+    assert_eq!(source.resolve().unwrap(), revision);
+    let (up2, down2) =
+        support::wait_for("the poll's answer counted", Duration::from_secs(10), || {
+            let now = proxy.bytes();
+            (now.1 > down).then_some(now)
+        });
+    let (sent, received) = (up2 - up, down2 - down);
+    println!("unchanged-tag poll: {sent} bytes sent, {received} bytes received");
+    assert!(sent + received <= 1024, "{sent} + {received} bytes");
+}
+
 /// Fetching must fail with `want` in the message, and leave `out` absent.
 fn refused(source: &Source, out: &Path, want: &str) {
     let err = fetch(source, out).unwrap_err();
@@ -381,13 +414,20 @@ fn bad_artifacts_are_refused_and_nothing_is_written() {
             &digest[7..]
         ),
     );
-    oci_support::push_signature(&registry, dir.path(), "signed", &digest, &other_key);
+    oci_support::push_signature(&registry, dir.path(), "signed", &digest, &other_key, false);
     refused(
         &plain("signed", Limits::default(), cosign()),
         &dir.path().join("other"),
         "verifies with the cosign key",
     );
-    oci_support::push_signature(&registry, dir.path(), "signed", &digest, &trusted_key);
+    oci_support::push_signature(
+        &registry,
+        dir.path(),
+        "signed",
+        &digest,
+        &trusted_key,
+        false,
+    );
     let out = dir.path().join("good");
     let revision = fetch(&plain("signed", Limits::default(), cosign()), &out).unwrap();
     assert_eq!(revision.as_str(), format!("v1@{digest}"));
@@ -403,4 +443,111 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+fn hawser(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .args(args)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("NO_PROXY")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn hawser_fetch_reads_an_artifact_with_the_oci_flags() {
+    let registry = Registry::start(true, Access::Htpasswd);
+    let dir = tempfile::tempdir().unwrap();
+    let digest = push_flux(
+        &registry,
+        dir.path(),
+        "org/app:v1",
+        true,
+        &[("cm.yaml", "kind: ConfigMap\n")],
+    );
+    let config = dir.path().join("config.json");
+    fs::write(
+        &config,
+        format!(
+            r#"{{"auths":{{"https://{}":{{"username":"{USER}","password":"{PASSWORD}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (ca, cfg) = (registry.ca(), config.to_str().unwrap().to_string());
+    let bare = format!("{}/org/app", registry.host());
+    let (code, stdout, stderr) = hawser(&[
+        "fetch",
+        "--source-kind",
+        "oci",
+        "--source",
+        &bare,
+        "--ref",
+        "v1",
+        "--docker-config",
+        &cfg,
+        "--insecure-registry",
+        "registry.internal:5000",
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(line["revision"], format!("v1@{digest}").as_str());
+    assert_eq!(line["source"], registry.url("org/app").as_str());
+    assert_eq!(line["files"], 1);
+    assert_eq!(
+        fs::read_to_string(out.join("cm.yaml")).unwrap(),
+        "kind: ConfigMap\n"
+    );
+
+    // Unsigned, with a key required: one line naming the tag, exit 2, nothing written.
+    let (_, public) = oci_support::p256_keys(dir.path(), "k");
+    let refused_out = dir.path().join("refused");
+    let (code, stdout, stderr) = hawser(&[
+        "fetch",
+        "--source",
+        &registry.url("org/app"),
+        "--ref",
+        "v1",
+        "--docker-config",
+        &cfg,
+        "--ca-file",
+        ca.to_str().unwrap(),
+        "--verify-cosign-key",
+        public.to_str().unwrap(),
+        "--out",
+        refused_out.to_str().unwrap(),
+    ]);
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "is not signed: no cosign signature at tag sha256-{}.sig",
+            &digest[7..]
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains(PASSWORD));
+    assert!(!refused_out.exists());
+
+    // OCI flags on another kind of source are a configuration error.
+    let (code, _, stderr) = hawser(&[
+        "fetch",
+        "--source",
+        "https://git.example/r.git",
+        "--verify-cosign-key",
+        public.to_str().unwrap(),
+        "--resolve-only",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("apply to oci:// sources only"), "{stderr}");
 }

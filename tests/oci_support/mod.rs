@@ -4,7 +4,7 @@
 //! own access log is how the tests count requests. Everything stops and is removed
 //! on drop.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod token;
 
@@ -339,7 +339,14 @@ pub fn hostile_tar_gz(path: &Path, name: &str) {
 /// A cosign-style signature of `digest` pushed to its `sha256-<hex>.sig` tag: the
 /// simple-signing payload cosign writes, signed by openssl with the P-256 key
 /// `key` (PEM), the base64 signature in the layer annotation cosign uses.
-pub fn push_signature(registry: &Registry, dir: &Path, repo: &str, digest: &str, key: &Path) {
+pub fn push_signature(
+    registry: &Registry,
+    dir: &Path,
+    repo: &str,
+    digest: &str,
+    key: &Path,
+    auth: bool,
+) {
     let work = dir.join(format!("sig-{}", &digest[7..19]));
     fs::create_dir_all(&work).unwrap();
     let payload = format!(
@@ -364,7 +371,7 @@ pub fn push_signature(registry: &Registry, dir: &Path, repo: &str, digest: &str,
     registry.push(
         &work,
         &tag,
-        false,
+        auth,
         &[
             "payload.json:application/vnd.dev.cosign.simplesigning.v1+json",
             "--annotation-file",
@@ -416,4 +423,60 @@ pub fn base64(input: &[u8]) -> String {
         }
     }
     out
+}
+
+/// A TCP relay to `127.0.0.1:target` that counts the bytes each way, to measure
+/// what a poll costs on the wire.
+pub struct CountingProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    down: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl CountingProxy {
+    pub fn start(target: u16) -> CountingProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (up, down) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (u, d) = (Arc::clone(&up), Arc::clone(&down));
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let pipe = |mut from: std::net::TcpStream,
+                            mut to: std::net::TcpStream,
+                            count: Arc<AtomicU64>| {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 16 << 10];
+                        while let Ok(n) = std::io::Read::read(&mut from, &mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            count.fetch_add(n as u64, Ordering::SeqCst);
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    Arc::clone(&u),
+                );
+                pipe(server, client, Arc::clone(&d));
+            }
+        });
+        CountingProxy { port, up, down }
+    }
+
+    /// Bytes sent to the registry and received from it so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.up.load(Ordering::SeqCst),
+            self.down.load(Ordering::SeqCst),
+        )
+    }
 }
