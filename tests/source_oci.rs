@@ -551,3 +551,76 @@ fn hawser_fetch_reads_an_artifact_with_the_oci_flags() {
     assert_eq!(code, 2);
     assert!(stderr.contains("apply to oci:// sources only"), "{stderr}");
 }
+
+#[test]
+fn bundle_create_carries_an_artifact_across_the_gap_as_a_git_bundle() {
+    let registry = Registry::start(false, Access::Anonymous);
+    let dir = tempfile::tempdir().unwrap();
+    let digest = push_flux(
+        &registry,
+        dir.path(),
+        "org/app:v2",
+        false,
+        &[
+            ("app/cm.yaml", "kind: ConfigMap\n"),
+            ("app/z/deep.yaml", "kind: Deep\n"),
+            ("app.yaml", "kind: Top\n"),
+            ("empty.txt", ""),
+        ],
+    );
+    let bundle = dir.path().join("site.bundle");
+    let (code, stdout, stderr) = hawser(&[
+        "bundle",
+        "create",
+        "--source",
+        &registry.url("org/app"),
+        "--ref",
+        "v2",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let created: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(created["reference"], "refs/heads/v2");
+    assert_eq!(created["files"], 4);
+
+    // git itself reads it: the clone has exactly the artifact's files, and the commit
+    // names the artifact and the Git commit it was built from.
+    let clone = dir.path().join("clone");
+    oci_support::run(
+        std::process::Command::new("git")
+            .args(["clone", "-q", "-b", "v2"])
+            .arg(&bundle)
+            .arg(&clone),
+    );
+    let extracted = dir.path().join("extracted");
+    let source = Source::new(spec(
+        &registry.url("org/app"),
+        "v2",
+        HttpOptions::default(),
+        OciOptions::default(),
+    ))
+    .unwrap();
+    fetch(&source, &extracted).unwrap();
+    let log = oci_support::run(
+        std::process::Command::new("git")
+            .args(["log", "-1", "--format=%B"])
+            .current_dir(&clone),
+    );
+    assert!(log.contains(&format!("v2@{digest}")), "{log}");
+    assert!(log.contains(COMMIT), "{log}");
+    fs::remove_dir_all(clone.join(".git")).unwrap();
+    support::assert_same_tree(&clone, &extracted);
+
+    // And hawser's bundle check accepts it as the agent would.
+    let (code, stdout, stderr) = hawser(&[
+        "bundle",
+        "verify",
+        bundle.to_str().unwrap(),
+        "--insecure-allow-unsigned",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let verified: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(verified["commit"], created["commit"]);
+    assert_eq!(verified["files"], 4);
+}

@@ -26,6 +26,7 @@
 
 pub mod check;
 mod error;
+pub mod from_tree;
 pub mod header;
 mod inbox;
 mod remote;
