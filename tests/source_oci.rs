@@ -91,6 +91,20 @@ fn a_flux_artifact_over_tls_with_htpasswd_is_fetched_and_polled_with_one_head() 
         true,
         &[("app/cm.yaml", "kind: ConfigMap\n"), ("README.md", "hi\n")],
     );
+    // Without the CA the certificate is refused, and plain http is no way around it.
+    let untrusted = HttpOptions {
+        auth: basic(),
+        ..HttpOptions::default()
+    };
+    let source = Source::new(spec(
+        &registry.url("org/app"),
+        "v1",
+        untrusted,
+        OciOptions::default(),
+    ));
+    let err = source.unwrap().resolve().unwrap_err();
+    assert!(matches!(err, SourceError::Tls { .. }), "{err}");
+
     let http = HttpOptions {
         auth: basic(),
         ca_file: Some(registry.ca()),

@@ -236,6 +236,11 @@ impl Registry {
             let url = format!("{scheme}://{}/v2/{}/{path}", self.registry, self.repository);
             match self.follow(head, &url, authorization) {
                 Ok(resp) => {
+                    // An https server answers plain http with 400: the https error is
+                    // the one that says what is wrong (an untrusted certificate, say).
+                    if let Some(e) = first_error.take().filter(|_| resp.status().as_u16() == 400) {
+                        return Err(e);
+                    }
                     self.lock()?.scheme = Some(scheme);
                     return Ok(resp);
                 }
