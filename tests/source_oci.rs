@@ -174,12 +174,14 @@ fn oras_pushes_behind_a_token_server_are_read_with_docker_config_credentials() {
     fs::write(content.join("base/svc.yaml"), "kind: Service\n").unwrap();
     let digest = registry.push(dir.path(), "team/site:prod", true, &["manifests"]);
 
+    // Through a counting relay, to measure a poll that carries a token.
+    let proxy = oci_support::CountingProxy::start(registry.port);
+    let host = format!("127.0.0.1:{}", proxy.port);
     let config = dir.path().join("config.json");
     fs::write(
         &config,
         format!(
-            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
-            registry.host(),
+            r#"{{"auths":{{"{host}":{{"auth":"{}"}}}}}}"#,
             oci_support::base64(format!("{USER}:{PASSWORD}").as_bytes())
         ),
     )
@@ -189,7 +191,7 @@ fn oras_pushes_behind_a_token_server_are_read_with_docker_config_credentials() {
         ..OciOptions::default()
     };
     let source = Source::new(spec(
-        &format!("oci://{}/team/site:prod", registry.host()),
+        &format!("oci://{host}/team/site:prod"),
         "HEAD",
         HttpOptions::default(),
         options,
@@ -212,10 +214,17 @@ fn oras_pushes_behind_a_token_server_are_read_with_docker_config_credentials() {
 
     // Polls reuse the cached token: one HEAD each, no token request.
     let before = registry.wait_requests(usize::MAX).len();
+    let (up, down) = proxy.bytes();
     for _ in 0..3 {
         assert_eq!(source.resolve().unwrap(), revision);
     }
     let log = registry.wait_requests(before + 3);
+    let (up2, down2) = proxy.bytes();
+    println!(
+        "unchanged-tag poll with a registry token: {} bytes sent, {} received",
+        (up2 - up) / 3,
+        (down2 - down) / 3
+    );
     let polls = &log[before..];
     assert_eq!(polls.len(), 3, "{polls:?}");
     assert!(

@@ -3,7 +3,8 @@
 //! In: a [`SourceSpec`] (URL, ref, subpath, HTTP options, limits). Out: a cheap
 //! [`Revision`] from [`Source::resolve`] on every poll, and a [`Snapshot`] directory
 //! from [`Source::fetch`] only when the revision changed. Git objects are verified by
-//! recomputing every id; archives by their sha256. What can go wrong is a
+//! recomputing every id; archives by their sha256; OCI manifests and layers by their
+//! digests (and a cosign key when configured). What can go wrong is a
 //! [`SourceError`]: network trouble and 5xx answers are transient (retry later),
 //! everything else is a property of the source and fails the same way again.
 
@@ -160,7 +161,7 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
-    /// `.tar.gz`, `.tgz` and `.tar` are archives, `.bundle` and anything that is not
+    /// `oci://` is an OCI artifact, `.tar.gz`, `.tgz` and `.tar` are archives, `.bundle` and anything that is not
     /// an HTTP(S) URL (a file or an inbox directory) are bundles, anything else is a
     /// Git repository.
     pub fn from_url(url: &str) -> Self {
@@ -459,6 +460,7 @@ mod tests {
         );
         assert_eq!(SourceKind::from_url("/var/lib/inbox"), SourceKind::Bundle);
         assert_eq!(SourceKind::from_url("ssh://h/repo"), SourceKind::Git);
+        assert_eq!(SourceKind::from_url("oci://h/a/b:v1"), SourceKind::Oci);
     }
 
     #[test]
@@ -469,6 +471,9 @@ mod tests {
         assert_eq!(Revision::parse(&s).unwrap().as_str(), s);
         assert!(Revision::parse("sha256:abc").is_none());
         assert!(Revision::parse("main").is_none());
+        let oci = format!("v1.2@sha256:{}", "ab".repeat(32));
+        assert_eq!(Revision::parse(&oci).unwrap().as_str(), oci);
+        assert!(Revision::parse(&format!("../x@sha256:{}", "ab".repeat(32))).is_none());
     }
 
     #[test]

@@ -79,6 +79,8 @@ struct State {
     /// What the tag pointed at on the last poll, and the ETag then.
     digest: Option<Digest>,
     etag: Option<String>,
+    /// The media type of that manifest: the only one a poll asks for.
+    media_type: Option<String>,
     /// The manifest of `digest`, read on the first poll or when the tag moved.
     manifest: Option<(Digest, Manifest)>,
     /// Revision → the Git commit its `org.opencontainers.image.revision` names.
@@ -172,7 +174,16 @@ impl OciSource {
         };
         let mut state = self.lock()?;
         if let Some(known) = state.digest.clone() {
-            let (digest, etag) = self.registry.head_manifest(&tag)?;
+            let accept = state
+                .media_type
+                .clone()
+                .unwrap_or_else(|| manifest::ACCEPT.to_string());
+            // A 404 to the narrow Accept may be a tag that now names another kind of
+            // manifest: the GET below, with every type, tells.
+            let (digest, etag) = match self.registry.head_manifest(&tag, &accept) {
+                Err(SourceError::Http { status: 404, .. }) => (None, None),
+                other => other?,
+            };
             let unchanged = match (&digest, &etag, &state.etag) {
                 (Some(d), _, _) => *d == known,
                 (None, Some(now), Some(before)) => now == before,
@@ -188,6 +199,12 @@ impl OciSource {
         let manifest = self.parse_manifest(&fetched)?;
         let revision = Revision::oci(&self.reference.pin, &fetched.digest);
         self.remember(&mut state, &revision, &manifest);
+        state.media_type = manifest.media_type.clone().or_else(|| {
+            fetched
+                .content_type
+                .as_deref()
+                .map(|c| c.split(';').next().unwrap_or(c).trim().to_string())
+        });
         state.digest = Some(fetched.digest.clone());
         state.manifest = Some((fetched.digest, manifest));
         Ok(revision)

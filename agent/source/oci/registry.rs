@@ -78,12 +78,14 @@ impl Registry {
     }
 
     /// `HEAD` on a manifest: the digest the registry names (`Docker-Content-Digest`)
-    /// and the ETag, without a body.
+    /// and the ETag, without a body. `accept` is the media type the manifest had, so
+    /// the poll request stays small.
     pub fn head_manifest(
         &self,
         reference: &str,
+        accept: &str,
     ) -> Result<(Option<Digest>, Option<String>), SourceError> {
-        let resp = self.request(true, &format!("manifests/{reference}"))?;
+        let resp = self.request(true, &format!("manifests/{reference}"), accept)?;
         Ok((header_digest(&resp), header(&resp, "etag")))
     }
 
@@ -95,7 +97,7 @@ impl Registry {
         expected: Option<&Digest>,
     ) -> Result<Fetched, SourceError> {
         let path = format!("manifests/{reference}");
-        let resp = self.request(false, &path)?;
+        let resp = self.request(false, &path, super::manifest::ACCEPT)?;
         let named = header_digest(&resp);
         let content_type = header(&resp, "content-type");
         let url = self.shown(&path);
@@ -138,7 +140,7 @@ impl Registry {
         out: &mut dyn Write,
     ) -> Result<u64, SourceError> {
         let path = format!("blobs/{digest}");
-        let resp = self.request(false, &path)?;
+        let resp = self.request(false, &path, "*/*")?;
         let url = self.shown(&path);
         let mut body = self.client.body(&url, resp);
         let mut sha = Sha256::new();
@@ -190,11 +192,11 @@ impl Registry {
 
     /// One API request with credentials negotiated: on a 401 the challenge is answered
     /// once and the request repeated. Any status other than 2xx is an error.
-    fn request(&self, head: bool, path: &str) -> Result<Response<Body>, SourceError> {
+    fn request(&self, head: bool, path: &str, accept: &str) -> Result<Response<Body>, SourceError> {
         let mut answered = false;
         loop {
             let authorization = self.authorization()?;
-            let resp = self.send(head, path, authorization.as_deref())?;
+            let resp = self.send(head, path, accept, authorization.as_deref())?;
             let status = resp.status().as_u16();
             if status == 401 && !answered {
                 let challenge = header(&resp, "www-authenticate")
@@ -223,6 +225,7 @@ impl Registry {
         &self,
         head: bool,
         path: &str,
+        accept: &str,
         authorization: Option<&str>,
     ) -> Result<Response<Body>, SourceError> {
         let known = self.lock()?.scheme;
@@ -234,7 +237,7 @@ impl Registry {
         let mut first_error = None;
         for scheme in schemes {
             let url = format!("{scheme}://{}/v2/{}/{path}", self.registry, self.repository);
-            match self.follow(head, &url, authorization) {
+            match self.follow(head, &url, accept, authorization) {
                 Ok(resp) => {
                     // An https server answers plain http with 400: the https error is
                     // the one that says what is wrong (an untrusted certificate, say).
@@ -261,12 +264,13 @@ impl Registry {
         &self,
         head: bool,
         url: &str,
+        accept: &str,
         authorization: Option<&str>,
     ) -> Result<Response<Body>, SourceError> {
         let first = origin(url).to_string();
         let mut url = url.to_string();
         for _ in 0..=MAX_HOPS {
-            let mut headers = vec![("Accept", super::manifest::ACCEPT)];
+            let mut headers = vec![("Accept", accept)];
             if let Some(value) = authorization.filter(|_| origin(&url) == first) {
                 headers.push(("Authorization", value));
             }
