@@ -647,3 +647,101 @@ fn bundle_create_carries_an_artifact_across_the_gap_as_a_git_bundle() {
     assert_eq!(verified["commit"], created["commit"]);
     assert_eq!(verified["files"], 4);
 }
+
+/// A one-route-per-request HTTP server on loopback: answers each request with what
+/// `answer` returns for its path, and keeps the requests' header blocks.
+fn canned_server(
+    answer: impl Fn(&str) -> Vec<u8> + Send + 'static,
+) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                head.push_str(&line);
+                line.clear();
+            }
+            let path = head.split(' ').nth(1).unwrap_or("").to_string();
+            // The first try on loopback is TLS, which is no HTTP request to record.
+            if head.starts_with("GET ") || head.starts_with("HEAD ") {
+                log.lock().unwrap().push(head);
+            }
+            let _ = stream.write_all(&answer(&path));
+        }
+    });
+    (port, seen)
+}
+
+fn http_answer(status: &str, headers: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn a_blob_redirected_to_another_origin_is_fetched_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = fs::read(oci_support::tar_gz(
+        dir.path(),
+        "l.tar.gz",
+        &[("cm.yaml", "kind: ConfigMap\n")],
+    ))
+    .unwrap();
+    let layer_digest = format!("sha256:{}", sha256_hex(&layer));
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": FLUX_CONFIG, "digest": format!("sha256:{}", sha256_hex(b"{}")), "size": 2},
+        "layers": [{"mediaType": FLUX_CONTENT, "digest": layer_digest, "size": layer.len()}],
+    }))
+    .unwrap();
+    // The storage: another origin (another port), serving the blob to anyone.
+    let (storage, storage_seen) = canned_server(move |_| http_answer("200 OK", "", &layer));
+    let manifest_type = "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n";
+    let (registry, registry_seen) = canned_server(move |path| {
+        if path.contains("/manifests/") {
+            http_answer("200 OK", manifest_type, &manifest)
+        } else {
+            let to = format!("Location: http://127.0.0.1:{storage}/bucket/blob?sig=x\r\n");
+            http_answer("307 Temporary Redirect", &to, b"")
+        }
+    });
+    let token = dir.path().join("token");
+    fs::write(&token, "registry-token-123\n").unwrap();
+    let http = HttpOptions {
+        auth: Some(Auth::bearer_from_file(&token).unwrap()),
+        ..HttpOptions::default()
+    };
+    let url = format!("oci://127.0.0.1:{registry}/app");
+    let source = Source::new(spec(&url, "v1", http, OciOptions::default())).unwrap();
+    let out = dir.path().join("out");
+    fetch(&source, &out).unwrap();
+    assert_eq!(
+        fs::read_to_string(out.join("cm.yaml")).unwrap(),
+        "kind: ConfigMap\n"
+    );
+    let to_registry = registry_seen.lock().unwrap().clone();
+    assert!(
+        to_registry.len() == 2
+            && to_registry
+                .iter()
+                .all(|h| h.contains("authorization: Bearer registry-token-123")),
+        "{to_registry:?}"
+    );
+    let to_storage = storage_seen.lock().unwrap().clone();
+    assert_eq!(to_storage.len(), 1, "{to_storage:?}");
+    assert!(
+        !to_storage[0].to_ascii_lowercase().contains("authorization"),
+        "{to_storage:?}"
+    );
+}
