@@ -334,6 +334,14 @@ pub enum SourceError {
         #[source]
         source: bundle::BundleError,
     },
+    /// The revision is not signed by a trusted key (`--verify-commits`,
+    /// `--verify-tags`): refused until the source moves.
+    #[error("{url}: {source}")]
+    Verify {
+        url: String,
+        #[source]
+        source: crate::verify::VerifyError,
+    },
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
