@@ -96,7 +96,9 @@ impl Agent {
                 if let Err(e) = self.cache.discard(revision) {
                     tracing::warn!(error = %e, "discarding the cache entry failed");
                 }
-                Err(format!("cached revision {revision} no longer verifies: {reason}"))
+                Err(format!(
+                    "cached revision {revision} no longer verifies: {reason}"
+                ))
             }
         }
     }

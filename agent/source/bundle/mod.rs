@@ -460,15 +460,16 @@ impl BundleSource {
             tag: None,
         };
         // On top of the bundle's own signature, and before anything is written.
-        let verified = match self.policy.enabled() {
-            true => Some(self.policy.check(commit, &objects).map_err(|source| {
-                SourceError::Verify {
-                    url: shown.clone(),
-                    source,
-                }
-            })?),
-            false => None,
-        };
+        let verified =
+            match self.policy.enabled() {
+                true => Some(self.policy.check(commit, &objects).map_err(|source| {
+                    SourceError::Verify {
+                        url: shown.clone(),
+                        source,
+                    }
+                })?),
+                false => None,
+            };
         let out = extract(
             &mut pack,
             commit,

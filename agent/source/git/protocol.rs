@@ -171,13 +171,13 @@ impl GitSource {
         };
         // Before anything is written: an unverified revision leaves no trace.
         let verified = if self.policy.enabled() {
-            let verified = self
-                .policy
-                .check(want, &objects)
-                .map_err(|source| SourceError::Verify {
-                    url: self.shown.clone(),
-                    source,
-                })?;
+            let verified =
+                self.policy
+                    .check(want, &objects)
+                    .map_err(|source| SourceError::Verify {
+                        url: self.shown.clone(),
+                        source,
+                    })?;
             tracing::info!(revision = %revision, signed = %verified, "signature verified");
             Some(verified)
         } else {

@@ -127,6 +127,16 @@ impl Keyring {
         if certs.is_empty() {
             return Err(KeyringError::NoKeys);
         }
+        // The same key exported twice (once before its revocation): like gpg, which
+        // merges copies, a revocation in any copy counts for all.
+        let revoked: Vec<[u8; 20]> = certs
+            .iter()
+            .filter(|c| c.primary.revoked)
+            .map(|c| c.primary.fingerprint)
+            .collect();
+        for c in &mut certs {
+            c.primary.revoked |= revoked.contains(&c.primary.fingerprint);
+        }
         Ok(Self { certs })
     }
 
