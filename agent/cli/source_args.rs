@@ -101,8 +101,8 @@ pub struct SourceArgs {
     #[arg(long, env = "HAWSER_VERIFY_TAGS")]
     pub verify_tags: bool,
 
-    /// OpenPGP public keys trusted to sign commits and tags, ASCII-armored as
-    /// `gpg --armor --export` writes them (one or more keys).
+    /// OpenPGP public keys trusted to sign commits and tags: one or more
+    /// ASCII-armored public key blocks, as gpg's armored export writes them.
     #[arg(long, env = "HAWSER_TRUSTED_GPG_KEYS")]
     pub trusted_gpg_keys: Option<PathBuf>,
 
