@@ -461,6 +461,50 @@ fn commits_and_tags_signed_by_the_real_tools_agree_with_git_verify() {
     let got = fetch(&url, "v1-ssh", policy(&keys, true, true)).unwrap_err();
     assert!(matches!(got, VerifyError::Unsigned { .. }), "{got}");
 
+    // Bundles: the commit inside is verified the same way (here on top of an
+    // unsigned bundle, so only the commit signature decides).
+    for (branch, ok) in [
+        ("gpg-ed25519", true),
+        ("unsigned", false),
+        ("tampered", false),
+    ] {
+        let file = keys.path(&format!("{branch}.bundle"));
+        repo.git(&[
+            "bundle",
+            "create",
+            "--quiet",
+            file.to_str().unwrap(),
+            branch,
+        ]);
+        let mut spec = spec(
+            file.to_str().unwrap(),
+            &format!("refs/heads/{branch}"),
+            policy(&keys, true, false),
+        );
+        spec.kind = SourceKind::Bundle;
+        spec.bundle.insecure_allow_unsigned = true;
+        let source = Source::new(spec).unwrap();
+        let revision = source.resolve().unwrap();
+        let out = keys.path(&format!("{branch}-out"));
+        match source.fetch_to(&revision, &out) {
+            Ok(snapshot) => {
+                assert!(ok, "{branch}: bundle accepted");
+                assert!(
+                    snapshot
+                        .verified()
+                        .unwrap()
+                        .to_string()
+                        .contains("Ed Signer")
+                );
+            }
+            Err(SourceError::Verify { .. }) => {
+                assert!(!ok, "{branch}: bundle refused");
+                assert!(!out.exists());
+            }
+            Err(e) => panic!("{branch}: {e}"),
+        }
+    }
+
     // Verification time per revision, for the record (not asserted).
     let source = Source::new(spec(
         &url,
