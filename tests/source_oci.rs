@@ -32,6 +32,7 @@ fn spec(url: &str, reference: &str, http: HttpOptions, oci: OciOptions) -> Sourc
         limits: Limits::default(),
         bundle: Default::default(),
         oci,
+        verify: Default::default(),
     }
 }
 

@@ -25,6 +25,7 @@ fn spec(url: &str) -> SourceSpec {
         limits: Limits::default(),
         bundle: Default::default(),
         oci: Default::default(),
+        verify: Default::default(),
     }
 }
 

@@ -83,6 +83,9 @@ pub struct Snapshot {
     files: u64,
     bytes: u64,
     source: String,
+    /// The raw commit (and tag) objects, kept so the cache can re-verify them.
+    objects: Option<crate::verify::Objects>,
+    verified: Option<crate::verify::Verified>,
 }
 
 impl Snapshot {
@@ -99,7 +102,32 @@ impl Snapshot {
             files,
             bytes,
             source,
+            objects: None,
+            verified: None,
         }
+    }
+
+    /// The same snapshot with the objects its signatures were checked in.
+    pub(in crate::source) fn signed(
+        self,
+        objects: crate::verify::Objects,
+        verified: Option<crate::verify::Verified>,
+    ) -> Self {
+        Self {
+            objects: Some(objects),
+            verified,
+            ..self
+        }
+    }
+
+    /// The raw commit (and tag) objects, for sources that have them.
+    pub fn objects(&self) -> Option<&crate::verify::Objects> {
+        self.objects.as_ref()
+    }
+
+    /// Who signed the revision, when `--verify-commits`/`--verify-tags` checked it.
+    pub fn verified(&self) -> Option<&crate::verify::Verified> {
+        self.verified.as_ref()
     }
 
     pub fn revision(&self) -> &Revision {
@@ -202,6 +230,8 @@ pub struct SourceSpec {
     pub bundle: bundle::BundleOptions,
     /// Registry, signature and layer options (OCI sources only).
     pub oci: oci::OciOptions,
+    /// Which commit and tag signatures must be by trusted keys (git and bundles).
+    pub verify: crate::verify::Policy,
 }
 
 /// A configured source.
@@ -275,6 +305,15 @@ impl Source {
         }
     }
 
+    /// The signature policy, for re-verifying cached revisions.
+    pub fn policy(&self) -> &crate::verify::Policy {
+        match self {
+            Source::Git(g) => g.policy(),
+            Source::Tarball(_) | Source::Oci(_) => &NO_POLICY,
+            Source::Bundle(b) => b.policy(),
+        }
+    }
+
     /// The URL as it may be printed: no credentials, no query.
     pub fn display_url(&self) -> &str {
         match self {
@@ -285,6 +324,13 @@ impl Source {
         }
     }
 }
+
+static NO_POLICY: crate::verify::Policy = crate::verify::Policy {
+    commits: false,
+    tags: false,
+    ssh: None,
+    gpg: None,
+};
 
 /// Strips user info, query and fragment from a URL so it can be printed.
 pub fn redact_url(url: &str) -> String {
@@ -379,6 +425,14 @@ pub enum SourceError {
         #[source]
         source: oci::OciError,
     },
+    /// The revision is not signed by a trusted key (`--verify-commits`,
+    /// `--verify-tags`): refused until the source moves.
+    #[error("{url}: {source}")]
+    Verify {
+        url: String,
+        #[source]
+        source: crate::verify::VerifyError,
+    },
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -414,6 +468,19 @@ impl SourceError {
             SourceError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             _ => false,
         }
+    }
+
+    /// Whether the source refused the revision for who made it (a missing or
+    /// untrusted signature): a rejection, not retried until the source moves.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Verify { .. }
+                | SourceError::Oci {
+                    source: oci::OciError::Unsigned { .. } | oci::OciError::BadSignature { .. },
+                    ..
+                }
+        )
     }
 
     pub(crate) fn write(path: &Path, source: std::io::Error) -> Self {
