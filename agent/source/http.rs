@@ -183,6 +183,31 @@ impl Client {
         check(url, req.send(body))
     }
 
+    /// One GET or HEAD exactly as given, for protocols that negotiate credentials and
+    /// redirects themselves (OCI registries): the configured credentials are not
+    /// added, and every status comes back as a response.
+    pub fn exchange(
+        &self,
+        head: bool,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Body>, SourceError> {
+        let call = if head {
+            let mut req = self.agent.head(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.call()
+        } else {
+            let mut req = self.agent.get(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.call()
+        };
+        call.map_err(|e| request_error(&redact_url(url), e))
+    }
+
     /// The body as a reader that counts bytes and maps failures to source errors.
     pub fn body(&self, url: &str, resp: Response<Body>) -> BodyReader {
         BodyReader {
