@@ -129,6 +129,50 @@ fn widget(name: &str) -> Value {
     })
 }
 
+/// Other built-in kinds, to reach the merge lists of the table beyond Deployments.
+fn cronjob(name: &str) -> Value {
+    json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
+        "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "job", "image": "j:1", "env": [{"name": "X", "value": "1"}]}]
+        }}}}}
+    })
+}
+
+fn pod_kind(name: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "spec": {"containers": [{"name": "a", "image": "a:1", "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+                 "volumes": [{"name": "v", "emptyDir": {}}]}
+    })
+}
+
+fn statefulset(name: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name},
+        "spec": {"serviceName": "s", "selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"creationTimestamp": null, "labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "db", "image": "pg:15"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"]}}]}
+    })
+}
+
+fn service_account(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name},
+           "secrets": [{"name": "s1"}], "imagePullSecrets": [{"name": "p1"}]})
+}
+
+fn role(name: &str) -> Value {
+    json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": name},
+           "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
+}
+
+fn config_map(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name},
+           "data": {"a": "1", "b": "2"}})
+}
+
 /// A strategic-merge patch for the object `base` names, with `body` merged in.
 fn smp_for(base: &Value, body: Value) -> Value {
     let mut p = json!({
@@ -393,6 +437,41 @@ fn smp_cases() -> Vec<(&'static str, Make, Value)> {
             "cr-list-directive",
             widget,
             json!({"spec": {"parts": [{"$patch": "replace"}, {"name": "c"}]}}),
+        ),
+        (
+            "cronjob-deep",
+            cronjob,
+            json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "job", "env": [{"name": "Y", "value": "2"}]}, {"name": "extra"}]}}}}}}),
+        ),
+        (
+            "pod-volumes-mounts",
+            pod_kind,
+            json!({"spec": {"containers": [{"name": "a", "volumeMounts": [{"mountPath": "/w", "name": "w"}]}], "volumes": [{"name": "w", "emptyDir": {}}]}}),
+        ),
+        (
+            "statefulset-kept-null",
+            statefulset,
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "db", "image": "pg:16"}]}}}}),
+        ),
+        (
+            "statefulset-claims-replaced",
+            statefulset,
+            json!({"spec": {"volumeClaimTemplates": [{"metadata": {"name": "logs"}}]}}),
+        ),
+        (
+            "serviceaccount-secrets",
+            service_account,
+            json!({"secrets": [{"name": "s2"}], "imagePullSecrets": [{"name": "p2"}]}),
+        ),
+        (
+            "role-rules-replaced",
+            role,
+            json!({"rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["list"]}]}),
+        ),
+        (
+            "configmap-data",
+            config_map,
+            json!({"data": {"b": null, "c": "3"}}),
         ),
     ]
 }
