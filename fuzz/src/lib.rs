@@ -18,6 +18,10 @@ pub mod pktline;
 
 pub use error::GitError;
 
+// Kustomize's patch appliers, pure functions over JSON values.
+#[path = "../../agent/render/patch/mod.rs"]
+pub mod patch;
+
 /// The modules under the names the agent gives them.
 pub mod git {
     pub use super::{delta, object, pack, pktline};
@@ -68,5 +72,40 @@ pub fn delta(data: &[u8]) {
     let (base, delta) = data[2..].split_at(n);
     if let Ok(out) = git::delta::apply(base, delta, 1 << 20) {
         assert_eq!(Some(out.len() as u64), git::delta::result_size(delta).ok());
+    }
+}
+
+/// The input is a JSON `[target, patch]`. A patch either applies or fails leaving the
+/// target as it was; applying the same patch to the same target gives the same result.
+pub fn strategic_merge(data: &[u8]) {
+    let Ok(serde_json::Value::Array(pair)) = serde_json::from_slice(data) else {
+        return;
+    };
+    let [target, patch] = pair.as_slice() else {
+        return;
+    };
+    let mut once = target.clone();
+    match patch::strategic_merge(&mut once, patch) {
+        Ok(_) => {
+            let mut twice = target.clone();
+            assert!(patch::strategic_merge(&mut twice, patch).is_ok());
+            assert_eq!(once, twice, "the merge is not deterministic");
+        }
+        Err(_) => assert_eq!(&once, target, "a failed merge changed the target"),
+    }
+}
+
+/// The input is a JSON `[target, [operation, ...]]`; a failing patch leaves the target
+/// untouched.
+pub fn json6902(data: &[u8]) {
+    let Ok(serde_json::Value::Array(pair)) = serde_json::from_slice(data) else {
+        return;
+    };
+    let [target, serde_json::Value::Array(ops)] = pair.as_slice() else {
+        return;
+    };
+    let mut doc = target.clone();
+    if patch::json6902(&mut doc, ops).is_err() {
+        assert_eq!(&doc, target, "a failed patch changed the target");
     }
 }

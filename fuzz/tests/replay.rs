@@ -29,3 +29,13 @@ fn pack_entry_seeds() {
 fn delta_seeds() {
     replay("delta", hawser_fuzz::delta);
 }
+
+#[test]
+fn strategic_merge_seeds() {
+    replay("strategic_merge", hawser_fuzz::strategic_merge);
+}
+
+#[test]
+fn json6902_seeds() {
+    replay("json6902", hawser_fuzz::json6902);
+}

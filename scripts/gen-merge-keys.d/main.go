@@ -1,0 +1,227 @@
+// Command gen-merge-keys writes agent/render/patch/merge_keys.rs: the list merge keys
+// of built-in kinds, taken from the Kubernetes OpenAPI document kustomize embeds
+// (kyaml's openapi package, the same copy `kustomize build` v5.8.1 merges with).
+//
+// Only what strategic merge needs is kept: for each kind, the path of object fields
+// down to every list whose x-kubernetes-patch-strategy includes "merge", with its
+// keys (x-kubernetes-list-map-keys when present, else x-kubernetes-patch-merge-key,
+// as kyaml's PatchStrategyAndKeyList chooses). Types with no such list below them
+// become Opaque: a schema is present, nothing merges by key.
+//
+// Run it through scripts/gen-merge-keys.
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"k8s.io/kube-openapi/pkg/validation/spec"
+	"sigs.k8s.io/kustomize/kyaml/openapi"
+	"sigs.k8s.io/kustomize/kyaml/yaml"
+)
+
+var defs spec.Definitions
+
+func refName(s spec.Schema) string {
+	r := s.Ref.String()
+	if r == "" {
+		return ""
+	}
+	return strings.TrimPrefix(r, "#/definitions/")
+}
+
+// interesting[name] says whether the definition has a merge list at or below it.
+var interesting = map[string]bool{}
+
+func mergeList(s spec.Schema) (bool, []string) {
+	ps, ok := s.Extensions["x-kubernetes-patch-strategy"].(string)
+	if !ok {
+		return false, nil
+	}
+	merge := false
+	for _, p := range strings.Split(ps, ",") {
+		if p == "merge" {
+			merge = true
+		}
+	}
+	if !merge {
+		return false, nil
+	}
+	if l, ok := s.Extensions["x-kubernetes-list-map-keys"].([]interface{}); ok {
+		keys := []string{}
+		for _, k := range l {
+			keys = append(keys, k.(string))
+		}
+		return true, keys
+	}
+	if k, ok := s.Extensions["x-kubernetes-patch-merge-key"].(string); ok {
+		return true, []string{k}
+	}
+	return true, []string{}
+}
+
+// compute marks interesting definitions to a fixpoint (definitions are recursive).
+func compute() {
+	for changed := true; changed; {
+		changed = false
+		for name, d := range defs {
+			if interesting[name] {
+				continue
+			}
+			if hasInteresting(d) {
+				interesting[name] = true
+				changed = true
+			}
+		}
+	}
+}
+
+func hasInteresting(d spec.Schema) bool {
+	props := []spec.Schema{}
+	for _, p := range d.Properties {
+		props = append(props, p)
+	}
+	if d.AdditionalProperties != nil && d.AdditionalProperties.Schema != nil {
+		props = append(props, *d.AdditionalProperties.Schema)
+	}
+	for _, p := range props {
+		if m, _ := mergeList(p); m && isArray(p) {
+			return true
+		}
+		if interesting[refName(p)] {
+			return true
+		}
+	}
+	return false
+}
+
+func isArray(s spec.Schema) bool { return len(s.Type) == 1 && s.Type[0] == "array" }
+
+// OPAQUE in KINDS: the kind has a schema, but no list in it merges by key.
+const OPAQUE = 65535
+
+var index = map[string]int{}
+var order []string
+
+func typeIndex(name string) int {
+	if i, ok := index[name]; ok {
+		return i
+	}
+	index[name] = len(order)
+	order = append(order, name)
+	return index[name]
+}
+
+func node(s spec.Schema) string {
+	if r := refName(s); r != "" {
+		if interesting[r] {
+			return fmt.Sprintf("Node::Object(%d)", typeIndex(r))
+		}
+		return "Node::Opaque"
+	}
+	if m, keys := mergeList(s); m && isArray(s) {
+		items := "&Node::Opaque"
+		if s.Items != nil && s.Items.Schema != nil {
+			if r := refName(*s.Items.Schema); interesting[r] {
+				items = fmt.Sprintf("&Node::Object(%d)", typeIndex(r))
+			}
+		}
+		q := []string{}
+		for _, k := range keys {
+			q = append(q, fmt.Sprintf("%q", k))
+		}
+		return fmt.Sprintf("Node::List { keys: &[%s], items: %s }", strings.Join(q, ", "), items)
+	}
+	return "Node::Opaque"
+}
+
+func main() {
+	// Loads the embedded document the way kustomize does before its first merge.
+	openapi.SchemaForResourceType(yaml.TypeMeta{APIVersion: "v1", Kind: "Pod"})
+	defs = openapi.Schema().Definitions
+	compute()
+
+	type kind struct{ apiVersion, kind, def string }
+	kinds := []kind{}
+	seen := map[string]string{}
+	names := []string{}
+	for n := range defs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		gvks, _ := defs[n].Extensions["x-kubernetes-group-version-kind"].([]interface{})
+		for _, g := range gvks {
+			m, _ := g.(map[string]interface{})
+			v, _ := m["version"].(string)
+			if gr, _ := m["group"].(string); gr != "" {
+				v = gr + "/" + v
+			}
+			k, _ := m["kind"].(string)
+			id := v + " " + k
+			if prev, dup := seen[id]; dup {
+				if interesting[prev] || interesting[n] {
+					fmt.Fprintf(os.Stderr, "gen-merge-keys: %s is both %s and %s\n", id, prev, n)
+					os.Exit(1)
+				}
+				continue
+			}
+			seen[id] = n
+			kinds = append(kinds, kind{v, k, n})
+		}
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		if kinds[i].apiVersion != kinds[j].apiVersion {
+			return kinds[i].apiVersion < kinds[j].apiVersion
+		}
+		return kinds[i].kind < kinds[j].kind
+	})
+	for _, k := range kinds {
+		if interesting[k.def] {
+			typeIndex(k.def)
+		}
+	}
+
+	var b strings.Builder
+	b.WriteString("//! The list merge keys of built-in kinds, generated by `scripts/gen-merge-keys` from the\n")
+	b.WriteString("//! Kubernetes OpenAPI document kustomize v5.8.1 embeds (kyaml v0.21.1, Kubernetes\n")
+	b.WriteString("//! v1.21.2). Do not edit: rerun the script.\n\n")
+	b.WriteString("use super::schema::{Field, Node};\n\n")
+	b.WriteString("/// `(apiVersion, kind, type)`, sorted for binary search; `OPAQUE`: nothing merges by key.\n")
+	b.WriteString("pub(super) const OPAQUE: u16 = 65535;\n\n")
+	b.WriteString("pub(super) const KINDS: &[(&str, &str, u16)] = &[\n")
+	for _, k := range kinds {
+		i := OPAQUE
+		if interesting[k.def] {
+			i = index[k.def]
+		}
+		fmt.Fprintf(&b, "    (%q, %q, %d),\n", k.apiVersion, k.kind, i)
+	}
+	b.WriteString("];\n\n")
+	body := []string{}
+	for i := 0; i < len(order); i++ { // order grows while we walk it
+		n := order[i]
+		d := defs[n]
+		fields := []string{}
+		pn := []string{}
+		for p := range d.Properties {
+			pn = append(pn, p)
+		}
+		sort.Strings(pn)
+		for _, p := range pn {
+			// Every known field is listed: an unknown one has no schema at all.
+			fields = append(fields, fmt.Sprintf("        Field { name: %q, node: %s },", p, node(d.Properties[p])))
+		}
+		if d.AdditionalProperties != nil && d.AdditionalProperties.Schema != nil {
+			fields = append(fields, fmt.Sprintf("        Field { name: \"*\", node: %s },", node(*d.AdditionalProperties.Schema)))
+		}
+		body = append(body, fmt.Sprintf("    // %d: %s\n    &[\n%s\n    ],\n", i, n, strings.Join(fields, "\n")))
+	}
+	b.WriteString("/// Per type, the fields that lead to a merge list, by name (`*` for map values).\n")
+	b.WriteString("pub(super) const TYPES: &[&[Field]] = &[\n")
+	b.WriteString(strings.Join(body, ""))
+	b.WriteString("];\n")
+	os.Stdout.WriteString(b.String())
+}
