@@ -25,6 +25,14 @@ pub const TOOLING: &str = "applyset.kubernetes.io/tooling";
 pub const GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
 pub const NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
 pub const FIELD_MANAGER: &str = "hawser";
+
+/// How hawser server-side applies, dry runs included: as [`FIELD_MANAGER`], with
+/// strict field validation. kubectl asks for the same, and the API server's own
+/// default (`Warn`) would drop an unknown or misspelt field with only a response
+/// header to say so: the cluster would silently differ from Git.
+pub fn apply_params() -> PatchParams {
+    PatchParams::apply(FIELD_MANAGER).validation_strict()
+}
 const INVENTORY_KEY: &str = "inventory";
 pub const STATUS_KEY: &str = "status";
 
@@ -298,7 +306,7 @@ pub async fn write(
         return Ok(false);
     }
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), &parent.namespace);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = apply_params().force();
     api.patch(&parent.name, &params, &Patch::Apply(&desired))
         .await
         .map_err(|source| InventoryError::Write {

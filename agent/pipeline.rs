@@ -81,6 +81,8 @@ pub async fn load(
     target: &Target,
 ) -> Result<ManifestSet, PipelineError> {
     let docs = manifests::load_dir(&tree.root, tree.subpath.as_deref(), &target.limits)?;
+    // Discovery must see what will be applied: the items of Lists, not the Lists.
+    let docs = manifests::expand_lists(docs)?;
     learn_kinds(client, discovered, &docs).await?;
     let set = manifests::build(docs, &target.scope, discovered)?;
     for warning in &set.warnings {

@@ -14,12 +14,12 @@ mod prune;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::cluster::{ClusterError, Discovered};
-use crate::inventory::{self, FIELD_MANAGER, InventoryError, Member, Parent, Recorded};
+use crate::inventory::{self, InventoryError, Member, Parent, Recorded};
 use crate::manifests::Stage;
 use crate::plan::live::LiveIndex;
 use crate::plan::{
@@ -267,7 +267,7 @@ async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyErr
             reason: plan::api_reason(&e),
         })
     };
-    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let params = inventory::apply_params().force();
     match &p.action {
         Action::Unchanged => Ok(0),
         Action::Create | Action::Update { .. } => {

@@ -114,7 +114,9 @@ pub enum ObjectRule {
     BadApiVersion(Shown),
     #[error("kind {0} is not a valid kind (letters and digits, starting with a letter)")]
     BadKind(Shown),
-    #[error("metadata.name is missing (generateName is not supported: objects need stable names)")]
+    #[error(
+        "metadata.name is missing (generateName is not supported: hawser tracks and prunes objects by name, and a generated one changes on every apply)"
+    )]
     GenerateName,
     #[error("metadata.name {0} is not a valid object name")]
     BadName(Shown),

@@ -37,7 +37,7 @@ use std::fmt;
 
 pub use error::{ManifestError, ObjectRule, ScopeRule, Shown};
 pub use load::{Loaded, load, load_dir};
-pub use object::{Document, build, valid_namespace};
+pub use object::{Document, build, expand_lists, valid_namespace};
 pub use scope::{BuiltinNamespacing, CrdNamespacing, Namespacing, Scope};
 
 /// Which object: the identity used for duplicates, inventory and prune.

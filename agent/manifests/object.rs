@@ -31,11 +31,8 @@ pub fn build(
     scope: &Scope,
     ns: &dyn Namespacing,
 ) -> Result<ManifestSet, ManifestError> {
-    let mut items = Vec::with_capacity(docs.len());
-    for doc in docs {
-        flatten(doc.location, doc.value, 0, &mut items)?;
-    }
-    let namespacing = CrdNamespacing::new(ns, items.iter().map(|(_, value)| value));
+    let items = expand_lists(docs)?;
+    let namespacing = CrdNamespacing::new(ns, items.iter().map(|doc| &doc.value));
 
     let mut warnings = Vec::new();
     // Unknown kinds, warned once each (with where they first appear), sorted.
@@ -44,7 +41,11 @@ pub fn build(
     let mut outside = Vec::new();
     let mut objects: Vec<Manifest> = Vec::with_capacity(items.len());
 
-    for (location, mut object) in items {
+    for Document {
+        location,
+        value: mut object,
+    } in items
+    {
         let head = identify(&object).map_err(|rule| ManifestError::Object {
             location: location.clone(),
             rule: Box::new(rule),
@@ -141,18 +142,30 @@ fn group_kind(group: &str, kind: &str) -> String {
     }
 }
 
+/// Replaces every `List` among `docs` by its items, Lists nested in Lists too, each
+/// item keeping its place (`item N` of its document). Whatever looks at the kinds of
+/// a revision (discovery, [`build`]) must look at these, the objects that will be
+/// applied: a List's own `apiVersion` is `v1` whatever its items are.
+pub fn expand_lists(docs: Vec<Document>) -> Result<Vec<Document>, ManifestError> {
+    let mut items = Vec::with_capacity(docs.len());
+    for doc in docs {
+        flatten(doc.location, doc.value, 0, &mut items)?;
+    }
+    Ok(items)
+}
+
 /// Replaces a `List` (or `*List` with `items`, as kubectl does) by its items.
 fn flatten(
     location: Location,
     value: Value,
     depth: usize,
-    out: &mut Vec<(Location, Value)>,
+    out: &mut Vec<Document>,
 ) -> Result<(), ManifestError> {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
     let is_list = kind == "List"
         || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array));
     if !is_list {
-        out.push((location, value));
+        out.push(Document { location, value });
         return Ok(());
     }
     if depth >= MAX_LIST_NESTING {

@@ -19,13 +19,13 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use kube::Resource;
-use kube::api::{Api, DynamicObject, GetParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, GetParams, Patch};
 use kube::core::Request;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
 use crate::cluster::{Discovered, Kind};
-use crate::inventory::{FIELD_MANAGER, Member, PART_OF, Recorded};
+use crate::inventory::{self, Member, PART_OF, Recorded};
 use crate::manifests::{Manifest, ManifestSet, Stage};
 use live::{Digest, Lean, LiveIndex, Observed};
 
@@ -428,7 +428,7 @@ async fn dry_run(
 
     // Without force first, so that another manager's ownership is seen and reported;
     // then with force, which is how hawser will write.
-    let params = PatchParams::apply(FIELD_MANAGER).dry_run();
+    let params = inventory::apply_params().dry_run();
     let mut conflicts = Vec::new();
     let attempt = match send(client, request.patch(&name, &params, &Patch::Apply(&body))).await {
         Err(kube::Error::Api(status)) if status.code == 409 => {

@@ -115,7 +115,7 @@ fn missing_fields_name_file_document_and_line() {
         ),
         (
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "a-"}}),
-            "metadata.name is missing (generateName is not supported: objects need stable names)",
+            "metadata.name is missing (generateName is not supported: hawser tracks and prunes objects by name, and a generated one changes on every apply)",
         ),
         (
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a/b"}}),
@@ -230,6 +230,24 @@ fn lists_are_flattened_with_item_locations() {
         build_err(vec![doc("l.yaml", 1, bad)], &scope()),
         "l.yaml: document 1 (line 10): items of kind List must be a sequence, found a mapping"
     );
+}
+
+#[test]
+fn expanding_lists_yields_the_items_nested_lists_too() {
+    let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "r"}});
+    let inner = json!({"apiVersion": "v1", "kind": "List", "items": [cron.clone()]});
+    let list = json!({"apiVersion": "v1", "kind": "List", "items": [cm("a"), inner]});
+    let docs = expand_lists(vec![doc("l.yaml", 1, list), doc("l.yaml", 2, cm("b"))]).unwrap();
+    let kinds: Vec<(&str, Option<usize>)> = docs
+        .iter()
+        .map(|d| (d.value["apiVersion"].as_str().unwrap(), d.location.item))
+        .collect();
+    // What discovery is asked about: the items' apiVersions, never the Lists' `v1` alone.
+    assert_eq!(
+        kinds,
+        [("v1", Some(1)), ("batch/v1", Some(1)), ("v1", None)]
+    );
+    assert_eq!(docs[1].value, cron);
 }
 
 #[test]
