@@ -503,7 +503,7 @@ fn shown_dir(rel: &str) -> &str {
 fn absorb_generated(res: &mut ResMap, mut new: Resource, kfile: &str) -> Result<(), RenderError> {
     let id = new.id();
     let matches: Vec<usize> = (0..res.items.len())
-        .filter(|&i| res.items[i].id() == id || res.items[i].previous.iter().any(|p| *p == id))
+        .filter(|&i| res.items[i].id() == id || res.items[i].previous.contains(&id))
         .collect();
     let behavior = new.behavior.unwrap_or(Behavior::Create);
     let field = if id.gvk.kind == "Secret" {

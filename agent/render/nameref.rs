@@ -113,11 +113,7 @@ impl Context<'_> {
                 Ok(())
             }
             Value::Object(map) => {
-                if let Some(kind) = map.get("kind").and_then(Value::as_str)
-                    && kind != self.target.kind
-                {
-                    return Ok(());
-                }
+                // kustomize looks at the entry's name and namespace only, not its kind.
                 let Some(name) = map.get("name").and_then(Value::as_str).map(str::to_string) else {
                     return Ok(());
                 };
@@ -126,8 +122,11 @@ impl Context<'_> {
                     .and_then(Value::as_str)
                     .map(str::to_string);
                 if let Some(t) = self.select(&name, namespace.as_deref())? {
+                    if t.name == name && t.namespace.is_empty() {
+                        return Ok(());
+                    }
                     map.insert("name".into(), Value::String(t.name));
-                    if namespace.is_some() && !t.namespace.is_empty() {
+                    if !t.namespace.is_empty() {
                         map.insert("namespace".into(), Value::String(t.namespace));
                     }
                 }
@@ -140,10 +139,25 @@ impl Context<'_> {
     fn select(&self, old: &str, namespace: Option<&str>) -> Result<Option<Target>, String> {
         let referrer = self.referrer;
         let referrer_scoped = referrer.cluster_scoped;
-        let mut candidates: Vec<&Resource> = self
-            .items
-            .iter()
-            .filter(|r| namespace.is_none_or(|ns| r.namespace() == ns))
+        // An entry's own namespace picks candidates by their original namespace,
+        // else by their current one.
+        let in_namespace: Vec<&Resource> = match namespace {
+            None => self.items.iter().collect(),
+            Some(ns) => {
+                let original: Vec<&Resource> = self
+                    .items
+                    .iter()
+                    .filter(|r| r.original().namespace == ns)
+                    .collect();
+                if original.is_empty() {
+                    self.items.iter().filter(|r| r.namespace() == ns).collect()
+                } else {
+                    original
+                }
+            }
+        };
+        let mut candidates: Vec<&Resource> = in_namespace
+            .into_iter()
             .filter(|r| r.previous.iter().any(|id| id.name == old))
             .filter(|r| r.previous.iter().any(|id| selects(self.target, &id.gvk)))
             .filter(|r| {

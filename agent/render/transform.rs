@@ -37,19 +37,19 @@ pub fn namespace(items: &mut [Resource], ns: &str, specs: &[FieldSpec]) -> Resul
     for res in items.iter_mut() {
         let gvk = res.gvk();
         res.store_previous();
-        if !is_cluster_scoped(&gvk) {
-            if let Some(meta) = res.value.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.insert("namespace".into(), Value::String(ns.to_string()));
-            }
+        if !is_cluster_scoped(&gvk)
+            && let Some(meta) = res.value.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.insert("namespace".into(), Value::String(ns.to_string()));
         }
-        if gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding" {
-            if let Some(subjects) = res.value.get_mut("subjects").and_then(Value::as_array_mut) {
-                for subject in subjects {
-                    if subject.get("name").and_then(Value::as_str) == Some("default")
-                        && let Some(map) = subject.as_object_mut()
-                    {
-                        map.insert("namespace".into(), Value::String(ns.to_string()));
-                    }
+        if (gvk.kind == "RoleBinding" || gvk.kind == "ClusterRoleBinding")
+            && let Some(subjects) = res.value.get_mut("subjects").and_then(Value::as_array_mut)
+        {
+            for subject in subjects {
+                if subject.get("name").and_then(Value::as_str) == Some("default")
+                    && let Some(map) = subject.as_object_mut()
+                {
+                    map.insert("namespace".into(), Value::String(ns.to_string()));
                 }
             }
         }
