@@ -97,6 +97,12 @@ impl Config {
     /// kustomize's defaults. The table is compiled in and parsed by the tests, so a
     /// failure here is a build defect; it still surfaces as an error, not a panic.
     pub fn builtin() -> Result<Self, String> {
+        // Parsed once per process: the table is a constant.
+        static PARSED: std::sync::OnceLock<Result<Config, String>> = std::sync::OnceLock::new();
+        PARSED.get_or_init(Self::parse_builtin).clone()
+    }
+
+    fn parse_builtin() -> Result<Self, String> {
         let limits = crate::manifests::Limits::default();
         let docs = crate::manifests::yaml::parse_yaml(BUILTIN, "fieldspecs.yaml", &limits)
             .map_err(|e| e.to_string())?;

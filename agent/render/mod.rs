@@ -28,6 +28,8 @@ mod transform;
 mod transformers;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Component, Path};
