@@ -371,3 +371,26 @@ fn refusals_are_one_line_and_name_the_file_and_field() {
         "hawser: base/kustomization.yaml: vars: vars are not rendered; use replacements\n"
     );
 }
+
+#[test]
+fn replacements_match_kustomize() {
+    same_as_kustomize(
+        &[
+            (
+                "kustomization.yaml",
+                "resources: [deploy.yaml, svc.yaml, cm.yaml]\nreplacements:\n- source:\n    kind: ConfigMap\n    name: versions\n    fieldPath: data.tag\n  targets:\n  - select: {kind: Deployment}\n    fieldPaths:\n    - spec.template.spec.containers.[name=guestbook-ui].image\n    options: {delimiter: ':', index: 1}\n- source: {kind: ConfigMap, name: versions, fieldPath: data.replicas}\n  targets:\n  - select: {kind: Deployment, name: guestbook-.*}\n    fieldPaths: [spec.replicas]\n- path: more.yaml\n",
+            ),
+            ("deploy.yaml", GUESTBOOK_DEPLOY),
+            ("svc.yaml", GUESTBOOK_SVC),
+            (
+                "cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: versions\ndata:\n  tag: \"0.2\"\n  replicas: \"4\"\n  port: \"8080\"\n",
+            ),
+            (
+                "more.yaml",
+                "source: {kind: ConfigMap, name: versions, fieldPath: data.port}\ntargets:\n- select: {kind: Service}\n  reject: [{name: other}]\n  fieldPaths: [spec.ports.0.targetPort, metadata.annotations.port]\n  options: {create: true}\n",
+            ),
+        ],
+        "",
+    );
+}
