@@ -394,3 +394,32 @@ fn replacements_match_kustomize() {
         "",
     );
 }
+
+#[test]
+fn rbac_namespaces_secrets_configurations_and_the_legacy_order_match_kustomize() {
+    same_as_kustomize(
+        &[
+            (
+                "base/kustomization.yaml",
+                "resources: [rbac.yaml, app.yaml]\nsecretGenerator:\n- name: creds\n  type: kubernetes.io/basic-auth\n  literals: [username=admin, password=hunter2]\nconfigMapGenerator:\n- name: env\n  literals: [A=1]\n",
+            ),
+            (
+                "base/rbac.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: apps\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: viewer\nrules: []\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: viewer\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: viewer}\nsubjects:\n- {kind: ServiceAccount, name: app, namespace: apps}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n---\napiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: high\nvalue: 1000\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: hook\nwebhooks:\n- name: hook.example.com\n  clientConfig:\n    service: {name: app, namespace: apps}\n  admissionReviewVersions: [v1]\n  sideEffects: None\n",
+            ),
+            (
+                "base/app.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: app\nspec:\n  selector: {app: app}\n  ports: [{port: 443}]\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: app\nspec:\n  serviceName: app\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec:\n      serviceAccountName: app\n      priorityClassName: high\n      imagePullSecrets: [{name: creds}]\n      containers:\n      - name: app\n        image: registry.example.com:5000/team/app@sha256:0000000000000000000000000000000000000000000000000000000000000000\n        envFrom: [{secretRef: {name: creds}}, {configMapRef: {name: env}}]\n---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  envName: env\n  containers: [{name: x, image: busybox}]\n",
+            ),
+            (
+                "kustomization.yaml",
+                "resources: [base]\nnamespace: apps\nnameSuffix: -v2\nconfigurations: [widget.yaml]\nconfigMapGenerator:\n- name: env\n  behavior: replace\n  literals: [B=2]\nimages:\n- name: registry.example.com:5000/team/app\n  newName: mirror.example.com/app\n  digest: sha256:1111111111111111111111111111111111111111111111111111111111111111\n- name: busybox\n  newTag: '1.36'\ncommonAnnotations: {note: 'a & <b>'}\n",
+            ),
+            (
+                "widget.yaml",
+                "nameReference:\n- kind: ConfigMap\n  version: v1\n  fieldSpecs:\n  - path: spec/envName\n    kind: Widget\n",
+            ),
+        ],
+        "",
+    );
+}
