@@ -23,6 +23,7 @@ struct Target {
 }
 
 pub fn fix(items: &mut [Resource], table: &[NameRef]) -> Result<(), RenderError> {
+    let gvks: Vec<Gvk> = items.iter().map(Resource::gvk).collect();
     for entry in table {
         let target_gvk = Gvk {
             group: entry.group.clone(),
@@ -31,14 +32,14 @@ pub fn fix(items: &mut [Resource], table: &[NameRef]) -> Result<(), RenderError>
         };
         for spec in &entry.field_specs {
             for i in 0..items.len() {
-                let referrer_gvk = items[i].gvk();
-                if !spec.selects(&referrer_gvk) {
+                let referrer_gvk = &gvks[i];
+                if !spec.selects(referrer_gvk) {
                     continue;
                 }
                 // The referrer's value is taken out while it is edited; what the
                 // candidates are compared with is captured first.
                 let referrer = Referrer {
-                    cluster_scoped: is_cluster_scoped(&referrer_gvk),
+                    cluster_scoped: is_cluster_scoped(referrer_gvk),
                     namespace: items[i].id().namespace,
                     prefixes: items[i].prefixes.clone(),
                     suffixes: items[i].suffixes.clone(),

@@ -13,7 +13,7 @@ use crate::manifests::Location;
 use super::RenderError;
 
 /// Group, version and kind of an object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Gvk {
     pub group: String,
     pub version: String,
@@ -52,7 +52,7 @@ impl Gvk {
 
 /// An id an object had: namespace as kustomize's `EffectiveNamespace` (`default`
 /// for none, empty for cluster-scoped kinds) and name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Id {
     pub gvk: Gvk,
     pub namespace: String,
@@ -188,7 +188,12 @@ impl ResMap {
     /// Adds an object; an id already present is an error, as in kustomize.
     pub fn append(&mut self, res: Resource) -> Result<(), RenderError> {
         let id = res.id();
-        if let Some(first) = self.items.iter().find(|r| r.id() == id) {
+        // Names differ almost always: compare them before building whole ids.
+        if let Some(first) = self
+            .items
+            .iter()
+            .find(|r| r.name() == id.name && r.id() == id)
+        {
             return Err(RenderError::Resource {
                 location: res.location.clone(),
                 reason: format!(

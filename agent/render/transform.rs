@@ -17,12 +17,12 @@ use super::scope::is_cluster_scoped;
 
 fn apply(
     res: &mut Resource,
+    gvk: &Gvk,
     spec: &FieldSpec,
     leaf: Leaf,
     set: &mut dyn FnMut(&mut Value) -> Result<(), String>,
 ) -> Result<(), RenderError> {
-    let gvk = res.gvk();
-    if !spec.selects(&gvk) {
+    if !spec.selects(gvk) {
         return Ok(());
     }
     visit(&mut res.value, spec, leaf, set).map_err(|reason| RenderError::Resource {
@@ -65,15 +65,15 @@ pub fn namespace(items: &mut [Resource], ns: &str, specs: &[FieldSpec]) -> Resul
             {
                 continue;
             }
-            apply(res, spec, Leaf::Scalar, &mut |v| {
+            apply(res, &gvk, spec, Leaf::Scalar, &mut |v| {
                 *v = Value::String(ns.to_string());
                 Ok(())
             })?;
         }
     }
-    for (i, res) in items.iter().enumerate() {
-        let id = res.id();
-        if items[..i].iter().any(|other| other.id() == id) {
+    let mut seen = std::collections::HashSet::new();
+    for res in items.iter() {
+        if !seen.insert(res.id()) {
             return Err(RenderError::Resource {
                 location: res.location.clone(),
                 reason: format!(
@@ -117,7 +117,8 @@ pub fn affix(
                 }
                 res.store_previous();
             }
-            apply(res, spec, Leaf::Scalar, &mut |v| {
+            let gvk = res.gvk();
+            apply(res, &gvk, spec, Leaf::Scalar, &mut |v| {
                 if let Value::String(s) = v {
                     *s = if prefix {
                         format!("{affix}{s}")
@@ -142,8 +143,9 @@ pub fn pairs(
         return Ok(());
     }
     for res in items {
+        let gvk = res.gvk();
         for spec in specs {
-            apply(res, spec, Leaf::Map, &mut |v| match v {
+            apply(res, &gvk, spec, Leaf::Map, &mut |v| match v {
                 Value::Object(map) => {
                     for (k, val) in pairs {
                         map.insert(k.clone(), Value::String(val.clone()));
@@ -177,7 +179,8 @@ pub fn replicas(
                     continue;
                 }
                 found = true;
-                apply(res, spec, Leaf::Scalar, &mut |v| {
+                let gvk = res.gvk();
+                apply(res, &gvk, spec, Leaf::Scalar, &mut |v| {
                     *v = Value::from(replica.count);
                     Ok(())
                 })?;
@@ -206,13 +209,14 @@ pub fn images(
 ) -> Result<(), RenderError> {
     for image in images {
         for res in items.iter_mut() {
+            let gvk = res.gvk();
             for spec in specs {
                 // The spec paths create nothing here: a missing image stays missing.
                 let spec = FieldSpec {
                     create: false,
                     ..spec.clone()
                 };
-                apply(res, &spec, Leaf::Scalar, &mut |v| {
+                apply(res, &gvk, &spec, Leaf::Scalar, &mut |v| {
                     update_image(v, image);
                     Ok(())
                 })?;
