@@ -1,4 +1,4 @@
-//! One revision through the middle of the pipeline: manifests → plan → apply.
+//! One revision through the middle of the pipeline: render → manifests → plan → apply.
 //!
 //! In: a directory holding a verified snapshot (or a local `--dir`), the scope and
 //! the inventory parent. Out: a plan (for `diff`) or what was applied. `apply --once`,
@@ -17,9 +17,12 @@ use crate::cluster::{ClusterError, Discovered};
 use crate::inventory::{self, InventoryError, Parent, Recorded};
 use crate::manifests::{self, Document, Limits, ManifestError, ManifestSet, Scope};
 use crate::plan::{self, Memory, Plan, PlanError, PruneGuard};
+use crate::render::{self, RenderError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    #[error("rejected: {0}")]
+    Render(#[from] RenderError),
     #[error("rejected: {0}")]
     Manifests(#[from] ManifestError),
     #[error(transparent)]
@@ -37,7 +40,7 @@ impl PipelineError {
     /// others reject the revision until the source moves.
     pub fn is_transient(&self) -> bool {
         match self {
-            PipelineError::Manifests(_) => false,
+            PipelineError::Render(_) | PipelineError::Manifests(_) => false,
             PipelineError::Cluster(_) => true,
             PipelineError::Inventory(e) => matches!(
                 e,
@@ -80,7 +83,8 @@ pub async fn load(
     tree: &Tree,
     target: &Target,
 ) -> Result<ManifestSet, PipelineError> {
-    let docs = manifests::load_dir(&tree.root, tree.subpath.as_deref(), &target.limits)?;
+    // Render first: a kustomization becomes its documents, plain files pass through.
+    let docs = render::load(&tree.root, tree.subpath.as_deref(), &target.limits)?.documents;
     // Discovery must see what will be applied: the items of Lists, not the Lists.
     let docs = manifests::expand_lists(docs)?;
     learn_kinds(client, discovered, &docs).await?;

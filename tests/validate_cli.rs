@@ -216,7 +216,7 @@ fn scope_flags_are_read_from_the_environment() {
 }
 
 #[test]
-fn a_lone_kustomization_is_an_error() {
+fn a_kustomization_is_rendered_and_its_missing_base_named() {
     let dir = tree(&[(
         "overlays/prod/kustomization.yaml",
         "resources: [../../base]\n",
@@ -227,7 +227,23 @@ fn a_lone_kustomization_is_an_error() {
     );
     assert_error(
         &out,
-        "overlays/prod: only a kustomization is here, and kustomizations are not rendered; commit the output of `kustomize build` instead",
+        "overlays/prod/kustomization.yaml: resources: \"../../base\": no such file or directory",
+    );
+    fs::create_dir_all(dir.path().join("base")).unwrap();
+    fs::write(
+        dir.path().join("base/kustomization.yaml"),
+        "namespace: edge\nconfigMapGenerator: [{name: settings, literals: [a=1]}]\n",
+    )
+    .unwrap();
+    let out = validate(
+        dir.path(),
+        &["--namespace", "edge", "--path", "overlays/prod"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("valid: 1 object in 2 files"),
+        "{}",
+        text(&out.stdout)
     );
 }
 

@@ -101,9 +101,9 @@ pub struct InputArgs {
 }
 
 /// The manifests to plan, ready on disk; a fetched snapshot lives as long as this.
-struct Input {
-    tree: Tree,
-    revision: Option<String>,
+pub(super) struct Input {
+    pub(super) tree: Tree,
+    pub(super) revision: Option<String>,
     _fetched: Option<ScratchDir>,
 }
 
@@ -131,7 +131,7 @@ impl Drop for ScratchDir {
 
 impl InputArgs {
     /// Fetches the source (verified) into a temporary directory, or takes `--dir`.
-    fn prepare(self) -> anyhow::Result<Input> {
+    pub(super) fn prepare(self) -> anyhow::Result<Input> {
         let InputArgs { dir, source } = self;
         match (dir, source) {
             (Some(dir), _) => Ok(Input {

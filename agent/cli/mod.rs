@@ -7,6 +7,7 @@
 mod apply;
 mod bundle;
 mod fetch;
+mod render;
 mod run;
 pub mod scope_args;
 pub mod source_args;
@@ -38,6 +39,7 @@ enum Command {
     /// Check a directory of manifests as the agent would before applying them:
     /// parse, validate, check the scope, order. No cluster needed.
     Validate(validate::Args),
+    Render(Box<render::Args>),
     /// Run the agent: poll the source, apply new revisions, correct drift, keep the
     /// last known good revision on disk.
     Run(Box<run::Args>),
@@ -73,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => apply::run(args),
         Command::Diff(args) => apply::diff(args),
         Command::Validate(args) => validate::run(args),
+        Command::Render(args) => render::run(*args),
         Command::Run(args) => run::run(*args),
         Command::Status(args) => status::run(*args),
         Command::Version(args) => version::run(args),

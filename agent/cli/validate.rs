@@ -1,5 +1,5 @@
-//! `hawser validate`: load, check, scope and order a directory of manifests, as the
-//! agent would before applying them, without a cluster. Namespaced-ness comes from the
+//! `hawser validate`: render (when there is a kustomization), load, check, scope and
+//! order a directory of manifests, as the agent would before applying them, without a cluster. Namespaced-ness comes from the
 //! built-in table of Kubernetes kinds plus the CRDs found in the same directory.
 
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::Outcome;
 use super::scope_args::ScopeArgs;
 use crate::manifests::{self, BuiltinNamespacing, Limits, Scope};
+use crate::render;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,7 +26,7 @@ pub struct Args {
 
 pub fn run(Args { dir, path, scope }: Args) -> anyhow::Result<Outcome> {
     let scope = Scope::try_from(scope)?;
-    let loaded = manifests::load(&dir, path.as_deref(), &Limits::default())?;
+    let loaded = render::load(&dir, path.as_deref(), &Limits::default())?;
     let files = loaded.files;
     let set = manifests::build(loaded.documents, &scope, &BuiltinNamespacing)?;
     let mut warnings = loaded.warnings;

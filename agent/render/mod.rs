@@ -2,8 +2,125 @@
 //!
 //! In: the verified snapshot's files (the tree, or `--path` within it). Out: the
 //! documents the manifests stage builds objects from. When the directory holds a
-//! kustomization it is rendered as `kustomize build` v5 renders it; without one the
-//! plain files pass through. Pure: no cluster, no network, bounded by the same limits
-//! as manifests.
+//! `kustomization.yaml`, `kustomization.yml` or `Kustomization`, it is rendered as
+//! `kustomize build` v5 renders it ([`build`]); without one the plain files pass
+//! through ([`manifests::load`]). Pure: no cluster, no network, bounded by the same
+//! [`Limits`] as manifests.
+//!
+//! What can go wrong is a [`RenderError`]: one line naming the kustomization file and
+//! field (or the resource file and document) and the rule broken. A failed render
+//! yields nothing, so nothing downstream is ever half-written.
 
+mod build;
+pub mod emit;
+mod fieldspec;
+mod files;
+mod generate;
+mod kustomization;
+mod nameref;
+mod order;
 pub mod patch;
+mod patches;
+mod replace;
+mod resource;
+mod scope;
+mod transform;
+mod transformers;
+
+#[cfg(test)]
+mod fuzz;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Component, Path};
+
+use crate::manifests::{self, Document, Limits, Loaded, Location, ManifestError};
+
+pub use generate::hash_suffix;
+
+/// Why a revision could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{file}: {field}: {reason}")]
+    Field {
+        file: String,
+        field: String,
+        reason: String,
+    },
+    #[error("{file}: {reason}")]
+    File { file: String, reason: String },
+    #[error("{location}: {reason}")]
+    Resource { location: Location, reason: String },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+}
+
+impl RenderError {
+    pub(crate) fn field(file: &str, field: &str, reason: String) -> Self {
+        Self::Field {
+            file: file.to_string(),
+            field: field.to_string(),
+            reason,
+        }
+    }
+
+    pub(crate) fn file(file: &str, reason: impl Into<String>) -> Self {
+        Self::File {
+            file: file.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The documents of a directory: rendered when it holds a kustomization, else the
+/// plain-file walk of [`manifests::load`]. `files` counts the files read.
+pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Loaded, RenderError> {
+    match kustomize(root, subpath, limits)? {
+        Some((documents, files)) => Ok(Loaded {
+            documents,
+            files,
+            warnings: Vec::new(),
+        }),
+        None => Ok(manifests::load(root, subpath, limits)?),
+    }
+}
+
+/// Renders the kustomization in `root/subpath`; `None` when there is none. Also
+/// returns how many files were read.
+pub fn kustomize(
+    root: &Path,
+    subpath: Option<&Path>,
+    limits: &Limits,
+) -> Result<Option<(Vec<Document>, usize)>, RenderError> {
+    let dir = relative_dir(subpath)?;
+    let mut builder = build::Builder::new(root, limits)?;
+    if builder.files.kustomization_in(&dir)?.is_none() {
+        return Ok(None);
+    }
+    let docs = builder.root(&dir)?;
+    Ok(Some((docs, builder.files.count())))
+}
+
+/// `--path` as a revision-relative directory.
+fn relative_dir(subpath: Option<&Path>) -> Result<String, RenderError> {
+    let mut parts = Vec::new();
+    for component in subpath.map(Path::components).into_iter().flatten() {
+        match component {
+            Component::CurDir => {}
+            Component::Normal(name) => match name.to_str() {
+                Some(name) => parts.push(name),
+                None => return Err(bad_path(subpath)),
+            },
+            _ => return Err(bad_path(subpath)),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn bad_path(subpath: Option<&Path>) -> RenderError {
+    ManifestError::BadPath {
+        path: subpath.map(|p| p.display().to_string()).unwrap_or_default(),
+        reason: "--path must be a relative path inside the directory",
+    }
+    .into()
+}

@@ -1,0 +1,36 @@
+//! `hawser render`: print the documents a directory renders to, as `kustomize build`
+//! prints them for a kustomization (before hawser's own additions: no default
+//! namespace, no ApplySet labels), or the plain files' documents without one.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use super::Outcome;
+use super::apply::InputArgs;
+use crate::manifests::Limits;
+use crate::render;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    input: InputArgs,
+
+    /// Subdirectory of --dir to render (e.g. overlays/production); its kustomization
+    /// may read from anywhere under --dir, as `../../base` does.
+    #[arg(long, requires = "dir", value_name = "SUB")]
+    subdir: Option<PathBuf>,
+}
+
+pub fn run(Args { input, subdir }: Args) -> anyhow::Result<Outcome> {
+    let input = input.prepare()?;
+    let subpath = subdir.as_deref().or(input.tree.subpath.as_deref());
+    let loaded = render::load(&input.tree.root, subpath, &Limits::default())?;
+    for warning in &loaded.warnings {
+        eprintln!("hawser: warning: {warning}");
+    }
+    let text = render::emit::documents(loaded.documents.iter().map(|d| &d.value));
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(Outcome::Success)
+}
