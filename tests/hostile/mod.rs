@@ -16,6 +16,12 @@ pub enum Reply {
     Raw(Vec<u8>),
     /// Answer nothing and hold the connection until the client gives up.
     Stall,
+    /// Write the head, then call the writer until it (or the client) gives up: the
+    /// endless and trickling bodies.
+    Stream(
+        Vec<u8>,
+        Box<dyn FnMut(&mut dyn Write) -> std::io::Result<()> + Send>,
+    ),
 }
 
 pub struct Request {
@@ -54,6 +60,11 @@ pub fn answer<S: Read + Write>(mut stream: S, handler: &Handler) {
         match handler(&req) {
             Reply::Raw(bytes) => {
                 let _ = stream.write_all(&bytes);
+            }
+            Reply::Stream(head, mut body) => {
+                if stream.write_all(&head).is_ok() {
+                    while body(&mut stream).and_then(|()| stream.flush()).is_ok() {}
+                }
             }
             Reply::Stall => {
                 // Blocks until the client closes the connection.
@@ -103,6 +114,17 @@ pub fn http(status: u16, content_type: &str, body: &[u8]) -> Reply {
     .into_bytes();
     out.extend_from_slice(body);
     Reply::Raw(out)
+}
+
+/// A close-delimited answer whose body `next` writes piece by piece, forever or
+/// until it returns an error.
+pub fn endless(
+    content_type: &str,
+    next: impl FnMut(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+) -> Reply {
+    let head =
+        format!("HTTP/1.1 200 X\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n");
+    Reply::Stream(head.into_bytes(), Box::new(next))
 }
 
 /// Like [`http`], with the body gzip-encoded (`Content-Encoding: gzip`).
