@@ -18,11 +18,11 @@ pub enum Reply {
     Stall,
     /// Write the head, then call the writer until it (or the client) gives up: the
     /// endless and trickling bodies.
-    Stream(
-        Vec<u8>,
-        Box<dyn FnMut(&mut dyn Write) -> std::io::Result<()> + Send>,
-    ),
+    Stream(Vec<u8>, BodyWriter),
 }
+
+/// Writes the next piece of an endless body.
+pub type BodyWriter = Box<dyn FnMut(&mut dyn Write) -> std::io::Result<()> + Send>;
 
 pub struct Request {
     pub method: String,
