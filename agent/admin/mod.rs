@@ -27,6 +27,7 @@ pub mod heartbeat;
 pub mod hmac;
 pub mod hook;
 pub mod http;
+pub mod replay;
 pub mod slots;
 
 #[cfg(test)]
@@ -115,6 +116,7 @@ pub struct Admin {
     hooks: Arc<Notify>,
     limits: Limits,
     heartbeat: Option<Heartbeat>,
+    replays: Arc<replay::Replays>,
 }
 
 impl Admin {
@@ -127,7 +129,15 @@ impl Admin {
             hooks: Arc::new(Notify::new()),
             limits: Limits::default(),
             heartbeat: None,
+            replays: Arc::new(replay::Replays::new(Duration::ZERO)),
         }
+    }
+
+    /// A webhook body seen again within `window` (the poll interval) is answered
+    /// but wakes nothing: a captured delivery replayed at will is worth one poll.
+    pub fn with_replay_window(mut self, window: Duration) -> Admin {
+        self.replays = Arc::new(replay::Replays::new(window));
+        self
     }
 
     /// Makes `/healthz` fail while `heartbeat` is stale.
@@ -323,6 +333,10 @@ impl Admin {
             Err(e) => return error_response(&e),
         };
         match hook::verify(secret, &head.headers, &body) {
+            Ok(scheme) if !self.replays.first_time(&body) => {
+                tracing::debug!(%peer, scheme = scheme.as_str(), "webhook repeated within the poll interval; ignored");
+                Response::text(202, "accepted (already seen)")
+            }
             Ok(scheme) => {
                 tracing::info!(%peer, scheme = scheme.as_str(), "webhook accepted; polling the source");
                 self.hooks.notify_one();

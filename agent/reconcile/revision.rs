@@ -62,7 +62,7 @@ impl Agent {
         let source = self.source.clone();
         let cache = self.cache.clone();
         let rev = revision.to_string();
-        let fetched = tokio::task::spawn_blocking(move || -> Result<Entry, String> {
+        let task = tokio::task::spawn_blocking(move || -> Result<Entry, String> {
             let parsed = crate::source::Revision::parse(&rev)
                 .ok_or_else(|| format!("invalid revision {rev}"))?;
             let staging = cache.staging_dir().map_err(|e| e.to_string())?;
@@ -72,10 +72,9 @@ impl Agent {
             cache
                 .store(&rev, snapshot.source(), staging.path())
                 .map_err(|e| e.to_string())
-        })
-        .await;
-        match fetched {
-            Ok(Ok(entry)) => {
+        });
+        match self.while_blocking(task).await? {
+            Ok(entry) => {
                 tracing::info!(
                     files = entry.files,
                     bytes = entry.bytes,
@@ -86,13 +85,9 @@ impl Agent {
                     .fetched(FetchResult::Success, entry.bytes);
                 Some(entry)
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(error = %e, "fetch failed");
                 self.handles.metrics.fetched(FetchResult::Failed, 0);
-                None
-            }
-            Err(join) => {
-                tracing::error!(error = %join, "the fetch task failed");
                 None
             }
         }
