@@ -25,3 +25,4 @@ pub mod reconcile;
 pub mod render;
 pub mod report;
 pub mod source;
+pub mod verify;

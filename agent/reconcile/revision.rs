@@ -20,6 +20,14 @@ pub(super) enum Next {
     Retry,
 }
 
+/// Why a fetch gave no entry.
+enum Fetch {
+    /// The source refused the revision (its signature): a rejection.
+    Refused(String),
+    /// Anything else: retried after a backoff.
+    Failed,
+}
+
 /// How a revision ended, for the records.
 enum Ended {
     Healthy {
@@ -47,33 +55,78 @@ impl Agent {
     pub(super) async fn revision(&mut self, revision: &str) -> Next {
         let span = tracing::info_span!("reconcile", revision = %revision);
         let _enter = span.enter();
-        let entry = match self.cache.load(revision) {
+        let entry = match self.load_verified(revision) {
             Ok(entry) => entry,
             Err(_) => match self.fetch(revision).await {
-                Some(entry) => entry,
-                None => return Next::Retry,
+                Ok(entry) => entry,
+                Err(Fetch::Refused(reason)) => {
+                    self.reject(revision, reason).await;
+                    return Next::Interval;
+                }
+                Err(Fetch::Failed) => return Next::Retry,
             },
         };
         self.apply_entry(entry, false).await
     }
 
-    /// Fetches and stores a revision; None after a failure (logged and counted).
-    async fn fetch(&mut self, revision: &str) -> Option<Entry> {
+    /// A cached entry whose signatures still verify under the policy (a key may have
+    /// left the trusted files since). One that does not is discarded.
+    pub(super) fn load_verified(&self, revision: &str) -> Result<Entry, String> {
+        let entry = self.cache.load(revision).map_err(|e| e.to_string())?;
+        let policy = self.source.policy();
+        if !policy.enabled() {
+            return Ok(entry);
+        }
+        let checked = match (entry.objects(), crate::source::Revision::parse(revision)) {
+            (Ok(Some(objects)), Some(rev)) => match rev.commit_id() {
+                Some(commit) => policy.check(commit, &objects).map_err(|e| e.to_string()),
+                None => Err("not a commit".into()),
+            },
+            (Ok(None), _) => Err("no commit object stored to verify".into()),
+            (Err(e), _) => Err(e),
+            (_, None) => Err("invalid revision".into()),
+        };
+        match checked {
+            Ok(verified) => {
+                tracing::info!(revision, signed = %verified, "cached revision re-verified");
+                Ok(entry)
+            }
+            Err(reason) => {
+                tracing::error!(revision, %reason, "cached revision no longer verifies; discarding it");
+                if let Err(e) = self.cache.discard(revision) {
+                    tracing::warn!(error = %e, "discarding the cache entry failed");
+                }
+                Err(format!(
+                    "cached revision {revision} no longer verifies: {reason}"
+                ))
+            }
+        }
+    }
+
+    /// Fetches and stores a revision (failures are logged and counted).
+    async fn fetch(&mut self, revision: &str) -> Result<Entry, Fetch> {
         let source = self.source.clone();
         let cache = self.cache.clone();
         let rev = revision.to_string();
-        let task = tokio::task::spawn_blocking(move || -> Result<Entry, String> {
+        let task = tokio::task::spawn_blocking(move || -> Result<Entry, (String, bool)> {
+            let failed = |e: String| (e, false);
             let parsed = crate::source::Revision::parse(&rev)
-                .ok_or_else(|| format!("invalid revision {rev}"))?;
-            let staging = cache.staging_dir().map_err(|e| e.to_string())?;
-            let snapshot = source
-                .fetch(&parsed, staging.path())
-                .map_err(|e| crate::cli::one_line_error(&e))?;
+                .ok_or_else(|| failed(format!("invalid revision {rev}")))?;
+            let staging = cache.staging_dir().map_err(|e| failed(e.to_string()))?;
+            let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
+                let refused = matches!(e, crate::source::SourceError::Verify { .. });
+                (crate::cli::one_line_error(&e), refused)
+            })?;
+            let objects = snapshot.objects().map(|o| (o, snapshot.verified()));
             cache
-                .store(&rev, snapshot.source(), staging.path())
-                .map_err(|e| e.to_string())
+                .store_signed(&rev, snapshot.source(), staging.path(), objects)
+                .map_err(|e| failed(e.to_string()))
         });
-        match self.while_blocking(task).await? {
+        // None: shutting down, or the task failed (logged).
+        let Some(fetched) = self.while_blocking(task).await else {
+            return Err(Fetch::Failed);
+        };
+        match fetched {
             Ok(entry) => {
                 tracing::info!(
                     files = entry.files,
@@ -83,12 +136,16 @@ impl Agent {
                 self.handles
                     .metrics
                     .fetched(FetchResult::Success, entry.bytes);
-                Some(entry)
+                Ok(entry)
             }
-            Err(e) => {
+            Err((e, refused)) => {
                 tracing::warn!(error = %e, "fetch failed");
                 self.handles.metrics.fetched(FetchResult::Failed, 0);
-                None
+                Err(if refused {
+                    Fetch::Refused(format!("rejected: {e}"))
+                } else {
+                    Fetch::Failed
+                })
             }
         }
     }
@@ -116,7 +173,9 @@ impl Agent {
         let revision = entry.revision.clone();
         match ended {
             Ended::Healthy { applied, after } => {
+                let signed = entry.verified().map(|v| v.to_string());
                 tracing::info!(
+                    signed = signed.as_deref().unwrap_or("not checked"),
                     changed = applied.changed(),
                     pruned = applied.prune.pruned.len(),
                     healthy_after_ms = after.as_millis() as u64,
@@ -143,7 +202,7 @@ impl Agent {
                     applied.changed(),
                     applied.prune.pruned.len(),
                     after.as_secs()
-                );
+                ) + &signed.map(|s| format!("; {s}")).unwrap_or_default();
                 // The outcome first, so the status write below carries it.
                 if !rollback {
                     let outcome = Outcome::Healthy {
@@ -193,31 +252,7 @@ impl Agent {
                     return self.rollback(&revision, &reason).await;
                 }
             }
-            Ended::Rejected(reason) => {
-                tracing::warn!(reason = %reason, "revision rejected; still enforcing the applied revision");
-                self.state.rejected = Some(Rejected {
-                    revision: revision.clone(),
-                    reason: reason.clone(),
-                    at: now_secs(),
-                });
-                self.save_state();
-                self.post_status(
-                    &revision,
-                    Outcome::Rejected {
-                        reason: reason.trim_start_matches("rejected: ").to_string(),
-                    },
-                )
-                .await;
-                self.record("rejected", &reason, self.status.objects).await;
-                cluster::event(
-                    &self.client,
-                    &self.target.parent,
-                    Severity::Warning,
-                    "Rejected",
-                    &format!("{revision}: {reason}"),
-                )
-                .await;
-            }
+            Ended::Rejected(reason) => self.reject(&revision, reason).await,
             Ended::Failed(reason) => {
                 tracing::warn!(reason = %reason, "apply failed; will retry");
                 self.record("failed", &reason, self.status.objects).await;
@@ -234,6 +269,34 @@ impl Agent {
         next
     }
 
+    /// Records a refused revision: kept enforcing the applied one, not retried until
+    /// the source moves, told to the forge, the cluster and the log.
+    async fn reject(&mut self, revision: &str, reason: String) {
+        tracing::warn!(reason = %reason, "revision rejected; still enforcing the applied revision");
+        self.state.rejected = Some(Rejected {
+            revision: revision.to_string(),
+            reason: reason.clone(),
+            at: now_secs(),
+        });
+        self.save_state();
+        self.post_status(
+            revision,
+            Outcome::Rejected {
+                reason: reason.trim_start_matches("rejected: ").to_string(),
+            },
+        )
+        .await;
+        self.record("rejected", &reason, self.status.objects).await;
+        cluster::event(
+            &self.client,
+            &self.target.parent,
+            Severity::Warning,
+            "Rejected",
+            &format!("{revision}: {reason}"),
+        )
+        .await;
+    }
+
     /// The last good revision back after an unhealthy one; the unhealthy revision is
     /// marked rejected so it is not applied again until the source moves.
     async fn rollback(&mut self, bad: &str, reason: &str) -> Next {
@@ -241,7 +304,7 @@ impl Agent {
             tracing::warn!("no earlier good revision to roll back to");
             return Next::Interval;
         };
-        let entry = match self.cache.load(&good.revision) {
+        let entry = match self.load_verified(&good.revision) {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::error!(revision = %good.revision, error = %e, "cannot roll back: the good revision is not in the cache");
