@@ -250,6 +250,7 @@ fn spec(url: &str, reference: &str, verify: Policy) -> SourceSpec {
         },
         limits: Limits::default(),
         bundle: Default::default(),
+        oci: Default::default(),
         verify,
     }
 }

@@ -109,6 +109,13 @@ impl Meta {
 /// a path outside `snapshots/`.
 pub fn key(revision: &str) -> Result<String, CacheError> {
     let is_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    // An OCI revision, `TAG@sha256:<hex>`, is stored under its digest: the content
+    // is the same whichever tag named it.
+    if let Some(digest) = crate::source::oci::reference::revision_digest(revision)
+        && revision.contains('@')
+    {
+        return Ok(format!("sha256-{}", digest.hex()));
+    }
     let lower = revision.to_ascii_lowercase();
     if is_hex(&lower, 40) || is_hex(&lower, 64) {
         return Ok(lower);

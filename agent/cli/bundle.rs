@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use super::Outcome;
 use super::source_args::SourceArgs;
 use crate::source::bundle::sign::TrustedKeys;
-use crate::source::bundle::{BundleOptions, check_bundle, read_sig, write};
+use crate::source::bundle::{BundleOptions, check_bundle, from_tree, read_sig, write};
 use crate::source::git::refs::RefSpec;
 use crate::source::{Limits, SourceError, SourceKind};
 
@@ -22,7 +22,7 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Fetch a ref from a Git source and write it as a git bundle.
+    /// Fetch a ref from a Git source, or an OCI artifact, and write it as a git bundle.
     Create(Box<CreateArgs>),
     /// Check a bundle's format, objects and signature as the agent would.
     Verify(VerifyArgs),
@@ -81,6 +81,11 @@ fn create(args: CreateArgs) -> anyhow::Result<Outcome> {
         sign_key,
     } = args;
     let mut spec = source.into_spec()?;
+    if spec.kind == SourceKind::Oci {
+        let created = from_tree::create_from_oci(spec, &out, sign_key.as_deref())?;
+        println!("{}", serde_json::to_string(&created)?);
+        return Ok(Outcome::Success);
+    }
     if spec.kind == SourceKind::Bundle
         && !(spec.url.starts_with("http://") || spec.url.starts_with("https://"))
     {

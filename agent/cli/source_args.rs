@@ -8,17 +8,21 @@ use std::time::Duration;
 use crate::source::bundle::BundleOptions;
 use crate::source::bundle::sign::TrustedKeys;
 use crate::source::http::Redirects;
+use crate::source::oci::OciOptions;
+use crate::source::oci::cosign::CosignKey;
 use crate::source::{Auth, HttpOptions, Limits, SourceError, SourceKind, SourceSpec};
 
 /// Where the desired state comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SourceArgs {
-    /// Git repository URL (smart HTTP), tarball URL (.tar.gz, .tgz, .tar), or a git
-    /// bundle: a local file, an inbox directory, or a URL ending in .bundle.
+    /// Git repository URL (smart HTTP), tarball URL (.tar.gz, .tgz, .tar), a git
+    /// bundle (a local file, an inbox directory, or a URL ending in .bundle), or an
+    /// OCI artifact (oci://REGISTRY/REPOSITORY).
     #[arg(long, env = "HAWSER_SOURCE")]
     pub source: String,
 
-    /// Git ref: branch, tag, full ref name, HEAD, or a 40-hex commit id.
+    /// Git ref: branch, tag, full ref name, HEAD, or a 40-hex commit id. For OCI: a
+    /// tag (HEAD means the URL's tag, else latest) or sha256:DIGEST.
     #[arg(long = "ref", env = "HAWSER_REF", default_value = "HEAD")]
     pub reference: String,
 
@@ -145,6 +149,67 @@ pub struct SourceArgs {
     /// inbox directory; without it the inbox is never modified.
     #[arg(long, env = "HAWSER_INBOX_CONSUME")]
     pub inbox_consume: bool,
+
+    #[command(flatten)]
+    pub oci: OciArgs,
+}
+
+/// Flags for `oci://` sources.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OciArgs {
+    /// Registry (host or host:port) that may be spoken to over plain HTTP when it
+    /// does not answer HTTPS; loopback registries always may. Repeatable, or
+    /// comma-separated (OCI only).
+    #[arg(long, env = "HAWSER_INSECURE_REGISTRY", value_delimiter = ',')]
+    pub insecure_registry: Vec<String>,
+
+    /// Docker config.json to take the registry's credentials from, as mounted from a
+    /// kubernetes.io/dockerconfigjson Secret (OCI only).
+    #[arg(long, env = "HAWSER_DOCKER_CONFIG")]
+    pub docker_config: Option<PathBuf>,
+
+    /// Accept an artifact only if a cosign signature for its digest (tag
+    /// sha256-<hex>.sig) verifies with this PEM ECDSA P-256 public key, as
+    /// `cosign generate-key-pair` writes it. Key-based only: no Rekor, no keyless
+    /// identities (OCI only).
+    #[arg(long, env = "HAWSER_VERIFY_COSIGN_KEY")]
+    pub verify_cosign_key: Option<PathBuf>,
+
+    /// Extract the layer of this media type instead of Flux's content layer or the
+    /// only tar layer (OCI only).
+    #[arg(long, env = "HAWSER_OCI_LAYER_MEDIA_TYPE")]
+    pub oci_layer_media_type: Option<String>,
+}
+
+impl OciArgs {
+    fn into_options(self) -> Result<OciOptions, SourceError> {
+        let OciArgs {
+            insecure_registry,
+            docker_config,
+            verify_cosign_key,
+            oci_layer_media_type,
+        } = self;
+        let cosign_key = verify_cosign_key
+            .map(|path| CosignKey::load(&path).map_err(SourceError::Config))
+            .transpose()?;
+        Ok(OciOptions {
+            insecure_registries: insecure_registry
+                .into_iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect(),
+            docker_config,
+            cosign_key,
+            layer_media_type: oci_layer_media_type.filter(|t| !t.is_empty()),
+        })
+    }
+
+    fn is_set(&self) -> bool {
+        !self.insecure_registry.is_empty()
+            || self.docker_config.is_some()
+            || self.verify_cosign_key.is_some()
+            || self.oci_layer_media_type.is_some()
+    }
 }
 
 /// `--source-kind` values.
@@ -153,6 +218,7 @@ pub enum KindArg {
     Git,
     Tarball,
     Bundle,
+    Oci,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -195,15 +261,33 @@ impl SourceArgs {
             insecure_allow_unsigned,
             allow_downgrade,
             inbox_consume,
+            oci,
         } = self;
         let kind = match source_kind {
             Some(KindArg::Git) => SourceKind::Git,
             Some(KindArg::Tarball) => SourceKind::Tarball,
             Some(KindArg::Bundle) => SourceKind::Bundle,
+            Some(KindArg::Oci) => SourceKind::Oci,
             None => SourceKind::from_url(&source),
         };
+        // `--source-kind oci` with a bare `registry/repository` means `oci://` of it.
+        let source = match kind {
+            SourceKind::Oci if !source.contains("://") => format!("oci://{source}"),
+            _ => source,
+        };
+        if (kind == SourceKind::Oci) != source.starts_with("oci://") {
+            return Err(SourceError::Config(format!(
+                "--source {}: oci:// URLs are OCI sources, and OCI sources are oci:// URLs",
+                crate::source::redact_url(&source)
+            )));
+        }
+        if kind != SourceKind::Oci && oci.is_set() {
+            return Err(SourceError::Config(
+                "--insecure-registry, --docker-config, --verify-cosign-key and --oci-layer-media-type apply to oci:// sources only".into(),
+            ));
+        }
         let is_http = source.starts_with("http://") || source.starts_with("https://");
-        if !is_http && kind != SourceKind::Bundle {
+        if !is_http && !matches!(kind, SourceKind::Bundle | SourceKind::Oci) {
             return Err(SourceError::Config(format!(
                 "--source must be an http:// or https:// URL, got {}",
                 crate::source::redact_url(&source)
@@ -287,6 +371,7 @@ impl SourceArgs {
                 allow_downgrade,
                 inbox_consume,
             },
+            oci: oci.into_options()?,
             verify,
         })
     }

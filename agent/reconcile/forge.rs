@@ -18,10 +18,10 @@ impl Agent {
     /// id has none). Called before the outcome is written to the parent's status, so
     /// the write carries it.
     pub(super) async fn post_status(&mut self, revision: &str, outcome: Outcome) {
-        if revision.len() != 40 || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let Some(commit) = self.source.commit_of(revision) else {
             return;
-        }
-        let status = CommitStatus::for_outcome(revision, &outcome);
+        };
+        let status = CommitStatus::for_outcome(&commit, &outcome);
         export::push(
             &mut self.outcomes,
             OutcomeRecord::new(&status, cluster::rfc3339(SystemTime::now())),

@@ -114,7 +114,7 @@ impl Agent {
                 .ok_or_else(|| failed(format!("invalid revision {rev}")))?;
             let staging = cache.staging_dir().map_err(|e| failed(e.to_string()))?;
             let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
-                let refused = matches!(e, crate::source::SourceError::Verify { .. });
+                let refused = e.is_refusal();
                 (crate::cli::one_line_error(&e), refused)
             })?;
             let objects = snapshot.objects().map(|o| (o, snapshot.verified()));

@@ -395,6 +395,38 @@ impl Client {
         }
     }
 
+    /// One GET or HEAD exactly as given, for protocols that negotiate credentials and
+    /// redirects themselves (OCI registries): the configured credentials are not
+    /// added, and every status comes back as a response.
+    pub fn exchange(
+        &self,
+        head: bool,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Body>, SourceError> {
+        let deadline = self.deadline();
+        let call = if head {
+            let mut req = self.agent.head(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.config()
+                .timeout_global(Some(deadline.remaining()))
+                .build()
+                .call()
+        } else {
+            let mut req = self.agent.get(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            req.config()
+                .timeout_global(Some(deadline.remaining()))
+                .build()
+                .call()
+        };
+        call.map_err(|e| request_error(&redact_url(url), e, &deadline))
+    }
+
     /// The body as a reader that counts bytes, enforces `deadline` and maps failures
     /// to source errors.
     pub fn body(&self, url: &str, resp: Response<Body>) -> BodyReader {

@@ -3,7 +3,8 @@
 //! In: a [`SourceSpec`] (URL, ref, subpath, HTTP options, limits). Out: a cheap
 //! [`Revision`] from [`Source::resolve`] on every poll, and a [`Snapshot`] directory
 //! from [`Source::fetch`] only when the revision changed. Git objects are verified by
-//! recomputing every id; archives by their sha256. What can go wrong is a
+//! recomputing every id; archives by their sha256; OCI manifests and layers by their
+//! digests (and a cosign key when configured). What can go wrong is a
 //! [`SourceError`]: network trouble and 5xx answers are transient (retry later),
 //! everything else is a property of the source and fails the same way again.
 
@@ -11,6 +12,7 @@ pub mod atomic;
 pub mod bundle;
 pub mod git;
 pub mod http;
+pub mod oci;
 pub mod tarball;
 
 use std::fmt;
@@ -36,10 +38,21 @@ impl Revision {
         Self(format!("sha256:{hex}"))
     }
 
+    /// An OCI artifact: `TAG@sha256:<manifest digest>`, or the digest alone when
+    /// it was pinned.
+    pub fn oci(pin: &oci::reference::Pin, digest: &oci::reference::Digest) -> Self {
+        Self(oci::reference::revision_string(pin, digest))
+    }
+
     /// Parses the string form (as stored by the cache).
     pub fn parse(s: &str) -> Option<Self> {
         if let Some(id) = ObjectId::from_hex(s) {
             return Some(Self::commit(id));
+        }
+        if let Some((tag, digest)) = s.split_once('@') {
+            return (oci::reference::valid_tag(tag)
+                && oci::reference::Digest::parse(digest).is_some())
+            .then(|| Self(s.to_string()));
         }
         let hex = s.strip_prefix("sha256:")?;
         (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -178,14 +191,19 @@ pub enum SourceKind {
     Tarball,
     /// A git bundle: a local file, an inbox directory, or an HTTP(S) URL.
     Bundle,
+    /// An artifact in an OCI registry (`oci://`).
+    Oci,
 }
 
 impl SourceKind {
-    /// `.tar.gz`, `.tgz` and `.tar` are archives, `.bundle` and anything that is not
+    /// `oci://` is an OCI artifact, `.tar.gz`, `.tgz` and `.tar` are archives, `.bundle` and anything that is not
     /// an HTTP(S) URL (a file or an inbox directory) are bundles, anything else is a
     /// Git repository.
     pub fn from_url(url: &str) -> Self {
         let path = url.split(['?', '#']).next().unwrap_or(url);
+        if url.starts_with("oci://") {
+            return SourceKind::Oci;
+        }
         if path.ends_with(".bundle") || !url.contains("://") || url.starts_with("file://") {
             return SourceKind::Bundle;
         }
@@ -217,6 +235,8 @@ pub struct SourceSpec {
     pub limits: Limits,
     /// Signature, downgrade and inbox options (bundle sources only).
     pub bundle: bundle::BundleOptions,
+    /// Registry, signature and layer options (OCI sources only).
+    pub oci: oci::OciOptions,
     /// Which commit and tag signatures must be by trusted keys (git and bundles).
     pub verify: crate::verify::Policy,
 }
@@ -226,6 +246,7 @@ pub enum Source {
     Git(git::protocol::GitSource),
     Tarball(tarball::TarballSource),
     Bundle(Box<bundle::BundleSource>),
+    Oci(Box<oci::OciSource>),
 }
 
 impl Source {
@@ -234,6 +255,7 @@ impl Source {
             SourceKind::Git => Source::Git(git::protocol::GitSource::new(spec)?),
             SourceKind::Tarball => Source::Tarball(tarball::TarballSource::new(spec)?),
             SourceKind::Bundle => Source::Bundle(Box::new(bundle::BundleSource::new(spec)?)),
+            SourceKind::Oci => Source::Oci(Box::new(oci::OciSource::new(spec)?)),
         })
     }
 
@@ -243,6 +265,7 @@ impl Source {
             Source::Git(g) => g.resolve(),
             Source::Tarball(t) => t.resolve(),
             Source::Bundle(b) => b.resolve(),
+            Source::Oci(o) => o.resolve(),
         }
     }
 
@@ -254,6 +277,7 @@ impl Source {
             Source::Git(g) => g.fetch(revision, into),
             Source::Tarball(t) => t.fetch(revision, into),
             Source::Bundle(b) => b.fetch(revision, into),
+            Source::Oci(o) => o.fetch(revision, into),
         }
     }
 
@@ -271,6 +295,20 @@ impl Source {
             Source::Git(g) => g.bytes_received(),
             Source::Tarball(t) => t.bytes_received(),
             Source::Bundle(b) => b.bytes_received(),
+            Source::Oci(o) => o.bytes_received(),
+        }
+    }
+
+    /// The Git commit `revision` was made from, for commit statuses: the revision
+    /// itself when it is a commit id, else what an OCI artifact's
+    /// `org.opencontainers.image.revision` annotation named.
+    pub fn commit_of(&self, revision: &str) -> Option<String> {
+        if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some(revision.to_string());
+        }
+        match self {
+            Source::Oci(o) => o.commit_of(revision),
+            _ => None,
         }
     }
 
@@ -278,7 +316,7 @@ impl Source {
     pub fn policy(&self) -> &crate::verify::Policy {
         match self {
             Source::Git(g) => g.policy(),
-            Source::Tarball(_) => &NO_POLICY,
+            Source::Tarball(_) | Source::Oci(_) => &NO_POLICY,
             Source::Bundle(b) => b.policy(),
         }
     }
@@ -289,6 +327,7 @@ impl Source {
             Source::Git(g) => g.display_url(),
             Source::Tarball(t) => t.display_url(),
             Source::Bundle(b) => b.display_url(),
+            Source::Oci(o) => o.display_url(),
         }
     }
 }
@@ -399,6 +438,12 @@ pub enum SourceError {
         #[source]
         source: bundle::BundleError,
     },
+    #[error("{location}: {source}")]
+    Oci {
+        location: String,
+        #[source]
+        source: oci::OciError,
+    },
     /// The revision is not signed by a trusted key (`--verify-commits`,
     /// `--verify-tags`): refused until the source moves.
     #[error("{url}: {source}")]
@@ -445,6 +490,19 @@ impl SourceError {
         }
     }
 
+    /// Whether the source refused the revision for who made it (a missing or
+    /// untrusted signature): a rejection, not retried until the source moves.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Verify { .. }
+                | SourceError::Oci {
+                    source: oci::OciError::Unsigned { .. } | oci::OciError::BadSignature { .. },
+                    ..
+                }
+        )
+    }
+
     pub(crate) fn write(path: &Path, source: std::io::Error) -> Self {
         SourceError::Write {
             path: path.to_path_buf(),
@@ -489,6 +547,7 @@ mod tests {
         );
         assert_eq!(SourceKind::from_url("/var/lib/inbox"), SourceKind::Bundle);
         assert_eq!(SourceKind::from_url("ssh://h/repo"), SourceKind::Git);
+        assert_eq!(SourceKind::from_url("oci://h/a/b:v1"), SourceKind::Oci);
     }
 
     #[test]
@@ -499,6 +558,9 @@ mod tests {
         assert_eq!(Revision::parse(&s).unwrap().as_str(), s);
         assert!(Revision::parse("sha256:abc").is_none());
         assert!(Revision::parse("main").is_none());
+        let oci = format!("v1.2@sha256:{}", "ab".repeat(32));
+        assert_eq!(Revision::parse(&oci).unwrap().as_str(), oci);
+        assert!(Revision::parse(&format!("../x@sha256:{}", "ab".repeat(32))).is_none());
     }
 
     #[test]

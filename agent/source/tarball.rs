@@ -5,7 +5,7 @@
 //! or `<url>.sha256` when configured, and kept for the fetch that follows. The
 //! revision is the commit id from `git archive`'s pax header, else `sha256:<hex>`.
 
-mod untar;
+pub(in crate::source) mod untar;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -57,6 +57,7 @@ impl TarballSource {
             mut http,
             limits,
             bundle: _,
+            oci: _,
             verify,
         } = spec;
         if verify.enabled() {
@@ -259,7 +260,7 @@ impl TarballSource {
 }
 
 /// An unlinked file in the system temporary directory: gone when dropped.
-fn temp_file() -> Result<File, SourceError> {
+pub(in crate::source) fn temp_file() -> Result<File, SourceError> {
     let dir = std::env::temp_dir();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -127,6 +127,7 @@ pub fn spec(location: &str, options: BundleOptions) -> SourceSpec {
         },
         limits: Limits::default(),
         bundle: options,
+        oci: Default::default(),
         verify: Default::default(),
     }
 }

@@ -26,6 +26,7 @@
 
 pub mod check;
 mod error;
+pub mod from_tree;
 pub mod header;
 mod inbox;
 mod remote;
@@ -220,6 +221,7 @@ impl BundleSource {
             mut http,
             limits,
             bundle: options,
+            oci: _,
             verify,
         } = spec;
         if verify.tags {

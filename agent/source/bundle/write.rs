@@ -71,13 +71,29 @@ pub fn create(
             .map_err(bundle_err)?;
         (parents, pack.len(), content.files)
     };
+    let header = header_text(commit, &name, &prerequisites);
+    let signed = finish(out, &header, &mut pack_file, sign_key)?;
+    Ok(Created {
+        reference: name,
+        commit: commit.to_string(),
+        prerequisites: prerequisites.iter().map(ToString::to_string).collect(),
+        objects,
+        files,
+        bundle: out.to_path_buf(),
+        signature: signed,
+    })
+}
+
+/// Writes `header` and `pack` as the bundle `out`, signs it with `sign_key`, and
+/// renames both into place only when complete; returns the signature's path.
+pub(super) fn finish(
+    out: &Path,
+    header: &str,
+    pack_file: &mut File,
+    sign_key: Option<&Path>,
+) -> Result<Option<PathBuf>, SourceError> {
     let tmp = sibling(out, "tmp");
-    let written = write_bundle(
-        &tmp,
-        &header_text(commit, &name, &prerequisites),
-        &mut pack_file,
-    )
-    .and_then(|()| match sign_key {
+    let written = write_bundle(&tmp, header, pack_file).and_then(|()| match sign_key {
         Some(key) => sign::sign_with_ssh_keygen(&tmp, key)
             .map(Some)
             .map_err(|e| io::Error::other(e.to_string())),
@@ -104,15 +120,7 @@ pub fn create(
     if let Some(sig) = &signed {
         fs::rename(sig, &sig_out).map_err(|e| SourceError::write(&sig_out, e))?;
     }
-    Ok(Created {
-        reference: name,
-        commit: commit.to_string(),
-        prerequisites: prerequisites.iter().map(ToString::to_string).collect(),
-        objects,
-        files,
-        bundle: out.to_path_buf(),
-        signature: signed.map(|_| sig_out),
-    })
+    Ok(signed.map(|_| sig_out))
 }
 
 /// The bundle header: the parents as prerequisites, one reference.

@@ -61,6 +61,7 @@ impl GitSource {
             mut http,
             limits,
             bundle: _,
+            oci: _,
             verify,
         } = spec;
         if sha256.is_some() || sha256_from_url {
