@@ -278,7 +278,13 @@ fn a_redirected_repository_is_fetched_from_where_it_moved() {
         );
         Reply::Raw(head.into_bytes())
     });
-    let o = run_fetch(&format!("{old}/old.git"), &[], true);
+    // Another port is another origin: followed only when allowed.
+    fails_with(&format!("{old}/old.git"), "refused: to another origin");
+    let o = run_fetch(
+        &format!("{old}/old.git"),
+        &["--follow-redirects", "any-origin"],
+        true,
+    );
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stdout.contains(&commit), "{}", o.stdout);
 }

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Request line plus headers.
 pub const MAX_HEAD: usize = 16 * 1024;
-const MAX_HEADERS: usize = 64;
+pub const MAX_HEADERS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
@@ -18,6 +18,8 @@ pub enum HttpError {
     Malformed(&'static str),
     #[error("request head larger than {MAX_HEAD} bytes")]
     HeadTooLarge,
+    #[error("more than {MAX_HEADERS} request headers")]
+    TooManyHeaders,
     #[error("body of {length} bytes exceeds the limit of {limit}")]
     BodyTooLarge { length: u64, limit: usize },
     #[error("transfer-encoding is not supported; send Content-Length")]
@@ -30,7 +32,7 @@ impl HttpError {
     pub fn status(&self) -> u16 {
         match self {
             HttpError::Malformed(_) | HttpError::Closed => 400,
-            HttpError::HeadTooLarge => 431,
+            HttpError::HeadTooLarge | HttpError::TooManyHeaders => 431,
             HttpError::BodyTooLarge { .. } => 413,
             HttpError::TransferEncoding => 501,
         }
@@ -125,7 +127,7 @@ pub fn parse_head(bytes: &[u8]) -> Result<Head, HttpError> {
     let mut content_length: Option<u64> = None;
     for line in lines {
         if headers.len() == MAX_HEADERS {
-            return Err(HttpError::HeadTooLarge);
+            return Err(HttpError::TooManyHeaders);
         }
         if line.starts_with([' ', '\t']) {
             return Err(HttpError::Malformed("folded header line"));
@@ -321,11 +323,10 @@ mod tests {
             );
         }
         let many: String = (0..=MAX_HEADERS).map(|i| format!("\r\nh{i}: v")).collect();
+        let err = parse_head(format!("GET / HTTP/1.1{many}").as_bytes()).unwrap_err();
         assert_eq!(
-            parse_head(format!("GET / HTTP/1.1{many}").as_bytes())
-                .unwrap_err()
-                .status(),
-            431
+            (err.status(), err.to_string().as_str()),
+            (431, "more than 64 request headers")
         );
     }
 

@@ -3,15 +3,18 @@
 //! In: connections from kubelet probes, Prometheus and forge webhooks. Out: answers,
 //! and a wake-up on [`Admin::hook_notify`] for each authenticated webhook. Endpoints:
 //!
-//! - `GET /healthz`: 200 `ok` while the process runs.
+//! - `GET /healthz`: 200 `ok` while the process runs and the loop's [`Heartbeat`]
+//!   is fresh; 503 `loop stuck` (with the heartbeat's age) when it is not.
 //! - `GET /readyz`: 503 until [`Readiness::set`] is called with true, then 200.
 //! - `GET /metrics`: the registry in the OpenMetrics text format.
 //! - `POST /hook`: 202 for a request signed with the webhook secret (see [`hook`]),
 //!   401 without reading the body if no signature header is present, 401 for a
 //!   wrong signature, 413 beyond the body limit, 404 when no secret is configured.
 //!
-//! One request per connection (`Connection: close`), read within a deadline, with a
-//! cap on concurrent connections: a slow or hostile client costs little. What can go
+//! One request per connection (`Connection: close`); the request head must arrive
+//! within `Limits::head_timeout`, the whole request within `Limits::timeout`. When
+//! every slot is taken, the oldest connection still waiting for its head is closed
+//! to make room ([`slots`]): idle or slow sockets cannot deny `/healthz`. What can go
 //! wrong: binding the address ([`AdminError`]); everything after that is answered
 //! with a status code and logged, never fatal.
 //!
@@ -20,9 +23,12 @@
 //! profile's settings, 57 KiB over the HTTP/1 client alone, for keep-alive and
 //! pipelining these endpoints do not need. [`http`] is ~200 lines, bounded, tested.
 
+pub mod heartbeat;
 pub mod hmac;
 pub mod hook;
 pub mod http;
+pub mod replay;
+pub mod slots;
 
 #[cfg(test)]
 mod tests;
@@ -35,11 +41,13 @@ use std::time::Duration;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+pub use heartbeat::Heartbeat;
 pub use hook::HookSecret;
 use http::{Head, HttpError, Response};
+use slots::{Slot, Slots};
 
 /// Where the admin server listens unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9090";
@@ -63,7 +71,11 @@ pub struct Limits {
     pub max_body: usize,
     /// Time to receive a whole request, and again to send the answer.
     pub timeout: Duration,
-    /// Connections served at once; more are answered 503 at once.
+    /// Time to receive the request line and headers: probes and Prometheus send
+    /// them at once, a client that does not is idle and answered 408.
+    pub head_timeout: Duration,
+    /// Connections served at once; beyond that the oldest idle one is closed, and
+    /// when none is idle the new one is answered 503.
     pub max_connections: usize,
     /// On shutdown, how long requests in flight may take to finish.
     pub drain: Duration,
@@ -74,7 +86,8 @@ impl Default for Limits {
         Limits {
             max_body: 1024 * 1024,
             timeout: Duration::from_secs(10),
-            max_connections: 32,
+            head_timeout: Duration::from_secs(2),
+            max_connections: 128,
             drain: Duration::from_secs(5),
         }
     }
@@ -102,6 +115,8 @@ pub struct Admin {
     secret: Option<HookSecret>,
     hooks: Arc<Notify>,
     limits: Limits,
+    heartbeat: Option<Heartbeat>,
+    replays: Arc<replay::Replays>,
 }
 
 impl Admin {
@@ -113,7 +128,22 @@ impl Admin {
             secret: None,
             hooks: Arc::new(Notify::new()),
             limits: Limits::default(),
+            heartbeat: None,
+            replays: Arc::new(replay::Replays::new(Duration::ZERO)),
         }
+    }
+
+    /// A webhook body seen again within `window` (the poll interval) is answered
+    /// but wakes nothing: a captured delivery replayed at will is worth one poll.
+    pub fn with_replay_window(mut self, window: Duration) -> Admin {
+        self.replays = Arc::new(replay::Replays::new(window));
+        self
+    }
+
+    /// Makes `/healthz` fail while `heartbeat` is stale.
+    pub fn with_heartbeat(mut self, heartbeat: Heartbeat) -> Admin {
+        self.heartbeat = Some(heartbeat);
+        self
     }
 
     /// Enables `POST /hook`, authenticated with `secret`.
@@ -150,19 +180,18 @@ impl Admin {
     /// requests in flight finish for up to `Limits::drain`.
     pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let admin = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(admin.limits.max_connections));
+        let slots = Slots::new(admin.limits.max_connections);
         let mut connections = JoinSet::new();
         loop {
             tokio::select! {
                 () = stopped(&mut shutdown) => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        let admin = admin.clone();
-                        let slot = slots.clone().try_acquire_owned();
+                        let (admin, slots) = (admin.clone(), slots.clone());
                         connections.spawn(async move {
-                            match slot {
-                                Ok(_slot) => admin.handle(stream, peer).await,
-                                Err(_) => admin.refuse_busy(stream).await,
+                            match slots.acquire().await {
+                                Some(slot) => admin.handle(stream, peer, slot).await,
+                                None => admin.refuse_busy(stream).await,
                             }
                         });
                     }
@@ -196,16 +225,25 @@ impl Admin {
         let _ = tokio::time::timeout(Duration::from_millis(200), answer).await;
     }
 
-    async fn handle(&self, mut stream: TcpStream, peer: SocketAddr) {
-        let (response, head_only) = match tokio::time::timeout(
-            self.limits.timeout,
-            self.respond(&mut stream, peer),
-        )
-        .await
-        {
-            Ok(answer) => answer,
-            Err(_) => (Response::text(408, "request timeout"), false),
+    async fn handle(&self, mut stream: TcpStream, peer: SocketAddr, slot: Slot) {
+        let head = slot
+            .idle_while(tokio::time::timeout(
+                self.limits.head_timeout,
+                http::read_head(&mut stream),
+            ))
+            .await;
+        let answer = match head {
+            // Evicted for a newer connection: close without a word.
+            None => return,
+            Some(Err(_)) => Err(()),
+            Some(Ok(head)) => {
+                tokio::time::timeout(self.limits.timeout, self.respond(&mut stream, head, peer))
+                    .await
+                    .map_err(|_| ())
+            }
         };
+        let (response, head_only) =
+            answer.unwrap_or_else(|()| (Response::text(408, "request timeout"), false));
         let write = async {
             response.write(&mut stream, head_only).await?;
             stream.shutdown().await
@@ -224,14 +262,19 @@ impl Admin {
     }
 
     /// Reads one request and decides the answer; the bool says "HEAD: no body".
-    async fn respond(&self, stream: &mut TcpStream, peer: SocketAddr) -> (Response, bool) {
-        let head = match http::read_head(stream).await {
+    async fn respond(
+        &self,
+        stream: &mut TcpStream,
+        head: Result<Head, HttpError>,
+        peer: SocketAddr,
+    ) -> (Response, bool) {
+        let head = match head {
             Ok(head) => head,
             Err(e) => return (error_response(&e), false),
         };
         let head_only = head.method == "HEAD";
         let response = match (head.method.as_str(), head.path.as_str()) {
-            ("GET" | "HEAD", "/healthz") => Response::text(200, "ok"),
+            ("GET" | "HEAD", "/healthz") => self.health(),
             ("GET" | "HEAD", "/readyz") if self.readiness.is_ready() => {
                 Response::text(200, "ready")
             }
@@ -247,6 +290,18 @@ impl Admin {
             _ => Response::text(404, "not found"),
         };
         (response, head_only)
+    }
+
+    fn health(&self) -> Response {
+        match &self.heartbeat {
+            Some(beat) if beat.is_stale() => Response::text(
+                503,
+                format!("loop stuck: last heartbeat {}s ago", beat.age().as_secs()),
+            ),
+            Some(beat) => Response::text(200, "ok")
+                .with_header("X-Hawser-Heartbeat-Age", beat.age().as_secs().to_string()),
+            None => Response::text(200, "ok"),
+        }
     }
 
     fn metrics(&self) -> Response {
@@ -278,6 +333,10 @@ impl Admin {
             Err(e) => return error_response(&e),
         };
         match hook::verify(secret, &head.headers, &body) {
+            Ok(scheme) if !self.replays.first_time(&body) => {
+                tracing::debug!(%peer, scheme = scheme.as_str(), "webhook repeated within the poll interval; ignored");
+                Response::text(202, "accepted (already seen)")
+            }
             Ok(scheme) => {
                 tracing::info!(%peer, scheme = scheme.as_str(), "webhook accepted; polling the source");
                 self.hooks.notify_one();

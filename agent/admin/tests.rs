@@ -222,31 +222,88 @@ async fn expect_continue_is_answered_before_the_body() {
 }
 
 #[tokio::test]
-async fn slow_clients_time_out_and_excess_connections_are_refused() {
+async fn a_slow_head_times_out_and_busy_slots_refuse() {
     let limits = Limits {
-        timeout: Duration::from_millis(100),
+        head_timeout: Duration::from_millis(100),
         max_connections: 1,
         ..Limits::default()
     };
     let server = start(Some(SECRET), limits).await;
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(get(server.addr, "/healthz").await.0, 503);
     let mut out = String::new();
     slow.read_to_string(&mut out).await.unwrap();
     assert!(out.starts_with("HTTP/1.1 408"), "{out}");
-    drop(slow);
-    // The slot frees once the server has closed the slow connection.
+
+    // A webhook whose body is still coming is busy, not idle: it keeps its slot.
+    let mut busy = TcpStream::connect(server.addr).await.unwrap();
+    let sig = signature("x");
+    busy.write_all(
+        format!("POST /hook HTTP/1.1\r\nX-Hub-Signature-256: sha256={sig}\r\nContent-Length: 10\r\n\r\nx")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut status = 0;
     for _ in 0..50 {
         status = get(server.addr, "/healthz").await.0;
-        if status == 200 {
+        if status == 503 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(status, 200);
+    assert_eq!(status, 503, "no idle connection to evict");
+    drop(busy);
+}
+
+/// Issue #21, finding 3: 40 clients keeping a request line half-sent used to get
+/// every probe answered 503. Now 200 of them, with far fewer slots, only evict one
+/// another: every probe is answered.
+#[tokio::test]
+async fn idle_sockets_cannot_deny_healthz() {
+    let limits = Limits {
+        max_connections: 16,
+        ..Limits::default()
+    };
+    let server = start(None, limits).await;
+    let mut attackers = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        attackers.push(s);
+    }
+    for round in 0..30 {
+        let (status, _, body) = get(server.addr, "/healthz").await;
+        assert_eq!((status, body.as_str()), (200, "ok\n"), "probe {round}");
+        // The attackers reconnect as fast as they are dropped.
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\n").await.unwrap();
+        attackers.push(s);
+    }
+    drop(attackers);
+}
+
+#[tokio::test]
+async fn healthz_fails_while_the_loop_heartbeat_is_stale() {
+    let (_, registry) = Metrics::new();
+    let fresh = Heartbeat::new(Duration::from_secs(3600));
+    let stuck = Heartbeat::new(Duration::ZERO);
+    for (beat, want) in [(fresh, 200), (stuck, 503)] {
+        let admin = Admin::new(Registry::default()).with_heartbeat(beat);
+        let listener = Admin::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_stop, stopped) = watch::channel(false);
+        tokio::spawn(admin.serve(listener, stopped));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let (status, _, body) = get(addr, "/healthz").await;
+        assert_eq!(status, want, "{body}");
+        if want == 503 {
+            assert!(body.starts_with("loop stuck: last heartbeat"), "{body}");
+        }
+    }
+    drop(registry);
 }
 
 #[tokio::test]

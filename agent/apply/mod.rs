@@ -260,13 +260,7 @@ fn record(applied: &mut Applied, mut p: Planned, writes: usize) {
 async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyError> {
     let api = api_for(client, &p.kind, p.manifest.id.namespace.as_deref());
     let name = &p.manifest.id.name;
-    let fail = |e: kube::Error| {
-        ApplyError::Write(ObjectFailure {
-            object: p.manifest.id.to_string(),
-            transient: plan::is_transient(&e),
-            reason: plan::api_reason(&e),
-        })
-    };
+    let fail = |e: kube::Error| ApplyError::Write(ObjectFailure::from_api(&p.manifest.id, &e));
     let params = inventory::apply_params().force();
     match &p.action {
         Action::Unchanged => Ok(0),

@@ -122,7 +122,11 @@ pub(crate) fn block_on<T>(
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
-    runtime.block_on(future)
+    let result = runtime.block_on(future);
+    // A blocking source request may still run (a fetch abandoned at shutdown):
+    // do not wait for it, its deadline may be minutes away.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 /// Joins any error and its sources into one line (see [`one_line`]).

@@ -14,7 +14,7 @@ use super::apply::TargetArgs;
 use super::scope_args::ScopeArgs;
 use super::source_args::SourceArgs;
 use super::status_args::StatusArgs;
-use crate::admin::{Admin, HookSecret};
+use crate::admin::{Admin, Heartbeat, HookSecret};
 use crate::cache::{Cache, Failpoint};
 use crate::reconcile::{Agent, DriftMode, Handles, Settings};
 use crate::report::metrics::Metrics;
@@ -82,6 +82,13 @@ pub struct Args {
     pub failpoint: Option<String>,
 }
 
+/// Slack on top of the loop's own bounds before it counts as stuck.
+const STUCK_MARGIN: Duration = Duration::from_secs(120);
+
+/// How long the loop and the admin server get to stop after a signal, whatever a
+/// fetch is doing: well inside Kubernetes' default grace period and systemd's.
+const STOP_WITHIN: Duration = Duration::from_secs(8);
+
 fn duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text).map_err(|e| e.to_string())
 }
@@ -108,6 +115,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--interval and --drift-interval must be longer than zero");
     }
     let spec = source.into_spec()?;
+    // The longest a healthy loop goes without a heartbeat: a health wait, a fetch
+    // (drift ticks and a timer beat meanwhile, but a drift reconcile may follow),
+    // and a margin. Beyond that, /healthz says the loop is stuck.
+    let stale_after = health_timeout + spec.http.fetch_timeout + drift_interval + STUCK_MARGIN;
     // Recorded even with reporting off: air-gapped sites export their statuses.
     let cluster_name = status
         .cluster_name
@@ -145,7 +156,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         cluster_name,
     };
     let (metrics, registry) = Metrics::new();
-    let admin = Admin::new(registry).with_hook_secret(secret);
+    let heartbeat = Heartbeat::new(stale_after);
+    let admin = Admin::new(registry)
+        .with_hook_secret(secret)
+        .with_replay_window(interval)
+        .with_heartbeat(heartbeat.clone());
     super::block_on(async move {
         let listener = Admin::bind(listen).await?;
         let client = crate::cluster::connect().await?;
@@ -155,18 +170,32 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             hook: admin.hook_notify(),
             shutdown: shutdown.clone(),
             metrics,
+            heartbeat,
         };
         tracing::info!(listen = %listener.local_addr()?, source = source.display_url(), "hawser starting");
         let server = tokio::spawn(admin.serve(listener, shutdown));
         let agent =
             tokio::spawn(Agent::new(client, source, cache, target, settings, handles, forge).run());
-        tokio::spawn(async move {
+        let stopping = tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("signal received; stopping");
             let _ = stop.send(true);
         });
-        let _ = agent.await;
-        let _ = server.await;
+        let both = async {
+            let _ = agent.await;
+            let _ = server.await;
+        };
+        tokio::pin!(both);
+        tokio::select! {
+            () = &mut both => {}
+            _ = stopping => {
+                // The loop stops at once even mid-fetch (the blocking task is
+                // abandoned); bound the wait anyway, then go.
+                if tokio::time::timeout(STOP_WITHIN, both).await.is_err() {
+                    tracing::warn!("stopping took too long; exiting anyway");
+                }
+            }
+        }
         Ok(Outcome::Success)
     })
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::source::bundle::BundleOptions;
 use crate::source::bundle::sign::TrustedKeys;
+use crate::source::http::Redirects;
 use crate::source::oci::OciOptions;
 use crate::source::oci::cosign::CosignKey;
 use crate::source::{Auth, HttpOptions, Limits, SourceError, SourceKind, SourceSpec};
@@ -73,6 +74,22 @@ pub struct SourceArgs {
     #[arg(long, env = "HAWSER_READ_TIMEOUT", default_value_t = 60)]
     pub read_timeout: u64,
 
+    /// Longest a poll or a fetch may take as a whole, redirects and trickling
+    /// servers included.
+    #[arg(long, env = "HAWSER_FETCH_TIMEOUT", default_value = "5m", value_parser = duration)]
+    pub fetch_timeout: Duration,
+
+    /// Which redirects the first request to the source follows: same-origin (scheme,
+    /// host and port of --source), any-origin (credentials are still only sent to
+    /// --source's origin), or never. Never from https to http.
+    #[arg(
+        long,
+        env = "HAWSER_FOLLOW_REDIRECTS",
+        value_enum,
+        default_value = "same-origin"
+    )]
+    pub follow_redirects: Redirects,
+
     /// Largest download (pack or archive), in bytes.
     #[arg(long, env = "HAWSER_MAX_PACK_BYTES", default_value_t = Limits::default().max_pack_bytes)]
     pub max_pack_bytes: u64,
@@ -88,6 +105,14 @@ pub struct SourceArgs {
     /// Most bytes a snapshot may hold.
     #[arg(long, env = "HAWSER_MAX_TOTAL_BYTES", default_value_t = Limits::default().max_total_bytes)]
     pub max_total_bytes: u64,
+
+    /// Largest ref listing a Git server may send on a poll, in bytes.
+    #[arg(long, env = "HAWSER_MAX_REF_BYTES", default_value_t = Limits::default().max_ref_bytes)]
+    pub max_ref_bytes: u64,
+
+    /// Most refs a Git server may list on a poll.
+    #[arg(long, env = "HAWSER_MAX_REFS", default_value_t = Limits::default().max_refs)]
+    pub max_refs: u64,
 
     /// Keys trusted to sign, in OpenSSH `allowed_signers` format: bundles (keys
     /// whose namespaces allow `hawser-bundle`) and, with --verify-commits or
@@ -196,6 +221,14 @@ pub enum KindArg {
     Oci,
 }
 
+fn duration(text: &str) -> Result<Duration, String> {
+    match crate::duration::parse(text) {
+        Ok(d) if d.is_zero() => Err("must be longer than zero".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl SourceArgs {
     /// Validates the flags and reads the credential files.
     pub fn into_spec(self) -> Result<SourceSpec, SourceError> {
@@ -213,10 +246,14 @@ impl SourceArgs {
             no_proxy,
             connect_timeout,
             read_timeout,
+            fetch_timeout,
+            follow_redirects,
             max_pack_bytes,
             max_object_bytes,
             max_files,
             max_total_bytes,
+            max_ref_bytes,
+            max_refs,
             trusted_keys,
             verify_commits,
             verify_tags,
@@ -316,6 +353,8 @@ impl SourceArgs {
                 no_proxy,
                 connect_timeout: Duration::from_secs(connect_timeout),
                 read_timeout: Duration::from_secs(read_timeout),
+                fetch_timeout,
+                redirects: follow_redirects,
                 ..HttpOptions::default()
             },
             limits: Limits {
@@ -323,6 +362,8 @@ impl SourceArgs {
                 max_object_bytes,
                 max_files,
                 max_total_bytes,
+                max_ref_bytes,
+                max_refs,
             },
             bundle: BundleOptions {
                 trusted_keys,

@@ -27,6 +27,9 @@ const SEEDS: &[&str] = &[
     "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\n  labels: &l {app: api}\nspec:\n  selector:\n    matchLabels: *l\n  template:\n    metadata:\n      labels:\n        <<: *l\n        tier: web\n",
     "---\napiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n  data: {k: \"0777\", b: yes}\n...\n--- |\n  text\n",
     "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"metadata\": {\"name\": \"s\"}, \"stringData\": {\"a\": \"b\"}}\n",
+    // Issue #21's probes: a glued JSON stream with a wide array, unknown tags.
+    "[0,0,0,0,0,0,0,0,0,0,0,0]{\"a\": \"}{\"}\n7 \"x\"\n",
+    "a: !custom x\nb: !!binary aGVsbG8=\nc: !<tag:x.example,2024:y> 1\n",
 ];
 
 const TOKENS: &[&str] = &[
@@ -49,6 +52,7 @@ const TOKENS: &[&str] = &[
     ">-\n",
     "!!str ",
     "!!binary ",
+    "!custom ",
     "%YAML 1.2\n",
     "#",
     "\t",

@@ -192,6 +192,11 @@ pub struct Limits {
     /// Most parser events aliases may add, summed over every document of one load
     /// (alias bombs). Also caps one document's alias replay, aliases and anchors.
     pub max_alias_expansion: usize,
+    /// Most nodes (mappings, sequences, scalars) in one document, YAML or JSON.
+    pub max_nodes: usize,
+    /// Most nodes over every document of one load: many documents at the
+    /// per-document limit would otherwise add up past the agent's memory.
+    pub max_total_nodes: usize,
 }
 
 impl Default for Limits {
@@ -205,6 +210,11 @@ impl Default for Limits {
             // debug build needs ~25 KiB per level: 64 fits a 2 MiB thread stack.
             max_depth: 64,
             max_alias_expansion: 100_000,
+            // serde-saphyr's default per document. A node costs 32–100 bytes as a
+            // JSON value: the load's total keeps a worst case near 100 MiB at most,
+            // while 1,000 typical objects need about 60,000.
+            max_nodes: 250_000,
+            max_total_nodes: 1_000_000,
         }
     }
 }

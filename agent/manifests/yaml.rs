@@ -21,8 +21,16 @@
 //! and the budgets apply per document. YAML forbids those markers inside scalars at
 //! column 0, so splitting there is exact.
 //!
+//! - explicit tags other than the standard ones (`!custom`, `!<tag:…>`) are refused:
+//!   kubectl drops them silently, which hides what the author meant. `!!binary`
+//!   becomes its decoded text, as with kubectl; bytes that are not UTF-8 are refused.
+//!
 //! JSON files are parsed with serde_json, rejecting duplicate keys the same way; a
 //! file may hold several values one after another, as kubectl accepts.
+//!
+//! Both formats share the budgets: bytes per file, nesting depth, nodes per document
+//! and nodes per load (an 8 MiB JSON array of four million zeros would otherwise take
+//! some 150 MiB as values).
 
 use std::cell::Cell;
 use std::fmt;
@@ -51,6 +59,8 @@ pub struct Parser<'a> {
     limits: &'a Limits,
     /// Parser events aliases may still add beyond what the input itself produces.
     expansion_left: usize,
+    /// Nodes the documents of this load may still hold.
+    nodes_left: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -58,6 +68,28 @@ impl<'a> Parser<'a> {
         Self {
             limits,
             expansion_left: limits.max_alias_expansion,
+            nodes_left: limits.max_total_nodes,
+        }
+    }
+
+    /// The node budget of the next document, and whether the load's total is what
+    /// bounds it (for the message).
+    fn node_budget(&self) -> (usize, bool) {
+        let total_bounds = self.nodes_left < self.limits.max_nodes;
+        (self.limits.max_nodes.min(self.nodes_left), total_bounds)
+    }
+
+    fn nodes_error(&self, total_bounds: bool) -> String {
+        if total_bounds {
+            format!(
+                "the files hold more than the limit of {} nodes in all",
+                self.limits.max_total_nodes
+            )
+        } else {
+            format!(
+                "the document has more than the limit of {} nodes",
+                self.limits.max_nodes
+            )
         }
     }
 
@@ -82,8 +114,13 @@ impl<'a> Parser<'a> {
             let own_events = chunk.text.len().saturating_mul(2).saturating_add(16);
             let events = Rc::new(Cell::new(0));
             let report = Rc::clone(&events);
-            let options = options(limits, own_events.saturating_add(self.expansion_left))
-                .with_budget_report(move |r| report.set(r.events));
+            let (max_nodes, total_bounds) = self.node_budget();
+            let options = options(
+                limits,
+                own_events.saturating_add(self.expansion_left),
+                max_nodes,
+            )
+            .with_budget_report(move |r| report.set(r.events));
             let parsed = serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(
                 chunk.text, options,
             );
@@ -96,6 +133,9 @@ impl<'a> Parser<'a> {
                     .filter(|l| *l >= 1);
                 let line = line_in_chunk.map_or(content_line, |l| chunk.first_line + l - 1);
                 let mut message = message(&err);
+                if is_nodes_breach(&err) {
+                    message = self.nodes_error(total_bounds);
+                }
                 // `{{ x }}` parses as a flow mapping: the library's message would not
                 // say that the file is a template nobody rendered.
                 let text_line = line_in_chunk.and_then(|l| chunk.text.lines().nth(l - 1));
@@ -115,6 +155,7 @@ impl<'a> Parser<'a> {
             })?;
             // A chunk holds one document; more would mean a marker the splitter missed.
             for value in values {
+                self.nodes_left = self.nodes_left.saturating_sub(nodes(&value));
                 if value.is_null() {
                     continue;
                 }
@@ -129,9 +170,139 @@ impl<'a> Parser<'a> {
         Ok(out)
     }
 
-    /// Parses a JSON file: one value.
-    pub fn json(&self, text: &str, file: &str) -> Result<Vec<Parsed>, ManifestError> {
-        parse_json(text, file, self.limits)
+    /// Parses a JSON file: one value, or several one after another as kubectl
+    /// accepts. Duplicate keys are rejected; nesting and nodes are bounded.
+    pub fn json(&mut self, text: &str, file: &str) -> Result<Vec<Parsed>, ManifestError> {
+        let limits = self.limits;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let syntax = |document: usize, line: usize, message: String| ManifestError::Syntax {
+            location: Location {
+                file: file.to_string(),
+                document,
+                line: Some(line),
+                item: None,
+            },
+            format: "json",
+            message,
+        };
+        let mut out = Vec::new();
+        let (mut start, mut line) = (0, 1);
+        while let Some(begin) = text[start..]
+            .find(|c: char| !c.is_whitespace())
+            .map(|i| start + i)
+        {
+            line += text[start..begin].matches('\n').count();
+            let end = begin + json_value_len(&text[begin..]);
+            let document = out.len() + 1;
+            let (max_nodes, total_bounds) = self.node_budget();
+            let seed = StrictValue {
+                depth_left: 128,
+                nodes_left: Rc::new(Cell::new(max_nodes)),
+            };
+            let mut de = serde_json::Deserializer::from_str(&text[begin..end]);
+            let value = seed
+                .deserialize(&mut de)
+                .and_then(|value| de.end().map(|()| value))
+                .map_err(|err| {
+                    let message = if err.to_string().starts_with(NODES_EXCEEDED) {
+                        self.nodes_error(total_bounds)
+                    } else {
+                        strip_json_position(&err)
+                    };
+                    syntax(document, line + err.line().max(1) - 1, message)
+                })?;
+            let doc_line = line;
+            line += text[begin..end].matches('\n').count();
+            start = end;
+            if document > limits.max_documents {
+                return Err(ManifestError::TooManyDocuments {
+                    file: file.to_string(),
+                    limit: limits.max_documents,
+                });
+            }
+            if depth(&value) > limits.max_depth {
+                return Err(syntax(
+                    document,
+                    doc_line,
+                    "nesting is deeper than the limit".into(),
+                ));
+            }
+            self.nodes_left = self.nodes_left.saturating_sub(nodes(&value));
+            if !value.is_null() {
+                out.push(Parsed {
+                    document,
+                    line: doc_line,
+                    value,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Length of the JSON value at the start of `text` (which starts with no
+/// whitespace), found without parsing it: up to the bracket closing the first one,
+/// the end of a string, or the next whitespace or bracket after a scalar. Invalid
+/// JSON is caught by the parser afterwards; this only splits a stream of values.
+fn json_value_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    in_string = false;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            b' ' | b'\t' | b'\r' | b'\n' if depth == 0 => return i,
+            _ => {}
+        }
+    }
+    bytes.len()
+}
+
+/// The message [`StrictValue`] fails with when the node budget runs out.
+const NODES_EXCEEDED: &str = "node budget exceeded";
+
+fn is_nodes_breach(err: &serde_saphyr::Error) -> bool {
+    let mut inner = err;
+    while let serde_saphyr::Error::AliasError { error, .. }
+    | serde_saphyr::Error::WithSnippet { error, .. } = inner
+    {
+        inner = error;
+    }
+    matches!(
+        inner,
+        serde_saphyr::Error::Budget {
+            breach: serde_saphyr::budget::BudgetBreach::Nodes { .. },
+            ..
+        }
+    )
+}
+
+/// Mappings, sequences and scalars in a value.
+fn nodes(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(nodes).sum::<usize>(),
+        Value::Object(map) => 1 + map.len() + map.values().map(nodes).sum::<usize>(),
+        _ => 1,
     }
 }
 
@@ -140,57 +311,9 @@ pub fn parse_yaml(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>
     Parser::new(limits).yaml(text, file)
 }
 
-/// Parses a JSON file: one value, or several one after another as kubectl accepts.
-/// Duplicate keys are rejected, nesting is bounded.
+/// Parses a JSON file on its own budget.
 pub fn parse_json(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let syntax = |document: usize, line: usize, message: String| ManifestError::Syntax {
-        location: Location {
-            file: file.to_string(),
-            document,
-            line: Some(line),
-            item: None,
-        },
-        format: "json",
-        message,
-    };
-    let mut out = Vec::new();
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<StrictJson>();
-    // Line counting is incremental: `counted` bytes of `text` hold `line - 1` newlines.
-    let (mut counted, mut line) = (0, 1);
-    loop {
-        let start = stream.byte_offset();
-        let document = out.len() + 1;
-        let Some(next) = stream.next() else { break };
-        let StrictJson(value) =
-            next.map_err(|err| syntax(document, err.line().max(1), strip_json_position(&err)))?;
-        let begin = text[start..]
-            .find(|c: char| !c.is_whitespace())
-            .map_or(start, |i| start + i);
-        line += text[counted..begin].matches('\n').count();
-        counted = begin;
-        if document > limits.max_documents {
-            return Err(ManifestError::TooManyDocuments {
-                file: file.to_string(),
-                limit: limits.max_documents,
-            });
-        }
-        if depth(&value) > limits.max_depth {
-            return Err(syntax(
-                document,
-                line,
-                "nesting is deeper than the limit".into(),
-            ));
-        }
-        if !value.is_null() {
-            out.push(Parsed {
-                document,
-                line,
-                value,
-            });
-        }
-    }
-    Ok(out)
+    Parser::new(limits).json(text, file)
 }
 
 /// Nesting depth of a value; bounded by serde_json's recursion limit (128).
@@ -202,24 +325,13 @@ fn depth(value: &Value) -> usize {
     }
 }
 
-/// A JSON value read with [`StrictValue`].
-struct StrictJson(Value);
-
-impl<'de> serde::Deserialize<'de> for StrictJson {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // serde_json stops at 128 levels itself; the real limit is checked afterwards.
-        StrictValue { depth_left: 128 }
-            .deserialize(deserializer)
-            .map(StrictJson)
-    }
-}
-
 /// The serde-saphyr options: kubectl-like scalars (see the module doc) and budgets.
-fn options(limits: &Limits, max_events: usize) -> Options {
+fn options(limits: &Limits, max_events: usize, max_nodes: usize) -> Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_events: max_events,
             max_depth: limits.max_depth,
+            max_nodes: max_nodes,
             max_documents: limits.max_documents,
             max_aliases: limits.max_alias_expansion,
             max_recorded_anchor_events: limits.max_alias_expansion,
@@ -233,6 +345,7 @@ fn options(limits: &Limits, max_events: usize) -> Options {
         legacy_octal_numbers: true,
         strict_booleans: false,
         non_finite_float_policy: NonFiniteFloatPolicy::Reject,
+        reject_unsupported_tags: true,
         with_snippet: false,
         crop_radius: 0,
     }
@@ -403,15 +516,21 @@ fn split_documents(text: &str) -> Vec<Chunk<'_>> {
     chunks
 }
 
-/// A `serde_json::Value` that rejects duplicate keys and bounds nesting.
+/// A `serde_json::Value` that rejects duplicate keys and bounds nesting and nodes.
 struct StrictValue {
     depth_left: usize,
+    /// Shared by every node of the document.
+    nodes_left: Rc<Cell<usize>>,
 }
 
 impl<'de> DeserializeSeed<'de> for StrictValue {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        match self.nodes_left.get().checked_sub(1) {
+            Some(left) => self.nodes_left.set(left),
+            None => return Err(de::Error::custom(NODES_EXCEEDED)),
+        }
         deserializer.deserialize_any(self)
     }
 }
@@ -419,7 +538,10 @@ impl<'de> DeserializeSeed<'de> for StrictValue {
 impl StrictValue {
     fn nested<E: de::Error>(&self) -> Result<StrictValue, E> {
         match self.depth_left.checked_sub(1) {
-            Some(depth_left) => Ok(StrictValue { depth_left }),
+            Some(depth_left) => Ok(StrictValue {
+                depth_left,
+                nodes_left: Rc::clone(&self.nodes_left),
+            }),
             None => Err(E::custom("nesting is deeper than the limit")),
         }
     }
@@ -465,6 +587,11 @@ impl<'de> Visitor<'de> for StrictValue {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            // A key is a node too, as in YAML.
+            match self.nodes_left.get().checked_sub(1) {
+                Some(left) => self.nodes_left.set(left),
+                None => return Err(de::Error::custom(NODES_EXCEEDED)),
+            }
             if out.contains_key(&key) {
                 return Err(de::Error::custom(format_args!("duplicate key {key:?}")));
             }

@@ -13,6 +13,7 @@
 //! and planned by `apply` once the CRD is Established, before any namespaced write.
 
 pub mod compare;
+mod failure;
 pub mod live;
 
 use std::collections::BTreeSet;
@@ -413,11 +414,7 @@ async fn dry_run(
         .flatten();
     let request = Request::new(DynamicObject::url_path(&kind.resource, namespace));
     let name = manifest.id.name.clone();
-    let fail = |e: kube::Error| ObjectFailure {
-        object: manifest.id.to_string(),
-        transient: is_transient(&e),
-        reason: api_reason(&e),
-    };
+    let fail = |e: kube::Error| ObjectFailure::from_api(&manifest.id, &e);
     let Known {
         body,
         body_digest,

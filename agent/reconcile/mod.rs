@@ -12,6 +12,7 @@ mod drift;
 mod forge;
 mod record;
 mod revision;
+mod waiting;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -61,6 +62,8 @@ pub struct Handles {
     pub hook: Arc<Notify>,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Metrics,
+    /// Beaten whenever the loop wakes; `/healthz` fails when it goes stale.
+    pub heartbeat: crate::admin::Heartbeat,
 }
 
 /// The annotation on the inventory parent that stops every write.
@@ -94,6 +97,8 @@ pub struct Agent {
     /// The last commit-status-worthy outcomes, recorded in the status whether or not
     /// a forge is configured (air-gapped sites export them).
     outcomes: Vec<crate::report::export::OutcomeRecord>,
+    /// When drift is next corrected; also while a poll or fetch is waited on.
+    next_drift: Instant,
 }
 
 impl Agent {
@@ -128,6 +133,7 @@ impl Agent {
             forge: forge.map(Arc::new),
             forge_error: None,
             outcomes: Vec::new(),
+            next_drift: Instant::now(),
         }
     }
 
@@ -140,21 +146,30 @@ impl Agent {
         let now = Instant::now();
         let mut next_poll = now;
         // With a cached revision, enforce it right away: Git may be down.
-        let mut next_drift = if self.applied.is_some() {
+        self.next_drift = if self.applied.is_some() {
             now
         } else {
             now + self.settings.drift_interval
         };
         loop {
+            self.handles.heartbeat.beat();
             if *shutdown.borrow() {
                 break;
             }
-            let wake = next_poll.min(next_drift);
+            let wake = next_poll
+                .min(self.next_drift)
+                .min(Instant::now() + waiting::HEARTBEAT_EVERY);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = self.handles.hook.notified() => {
-                    tracing::info!("webhook: polling now");
-                    next_poll = Instant::now();
+                    // Hooks coalesce (Notify keeps one permit), and while the source
+                    // is failing they wait for the backoff like any poll.
+                    if self.poll_backoff.failures() == 0 {
+                        tracing::info!("webhook: polling now");
+                        next_poll = Instant::now();
+                    } else {
+                        tracing::debug!("webhook: the source is failing; polling after the backoff");
+                    }
                 }
                 _ = shutdown.changed() => break,
             }
@@ -163,9 +178,9 @@ impl Agent {
                 let wait = self.poll().await;
                 next_poll = Instant::now() + wait;
             }
-            if Instant::now() >= next_drift && !*shutdown.borrow() {
+            if Instant::now() >= self.next_drift && !*shutdown.borrow() {
                 let wait = self.drift().await;
-                next_drift = Instant::now() + wait;
+                self.next_drift = Instant::now() + wait;
             }
         }
         if let Err(e) = self.cache.save_state(&self.state) {
@@ -256,10 +271,14 @@ impl Agent {
     /// One poll: resolve, and apply a new revision. Returns the wait until the next.
     async fn poll(&mut self) -> Duration {
         let source = self.source.clone();
-        let resolved = tokio::task::spawn_blocking(move || source.resolve()).await;
+        let task = tokio::task::spawn_blocking(move || source.resolve());
+        let Some(resolved) = self.while_blocking(task).await else {
+            // Shutting down (or the task failed, logged): nothing to record.
+            return self.settings.interval;
+        };
         let revision = match resolved {
-            Ok(Ok(revision)) => revision,
-            Ok(Err(e)) => {
+            Ok(revision) => revision,
+            Err(e) => {
                 self.handles.metrics.polled(PollResult::Failed);
                 self.handles.metrics.source_unreachable();
                 let since = *self.unreachable_since.get_or_insert_with(SystemTime::now);
@@ -277,10 +296,6 @@ impl Agent {
                 }
                 self.record_unreachable(Some(since)).await;
                 return wait;
-            }
-            Err(join) => {
-                tracing::error!(error = %join, "the poll task failed");
-                return self.settings.interval;
             }
         };
         // The backoff is reset only once the revision is settled below: an API server

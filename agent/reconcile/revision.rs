@@ -108,7 +108,7 @@ impl Agent {
         let source = self.source.clone();
         let cache = self.cache.clone();
         let rev = revision.to_string();
-        let fetched = tokio::task::spawn_blocking(move || -> Result<Entry, (String, bool)> {
+        let task = tokio::task::spawn_blocking(move || -> Result<Entry, (String, bool)> {
             let failed = |e: String| (e, false);
             let parsed = crate::source::Revision::parse(&rev)
                 .ok_or_else(|| failed(format!("invalid revision {rev}")))?;
@@ -121,10 +121,13 @@ impl Agent {
             cache
                 .store_signed(&rev, snapshot.source(), staging.path(), objects)
                 .map_err(|e| failed(e.to_string()))
-        })
-        .await;
+        });
+        // None: shutting down, or the task failed (logged).
+        let Some(fetched) = self.while_blocking(task).await else {
+            return Err(Fetch::Failed);
+        };
         match fetched {
-            Ok(Ok(entry)) => {
+            Ok(entry) => {
                 tracing::info!(
                     files = entry.files,
                     bytes = entry.bytes,
@@ -135,7 +138,7 @@ impl Agent {
                     .fetched(FetchResult::Success, entry.bytes);
                 Ok(entry)
             }
-            Ok(Err((e, refused))) => {
+            Err((e, refused)) => {
                 tracing::warn!(error = %e, "fetch failed");
                 self.handles.metrics.fetched(FetchResult::Failed, 0);
                 Err(if refused {
@@ -143,10 +146,6 @@ impl Agent {
                 } else {
                     Fetch::Failed
                 })
-            }
-            Err(join) => {
-                tracing::error!(error = %join, "the fetch task failed");
-                Err(Fetch::Failed)
             }
         }
     }

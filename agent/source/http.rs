@@ -1,17 +1,40 @@
 //! HTTP for sources: one ureq agent configured once from [`HttpOptions`] (timeouts,
 //! CA bundle, proxy, redirects, gzip) plus credentials read from files. Credentials go
 //! into request headers only: never into URLs, logs, `Debug` output or errors.
+//!
+//! Redirects and credentials, one rule for every source (git, tarball, bundle, OCI):
+//! - Only the first request of an exchange follows redirects ([`Client::get`]: git's
+//!   `info/refs`, an archive or bundle download, an OCI manifest or blob). Follow-up
+//!   requests ([`Client::post`]: git's `ls-refs` and `fetch`) go to where the first one
+//!   ended and are never redirected; a 3xx there is an error. This is git's
+//!   `http.followRedirects=initial`.
+//! - A hop from `https` to `http` is always refused.
+//! - A hop to another origin (scheme, host and port) is refused unless
+//!   `--follow-redirects=any-origin`; [`Client::get_addressed`] (content checked by
+//!   digest afterwards, e.g. OCI blobs on a CDN) may always change origin.
+//! - Credentials are sent only to the origin of the configured URL, never to another,
+//!   whatever the redirect setting.
+//!
+//! Deadlines: besides the per-read `--read-timeout`, every request runs under a
+//! [`Deadline`] (`--fetch-timeout`) covering its redirects and its whole body, so a
+//! server that trickles bytes or progress forever is cut off and the error names the
+//! limit.
 
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use ureq::http::Response;
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 use ureq::{Body, Proxy};
+
+mod redirect;
+
+pub use redirect::Redirects;
+use redirect::{Origin, join_url};
 
 use super::{SourceError, redact_url};
 use crate::encoding::base64;
@@ -97,7 +120,14 @@ pub struct HttpOptions {
     pub connect_timeout: Duration,
     /// Longest wait for any single read, so a stalled server fails instead of hanging.
     pub read_timeout: Duration,
+    /// Longest a poll or a fetch may take as a whole (`--fetch-timeout`).
+    pub fetch_timeout: Duration,
     pub max_redirects: u32,
+    /// Which redirects the first request of an exchange may follow.
+    pub redirects: Redirects,
+    /// Where the credentials may go: the configured URL's origin. Filled in by
+    /// [`take_userinfo`]; when unset, the origin of the client's first request.
+    pub credential_origin: Option<String>,
 }
 
 impl Default for HttpOptions {
@@ -109,16 +139,72 @@ impl Default for HttpOptions {
             no_proxy: None,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            fetch_timeout: Duration::from_secs(300),
             max_redirects: 5,
+            redirects: Redirects::SameOrigin,
+            credential_origin: None,
         }
     }
+}
+
+/// When an exchange (a poll, a fetch) must be over, and the flag that set it.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline {
+    at: Instant,
+    after: Duration,
+}
+
+impl Deadline {
+    pub fn after(after: Duration) -> Self {
+        Self {
+            at: Instant::now() + after,
+            after,
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+}
+
+/// Carried inside an `io::Error` from a body read once the deadline passed, so the
+/// error can name the limit instead of "timed out".
+#[derive(Debug, thiserror::Error)]
+#[error("the fetch-timeout of {}s passed", .0.as_secs())]
+struct DeadlinePassed(Duration);
+
+/// Carried inside an `io::Error` when a body exceeds a byte budget.
+#[derive(Debug, thiserror::Error)]
+#[error("{limit} limit of {max} exceeded")]
+pub struct OverBudget {
+    pub limit: &'static str,
+    pub max: u64,
 }
 
 /// The configured agent, plus a count of response body bytes received.
 pub struct Client {
     agent: ureq::Agent,
     auth: Option<Auth>,
+    credential_origin: OnceLock<Origin>,
+    redirects: Redirects,
+    max_redirects: u32,
+    fetch_timeout: Duration,
     received: Arc<AtomicU64>,
+}
+
+/// Whether a request may follow redirects, and to where.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    /// A follow-up request: never redirected.
+    Never,
+    /// The first request of an exchange: as `--follow-redirects` says.
+    Configured,
+    /// Content checked by digest afterwards: any origin (still never https → http).
+    AnyOrigin,
 }
 
 impl Client {
@@ -131,20 +217,30 @@ impl Client {
             Some(url) if !url.is_empty() => Some(proxy(url, opts.no_proxy.as_deref())?),
             _ => None,
         };
+        // Redirects are followed here, hop by hop, so that every hop is checked
+        // against the rule above; ureq itself follows none.
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .tls_config(tls.build())
             .proxy(proxy)
-            .max_redirects(opts.max_redirects)
-            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+            .max_redirects(0)
+            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::Never)
             .user_agent(format!("git/hawser-{}", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(opts.connect_timeout))
             .timeout_recv_response(Some(opts.read_timeout))
             .timeout_per_read(Some(opts.read_timeout))
             .build();
+        let credential_origin = OnceLock::new();
+        if let Some(origin) = opts.credential_origin.as_deref().and_then(Origin::of) {
+            let _ = credential_origin.set(origin);
+        }
         Ok(Self {
             agent: config.new_agent(),
             auth: opts.auth.clone(),
+            credential_origin,
+            redirects: opts.redirects,
+            max_redirects: opts.max_redirects,
+            fetch_timeout: opts.fetch_timeout,
             received: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -154,33 +250,149 @@ impl Client {
         self.received.load(Ordering::Relaxed)
     }
 
-    /// GET; 2xx and 304 are answers, anything else an error naming the status.
-    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response<Body>, SourceError> {
-        let mut req = self.agent.get(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(auth) = &self.auth {
-            req = req.header("Authorization", auth.header());
-        }
-        check(url, req.call())
+    /// A deadline of `--fetch-timeout` from now, for an exchange of several requests.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(self.fetch_timeout)
     }
 
-    /// POST with a body; same status rules as [`Client::get`].
+    /// GET, the first request of an exchange: follows redirects as configured, under
+    /// a deadline of its own. 2xx and 304 are answers, anything else an error naming
+    /// the status.
+    pub fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Response<Body>, SourceError> {
+        self.get_within(url, headers, self.deadline())
+    }
+
+    /// [`Client::get`] as part of an exchange bounded by `deadline`.
+    pub fn get_within(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        deadline: Deadline,
+    ) -> Result<Response<Body>, SourceError> {
+        self.send(url, headers, None, Follow::Configured, deadline)
+    }
+
+    /// GET of content verified by its digest afterwards (an OCI blob): may be
+    /// redirected to another origin, which never receives the credentials.
+    pub fn get_addressed(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Body>, SourceError> {
+        self.send(url, headers, None, Follow::AnyOrigin, self.deadline())
+    }
+
+    /// POST with a body, a follow-up request: never redirected.
     pub fn post(
         &self,
         url: &str,
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Response<Body>, SourceError> {
-        let mut req = self.agent.post(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
+        self.post_within(url, headers, body, self.deadline())
+    }
+
+    /// [`Client::post`] as part of an exchange bounded by `deadline`.
+    pub fn post_within(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+        deadline: Deadline,
+    ) -> Result<Response<Body>, SourceError> {
+        self.send(url, headers, Some(body), Follow::Never, deadline)
+    }
+
+    fn send(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        follow: Follow,
+        deadline: Deadline,
+    ) -> Result<Response<Body>, SourceError> {
+        let first = Origin::of(url)
+            .ok_or_else(|| SourceError::Config(format!("invalid url {}", redact_url(url))))?;
+        let home = self.credential_origin.get_or_init(|| first.clone());
+        let mut url = url.to_string();
+        let mut hops = 0;
+        loop {
+            let origin = Origin::of(&url)
+                .ok_or_else(|| SourceError::Config(format!("invalid url {}", redact_url(&url))))?;
+            let auth = self.auth.as_ref().filter(|_| &origin == home);
+            let result = match body {
+                Some(body) => {
+                    let mut req = self.agent.post(&url);
+                    for (k, v) in headers {
+                        req = req.header(*k, *v);
+                    }
+                    if let Some(auth) = auth {
+                        req = req.header("Authorization", auth.header());
+                    }
+                    req.config()
+                        .timeout_global(Some(deadline.remaining()))
+                        .build()
+                        .send(body)
+                }
+                None => {
+                    let mut req = self.agent.get(&url);
+                    for (k, v) in headers {
+                        req = req.header(*k, *v);
+                    }
+                    if let Some(auth) = auth {
+                        req = req.header("Authorization", auth.header());
+                    }
+                    req.config()
+                        .timeout_global(Some(deadline.remaining()))
+                        .build()
+                        .call()
+                }
+            };
+            let resp = result.map_err(|e| request_error(&redact_url(&url), e, &deadline))?;
+            let status = resp.status().as_u16();
+            if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                return check(&url, resp);
+            }
+            let location = resp
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let next = join_url(&url, location);
+            let refuse = |reason: &'static str| SourceError::Redirect {
+                url: redact_url(&url),
+                to: redact_url(&next),
+                reason,
+            };
+            if follow == Follow::Never || self.redirects == Redirects::Never {
+                return Err(refuse(if follow == Follow::Never {
+                    "follow-up requests are never redirected"
+                } else {
+                    "--follow-redirects=never"
+                }));
+            }
+            let to = Origin::of(&next).ok_or_else(|| refuse("not an http(s) url"))?;
+            if origin.scheme == "https" && to.scheme == "http" {
+                return Err(refuse("from https to http"));
+            }
+            if to != origin
+                && follow == Follow::Configured
+                && self.redirects != Redirects::AnyOrigin
+            {
+                return Err(refuse(
+                    "to another origin (scheme, host and port); --follow-redirects=any-origin allows it",
+                ));
+            }
+            hops += 1;
+            if hops > self.max_redirects {
+                return Err(SourceError::Network {
+                    url: redact_url(&url),
+                    message: "too many redirects".into(),
+                });
+            }
+            tracing::debug!(from = %redact_url(&url), to = %redact_url(&next), "following a redirect");
+            url = next;
         }
-        if let Some(auth) = &self.auth {
-            req = req.header("Authorization", auth.header());
-        }
-        check(url, req.send(body))
     }
 
     /// One GET or HEAD exactly as given, for protocols that negotiate credentials and
@@ -192,28 +404,42 @@ impl Client {
         url: &str,
         headers: &[(&str, &str)],
     ) -> Result<Response<Body>, SourceError> {
+        let deadline = self.deadline();
         let call = if head {
             let mut req = self.agent.head(url);
             for (k, v) in headers {
                 req = req.header(*k, *v);
             }
-            req.call()
+            req.config()
+                .timeout_global(Some(deadline.remaining()))
+                .build()
+                .call()
         } else {
             let mut req = self.agent.get(url);
             for (k, v) in headers {
                 req = req.header(*k, *v);
             }
-            req.call()
+            req.config()
+                .timeout_global(Some(deadline.remaining()))
+                .build()
+                .call()
         };
-        call.map_err(|e| request_error(&redact_url(url), e))
+        call.map_err(|e| request_error(&redact_url(url), e, &deadline))
     }
 
-    /// The body as a reader that counts bytes and maps failures to source errors.
+    /// The body as a reader that counts bytes, enforces `deadline` and maps failures
+    /// to source errors.
     pub fn body(&self, url: &str, resp: Response<Body>) -> BodyReader {
+        self.body_within(url, resp, self.deadline())
+    }
+
+    /// [`Client::body`] for a response of an exchange bounded by `deadline`.
+    pub fn body_within(&self, url: &str, resp: Response<Body>, deadline: Deadline) -> BodyReader {
         BodyReader {
             inner: Box::new(resp.into_body().into_reader()),
             url: redact_url(url),
             received: Arc::clone(&self.received),
+            deadline,
         }
     }
 }
@@ -223,6 +449,7 @@ pub struct BodyReader {
     inner: Box<dyn Read + Send>,
     url: String,
     received: Arc<AtomicU64>,
+    deadline: Deadline,
 }
 
 impl BodyReader {
@@ -234,14 +461,76 @@ impl BodyReader {
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        if self.deadline.passed() {
+            return Err(io::Error::other(DeadlinePassed(self.deadline.after)));
+        }
+        let n = self.inner.read(buf).map_err(|e| {
+            if self.deadline.passed() {
+                io::Error::other(DeadlinePassed(self.deadline.after))
+            } else {
+                e
+            }
+        })?;
         self.received.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A reader that fails with [`OverBudget`] once more than `max` bytes came through,
+/// so a limit reads as a limit, not as a truncated stream.
+pub struct Budget<R> {
+    inner: R,
+    left: u64,
+    limit: &'static str,
+    max: u64,
+}
+
+impl<R: Read> Budget<R> {
+    pub fn new(inner: R, limit: &'static str, max: u64) -> Self {
+        Self {
+            inner,
+            left: max,
+            limit,
+            max,
+        }
+    }
+}
+
+impl<R: Read> Read for Budget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte past the budget tells "exactly at the limit" from "beyond it".
+        let room = usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX);
+        let want = buf.len().min(room);
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            return Err(io::Error::other(OverBudget {
+                limit: self.limit,
+                max: self.max,
+            }));
+        }
+        self.left -= n as u64;
         Ok(n)
     }
 }
 
 /// Maps an I/O error from a response body: timeouts and resets are network trouble.
 pub fn io_error(url: &str, err: io::Error) -> SourceError {
+    if let Some(passed) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<DeadlinePassed>())
+    {
+        return SourceError::Deadline {
+            url: url.to_string(),
+            limit: "fetch-timeout",
+            after_s: passed.0.as_secs(),
+        };
+    }
+    if let Some(over) = err.get_ref().and_then(|e| e.downcast_ref::<OverBudget>()) {
+        return SourceError::Limit {
+            limit: over.limit,
+            max: over.max,
+        };
+    }
     match err.kind() {
         io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => SourceError::Timeout {
             url: url.to_string(),
@@ -257,12 +546,8 @@ fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-fn check(
-    url: &str,
-    result: Result<Response<Body>, ureq::Error>,
-) -> Result<Response<Body>, SourceError> {
+fn check(url: &str, resp: Response<Body>) -> Result<Response<Body>, SourceError> {
     let shown = redact_url(url);
-    let resp = result.map_err(|e| request_error(&shown, e))?;
     let status = resp.status().as_u16();
     if (200..300).contains(&status) || status == 304 {
         Ok(resp)
@@ -271,8 +556,17 @@ fn check(
     }
 }
 
-fn request_error(url: &str, err: ureq::Error) -> SourceError {
+fn request_error(url: &str, err: ureq::Error, deadline: &Deadline) -> SourceError {
     let url = url.to_string();
+    let timed_out = matches!(&err, ureq::Error::Timeout(_))
+        || matches!(&err, ureq::Error::Io(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock));
+    if timed_out && deadline.passed() {
+        return SourceError::Deadline {
+            url,
+            limit: "fetch-timeout",
+            after_s: deadline.after.as_secs(),
+        };
+    }
     match err {
         ureq::Error::Timeout(_) => SourceError::Timeout { url },
         ureq::Error::Io(e) => match e.kind() {
@@ -376,12 +670,13 @@ pub fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
 }
 
 /// Removes credentials from `url`, using them for basic auth unless the options
-/// already name credentials.
+/// already name credentials, and binds the credentials to the URL's origin.
 pub fn take_userinfo(url: &str, http: &mut HttpOptions) -> String {
     let (url, userinfo) = split_userinfo(url);
     if let (Some((username, password)), None) = (userinfo, &http.auth) {
         http.auth = Some(Auth::Basic { username, password });
     }
+    http.credential_origin.get_or_insert_with(|| url.clone());
     url
 }
 

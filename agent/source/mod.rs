@@ -164,6 +164,10 @@ pub struct Limits {
     pub max_files: u64,
     /// Bytes written, and bytes decompressed from an archive.
     pub max_total_bytes: u64,
+    /// Bytes of one ref listing (`ls-refs` or a v0 advertisement), read on every poll.
+    pub max_ref_bytes: u64,
+    /// Refs in one listing.
+    pub max_refs: u64,
 }
 
 impl Default for Limits {
@@ -173,6 +177,9 @@ impl Default for Limits {
             max_object_bytes: 128 << 20,
             max_files: 100_000,
             max_total_bytes: 1 << 30,
+            // A v0 advertisement lists every ref; 100,000 refs take about 6 MiB.
+            max_ref_bytes: 16 << 20,
+            max_refs: 200_000,
         }
     }
 }
@@ -365,6 +372,18 @@ pub enum SourceError {
     Network { url: String, message: String },
     #[error("{url}: timed out")]
     Timeout { url: String },
+    #[error("{url}: gave up: the {limit} of {after_s}s passed")]
+    Deadline {
+        url: String,
+        limit: &'static str,
+        after_s: u64,
+    },
+    #[error("{url}: redirect to {to} refused: {reason}")]
+    Redirect {
+        url: String,
+        to: String,
+        reason: &'static str,
+    },
     #[error("{url}: tls: {message}")]
     Tls { url: String, message: String },
     #[error("{url}: http {status}{}", status_hint(*status))]
@@ -460,6 +479,7 @@ impl SourceError {
         match self {
             SourceError::Network { .. }
             | SourceError::Timeout { .. }
+            | SourceError::Deadline { .. }
             | SourceError::RevisionMoved { .. }
             | SourceError::Bundle {
                 source: bundle::BundleError::Empty,

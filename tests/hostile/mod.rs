@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::Arc;
 
 use flate2::Compression;
@@ -16,7 +16,13 @@ pub enum Reply {
     Raw(Vec<u8>),
     /// Answer nothing and hold the connection until the client gives up.
     Stall,
+    /// Write the head, then call the writer until it (or the client) gives up: the
+    /// endless and trickling bodies.
+    Stream(Vec<u8>, BodyWriter),
 }
+
+/// Writes the next piece of an endless body.
+pub type BodyWriter = Box<dyn FnMut(&mut dyn Write) -> std::io::Result<()> + Send>;
 
 pub struct Request {
     pub method: String,
@@ -42,7 +48,7 @@ pub fn serve(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Str
     format!("http://127.0.0.1:{port}")
 }
 
-pub fn answer(mut stream: TcpStream, handler: &Handler) {
+pub fn answer<S: Read + Write>(mut stream: S, handler: &Handler) {
     // A proxy client opens a tunnel first (CONNECT); the request then follows on the
     // same connection and is answered like a direct one.
     while let Some(req) = read_request(&mut stream) {
@@ -55,6 +61,11 @@ pub fn answer(mut stream: TcpStream, handler: &Handler) {
             Reply::Raw(bytes) => {
                 let _ = stream.write_all(&bytes);
             }
+            Reply::Stream(head, mut body) => {
+                if stream.write_all(&head).is_ok() {
+                    while body(&mut stream).and_then(|()| stream.flush()).is_ok() {}
+                }
+            }
             Reply::Stall => {
                 // Blocks until the client closes the connection.
                 let _ = stream.read(&mut buf);
@@ -64,7 +75,7 @@ pub fn answer(mut stream: TcpStream, handler: &Handler) {
     }
 }
 
-pub fn read_request(stream: &mut TcpStream) -> Option<Request> {
+pub fn read_request<S: Read>(stream: &mut S) -> Option<Request> {
     let mut data = Vec::new();
     let mut buf = [0u8; 1];
     // Byte by byte, so nothing after the request (a tunnelled one) is consumed.
@@ -105,6 +116,17 @@ pub fn http(status: u16, content_type: &str, body: &[u8]) -> Reply {
     Reply::Raw(out)
 }
 
+/// A close-delimited answer whose body `next` writes piece by piece, forever or
+/// until it returns an error.
+pub fn endless(
+    content_type: &str,
+    next: impl FnMut(&mut dyn Write) -> std::io::Result<()> + Send + 'static,
+) -> Reply {
+    let head =
+        format!("HTTP/1.1 200 X\r\nContent-Type: {content_type}\r\nConnection: close\r\n\r\n");
+    Reply::Stream(head.into_bytes(), Box::new(next))
+}
+
 /// Like [`http`], with the body gzip-encoded (`Content-Encoding: gzip`).
 pub fn http_gzip(status: u16, content_type: &str, body: &[u8]) -> Reply {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), Compression::default());
@@ -117,6 +139,104 @@ pub fn http_gzip(status: u16, content_type: &str, body: &[u8]) -> Reply {
     .into_bytes();
     out.extend_from_slice(&body);
     Reply::Raw(out)
+}
+
+/// Serves `handler` over TLS with the PEM certificate chain and key given (from
+/// `tests/env/make-test-ca`); returns the base URL (`https://127.0.0.1:<port>`).
+pub fn serve_tls(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handler: Handler = Arc::new(handler);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let handler = Arc::clone(&handler);
+            let config = Arc::clone(&config);
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                answer(rustls::StreamOwned::new(conn, stream), &handler);
+            });
+        }
+    });
+    format!("https://127.0.0.1:{port}")
+}
+
+/// A `3xx` answer pointing at `location`.
+pub fn redirect(status: u16, location: &str) -> Reply {
+    Reply::Raw(
+        format!(
+            "HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes(),
+    )
+}
+
+/// The value of header `name` in a request, if present (case-insensitive name).
+pub fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+}
+
+/// Forwards a request to `inner` (a real Git server) as it came: path, body and the
+/// headers Git needs (`Git-Protocol`, `Authorization`, `Content-Type`), so the real
+/// `git http-backend` answers everything this server does not lie about.
+pub fn relay(inner: &str, path: &str, req: &Request) -> Reply {
+    let client = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let target = format!("{inner}{path}");
+    let pass = ["git-protocol", "authorization", "content-type", "accept"];
+    let mut resp = if req.method == "GET" {
+        let mut r = client.get(&target);
+        for name in pass {
+            if let Some(v) = header(req, name) {
+                r = r.header(name, v);
+            }
+        }
+        r.call().unwrap()
+    } else {
+        let mut r = client.post(&target);
+        for name in pass {
+            if let Some(v) = header(req, name) {
+                r = r.header(name, v);
+            }
+        }
+        r.send(&req.body[..]).unwrap()
+    };
+    let body = resp.body_mut().read_to_vec().unwrap();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_else(|| "text/plain".into());
+    http(resp.status().as_u16(), &content_type, &body)
 }
 
 /// Forwards a request to `inner` and returns the status, content type and body.

@@ -329,3 +329,91 @@ fn unrendered_templates_get_a_hint() {
         "t.yaml: document 1 (line 4): invalid yaml: expected string scalar (templates such as {{ ... }} are not rendered)"
     );
 }
+
+/// Issue #21, finding 5: JSON had no node budget; an 8 MiB array of zeros took some
+/// 150 MiB. Both formats now stop at the same node count, and so do many documents
+/// that each stay under it.
+#[test]
+fn json_and_yaml_share_the_node_budgets() {
+    let limits = Limits {
+        max_nodes: 1000,
+        max_total_nodes: 2500,
+        ..Limits::default()
+    };
+    let array = |n: usize| format!("[{}]", vec!["0"; n].join(","));
+    let json_err = parse_json(&array(1000), "t.json", &limits).unwrap_err();
+    assert_eq!(
+        json_err.to_string(),
+        "t.json: document 1 (line 1): invalid json: the document has more than the limit of 1000 nodes"
+    );
+    let yaml_err = parse_yaml(&format!("a: {}\n", array(1000)), "t.yaml", &limits).unwrap_err();
+    assert!(
+        yaml_err
+            .to_string()
+            .ends_with("the document has more than the limit of 1000 nodes"),
+        "{yaml_err}"
+    );
+    assert!(parse_json(&array(900), "t.json", &limits).is_ok());
+
+    // Three documents of 900 nodes: each fits, together they do not.
+    let mut parser = Parser::new(&limits);
+    let stream = format!("{}\n{}\n", array(899), array(899));
+    assert_eq!(parser.json(&stream, "1.json").unwrap().len(), 2);
+    let err = parser.json(&array(899), "2.json").unwrap_err().to_string();
+    assert!(
+        err.ends_with("the files hold more than the limit of 2500 nodes in all"),
+        "{err}"
+    );
+    let err = parser
+        .yaml(&format!("a: {}\n", array(899)), "3.yaml")
+        .unwrap_err();
+    assert!(err.to_string().contains("2500 nodes in all"), "{err}");
+}
+
+#[test]
+fn the_default_node_budget_stops_the_probe_quickly() {
+    // The probe's shape: 4 million zeros in 8 MiB.
+    let text = format!("[{}]", vec!["0"; 4 << 20].join(","));
+    let err = parse_json(&text, "big.json", &Limits::default()).unwrap_err();
+    assert!(err.to_string().contains("250000 nodes"), "{err}");
+}
+
+#[test]
+fn json_streams_keep_lines_and_split_glued_values() {
+    let docs = parse_json(
+        "{\"a\": \"}{\"}{\"b\":\n[1]}\n\n  7 \"x\"",
+        "t.json",
+        &Limits::default(),
+    )
+    .unwrap();
+    let found: Vec<_> = docs.iter().map(|d| (d.line, d.value.clone())).collect();
+    assert_eq!(
+        found,
+        [
+            (1, json!({"a": "}{"})),
+            (1, json!({"b": [1]})),
+            (4, json!(7)),
+            (4, json!("x"))
+        ]
+    );
+}
+
+/// Issue #21: unknown tags used to be dropped silently.
+#[test]
+fn unknown_yaml_tags_are_refused() {
+    for text in [
+        "a: !custom x\n",
+        "a: !<tag:x.example,2024:y> 1\n",
+        "a: !!binary /w==\n",
+    ] {
+        let e = err(text);
+        assert!(e.contains("tag") || e.contains("binary"), "{text:?}: {e}");
+    }
+    // `!!binary` becomes its decoded text, as kubectl (goyaml) makes it.
+    assert_eq!(one("a: !!binary aGVsbG8=\n"), json!({"a": "hello"}));
+    // The standard ones keep their meaning.
+    assert_eq!(
+        one("a: !!str 12\nb: !!int \"7\"\n"),
+        json!({"a": "12", "b": 7})
+    );
+}

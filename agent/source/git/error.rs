@@ -48,6 +48,8 @@ pub enum GitError {
     },
     #[error("object {id} is malformed: {what}")]
     MalformedObject { id: ObjectId, what: &'static str },
+    #[error("ref listing exceeds the max-refs limit of {0}")]
+    TooManyRefs(u64),
     #[error("reading pack: {0}")]
     Io(io::Error),
 }

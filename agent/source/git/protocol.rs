@@ -18,7 +18,7 @@ use super::pktline::{
     PktReader, SideBand, text as pktline_text, write_delim, write_flush, write_line,
 };
 use super::refs::{RefSpec, RemoteRef, parse_v0_advertisement, parse_v2_ref, pick};
-use crate::source::http::{Client, io_error, take_userinfo};
+use crate::source::http::{Budget, Client, Deadline, io_error, take_userinfo};
 use crate::source::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
 use crate::verify::{Objects, Policy};
 
@@ -111,11 +111,13 @@ impl GitSource {
         if let RefSpec::Commit(id) = &self.reference {
             return Ok(Revision::commit(*id));
         }
+        // One deadline for the whole poll, however many requests it takes.
+        let deadline = self.client.deadline();
         let known = self.discovered.lock().ok().and_then(|d| d.clone());
         let listed = match known {
-            Some(d) if d.v2 => self.ls_refs(&d),
-            _ => match self.discover()? {
-                (d, None) => self.ls_refs(&d),
+            Some(d) if d.v2 => self.ls_refs(&d, deadline),
+            _ => match self.discover(deadline)? {
+                (d, None) => self.ls_refs(&d, deadline),
                 (_, Some(v0_refs)) => Ok(v0_refs),
             },
         };
@@ -210,10 +212,11 @@ impl GitSource {
 
     /// [`GitSource::fetch_pack`] for several objects (a commit and its tag).
     fn fetch_wants(&self, wants: &[ObjectId], next_to: &Path) -> Result<File, SourceError> {
+        let deadline = self.client.deadline();
         let known = self.discovered.lock().ok().and_then(|d| d.clone());
         let d = match known {
             Some(d) => d,
-            None => self.discover()?.0,
+            None => self.discover(deadline)?.0,
         };
         let body = if d.v2 {
             self.v2_fetch_request(&d, wants)
@@ -223,9 +226,16 @@ impl GitSource {
         let url = format!("{}/{UPLOAD_PACK}", d.base);
         let resp = self
             .client
-            .post(&url, &rpc_headers(d.v2), &body)
+            .post_within(&url, &rpc_headers(d.v2), &body, deadline)
             .inspect_err(|_| self.forget())?;
-        let mut pkt = PktReader::new(self.client.body(&url, resp));
+        // Everything the server sends counts, progress and keep-alive packets too:
+        // otherwise a server chatting on band 2 is never cut off by the pack limit.
+        let body = Budget::new(
+            self.client.body_within(&url, resp, deadline),
+            "max-pack-bytes",
+            self.limits.max_pack_bytes.saturating_add(1 << 20),
+        );
+        let mut pkt = PktReader::new(body);
         if d.v2 {
             self.skip_to_packfile_v2(&mut pkt)?;
         } else {
@@ -236,9 +246,14 @@ impl GitSource {
 
     /// `GET info/refs` asking for v2. Returns the v0 refs too when the server answered
     /// with a v0 advertisement (which already is the poll's answer).
-    fn discover(&self) -> Result<(Discovered, Option<Vec<RemoteRef>>), SourceError> {
+    fn discover(
+        &self,
+        deadline: Deadline,
+    ) -> Result<(Discovered, Option<Vec<RemoteRef>>), SourceError> {
         let url = format!("{}/info/refs?service={UPLOAD_PACK}", self.base);
-        let resp = self.client.get(&url, &[("Git-Protocol", "version=2")])?;
+        let resp = self
+            .client
+            .get_within(&url, &[("Git-Protocol", "version=2")], deadline)?;
         let content_type = resp
             .headers()
             .get("content-type")
@@ -255,8 +270,8 @@ impl GitSource {
         let base = final_url
             .split_once("/info/refs")
             .map_or_else(|| self.base.clone(), |(b, _)| b.to_string());
-        let body = self.client.body(&url, resp);
-        let mut pkt = PktReader::new(body.take(self.limits.max_pack_bytes));
+        let body = self.client.body_within(&url, resp, deadline);
+        let mut pkt = PktReader::new(self.ref_budget(body));
         let mut first = pkt.read_line().map_err(|e| self.err(e))?;
         if first.as_deref() == Some("# service=git-upload-pack") {
             // Smart HTTP's v0 preamble: the service line, then a flush.
@@ -281,7 +296,8 @@ impl GitSource {
             self.remember(&d);
             return Ok((d, None));
         }
-        let (refs, caps) = parse_v0_advertisement(first, &mut pkt).map_err(|e| self.err(e))?;
+        let (refs, caps) = parse_v0_advertisement(first, &mut pkt, self.limits.max_refs)
+            .map_err(|e| self.err(e))?;
         if let Some(format) = caps.iter().find_map(|c| c.strip_prefix("object-format=")) {
             self.check_format(format)?;
         }
@@ -318,7 +334,12 @@ impl GitSource {
         }
     }
 
-    fn ls_refs(&self, d: &Discovered) -> Result<Vec<RemoteRef>, SourceError> {
+    /// Ref listings come on every poll: bounded by their own small limit.
+    fn ref_budget<R: Read>(&self, body: R) -> Budget<R> {
+        Budget::new(body, "max-ref-bytes", self.limits.max_ref_bytes)
+    }
+
+    fn ls_refs(&self, d: &Discovered, deadline: Deadline) -> Result<Vec<RemoteRef>, SourceError> {
         let mut body = Vec::new();
         write_line(&mut body, "command=ls-refs");
         if d.object_format {
@@ -332,14 +353,19 @@ impl GitSource {
         }
         write_flush(&mut body);
         let url = format!("{}/{UPLOAD_PACK}", d.base);
-        let resp = self.client.post(&url, &rpc_headers(true), &body)?;
-        let mut pkt = PktReader::new(
-            self.client
-                .body(&url, resp)
-                .take(self.limits.max_pack_bytes),
-        );
+        let resp = self
+            .client
+            .post_within(&url, &rpc_headers(true), &body, deadline)?;
+        let mut pkt =
+            PktReader::new(self.ref_budget(self.client.body_within(&url, resp, deadline)));
         let mut refs = Vec::new();
         while let Some(line) = pkt.read_line().map_err(|e| self.err(e))? {
+            if refs.len() as u64 >= self.limits.max_refs {
+                return Err(SourceError::Limit {
+                    limit: "max-refs",
+                    max: self.limits.max_refs,
+                });
+            }
             refs.push(parse_v2_ref(&line).map_err(|e| self.err(e))?);
         }
         Ok(refs)

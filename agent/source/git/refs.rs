@@ -109,6 +109,7 @@ pub fn parse_v2_ref(line: &str) -> Result<RemoteRef, GitError> {
 pub fn parse_v0_advertisement<R: Read>(
     first: Option<String>,
     pkt: &mut PktReader<R>,
+    max_refs: u64,
 ) -> Result<(Vec<RemoteRef>, Vec<String>), GitError> {
     let Some(first) = first else {
         return Ok((Vec::new(), Vec::new()));
@@ -135,6 +136,9 @@ pub fn parse_v0_advertisement<R: Read>(
                 r.peeled = Some(id);
             }
         } else if name != "capabilities^{}" {
+            if refs.len() as u64 >= max_refs {
+                return Err(GitError::TooManyRefs(max_refs));
+            }
             refs.push(RemoteRef {
                 name: name.to_string(),
                 id,
@@ -241,7 +245,7 @@ mod tests {
         write_flush(&mut rest);
         let first = format!("{A} HEAD\0multi_ack shallow symref=HEAD:refs/heads/main");
         let (refs, caps) =
-            parse_v0_advertisement(Some(first), &mut PktReader::new(&rest[..])).unwrap();
+            parse_v0_advertisement(Some(first), &mut PktReader::new(&rest[..]), 10).unwrap();
         assert!(caps.contains(&"shallow".to_string()));
         let spec = RefSpec::parse("v1").unwrap();
         assert_eq!(pick(&spec, &refs).unwrap().to_string(), B);
