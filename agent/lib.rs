@@ -16,6 +16,7 @@ pub mod cli;
 pub mod cluster;
 pub mod duration;
 pub mod encoding;
+pub mod errors;
 pub mod health;
 pub mod inventory;
 pub mod manifests;

@@ -26,7 +26,7 @@ impl Agent {
             Ok(planned) => planned,
             Err(e) => {
                 let retry = e.is_transient();
-                tracing::warn!(error = %crate::cli::one_line_error(&e), "drift check failed");
+                tracing::warn!(error = %crate::errors::one_line_error(&e), "drift check failed");
                 // The API server may be restarting: come back soon rather than in minutes.
                 return if retry {
                     self.poll_backoff
@@ -106,7 +106,7 @@ impl Agent {
                 self.settings.drift_interval
             }
             Err(e) => {
-                tracing::warn!(error = %crate::cli::one_line_error(&e), "drift correction failed");
+                tracing::warn!(error = %crate::errors::one_line_error(&e), "drift correction failed");
                 if e.is_transient() {
                     self.poll_backoff.clone().fail(super::seed())
                 } else {

@@ -48,7 +48,7 @@ impl Agent {
             }
             Ok(false) => tracing::debug!(commit = %status.commit, "commit status already posted"),
             Err(e) => {
-                let text = crate::cli::one_line_error(&e);
+                let text = crate::errors::one_line_error(&e);
                 if self.forge_error.as_deref() != Some(text.as_str()) {
                     tracing::warn!(error = %text, "could not post the commit status");
                     self.forge_error = Some(text);

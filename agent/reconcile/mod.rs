@@ -242,7 +242,7 @@ impl Agent {
                 }
             }
             Err(e) => {
-                tracing::debug!(error = %crate::cli::one_line_error(&e), "no recorded status to restore")
+                tracing::debug!(error = %crate::errors::one_line_error(&e), "no recorded status to restore")
             }
         }
     }
@@ -267,11 +267,11 @@ impl Agent {
                 let wait = self.poll_backoff.fail(seed());
                 match &self.applied {
                     Some(applied) => tracing::warn!(
-                        error = %crate::cli::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
+                        error = %crate::errors::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
                         enforcing = %applied.revision, "source unreachable; enforcing the cached revision"
                     ),
                     None => tracing::warn!(
-                        error = %crate::cli::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
+                        error = %crate::errors::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
                         "source unreachable and nothing cached yet"
                     ),
                 }

@@ -84,13 +84,13 @@ impl Agent {
                 )
                 .await
                 {
-                    tracing::warn!(error = %crate::cli::one_line_error(&e), "could not record the status on the inventory parent");
+                    tracing::warn!(error = %crate::errors::one_line_error(&e), "could not record the status on the inventory parent");
                     return;
                 }
                 self.status = status;
             }
             Err(e) => {
-                tracing::warn!(error = %crate::cli::one_line_error(&e), "could not read the inventory parent")
+                tracing::warn!(error = %crate::errors::one_line_error(&e), "could not read the inventory parent")
             }
         }
     }

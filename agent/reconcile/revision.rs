@@ -68,7 +68,7 @@ impl Agent {
             let staging = cache.staging_dir().map_err(|e| e.to_string())?;
             let snapshot = source
                 .fetch(&parsed, staging.path())
-                .map_err(|e| crate::cli::one_line_error(&e))?;
+                .map_err(|e| crate::errors::one_line_error(&e))?;
             cache
                 .store(&rev, snapshot.source(), staging.path())
                 .map_err(|e| e.to_string())
@@ -340,7 +340,7 @@ impl Agent {
 }
 
 fn classify(e: PipelineError) -> Ended {
-    let text = crate::cli::one_line_error(&e);
+    let text = crate::errors::one_line_error(&e);
     if e.is_transient() {
         Ended::Failed(text)
     } else {
