@@ -42,7 +42,7 @@ pub struct Args {
 
     /// What to do with drift: correct it, or only report it (logs, events, metrics).
     #[arg(long, env = "HAWSER_DRIFT", value_enum, default_value = "correct")]
-    pub drift: DriftMode,
+    pub drift: DriftArg,
 
     /// How long applied objects may take to become ready before the revision is
     /// unhealthy.
@@ -80,6 +80,24 @@ pub struct Args {
     /// Test only: abort the process at a cache step, to prove crash consistency.
     #[arg(long, hide = true)]
     pub failpoint: Option<String>,
+}
+
+/// `--drift` as the command line spells it; the loop's [`DriftMode`] knows no clap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftArg {
+    /// Re-apply drifted objects.
+    Correct,
+    /// Only log, count and emit events.
+    Report,
+}
+
+impl From<DriftArg> for DriftMode {
+    fn from(arg: DriftArg) -> Self {
+        match arg {
+            DriftArg::Correct => DriftMode::Correct,
+            DriftArg::Report => DriftMode::Report,
+        }
+    }
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -138,7 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let settings = Settings {
         interval,
         drift_interval,
-        drift,
+        drift: drift.into(),
         health_timeout,
         rollback_on_unhealthy,
         suspend,

@@ -31,7 +31,7 @@ use crate::report::metrics::{Metrics, PollResult};
 use crate::source::Source;
 
 /// `--drift`: what to do with objects that drifted from the applied revision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriftMode {
     /// Re-apply drifted objects.
     Correct,
