@@ -18,13 +18,12 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use crate::cluster::{ClusterError, Discovered};
+use crate::cluster::Kind;
+use crate::cluster::{CONCURRENCY, ClusterError, Discovered, api_for, api_reason, is_transient};
 use crate::inventory::{self, FIELD_MANAGER, InventoryError, Member, Parent, Recorded};
-use crate::manifests::Stage;
+use crate::manifests::{ObjectRef, Stage};
 use crate::plan::live::LiveIndex;
-use crate::plan::{
-    self, Action, CONCURRENCY, Memory, ObjectFailure, Plan, PlanError, Planned, api_for,
-};
+use crate::plan::{self, Action, Memory, ObjectFailure, Plan, PlanError, Planned};
 
 pub use prune::PruneOutcome;
 
@@ -60,7 +59,7 @@ impl ApplyError {
             // connection) is as transient as failing any other write.
             ApplyError::Inventory(
                 InventoryError::Read { source, .. } | InventoryError::Write { source, .. },
-            ) => plan::is_transient(source),
+            ) => is_transient(source),
             ApplyError::Inventory(_) => false,
         }
     }
@@ -86,6 +85,14 @@ pub struct Applied {
 impl Applied {
     pub fn changed(&self) -> usize {
         self.created.len() + self.updated.len() + self.recreated.len()
+    }
+
+    /// The applied objects health waits for (marked by the plan).
+    pub fn watched(&self) -> impl Iterator<Item = (&ObjectRef, &Kind)> {
+        self.objects
+            .iter()
+            .filter(|p| p.watch)
+            .map(|p| (&p.manifest.id, &p.kind))
     }
 }
 
@@ -263,8 +270,8 @@ async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyErr
     let fail = |e: kube::Error| {
         ApplyError::Write(ObjectFailure {
             object: p.manifest.id.to_string(),
-            transient: plan::is_transient(&e),
-            reason: plan::api_reason(&e),
+            transient: is_transient(&e),
+            reason: api_reason(&e),
         })
     };
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -314,8 +321,8 @@ async fn wait_foundation(client: &kube::Client, objects: &[Planned]) -> Result<(
             let live = api.get_opt(&p.manifest.id.name).await.map_err(|e| {
                 ApplyError::Write(ObjectFailure {
                     object: p.manifest.id.to_string(),
-                    transient: plan::is_transient(&e),
-                    reason: plan::api_reason(&e),
+                    transient: is_transient(&e),
+                    reason: api_reason(&e),
                 })
             })?;
             let established = live

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::plan::live::{self, WithStatus};
-use crate::plan::{Planned, api_for};
+use crate::cluster::Kind;
+use crate::cluster::list::{WithStatus, list_by_id};
+use crate::cluster::{api_for, api_reason};
+use crate::manifests::ObjectRef;
 pub use kstatus::Readiness;
 
 /// How often objects are read again while waiting.
@@ -46,89 +48,53 @@ impl Verdict {
     }
 }
 
-async fn read_one(client: &kube::Client, p: &Planned) -> Readiness {
-    let api = api_for(client, &p.kind, p.manifest.id.namespace.as_deref());
-    match api.get_opt(&p.manifest.id.name).await {
+/// An applied object to wait for: who it is and how to address it.
+pub type Watched<'a> = (&'a ObjectRef, &'a Kind);
+
+async fn read_one(client: &kube::Client, (id, kind): Watched<'_>) -> Readiness {
+    let api = api_for(client, kind, id.namespace.as_deref());
+    match api.get_opt(&id.name).await {
         Ok(Some(live)) => kstatus::assess(&serde_json::to_value(live).unwrap_or(Value::Null)),
         Ok(None) => Readiness::InProgress("not found".into()),
-        Err(e) => Readiness::InProgress(format!(
-            "reading it failed: {}",
-            crate::plan::api_reason(&e)
-        )),
+        Err(e) => Readiness::InProgress(format!("reading it failed: {}", api_reason(&e))),
     }
 }
 
-/// Kinds whose readiness is worth a request; the rest are ready once applied.
-pub fn worth_watching(object: &Value) -> bool {
-    let kind = object["kind"].as_str().unwrap_or_default();
-    matches!(
-        kind,
-        "Deployment"
-            | "StatefulSet"
-            | "DaemonSet"
-            | "ReplicaSet"
-            | "Job"
-            | "Pod"
-            | "PersistentVolumeClaim"
-            | "CustomResourceDefinition"
-    ) || (kind == "Service"
-        && object.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer"))
-        || object.pointer("/status/conditions").is_some()
-        || !matches!(
-            object["apiVersion"]
-                .as_str()
-                .unwrap_or_default()
-                .split('/')
-                .next(),
-            Some(
-                "v1" | "apps"
-                    | "batch"
-                    | "rbac.authorization.k8s.io"
-                    | "networking.k8s.io"
-                    | "policy"
-                    | "autoscaling"
-                    | "coordination.k8s.io"
-                    | "storage.k8s.io"
-                    | "scheduling.k8s.io"
-                    | "admissionregistration.k8s.io"
-                    | "apiextensions.k8s.io"
-            )
-        )
-}
-
-/// Waits until all objects are ready, one has failed, or `timeout` passes. Each
-/// round reads the objects with one LIST per kind and namespace (the members of
-/// ApplySet `applyset_id`), and any object the lists miss on its own.
+/// Waits until all `objects` (those worth watching, see
+/// [`crate::manifests::worth_watching`]) are ready, one has failed, or `timeout`
+/// passes. Each round reads the objects with one LIST per kind and namespace (the
+/// members of ApplySet `applyset_id`), and any object the lists miss on its own.
 pub async fn wait(
     client: &kube::Client,
-    objects: &[Planned],
+    objects: impl IntoIterator<Item = Watched<'_>>,
     applyset_id: &str,
     timeout: Duration,
 ) -> Verdict {
     let started = Instant::now();
-    let mut pending: Vec<&Planned> = objects.iter().filter(|p| p.watch).collect();
+    let mut pending: Vec<Watched<'_>> = objects.into_iter().collect();
     loop {
         let mut not_ready = Vec::new();
         let mut failed = false;
         let mut still = Vec::new();
-        let ids = pending.iter().map(|p| (&p.manifest.id, &p.kind));
+        let ids = pending.iter().copied();
         let mut listed =
-            live::list_by_id::<WithStatus, _>(client, ids, applyset_id, kstatus::assess).await;
-        for p in pending {
-            let readiness = match listed.remove(&p.manifest.id) {
+            list_by_id::<WithStatus, _>(client, ids, applyset_id, kstatus::assess).await;
+        for watched in pending {
+            let (id, _) = watched;
+            let readiness = match listed.remove(id) {
                 Some(readiness) => readiness,
-                None => read_one(client, p).await,
+                None => read_one(client, watched).await,
             };
             match readiness {
                 Readiness::Ready => {}
                 Readiness::InProgress(reason) => {
-                    not_ready.push((p.manifest.id.to_string(), reason));
-                    still.push(p);
+                    not_ready.push((id.to_string(), reason));
+                    still.push(watched);
                 }
                 Readiness::Failed(reason) => {
                     failed = true;
-                    not_ready.push((p.manifest.id.to_string(), reason));
-                    still.push(p);
+                    not_ready.push((id.to_string(), reason));
+                    still.push(watched);
                 }
             }
         }

@@ -19,21 +19,20 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use kube::Resource;
-use kube::api::{Api, DynamicObject, GetParams, Patch, PatchParams};
+use kube::api::{DynamicObject, GetParams, Patch, PatchParams};
 use kube::core::Request;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use crate::cluster::{Discovered, Kind};
+use crate::cluster::list::Lean;
+use crate::cluster::{CONCURRENCY, Discovered, Kind, api_reason, is_transient};
 use crate::inventory::{FIELD_MANAGER, Member, PART_OF, Recorded};
 use crate::manifests::{Manifest, ManifestSet, Stage};
-use live::{Digest, Lean, LiveIndex, Observed};
+use live::{Digest, LiveIndex, Observed};
 
 /// The annotation that lets hawser delete and recreate an object whose immutable
 /// fields changed.
 pub const FORCE_ANNOTATION: &str = "hawser.dev/force";
-/// Requests in flight at once while planning or applying.
-pub const CONCURRENCY: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -331,7 +330,7 @@ pub async fn dry_run_all(
             let Some((index, (mut manifest, kind))) = queue.next() else {
                 break;
             };
-            let watch = crate::health::worth_watching(&manifest.object);
+            let watch = crate::manifests::worth_watching(&manifest.object);
             let mut body = std::mem::take(&mut manifest.object);
             label(&mut body, applyset_id);
             let body_digest = live::body_digest(&body);
@@ -381,13 +380,6 @@ fn label(object: &mut Value, applyset_id: &str) {
         if let Some(labels) = labels.as_object_mut() {
             labels.insert(PART_OF.into(), Value::String(applyset_id.into()));
         }
-    }
-}
-
-pub fn api_for(client: &kube::Client, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
-    match (kind.namespaced, namespace) {
-        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &kind.resource),
-        _ => Api::all_with(client.clone(), &kind.resource),
     }
 }
 
@@ -554,28 +546,6 @@ fn wants_force(body: &Value) -> bool {
 
 fn is_immutable(status: &kube::core::Status) -> bool {
     status.code == 422 && status.message.contains("immutable")
-}
-
-/// The API server's message without kube-rs's wrapping.
-pub fn api_reason(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => {
-            let reason = if status.reason.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", status.reason.to_lowercase())
-            };
-            format!("{reason}{}", status.message)
-        }
-        other => other.to_string(),
-    }
-}
-
-pub fn is_transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
-        _ => true,
-    }
 }
 
 fn same_object(a: &Member, b: &Member) -> bool {

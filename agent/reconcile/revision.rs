@@ -324,7 +324,7 @@ impl Agent {
         let verdict = tokio::select! {
             v = health::wait(
                 &self.client,
-                &applied.objects,
+                applied.watched(),
                 &applyset_id,
                 self.settings.health_timeout,
             ) => v,

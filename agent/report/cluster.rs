@@ -105,7 +105,7 @@ pub async fn event(
         ..Default::default()
     };
     if let Err(e) = api.create(&PostParams::default(), &event).await {
-        tracing::warn!(reason, error = %crate::plan::api_reason(&e), "could not emit an event");
+        tracing::warn!(reason, error = %crate::cluster::api_reason(&e), "could not emit an event");
     }
 }
 
