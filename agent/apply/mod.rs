@@ -11,12 +11,12 @@
 
 mod prune;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use kube::api::{DeleteParams, Patch, PatchParams};
 use serde_json::Value;
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 
 use crate::cluster::Kind;
 use crate::cluster::{CONCURRENCY, ClusterError, Discovered, api_for, api_reason, is_transient};
@@ -215,21 +215,36 @@ async fn write_stage(
     }
     for run in runs {
         let mut tasks = JoinSet::new();
+        // Which object each write is for: a write that ends without a result (a
+        // panic, a cancellation) fails the apply rather than vanishing from it.
+        let mut running: HashMap<task::Id, String> = HashMap::new();
         let mut queue = run.into_iter();
         let mut first_error = None;
         loop {
             while tasks.len() < CONCURRENCY {
                 let Some(p) = queue.next() else { break };
                 let client = client.clone();
-                tasks.spawn(async move {
+                let object = p.manifest.id.to_string();
+                let handle = tasks.spawn(async move {
                     let result = write_one(&client, &p).await;
                     (p, result)
                 });
+                running.insert(handle.id(), object);
             }
-            let Some(joined) = tasks.join_next().await else {
-                break;
+            let (p, result) = match tasks.join_next_with_id().await {
+                None => break,
+                Some(Ok((id, done))) => {
+                    running.remove(&id);
+                    done
+                }
+                Some(Err(join)) => {
+                    tracing::error!(error = %join, "write task failed");
+                    let object = running.remove(&join.id()).unwrap_or_default();
+                    let failure = plan::ended_without_result(object, "write", &join);
+                    first_error.get_or_insert(ApplyError::Write(failure));
+                    continue;
+                }
             };
-            let Ok((p, result)) = joined else { continue };
             match result {
                 Ok(writes) => record(applied, p, writes),
                 Err(e) => {

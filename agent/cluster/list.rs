@@ -58,8 +58,14 @@ pub async fn list_by_id<'a, I: Item, T: Send + 'static>(
         let Some(joined) = tasks.join_next().await else {
             break;
         };
-        let Ok((template, listed)) = joined else {
-            continue;
+        // A list that ends without a result is like one the server refused: its
+        // objects are missing from the answer, and the caller reads them one by one.
+        let (template, listed) = match joined {
+            Ok(done) => done,
+            Err(join) => {
+                tracing::warn!(error = %join, "list task failed; reading its objects one by one");
+                continue;
+            }
         };
         match listed {
             Ok(items) => out.extend(items.into_iter().map(|(name, reduced)| {

@@ -15,14 +15,14 @@
 pub mod compare;
 pub mod live;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use kube::Resource;
 use kube::api::{DynamicObject, GetParams, Patch, PatchParams};
 use kube::core::Request;
 use serde_json::Value;
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 
 use crate::cluster::list::Lean;
 use crate::cluster::{CONCURRENCY, Discovered, Kind, api_reason, is_transient};
@@ -323,6 +323,9 @@ pub async fn dry_run_all(
 ) -> (Vec<Planned>, Vec<ObjectFailure>) {
     let Memory { observed, keep } = memory;
     let mut tasks = JoinSet::new();
+    // Which object each task plans, so a task that ends without a result (a panic,
+    // a cancellation) still fails its object instead of dropping it from the plan.
+    let mut running: HashMap<task::Id, (usize, String)> = HashMap::new();
     let mut results: Vec<Option<Result<Planned, ObjectFailure>>> = vec![None; objects.len()];
     let mut queue = objects.into_iter().enumerate();
     loop {
@@ -340,7 +343,8 @@ pub async fn dry_run_all(
                 continue;
             }
             let client = client.clone();
-            tasks.spawn(async move {
+            let object = manifest.id.to_string();
+            let handle = tasks.spawn(async move {
                 let known = Known {
                     body,
                     body_digest,
@@ -350,25 +354,49 @@ pub async fn dry_run_all(
                 };
                 (index, dry_run(&client, manifest, kind, known).await)
             });
+            running.insert(handle.id(), (index, object));
         }
-        match tasks.join_next().await {
-            Some(Ok((index, result))) => results[index] = Some(result),
+        match tasks.join_next_with_id().await {
+            Some(Ok((id, (index, result)))) => {
+                running.remove(&id);
+                results[index] = Some(result);
+            }
             Some(Err(join)) => {
-                // A panicking task is a bug; surface it as a failure rather than hang.
+                // A panicking task is a bug; surface it as a failure of its object.
                 tracing::error!(error = %join, "dry-run task failed");
+                if let Some((index, object)) = running.remove(&join.id()) {
+                    results[index] = Some(Err(ended_without_result(object, "dry run", &join)));
+                }
             }
             None => break,
         }
     }
     let mut planned = Vec::new();
     let mut failures = Vec::new();
-    for result in results.into_iter().flatten() {
+    for result in results {
         match result {
-            Ok(p) => planned.push(p),
-            Err(f) => failures.push(f),
+            Some(Ok(p)) => planned.push(p),
+            Some(Err(f)) => failures.push(f),
+            // Every object is either found unchanged or given a task whose end is
+            // recorded above; an entry left empty would be a bug, never a silent drop.
+            None => failures.push(ObjectFailure {
+                object: "an object of the revision".into(),
+                reason: "its dry run ended without a result".into(),
+                transient: false,
+            }),
         }
     }
     (planned, failures)
+}
+
+/// The failure of an object whose task ended without a result: a panic is a bug
+/// (not retried), a cancellation may not happen again.
+pub fn ended_without_result(object: String, what: &str, join: &task::JoinError) -> ObjectFailure {
+    ObjectFailure {
+        object,
+        reason: format!("the {what} task ended without a result ({join})"),
+        transient: join.is_cancelled(),
+    }
 }
 
 /// Makes a manifest's object the body hawser sends: adds the ApplySet member label.
@@ -602,6 +630,26 @@ mod tests {
         max_fraction: 0.5,
         allow_mass_prune: false,
     };
+
+    #[tokio::test]
+    async fn a_task_without_result_is_a_failure_of_its_object() {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async { panic!("bug") });
+        let panicked = tasks.join_next().await.unwrap().unwrap_err();
+        let failure = ended_without_result("v1/ConfigMap ns/a".into(), "dry run", &panicked);
+        assert_eq!(failure.object, "v1/ConfigMap ns/a");
+        assert!(
+            failure
+                .reason
+                .starts_with("the dry run task ended without a result")
+        );
+        assert!(!failure.transient, "a panic is a bug, not worth retrying");
+
+        let handle = tasks.spawn(std::future::pending::<()>());
+        handle.abort();
+        let cancelled = tasks.join_next().await.unwrap().unwrap_err();
+        assert!(ended_without_result("x".into(), "write", &cancelled).transient);
+    }
 
     #[test]
     fn prune_guard() {
