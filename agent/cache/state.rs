@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CacheError;
 use super::tree::{remove_all, rename_synced, unique_name, write_synced};
+use crate::report::forge::Posted;
 
 /// The agent's memory across restarts. Unknown fields are ignored and missing ones
 /// default, so an older or newer agent can read the file.
@@ -22,8 +23,10 @@ pub struct State {
     pub good: Option<Record>,
     /// The last rejected revision: not retried until the source moves.
     pub rejected: Option<Rejected>,
-    /// Commit statuses already posted, so a restart does not post them again.
-    pub posted: Vec<PostedStatus>,
+    /// Commit statuses already posted, so a restart does not post them again: the
+    /// reporter's own history ([`Posted`]), kept here because this file is what
+    /// survives a restart.
+    pub posted: Vec<Posted>,
 }
 
 /// One revision as the cache knows it.
@@ -51,33 +54,7 @@ pub struct Rejected {
     pub at: u64,
 }
 
-/// A commit status as posted to the forge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PostedStatus {
-    pub commit: String,
-    /// `hawser/<cluster-name>`.
-    pub context: String,
-    /// `pending`, `success` or `failure`.
-    pub state: String,
-    pub description: String,
-}
-
 impl State {
-    /// Whether exactly this status was already posted.
-    pub fn was_posted(&self, status: &PostedStatus) -> bool {
-        self.posted.contains(status)
-    }
-
-    /// Records a posted status, replacing an earlier one for the same commit and
-    /// context, and keeps only the newest `keep` (the forge keeps the history).
-    pub fn record_posted(&mut self, status: PostedStatus, keep: usize) {
-        self.posted
-            .retain(|p| !(p.commit == status.commit && p.context == status.context));
-        self.posted.push(status);
-        let excess = self.posted.len().saturating_sub(keep.max(1));
-        self.posted.drain(..excess);
-    }
-
     /// Revisions the cache must not evict.
     pub(crate) fn protected(&self) -> impl Iterator<Item = &str> {
         [&self.applied, &self.good]

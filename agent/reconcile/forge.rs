@@ -5,10 +5,9 @@
 
 use std::time::SystemTime;
 
-use crate::cache::PostedStatus;
 use crate::report::cluster;
 use crate::report::export::{self, OutcomeRecord};
-use crate::report::forge::{CommitStatus, Outcome, Posted, State};
+use crate::report::forge::{CommitStatus, Outcome};
 
 use super::Agent;
 
@@ -29,7 +28,7 @@ impl Agent {
         let Some(reporter) = self.forge.clone() else {
             return;
         };
-        let mut history: Vec<Posted> = self.state.posted.iter().filter_map(from_state).collect();
+        let mut history = self.state.posted.clone();
         let posted = tokio::task::spawn_blocking(move || {
             let result = reporter.post_once(&mut history, &status);
             (result, history, status)
@@ -42,7 +41,7 @@ impl Agent {
         match result {
             Ok(true) => {
                 tracing::info!(commit = %status.commit, state = ?status.state, description = %status.description, "posted commit status");
-                self.state.posted = history.iter().map(to_state).collect();
+                self.state.posted = history;
                 self.save_state();
                 self.forge_error = None;
             }
@@ -55,34 +54,5 @@ impl Agent {
                 }
             }
         }
-    }
-}
-
-fn from_state(p: &PostedStatus) -> Option<Posted> {
-    let state = match p.state.as_str() {
-        "pending" => State::Pending,
-        "success" => State::Success,
-        "failure" => State::Failure,
-        _ => return None,
-    };
-    Some(Posted {
-        commit: p.commit.clone(),
-        context: p.context.clone(),
-        state,
-        description: p.description.clone(),
-    })
-}
-
-fn to_state(p: &Posted) -> PostedStatus {
-    let state = match p.state {
-        State::Pending => "pending",
-        State::Success => "success",
-        State::Failure => "failure",
-    };
-    PostedStatus {
-        commit: p.commit.clone(),
-        context: p.context.clone(),
-        state: state.into(),
-        description: p.description.clone(),
     }
 }
