@@ -25,6 +25,8 @@ pub const TOOLING: &str = "applyset.kubernetes.io/tooling";
 pub const GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
 pub const NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
 pub const FIELD_MANAGER: &str = "hawser";
+/// The annotation on the inventory parent that stops every write.
+pub const SUSPEND_ANNOTATION: &str = "hawser.dev/suspend";
 const INVENTORY_KEY: &str = "inventory";
 pub const STATUS_KEY: &str = "status";
 
@@ -151,6 +153,11 @@ pub struct Recorded {
 impl Recorded {
     pub fn contains(&self, member: &Member) -> bool {
         self.members.iter().any(|m| m.key() == member.key())
+    }
+
+    /// Whether the parent carries the stop button ([`SUSPEND_ANNOTATION`]: "true").
+    pub fn suspended(&self) -> bool {
+        self.annotations.get(SUSPEND_ANNOTATION).map(String::as_str) == Some("true")
     }
 }
 

@@ -2,7 +2,6 @@
 //! and drifted objects are corrected (or, with `--drift=report` or while suspended,
 //! only reported).
 
-use super::revision::suspended;
 use super::{Agent, DriftMode};
 use crate::apply;
 use crate::plan::Action;
@@ -38,7 +37,7 @@ impl Agent {
                 };
             }
         };
-        let suspended = suspended(&planned.recorded);
+        let suspended = planned.recorded.suspended();
         self.handles.metrics.set_suspended(suspended);
         let drifted: Vec<(String, Vec<String>)> = planned
             .plan
@@ -102,7 +101,7 @@ impl Agent {
                     &summary,
                 )
                 .await;
-                self.report_kept(&applied).await;
+                self.teller.kept(&applied).await;
                 self.settings.drift_interval
             }
             Err(e) => {

@@ -1,38 +1,21 @@
 //! One new revision through the pipeline — fetch into the cache, plan, apply, health —
 //! and what its outcome changes: the state file, the enforced snapshot, rollback.
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
-use super::{Agent, SUSPEND_ANNOTATION};
-use crate::apply::{self, Applied};
+use super::Agent;
+use crate::apply;
 use crate::cache::{Entry, Rejected};
 use crate::health::{self, Verdict};
-use crate::inventory;
 use crate::pipeline::PipelineError;
-use crate::report::cluster::{self, Severity};
-use crate::report::forge::Outcome;
-use crate::report::metrics::{FetchResult, ReconcileResult};
+use crate::report::metrics::FetchResult;
+use crate::report::{Failure, Occasion, Reconcile, RevisionOutcome, Standing};
 
 /// What the poll loop does after a revision.
 pub(super) enum Next {
     Interval,
     /// A transient failure: try again after a backoff.
     Retry,
-}
-
-/// How a revision ended, for the records.
-enum Ended {
-    Healthy {
-        applied: Applied,
-        after: std::time::Duration,
-    },
-    Unhealthy {
-        applied: Applied,
-        verdict: Verdict,
-    },
-    Rejected(String),
-    Failed(String),
-    Suspended,
 }
 
 fn now_secs() -> u64 {
@@ -54,7 +37,7 @@ impl Agent {
                 None => return Next::Retry,
             },
         };
-        self.apply_entry(entry, false).await
+        self.apply_entry(entry, Occasion::New).await
     }
 
     /// Fetches and stores a revision; None after a failure (logged and counted).
@@ -98,145 +81,59 @@ impl Agent {
         }
     }
 
-    /// Applies a cached revision and records the outcome. `rollback` marks a
-    /// re-apply of the last good revision.
-    async fn apply_entry(&mut self, entry: Entry, rollback: bool) -> Next {
-        if self.insecure_source() {
-            tracing::warn!(
-                source = %entry.source,
-                "INSECURE: --insecure-allow-unsigned is set; this revision's signature may not have been checked"
-            );
-        }
-        let timer = self.handles.metrics.reconcile_timer();
-        let started = Instant::now();
-        let ended = self.run_pipeline(&entry, rollback).await;
-        let (result, next) = match &ended {
-            Ended::Healthy { .. } => (ReconcileResult::Success, Next::Interval),
-            Ended::Unhealthy { .. } => (ReconcileResult::Unhealthy, Next::Interval),
-            Ended::Rejected(_) => (ReconcileResult::Rejected, Next::Interval),
-            Ended::Failed(_) => (ReconcileResult::Failed, Next::Retry),
-            Ended::Suspended => (ReconcileResult::Success, Next::Interval),
-        };
-        timer.finish(result);
+    /// Applies a cached revision: decide (run the pipeline), record (the cache's
+    /// state, the enforced snapshot), tell (report).
+    async fn apply_entry(&mut self, entry: Entry, occasion: Occasion) -> Next {
+        let reconcile = self.teller.begin(&entry.revision, &entry.source, occasion);
+        let outcome = self.run_pipeline(&entry, &reconcile).await;
         let revision = entry.revision.clone();
-        match ended {
-            Ended::Healthy { applied, after } => {
-                tracing::info!(
-                    changed = applied.changed(),
-                    pruned = applied.prune.pruned.len(),
-                    healthy_after_ms = after.as_millis() as u64,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "applied and healthy"
-                );
+        self.record_outcome(entry, &outcome);
+        let standing = Standing {
+            state: &mut self.state,
+            unreachable_since: self.unreachable_since,
+        };
+        if self.teller.tell(reconcile, &outcome, standing).await {
+            self.save_state();
+        }
+        if let Some(reason) = outcome.unhealthy_reason()
+            && self.settings.rollback_on_unhealthy
+            && occasion == Occasion::New
+        {
+            return self.rollback(&revision, &reason).await;
+        }
+        if outcome.retry() {
+            Next::Retry
+        } else {
+            Next::Interval
+        }
+    }
+
+    /// What an outcome changes in the cache's state and in what drift enforces: an
+    /// applied revision becomes the enforced one (and `good` when healthy), a
+    /// rejected one is not retried until the source moves.
+    fn record_outcome(&mut self, entry: Entry, outcome: &RevisionOutcome) {
+        match outcome {
+            RevisionOutcome::Healthy { .. } | RevisionOutcome::Unhealthy { .. } => {
                 let mut record = entry.record(now_secs());
-                record.committer_time = self.tell_source_applied(&revision, None);
-                self.state.applied = Some(record.clone());
-                self.state.good = Some(record);
-                self.state.rejected = None;
-                self.save_state();
-                self.adopt(entry, &applied);
-                self.handles.metrics.set_good_revision(Some(&revision));
-                self.handles.metrics.succeeded_at(SystemTime::now());
-                let message = format!(
-                    "{} {} objects ({} changed, {} pruned), healthy in {}s",
-                    if rollback {
-                        "rolled back to"
-                    } else {
-                        "applied"
-                    },
-                    applied.objects.len(),
-                    applied.changed(),
-                    applied.prune.pruned.len(),
-                    after.as_secs()
-                );
-                // The outcome first, so the status write below carries it.
-                if !rollback {
-                    let outcome = Outcome::Healthy {
-                        objects: applied.objects.len(),
-                        changed: applied.changed(),
-                        pruned: applied.prune.pruned.len(),
-                        healthy_after: after,
-                    };
-                    self.post_status(&revision, outcome).await;
+                record.committer_time = self.tell_source_applied(&entry.revision, None);
+                if matches!(outcome, RevisionOutcome::Healthy { .. }) {
+                    self.state.good = Some(record.clone());
+                    self.state.rejected = None;
                 }
-                self.record("success", &message, applied.objects.len())
-                    .await;
-                cluster::event(
-                    &self.client,
-                    &self.target.parent,
-                    Severity::Normal,
-                    "Applied",
-                    &format!("{revision}: {message}"),
-                )
-                .await;
-                self.report_kept(&applied).await;
-            }
-            Ended::Unhealthy { applied, verdict } => {
-                let reason = verdict.reason().unwrap_or_default();
-                tracing::warn!(reason = %reason, "applied but not healthy within the timeout");
-                let mut record = entry.record(now_secs());
-                record.committer_time = self.tell_source_applied(&revision, None);
                 self.state.applied = Some(record);
                 self.save_state();
-                self.adopt(entry, &applied);
-                let message = format!("unhealthy: {reason}");
-                let outcome = Outcome::Unhealthy {
-                    reason: reason.clone(),
-                };
-                self.post_status(&revision, outcome).await;
-                self.record("unhealthy", &message, applied.objects.len())
-                    .await;
-                cluster::event(
-                    &self.client,
-                    &self.target.parent,
-                    Severity::Warning,
-                    "Unhealthy",
-                    &format!("{revision}: {message}"),
-                )
-                .await;
-                if self.settings.rollback_on_unhealthy && !rollback {
-                    return self.rollback(&revision, &reason).await;
-                }
+                self.adopt(entry);
             }
-            Ended::Rejected(reason) => {
-                tracing::warn!(reason = %reason, "revision rejected; still enforcing the applied revision");
+            RevisionOutcome::Rejected(_) => {
                 self.state.rejected = Some(Rejected {
-                    revision: revision.clone(),
-                    reason: reason.clone(),
+                    revision: entry.revision.clone(),
+                    reason: outcome.message(&entry.revision, Occasion::New),
                     at: now_secs(),
                 });
                 self.save_state();
-                self.post_status(
-                    &revision,
-                    Outcome::Rejected {
-                        reason: reason.trim_start_matches("rejected: ").to_string(),
-                    },
-                )
-                .await;
-                self.record("rejected", &reason, self.status.objects).await;
-                cluster::event(
-                    &self.client,
-                    &self.target.parent,
-                    Severity::Warning,
-                    "Rejected",
-                    &format!("{revision}: {reason}"),
-                )
-                .await;
             }
-            Ended::Failed(reason) => {
-                tracing::warn!(reason = %reason, "apply failed; will retry");
-                self.record("failed", &reason, self.status.objects).await;
-            }
-            Ended::Suspended => {
-                tracing::info!("suspended: not applying the new revision");
-                let message = format!(
-                    "suspended ({SUSPEND_ANNOTATION} or --suspend); {revision} not applied"
-                );
-                self.record("suspended", &message, self.status.objects)
-                    .await;
-            }
+            RevisionOutcome::Failed(_) | RevisionOutcome::Suspended => {}
         }
-        next
     }
 
     /// The last good revision back after an unhealthy one; the unhealthy revision is
@@ -253,19 +150,8 @@ impl Agent {
                 return Next::Interval;
             }
         };
-        tracing::warn!(to = %good.revision, from = %bad, "rolling back to the last good revision");
-        cluster::event(
-            &self.client,
-            &self.target.parent,
-            Severity::Warning,
-            "RolledBack",
-            &format!(
-                "{bad} was unhealthy ({reason}); rolled back to {}",
-                good.revision
-            ),
-        )
-        .await;
-        let next = Box::pin(self.apply_entry(entry, true)).await;
+        self.teller.rolling_back(bad, reason, &good.revision).await;
+        let next = Box::pin(self.apply_entry(entry, Occasion::Rollback)).await;
         self.state.rejected = Some(Rejected {
             revision: bad.to_string(),
             reason: format!("unhealthy, rolled back: {reason}"),
@@ -276,36 +162,35 @@ impl Agent {
     }
 
     /// The applied revision's snapshot becomes the one drift enforces.
-    fn adopt(&mut self, entry: Entry, applied: &Applied) {
-        self.handles
-            .metrics
-            .set_applied_revision(Some(&entry.revision));
-        self.handles
-            .metrics
-            .set_managed_objects(applied.objects.len());
+    fn adopt(&mut self, entry: Entry) {
         self.applied = Some(entry);
         self.handles.ready.set(true);
     }
 
-    async fn run_pipeline(&mut self, entry: &Entry, rollback: bool) -> Ended {
+    /// Decides how the revision ends: suspended, rejected or failed by the pipeline,
+    /// or applied with a health verdict.
+    async fn run_pipeline(&mut self, entry: &Entry, reconcile: &Reconcile) -> RevisionOutcome {
         if self.settings.suspend {
             self.handles.metrics.set_suspended(true);
-            return Ended::Suspended;
+            return RevisionOutcome::Suspended;
         }
         let tree = self.tree_of(entry);
         let planned = match self.plan(&tree).await {
             Ok(planned) => planned,
-            Err(e) => return classify(e),
+            Err(e) => return RevisionOutcome::from_error(e),
         };
-        if suspended(&planned.recorded) {
+        if planned.recorded.suspended() {
             self.handles.metrics.set_suspended(true);
-            return Ended::Suspended;
+            return RevisionOutcome::Suspended;
         }
         self.handles.metrics.set_suspended(false);
-        if !rollback {
-            let objects = planned.plan.members.len();
-            self.post_status(&entry.revision, Outcome::Applying { objects })
-                .await;
+        let objects = planned.plan.members.len();
+        if self
+            .teller
+            .applying(reconcile, objects, &mut self.state)
+            .await
+        {
+            self.save_state();
         }
         let applied = match apply::apply(
             &self.client,
@@ -317,7 +202,7 @@ impl Agent {
         .await
         {
             Ok(applied) => applied,
-            Err(e) => return classify(PipelineError::Apply(e)),
+            Err(e) => return RevisionOutcome::from_error(PipelineError::Apply(e)),
         };
         let mut shutdown = self.handles.shutdown.clone();
         let applyset_id = self.target.parent.id();
@@ -329,29 +214,12 @@ impl Agent {
                 self.settings.health_timeout,
             ) => v,
             _ = shutdown.changed() => {
-                return Ended::Failed("shutting down before the revision was healthy".into());
+                return RevisionOutcome::Failed(Failure::ShuttingDown);
             }
         };
         match verdict {
-            Verdict::Healthy { after } => Ended::Healthy { applied, after },
-            verdict => Ended::Unhealthy { applied, verdict },
+            Verdict::Healthy { after } => RevisionOutcome::Healthy { applied, after },
+            verdict => RevisionOutcome::Unhealthy { applied, verdict },
         }
     }
-}
-
-fn classify(e: PipelineError) -> Ended {
-    let text = crate::errors::one_line_error(&e);
-    if e.is_transient() {
-        Ended::Failed(text)
-    } else {
-        Ended::Rejected(text)
-    }
-}
-
-pub(super) fn suspended(recorded: &inventory::Recorded) -> bool {
-    recorded
-        .annotations
-        .get(SUSPEND_ANNOTATION)
-        .map(String::as_str)
-        == Some("true")
 }
