@@ -2,7 +2,13 @@
 //! or the timeout passes, or one of them fails for good.
 //!
 //! In: the applied objects. Out: a [`Verdict`] — only a healthy verdict lets a
-//! revision be recorded as `good`.
+//! revision be recorded as `good`: its [`Healthy`] proof can only be made here, and
+//! [`crate::cache::State::record_good`] asks for it.
+//!
+//! ```compile_fail,E0451
+//! // Outside `health`, a proof of health cannot be made up:
+//! let proof = hawser::health::Healthy { after: std::time::Duration::ZERO };
+//! ```
 
 pub mod kstatus;
 
@@ -19,12 +25,24 @@ pub use kstatus::Readiness;
 /// How often objects are read again while waiting.
 const POLL: Duration = Duration::from_secs(1);
 
+/// The proof that every applied object was ready, and how long it took. Its field
+/// is private: only [`wait`] makes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Healthy {
+    after: Duration,
+}
+
+impl Healthy {
+    /// How long the objects took to become ready after the apply.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+}
+
 /// The outcome of waiting for health.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    Healthy {
-        after: Duration,
-    },
+    Healthy(Healthy),
     /// Objects not ready when the wait ended, with the reason for each.
     Unhealthy {
         not_ready: Vec<(String, String)>,
@@ -34,13 +52,13 @@ pub enum Verdict {
 
 impl Verdict {
     pub fn is_healthy(&self) -> bool {
-        matches!(self, Verdict::Healthy { .. })
+        matches!(self, Verdict::Healthy(_))
     }
 
     /// The first reason, for statuses and events.
     pub fn reason(&self) -> Option<String> {
         match self {
-            Verdict::Healthy { .. } => None,
+            Verdict::Healthy(_) => None,
             Verdict::Unhealthy { not_ready, .. } => {
                 not_ready.first().map(|(o, r)| format!("{o}: {r}"))
             }
@@ -99,9 +117,9 @@ pub async fn wait(
             }
         }
         if not_ready.is_empty() {
-            return Verdict::Healthy {
+            return Verdict::Healthy(Healthy {
                 after: started.elapsed(),
-            };
+            });
         }
         if failed || started.elapsed() >= timeout {
             // Failures first: they are the reason worth reading.
@@ -112,5 +130,35 @@ pub async fn wait(
         }
         pending = still;
         tokio::time::sleep(POLL.min(timeout.saturating_sub(started.elapsed()))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::{Record, State};
+
+    #[tokio::test]
+    async fn only_a_healthy_verdict_records_a_good_revision() {
+        // Nothing to wait for: no request is made, so no server is needed.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let verdict = wait(&client, std::iter::empty(), "id", Duration::ZERO).await;
+        let Verdict::Healthy(proof) = verdict else {
+            panic!("nothing to wait for is healthy: {verdict:?}");
+        };
+        let record = Record {
+            revision: "a".repeat(40),
+            digest: "sha256:00".into(),
+            source: "s".into(),
+            at: 1,
+            committer_time: None,
+        };
+        let mut state = State::default();
+        assert!(state.good().is_none());
+        state.record_good(record.clone(), &proof);
+        assert_eq!(state.good(), Some(&record));
+        state.forget_good(&record.revision);
+        assert!(state.good().is_none());
     }
 }

@@ -190,8 +190,8 @@ impl Agent {
                     .set_applied_revision(Some(&entry.revision));
                 self.handles
                     .metrics
-                    .set_good_revision(self.state.good.as_ref().map(|g| g.revision.as_str()));
-                if let Some(good) = &self.state.good {
+                    .set_good_revision(self.state.good().map(|g| g.revision.as_str()));
+                if let Some(good) = self.state.good() {
                     let at = std::time::UNIX_EPOCH + Duration::from_secs(good.at);
                     self.handles.metrics.succeeded_at(at);
                 }
@@ -202,14 +202,7 @@ impl Agent {
             Err(e) => {
                 tracing::error!(revision = %record.revision, error = %e, "the cached applied revision is corrupt; discarded, waiting for the source");
                 self.state.applied = None;
-                if self
-                    .state
-                    .good
-                    .as_ref()
-                    .is_some_and(|g| g.revision == record.revision)
-                {
-                    self.state.good = None;
-                }
+                self.state.forget_good(&record.revision);
                 self.save_state();
             }
         }

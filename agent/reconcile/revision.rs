@@ -116,8 +116,8 @@ impl Agent {
             RevisionOutcome::Healthy { .. } | RevisionOutcome::Unhealthy { .. } => {
                 let mut record = entry.record(now_secs());
                 record.committer_time = self.tell_source_applied(&entry.revision, None);
-                if matches!(outcome, RevisionOutcome::Healthy { .. }) {
-                    self.state.good = Some(record.clone());
+                if let RevisionOutcome::Healthy { health, .. } = outcome {
+                    self.state.record_good(record.clone(), health);
                     self.state.rejected = None;
                 }
                 self.state.applied = Some(record);
@@ -139,7 +139,7 @@ impl Agent {
     /// The last good revision back after an unhealthy one; the unhealthy revision is
     /// marked rejected so it is not applied again until the source moves.
     async fn rollback(&mut self, bad: &str, reason: &str) -> Next {
-        let Some(good) = self.state.good.clone().filter(|g| g.revision != bad) else {
+        let Some(good) = self.state.good().cloned().filter(|g| g.revision != bad) else {
             tracing::warn!("no earlier good revision to roll back to");
             return Next::Interval;
         };
@@ -218,7 +218,7 @@ impl Agent {
             }
         };
         match verdict {
-            Verdict::Healthy { after } => RevisionOutcome::Healthy { applied, after },
+            Verdict::Healthy(health) => RevisionOutcome::Healthy { applied, health },
             verdict => RevisionOutcome::Unhealthy { applied, verdict },
         }
     }

@@ -7,13 +7,11 @@
 //! ([`RevisionOutcome::result`], [`RevisionOutcome::message`],
 //! [`RevisionOutcome::status`]). Pure: no I/O; [`super::teller`] performs the effects.
 
-use std::time::Duration;
-
 use super::forge::Outcome as StatusOutcome;
 use super::metrics::ReconcileResult;
 use crate::apply::Applied;
 use crate::errors::one_line_error;
-use crate::health::Verdict;
+use crate::health::{Healthy, Verdict};
 use crate::inventory::SUSPEND_ANNOTATION;
 use crate::pipeline::PipelineError;
 
@@ -28,8 +26,9 @@ pub enum Occasion {
 /// How a revision ended.
 #[derive(Debug)]
 pub enum RevisionOutcome {
-    /// Applied, and healthy within the timeout.
-    Healthy { applied: Applied, after: Duration },
+    /// Applied, and healthy within the timeout: `health` is the proof that lets
+    /// the revision be recorded as good.
+    Healthy { applied: Applied, health: Healthy },
     /// Applied, but not healthy within the timeout.
     Unhealthy { applied: Applied, verdict: Verdict },
     /// Refused before any write (manifests, scope, dry run, prune guard) or by a
@@ -111,7 +110,7 @@ impl RevisionOutcome {
     /// revision, in the Event).
     pub fn message(&self, revision: &str, occasion: Occasion) -> String {
         match self {
-            RevisionOutcome::Healthy { applied, after } => format!(
+            RevisionOutcome::Healthy { applied, health } => format!(
                 "{} {} objects ({} changed, {} pruned), healthy in {}s",
                 match occasion {
                     Occasion::New => "applied",
@@ -120,7 +119,7 @@ impl RevisionOutcome {
                 applied.objects.len(),
                 applied.changed(),
                 applied.prune.pruned.len(),
-                after.as_secs()
+                health.after().as_secs()
             ),
             RevisionOutcome::Unhealthy { verdict, .. } => {
                 format!("unhealthy: {}", verdict.reason().unwrap_or_default())
@@ -137,12 +136,12 @@ impl RevisionOutcome {
     /// revision's commit already says so), a failure, or a suspension.
     pub fn status(&self, occasion: Occasion) -> Option<StatusOutcome> {
         match self {
-            RevisionOutcome::Healthy { applied, after } if occasion == Occasion::New => {
+            RevisionOutcome::Healthy { applied, health } if occasion == Occasion::New => {
                 Some(StatusOutcome::Healthy {
                     objects: applied.objects.len(),
                     changed: applied.changed(),
                     pruned: applied.prune.pruned.len(),
-                    healthy_after: *after,
+                    healthy_after: health.after(),
                 })
             }
             RevisionOutcome::Unhealthy { verdict, .. } => Some(StatusOutcome::Unhealthy {

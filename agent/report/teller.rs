@@ -184,11 +184,11 @@ impl Teller {
         timer.finish(outcome.metric());
         let message = outcome.message(&revision, occasion);
         match outcome {
-            RevisionOutcome::Healthy { applied, after } => {
+            RevisionOutcome::Healthy { applied, health } => {
                 tracing::info!(
                     changed = applied.changed(),
                     pruned = applied.prune.pruned.len(),
-                    healthy_after_ms = after.as_millis() as u64,
+                    healthy_after_ms = health.after().as_millis() as u64,
                     took_ms = started.elapsed().as_millis() as u64,
                     "applied and healthy"
                 );
@@ -304,7 +304,7 @@ impl Teller {
             source: self.source_url.clone(),
             desired: self.desired.clone(),
             applied: state.applied.as_ref().map(|r| r.revision.clone()),
-            good: state.good.as_ref().map(|r| r.revision.clone()),
+            good: state.good().map(|r| r.revision.clone()),
             result: result.to_string(),
             message,
             time: cluster::rfc3339(SystemTime::now()),
