@@ -67,7 +67,7 @@ pub struct Tree {
 
 /// A planned revision, ready to apply or to show as a diff.
 #[derive(Debug)]
-pub struct Planned {
+pub struct PlannedRevision {
     pub plan: Plan,
     pub recorded: Recorded,
 }
@@ -127,7 +127,7 @@ pub async fn plan(
     tree: &Tree,
     target: &Target,
     memory: Memory<'_>,
-) -> Result<Planned, PipelineError> {
+) -> Result<PlannedRevision, PipelineError> {
     let set = load(client, discovered, tree, target).await?;
     let recorded = inventory::read(client, &target.parent).await?;
     let plan = plan::plan(
@@ -140,7 +140,7 @@ pub async fn plan(
         memory,
     )
     .await?;
-    Ok(Planned { plan, recorded })
+    Ok(PlannedRevision { plan, recorded })
 }
 
 /// Plans and applies the tree.
@@ -150,7 +150,7 @@ pub async fn apply(
     tree: &Tree,
     target: &Target,
 ) -> Result<Applied, PipelineError> {
-    let Planned { plan, recorded, .. } =
+    let PlannedRevision { plan, recorded, .. } =
         plan(client, discovered, tree, target, Memory::NONE).await?;
     Ok(apply::apply(client, discovered, plan, &target.parent, &recorded).await?)
 }

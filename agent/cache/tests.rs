@@ -352,7 +352,7 @@ fn state_round_trips_and_a_missing_file_is_empty() {
     let posted = crate::report::forge::Posted {
         commit: REV_A.into(),
         context: "hawser/edge-1".into(),
-        state: crate::report::forge::State::Pending,
+        state: crate::report::forge::CommitState::Pending,
         description: "applying".into(),
     };
     crate::report::forge::record(&mut state.posted, posted.clone());

@@ -300,7 +300,7 @@ impl Agent {
 
     /// Plans `tree` with what earlier plans observed, and remembers what this one
     /// observed for the next (revision or drift tick).
-    async fn plan(&mut self, tree: &Tree) -> Result<pipeline::Planned, PipelineError> {
+    async fn plan(&mut self, tree: &Tree) -> Result<pipeline::PlannedRevision, PipelineError> {
         let memory = Memory {
             observed: &self.observed,
             keep: Keep::Writes,

@@ -7,7 +7,7 @@
 //! ([`RevisionOutcome::result`], [`RevisionOutcome::message`],
 //! [`RevisionOutcome::status`]). Pure: no I/O; [`super::teller`] performs the effects.
 
-use super::forge::Outcome as StatusOutcome;
+use super::forge::StatusOutcome;
 use super::metrics::ReconcileResult;
 use crate::apply::Applied;
 use crate::errors::one_line_error;

@@ -13,7 +13,7 @@ use std::time::{Instant, SystemTime};
 
 use super::cluster::{self, ClusterStatus, Severity};
 use super::export::{self, OutcomeRecord};
-use super::forge::{CommitStatus, Outcome as StatusOutcome, Reporter};
+use super::forge::{CommitStatus, Reporter, StatusOutcome};
 use super::metrics::{Metrics, ReconcileTimer};
 use super::outcome::{Occasion, RevisionOutcome};
 use crate::apply::Applied;
