@@ -88,8 +88,12 @@ impl Agent {
         let outcome = self.run_pipeline(&entry, &reconcile).await;
         let revision = entry.revision.clone();
         self.record_outcome(entry, &outcome);
+        // `good` is read through its accessor, so take it before `posted` is lent.
+        let good = self.state.good().map(|r| r.revision.clone());
         let standing = Standing {
-            state: &mut self.state,
+            applied: self.state.applied.as_ref().map(|r| r.revision.as_str()),
+            good: good.as_deref(),
+            posted: &mut self.state.posted,
             unreachable_since: self.unreachable_since,
         };
         if self.teller.tell(reconcile, &outcome, standing).await {
@@ -187,7 +191,7 @@ impl Agent {
         let objects = planned.plan.members.len();
         if self
             .teller
-            .applying(reconcile, objects, &mut self.state)
+            .applying(reconcile, objects, &mut self.state.posted)
             .await
         {
             self.save_state();

@@ -13,18 +13,21 @@ use std::time::{Instant, SystemTime};
 
 use super::cluster::{self, ClusterStatus, Severity};
 use super::export::{self, OutcomeRecord};
+use super::forge::Posted;
 use super::forge::{CommitStatus, Reporter, StatusOutcome};
 use super::metrics::{Metrics, ReconcileTimer};
 use super::outcome::{Occasion, RevisionOutcome};
 use crate::apply::Applied;
-use crate::cache::State;
 use crate::errors::one_line_error;
 use crate::inventory::{self, Parent};
 
 /// What the loop knows that a status shows.
 pub struct Standing<'a> {
-    /// Applied and good revisions; `posted` is updated when a status is posted.
-    pub state: &'a mut State,
+    /// The revisions recorded as applied and as good.
+    pub applied: Option<&'a str>,
+    pub good: Option<&'a str>,
+    /// The statuses posted so far (kept in the cache's state); a post adds to it.
+    pub posted: &'a mut Vec<Posted>,
     /// Wall-clock start of the current source outage.
     pub unreachable_since: Option<SystemTime>,
 }
@@ -152,22 +155,22 @@ impl Teller {
     }
 
     /// The revision passed its dry runs and is being written: `pending` on the forge.
-    /// Returns whether `state` changed (a status was posted) and should be saved.
+    /// Returns whether `posted` changed (a status was posted) and should be saved.
     pub async fn applying(
         &mut self,
         reconcile: &Reconcile,
         objects: usize,
-        state: &mut State,
+        posted: &mut Vec<Posted>,
     ) -> bool {
         if reconcile.occasion != Occasion::New {
             return false;
         }
         let outcome = StatusOutcome::Applying { objects };
-        self.post_status(&reconcile.revision, outcome, state).await
+        self.post_status(&reconcile.revision, outcome, posted).await
     }
 
     /// Tells how the revision ended: the log, the metrics, the forge, the parent's
-    /// status and an Event. Returns whether `standing.state` changed (a status was
+    /// status and an Event. Returns whether `standing.posted` changed (a status was
     /// posted) and should be saved.
     pub async fn tell(
         &mut self,
@@ -216,7 +219,7 @@ impl Teller {
         // The commit status first, so the status write below carries it.
         let mut posted = false;
         if let Some(status) = outcome.status(occasion) {
-            posted = self.post_status(&revision, status, standing.state).await;
+            posted = self.post_status(&revision, status, standing.posted).await;
         }
         let objects = outcome
             .applied()
@@ -299,12 +302,11 @@ impl Teller {
         } else {
             message.to_string()
         };
-        let state = &standing.state;
         let status = ClusterStatus {
             source: self.source_url.clone(),
             desired: self.desired.clone(),
-            applied: state.applied.as_ref().map(|r| r.revision.clone()),
-            good: state.good().map(|r| r.revision.clone()),
+            applied: standing.applied.map(str::to_string),
+            good: standing.good.map(str::to_string),
             result: result.to_string(),
             message,
             time: cluster::rfc3339(SystemTime::now()),
@@ -349,12 +351,12 @@ impl Teller {
 
     /// Records the outcome for status reports and posts it on the revision's commit
     /// when reporting is on; only commits have statuses (a tarball without a commit
-    /// id has none). Returns whether the posted history in `state` changed.
+    /// id has none). Returns whether `posted` changed.
     async fn post_status(
         &mut self,
         revision: &str,
         outcome: StatusOutcome,
-        state: &mut State,
+        posted: &mut Vec<Posted>,
     ) -> bool {
         if revision.len() != 40 || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
             return false;
@@ -367,20 +369,20 @@ impl Teller {
         let Some(reporter) = self.forge.clone() else {
             return false;
         };
-        let mut history = state.posted.clone();
-        let posted = tokio::task::spawn_blocking(move || {
+        let mut history = posted.clone();
+        let joined = tokio::task::spawn_blocking(move || {
             let result = reporter.post_once(&mut history, &status);
             (result, history, status)
         })
         .await;
-        let Ok((result, history, status)) = posted else {
+        let Ok((result, history, status)) = joined else {
             tracing::error!("the status task failed");
             return false;
         };
         match result {
             Ok(true) => {
                 tracing::info!(commit = %status.commit, state = ?status.state, description = %status.description, "posted commit status");
-                state.posted = history;
+                *posted = history;
                 self.forge_error = None;
                 true
             }
