@@ -82,7 +82,7 @@ impl Meta {
 /// and bundles are named by). Anything else is refused, so a revision can never name
 /// a path outside `snapshots/`.
 pub fn key(revision: &str) -> Result<String, CacheError> {
-    let is_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    use crate::encoding::is_hex;
     let lower = revision.to_ascii_lowercase();
     if is_hex(&lower, 40) || is_hex(&lower, 64) {
         return Ok(lower);

@@ -185,7 +185,7 @@ pub fn validate(report: &Report) -> Result<(), ReportError> {
     for (i, outcome) in report.outcomes.iter().enumerate() {
         let bad = |rule: String| ReportError::Outcome { index: i + 1, rule };
         let commit = &outcome.commit;
-        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !crate::encoding::is_commit_id(commit) {
             return Err(bad(format!(
                 "commit {:?} is not a 40-hex commit id",
                 commit.chars().take(64).collect::<String>()

@@ -358,7 +358,7 @@ impl Teller {
         outcome: StatusOutcome,
         posted: &mut Vec<Posted>,
     ) -> bool {
-        if revision.len() != 40 || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !crate::encoding::is_commit_id(revision) {
             return false;
         }
         let status = CommitStatus::for_outcome(revision, &outcome);

@@ -42,8 +42,7 @@ impl Revision {
             return Some(Self::commit(id));
         }
         let hex = s.strip_prefix("sha256:")?;
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| Self::sha256(&hex.to_ascii_lowercase()))
+        crate::encoding::is_hex(hex, 64).then(|| Self::sha256(&hex.to_ascii_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {
