@@ -62,3 +62,4 @@ pub mod reconcile;
 pub mod render;
 pub mod report;
 pub mod source;
+pub mod verify;

@@ -28,6 +28,7 @@ fn spec(url: &str, reference: &str) -> SourceSpec {
         },
         limits: Limits::default(),
         bundle: Default::default(),
+        verify: Default::default(),
     }
 }
 

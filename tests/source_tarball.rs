@@ -24,6 +24,7 @@ fn spec(url: &str) -> SourceSpec {
         http: HttpOptions::default(),
         limits: Limits::default(),
         bundle: Default::default(),
+        verify: Default::default(),
     }
 }
 

@@ -32,6 +32,32 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The raw commit (and tag) objects stored beside the tree, for re-verifying
+    /// signatures on load: `Ok(None)` when the source kept none (archives, or an
+    /// entry written before hawser kept them).
+    pub fn objects(&self) -> Result<Option<crate::verify::Objects>, String> {
+        let dir = objects_dir(&self.tree);
+        let read = |name: &str| match fs::read(dir.join(name)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("reading objects/{name}: {e}")),
+        };
+        let Some(commit) = read("commit")? else {
+            return Ok(None);
+        };
+        let tag = match (read("tag-name")?, read("tag")?) {
+            (Some(name), Some(raw)) => Some((String::from_utf8_lossy(&name).into_owned(), raw)),
+            _ => None,
+        };
+        Ok(Some(crate::verify::Objects { commit, tag }))
+    }
+
+    /// The signers recorded when the entry was stored.
+    pub fn verified(&self) -> Option<crate::verify::Verified> {
+        let bytes = fs::read(objects_dir(&self.tree).join("verified.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     /// The state record for this entry, as applied or good at `at` (unix seconds).
     pub fn record(&self, at: u64) -> Record {
         Record {
@@ -105,6 +131,10 @@ pub(crate) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+fn objects_dir(tree: &Path) -> PathBuf {
+    tree.parent().unwrap_or(tree).join("objects")
+}
+
 /// An entry being built under `tmp/`.
 pub(crate) struct Pending {
     pub dir: PathBuf,
@@ -136,6 +166,31 @@ impl Pending {
             tree::copy_tree(staged, &tree)?;
         }
         tree::summarize(&tree, true)
+    }
+
+    /// Step 1b: writes the raw commit (and tag) objects and who signed them into
+    /// `<entry>/objects/`, fsynced, so loading can verify the signatures again.
+    pub fn write_objects(
+        &self,
+        objects: &crate::verify::Objects,
+        verified: Option<&crate::verify::Verified>,
+    ) -> Result<(), CacheError> {
+        let dir = self.dir.join("objects");
+        fs::create_dir(&dir).map_err(|e| CacheError::io("creating directory", &dir, e))?;
+        tree::write_synced(&dir.join("commit"), &objects.commit)?;
+        if let Some((name, raw)) = &objects.tag {
+            tree::write_synced(&dir.join("tag"), raw)?;
+            tree::write_synced(&dir.join("tag-name"), name.as_bytes())?;
+        }
+        if let Some(verified) = verified {
+            let path = dir.join("verified.json");
+            let bytes = serde_json::to_vec(verified).map_err(|source| CacheError::Encode {
+                path: path.clone(),
+                source,
+            })?;
+            tree::write_synced(&path, &bytes)?;
+        }
+        tree::sync_dir(&dir)
     }
 
     /// Step 2: writes and fsyncs `<entry>/meta.json`.

@@ -17,6 +17,7 @@
 //! <dir>/state.json                  State
 //! <dir>/snapshots/<key>/meta.json   revision, source, digest, files, bytes, stored_at
 //! <dir>/snapshots/<key>/tree/       the files
+//! <dir>/snapshots/<key>/objects/    raw commit (and tag) objects, who signed them
 //! <dir>/tmp/                        staging, half-built entries; emptied on open
 //! ```
 
@@ -234,6 +235,18 @@ impl Cache {
     /// returns the existing entry and changes nothing. Afterwards at most `keep`
     /// entries remain; the ones `state.json` names as applied or good always stay.
     pub fn store(&self, revision: &str, source: &str, staged: &Path) -> Result<Entry, CacheError> {
+        self.store_signed(revision, source, staged, None)
+    }
+
+    /// [`Cache::store`], keeping the snapshot's raw commit (and tag) objects and
+    /// their signers beside the tree ([`Entry::objects`], [`Entry::verified`]).
+    pub fn store_signed(
+        &self,
+        revision: &str,
+        source: &str,
+        staged: &Path,
+        objects: Option<(&crate::verify::Objects, Option<&crate::verify::Verified>)>,
+    ) -> Result<Entry, CacheError> {
         let key = key(revision)?;
         if fs::symlink_metadata(self.snapshots.join(&key)).is_ok() {
             match self.load(revision) {
@@ -245,7 +258,7 @@ impl Cache {
         }
         let pending = entry::Pending::new(&self.tmp, &key, revision, source);
         let entry = self
-            .build(&pending, staged)
+            .build(&pending, staged, objects)
             .inspect_err(|_| pending.discard())?;
         if let Err(e) = self.evict(&key) {
             tracing::warn!(error = %e, "evicting old cache entries failed; will retry on the next store");
@@ -254,9 +267,17 @@ impl Cache {
     }
 
     /// The steps of [`Cache::store`] after the checks, in crash order.
-    fn build(&self, pending: &entry::Pending, staged: &Path) -> Result<Entry, CacheError> {
+    fn build(
+        &self,
+        pending: &entry::Pending,
+        staged: &Path,
+        objects: Option<(&crate::verify::Objects, Option<&crate::verify::Verified>)>,
+    ) -> Result<Entry, CacheError> {
         let moved = staged.starts_with(&self.tmp) && staged != self.tmp;
         let summary = pending.take_tree(staged, moved)?;
+        if let Some((objects, verified)) = objects {
+            pending.write_objects(objects, verified)?;
+        }
         self.failpoint(Failpoint::StoreAfterTree);
         let meta = pending.write_meta(&summary)?;
         self.failpoint(Failpoint::StoreAfterMeta);
@@ -290,6 +311,15 @@ impl Cache {
                 })
             }
         }
+    }
+
+    /// Removes the entry for `revision` (one that no longer verifies), if present.
+    pub fn discard(&self, revision: &str) -> Result<(), CacheError> {
+        let dir = self.snapshots.join(key(revision)?);
+        if fs::symlink_metadata(&dir).is_err() {
+            return Ok(());
+        }
+        self.remove_entry(&dir)
     }
 
     /// The entries present, newest first, read from their meta.json without

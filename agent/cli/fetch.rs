@@ -31,6 +31,9 @@ struct Line<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     bytes: Option<u64>,
     source: &'a str,
+    /// Who signed the commit (and tag), with --verify-commits / --verify-tags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed: Option<&'a crate::verify::Verified>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
@@ -58,6 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 files: Some(snapshot.files()),
                 bytes: Some(snapshot.bytes()),
                 source: snapshot.source(),
+                signed: snapshot.verified(),
             })?
         }
         _ => serde_json::to_string(&Line {
@@ -65,6 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             files: None,
             bytes: None,
             source: source.display_url(),
+            signed: None,
         })?,
     };
     println!("{line}");

@@ -85,10 +85,26 @@ pub struct SourceArgs {
     #[arg(long, env = "HAWSER_MAX_TOTAL_BYTES", default_value_t = Limits::default().max_total_bytes)]
     pub max_total_bytes: u64,
 
-    /// Keys trusted to sign bundles, in OpenSSH `allowed_signers` format; only keys
-    /// whose namespaces allow `hawser-bundle` count (bundles only).
+    /// Keys trusted to sign, in OpenSSH `allowed_signers` format: bundles (keys
+    /// whose namespaces allow `hawser-bundle`) and, with --verify-commits or
+    /// --verify-tags, SSH-signed commits and tags (namespace `git`).
     #[arg(long, env = "HAWSER_TRUSTED_KEYS")]
     pub trusted_keys: Option<PathBuf>,
+
+    /// Apply only commits signed by a trusted key (--trusted-keys for SSH
+    /// signatures, --trusted-gpg-keys for OpenPGP ones).
+    #[arg(long, env = "HAWSER_VERIFY_COMMITS")]
+    pub verify_commits: bool,
+
+    /// When --ref is a tag, apply it only if the annotated tag is signed by a
+    /// trusted key.
+    #[arg(long, env = "HAWSER_VERIFY_TAGS")]
+    pub verify_tags: bool,
+
+    /// OpenPGP public keys trusted to sign commits and tags: one or more
+    /// ASCII-armored public key blocks, as gpg's armored export writes them.
+    #[arg(long, env = "HAWSER_TRUSTED_GPG_KEYS")]
+    pub trusted_gpg_keys: Option<PathBuf>,
 
     /// Accept bundles that are unsigned or whose signature does not check out against
     /// the trusted keys. Insecure: logged loudly and shown in the status (bundles
@@ -136,6 +152,9 @@ impl SourceArgs {
             max_files,
             max_total_bytes,
             trusted_keys,
+            verify_commits,
+            verify_tags,
+            trusted_gpg_keys,
             insecure_allow_unsigned,
             allow_downgrade,
             inbox_consume,
@@ -165,11 +184,37 @@ impl SourceArgs {
             (None, Some(f)) => Some(Auth::bearer_from_file(&f)?),
             (None, None) => None,
         };
+        let config = |e: &dyn std::fmt::Display| SourceError::Config(e.to_string());
+        let verify = crate::verify::Policy {
+            commits: verify_commits,
+            tags: verify_tags,
+            ssh: match &trusted_keys {
+                Some(p) if verify_commits || verify_tags => Some(
+                    TrustedKeys::load_for(p, crate::verify::GIT_NAMESPACE)
+                        .map_err(|e| config(&e))?,
+                ),
+                _ => None,
+            },
+            gpg: match &trusted_gpg_keys {
+                Some(p) => Some(crate::verify::load_keyring(p).map_err(|e| config(&e))?),
+                None => None,
+            },
+        };
+        if verify.enabled() && verify.ssh.is_none() && verify.gpg.is_none() {
+            return Err(SourceError::Config(
+                "--verify-commits and --verify-tags need --trusted-keys or --trusted-gpg-keys"
+                    .into(),
+            ));
+        }
+        if let Some(keys) = &verify.gpg {
+            tracing::info!(keys = ?keys.fingerprints(), "trusted gpg keys loaded");
+        }
+        // The same file may hold git-only keys: bundle keys are required only by bundles.
         let trusted_keys = match trusted_keys {
-            Some(path) => {
-                Some(TrustedKeys::load(&path).map_err(|e| SourceError::Config(e.to_string()))?)
+            Some(path) if kind == SourceKind::Bundle => {
+                Some(TrustedKeys::load(&path).map_err(|e| config(&e))?)
             }
-            None => None,
+            _ => None,
         };
         Ok(SourceSpec {
             url: source,
@@ -199,6 +244,7 @@ impl SourceArgs {
                 allow_downgrade,
                 inbox_consume,
             },
+            verify,
         })
     }
 }

@@ -182,7 +182,7 @@ impl Agent {
         let Some(record) = self.state.applied.clone() else {
             return;
         };
-        match self.cache.load(&record.revision) {
+        match self.load_verified(&record.revision) {
             Ok(entry) => {
                 tracing::info!(revision = %entry.revision, "loaded the applied revision from the cache; enforcing it");
                 self.handles

@@ -10,12 +10,21 @@ use crate::health::{self, Verdict};
 use crate::pipeline::PipelineError;
 use crate::report::metrics::FetchResult;
 use crate::report::{Failure, Occasion, Reconcile, RevisionOutcome, Standing};
+use crate::source::SourceError;
 
 /// What the poll loop does after a revision.
 pub(super) enum Next {
     Interval,
     /// A transient failure: try again after a backoff.
     Retry,
+}
+
+/// Why a fetch gave no entry.
+enum Fetch {
+    /// The source refused the revision (its signature): a rejection.
+    Refused(SourceError),
+    /// Anything else: retried after a backoff.
+    Failed,
 }
 
 fn now_secs() -> u64 {
@@ -30,33 +39,77 @@ impl Agent {
     pub(super) async fn revision(&mut self, revision: &str) -> Next {
         let span = tracing::info_span!("reconcile", revision = %revision);
         let _enter = span.enter();
-        let entry = match self.cache.load(revision) {
+        let entry = match self.load_verified(revision) {
             Ok(entry) => entry,
             Err(_) => match self.fetch(revision).await {
-                Some(entry) => entry,
-                None => return Next::Retry,
+                Ok(entry) => entry,
+                Err(Fetch::Refused(reason)) => {
+                    self.reject(revision, reason).await;
+                    return Next::Interval;
+                }
+                Err(Fetch::Failed) => return Next::Retry,
             },
         };
         self.apply_entry(entry, Occasion::New).await
     }
 
-    /// Fetches and stores a revision; None after a failure (logged and counted).
-    async fn fetch(&mut self, revision: &str) -> Option<Entry> {
+    /// A cached entry whose signatures still verify under the policy (a key may have
+    /// left the trusted files since). One that does not is discarded.
+    pub(super) fn load_verified(&self, revision: &str) -> Result<Entry, String> {
+        let entry = self.cache.load(revision).map_err(|e| e.to_string())?;
+        let policy = self.source.policy();
+        if !policy.enabled() {
+            return Ok(entry);
+        }
+        let checked = match (entry.objects(), crate::source::Revision::parse(revision)) {
+            (Ok(Some(objects)), Some(rev)) => match rev.commit_id() {
+                Some(commit) => policy.check(commit, &objects).map_err(|e| e.to_string()),
+                None => Err("not a commit".into()),
+            },
+            (Ok(None), _) => Err("no commit object stored to verify".into()),
+            (Err(e), _) => Err(e),
+            (_, None) => Err("invalid revision".into()),
+        };
+        match checked {
+            Ok(verified) => {
+                tracing::info!(revision, signed = %verified, "cached revision re-verified");
+                Ok(entry)
+            }
+            Err(reason) => {
+                tracing::error!(revision, %reason, "cached revision no longer verifies; discarding it");
+                if let Err(e) = self.cache.discard(revision) {
+                    tracing::warn!(error = %e, "discarding the cache entry failed");
+                }
+                Err(format!(
+                    "cached revision {revision} no longer verifies: {reason}"
+                ))
+            }
+        }
+    }
+
+    /// Fetches and stores a revision (failures are logged and counted).
+    async fn fetch(&mut self, revision: &str) -> Result<Entry, Fetch> {
         let source = self.source.clone();
         let cache = self.cache.clone();
         let rev = revision.to_string();
-        let fetched = tokio::task::spawn_blocking(move || -> Result<Entry, String> {
-            let parsed = crate::source::Revision::parse(&rev)
-                .ok_or_else(|| format!("invalid revision {rev}"))?;
-            let staging = cache.staging_dir().map_err(|e| e.to_string())?;
-            let snapshot = source
-                .fetch(&parsed, staging.path())
-                .map_err(|e| crate::errors::one_line_error(&e))?;
-            cache
-                .store(&rev, snapshot.source(), staging.path())
-                .map_err(|e| e.to_string())
-        })
-        .await;
+        let fetched =
+            tokio::task::spawn_blocking(move || -> Result<Entry, (String, Option<SourceError>)> {
+                let failed = |e: String| (e, None);
+                let parsed = crate::source::Revision::parse(&rev)
+                    .ok_or_else(|| failed(format!("invalid revision {rev}")))?;
+                let staging = cache.staging_dir().map_err(|e| failed(e.to_string()))?;
+                let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
+                    let text = crate::errors::one_line_error(&e);
+                    // A refused signature rejects the revision; the rest is retried.
+                    let refused = matches!(e, SourceError::Verify { .. }).then_some(e);
+                    (text, refused)
+                })?;
+                let objects = snapshot.objects().map(|o| (o, snapshot.verified()));
+                cache
+                    .store_signed(&rev, snapshot.source(), staging.path(), objects)
+                    .map_err(|e| failed(e.to_string()))
+            })
+            .await;
         match fetched {
             Ok(Ok(entry)) => {
                 tracing::info!(
@@ -67,16 +120,16 @@ impl Agent {
                 self.handles
                     .metrics
                     .fetched(FetchResult::Success, entry.bytes);
-                Some(entry)
+                Ok(entry)
             }
-            Ok(Err(e)) => {
+            Ok(Err((e, refused))) => {
                 tracing::warn!(error = %e, "fetch failed");
                 self.handles.metrics.fetched(FetchResult::Failed, 0);
-                None
+                Err(refused.map_or(Fetch::Failed, Fetch::Refused))
             }
             Err(join) => {
                 tracing::error!(error = %join, "the fetch task failed");
-                None
+                Err(Fetch::Failed)
             }
         }
     }
@@ -84,21 +137,14 @@ impl Agent {
     /// Applies a cached revision: decide (run the pipeline), record (the cache's
     /// state, the enforced snapshot), tell (report).
     async fn apply_entry(&mut self, entry: Entry, occasion: Occasion) -> Next {
-        let reconcile = self.teller.begin(&entry.revision, &entry.source, occasion);
+        let signed = entry.verified().map(|v| v.to_string());
+        let reconcile = self
+            .teller
+            .begin(&entry.revision, &entry.source, occasion, signed);
         let outcome = self.run_pipeline(&entry, &reconcile).await;
         let revision = entry.revision.clone();
         self.record_outcome(entry, &outcome);
-        // `good` is read through its accessor, so take it before `posted` is lent.
-        let good = self.state.good().map(|r| r.revision.clone());
-        let standing = Standing {
-            applied: self.state.applied.as_ref().map(|r| r.revision.as_str()),
-            good: good.as_deref(),
-            posted: &mut self.state.posted,
-            unreachable_since: self.unreachable_since,
-        };
-        if self.teller.tell(reconcile, &outcome, standing).await {
-            self.save_state();
-        }
+        self.tell(reconcile, &outcome).await;
         if let Some(reason) = outcome.unhealthy_reason()
             && self.settings.rollback_on_unhealthy
             && occasion == Occasion::New
@@ -128,7 +174,7 @@ impl Agent {
                 self.save_state();
                 self.adopt(entry);
             }
-            RevisionOutcome::Rejected(_) => {
+            RevisionOutcome::Rejected(_) | RevisionOutcome::Refused(_) => {
                 self.state.rejected = Some(Rejected {
                     revision: entry.revision.clone(),
                     reason: outcome.message(&entry.revision, Occasion::New),
@@ -140,6 +186,36 @@ impl Agent {
         }
     }
 
+    /// Records a revision the source refused (its signature): kept enforcing the
+    /// applied one, not retried until the source moves, told like a rejection.
+    async fn reject(&mut self, revision: &str, refusal: SourceError) {
+        let outcome = RevisionOutcome::Refused(refusal);
+        self.state.rejected = Some(Rejected {
+            revision: revision.to_string(),
+            reason: outcome.message(revision, Occasion::New),
+            at: now_secs(),
+        });
+        self.save_state();
+        let reconcile = self.teller.refusal(revision);
+        self.tell(reconcile, &outcome).await;
+    }
+
+    /// Tells an outcome with what the state records; saves the state when a commit
+    /// status was posted.
+    async fn tell(&mut self, reconcile: Reconcile, outcome: &RevisionOutcome) {
+        // `good` is read through its accessor, so take it before `posted` is lent.
+        let good = self.state.good().map(|r| r.revision.clone());
+        let standing = Standing {
+            applied: self.state.applied.as_ref().map(|r| r.revision.as_str()),
+            good: good.as_deref(),
+            posted: &mut self.state.posted,
+            unreachable_since: self.unreachable_since,
+        };
+        if self.teller.tell(reconcile, outcome, standing).await {
+            self.save_state();
+        }
+    }
+
     /// The last good revision back after an unhealthy one; the unhealthy revision is
     /// marked rejected so it is not applied again until the source moves.
     async fn rollback(&mut self, bad: &str, reason: &str) -> Next {
@@ -147,7 +223,7 @@ impl Agent {
             tracing::warn!("no earlier good revision to roll back to");
             return Next::Interval;
         };
-        let entry = match self.cache.load(&good.revision) {
+        let entry = match self.load_verified(&good.revision) {
             Ok(entry) => entry,
             Err(e) => {
                 tracing::error!(revision = %good.revision, error = %e, "cannot roll back: the good revision is not in the cache");

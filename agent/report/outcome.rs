@@ -14,6 +14,7 @@ use crate::errors::one_line_error;
 use crate::health::{Healthy, Verdict};
 use crate::inventory::SUSPEND_ANNOTATION;
 use crate::pipeline::PipelineError;
+use crate::source::SourceError;
 
 /// Why a revision is being applied: a new one from the source, or the last good one
 /// again after an unhealthy one.
@@ -34,6 +35,9 @@ pub enum RevisionOutcome {
     /// Refused before any write (manifests, scope, dry run, prune guard) or by a
     /// write that will fail the same way again: not retried until the source moves.
     Rejected(PipelineError),
+    /// The source refused the revision (its signature did not verify): told like a
+    /// rejection, before anything was cached.
+    Refused(SourceError),
     /// A transient failure: retried after a backoff.
     Failed(Failure),
     /// Writes are suspended (`--suspend` or the annotation); nothing was applied.
@@ -90,7 +94,7 @@ impl RevisionOutcome {
                 ReconcileResult::Success
             }
             RevisionOutcome::Unhealthy { .. } => ReconcileResult::Unhealthy,
-            RevisionOutcome::Rejected(_) => ReconcileResult::Rejected,
+            RevisionOutcome::Rejected(_) | RevisionOutcome::Refused(_) => ReconcileResult::Rejected,
             RevisionOutcome::Failed(_) => ReconcileResult::Failed,
         }
     }
@@ -100,7 +104,7 @@ impl RevisionOutcome {
         match self {
             RevisionOutcome::Healthy { .. } => "success",
             RevisionOutcome::Unhealthy { .. } => "unhealthy",
-            RevisionOutcome::Rejected(_) => "rejected",
+            RevisionOutcome::Rejected(_) | RevisionOutcome::Refused(_) => "rejected",
             RevisionOutcome::Failed(_) => "failed",
             RevisionOutcome::Suspended => "suspended",
         }
@@ -125,6 +129,7 @@ impl RevisionOutcome {
                 format!("unhealthy: {}", verdict.reason().unwrap_or_default())
             }
             RevisionOutcome::Rejected(e) => one_line_error(e),
+            RevisionOutcome::Refused(e) => format!("rejected: {}", one_line_error(e)),
             RevisionOutcome::Failed(f) => f.to_string(),
             RevisionOutcome::Suspended => {
                 format!("suspended ({SUSPEND_ANNOTATION} or --suspend); {revision} not applied")
@@ -149,6 +154,9 @@ impl RevisionOutcome {
             }),
             RevisionOutcome::Rejected(e) => Some(StatusOutcome::Rejected {
                 reason: rejection_reason(e),
+            }),
+            RevisionOutcome::Refused(e) => Some(StatusOutcome::Rejected {
+                reason: one_line_error(e),
             }),
             _ => None,
         }

@@ -37,8 +37,11 @@ pub struct Standing<'a> {
 pub struct Reconcile {
     revision: String,
     occasion: Occasion,
-    timer: ReconcileTimer,
+    /// None for a revision refused before it was cached: no reconcile ran.
+    timer: Option<ReconcileTimer>,
     started: Instant,
+    /// How the revision's signatures verified, when they were checked.
+    signed: Option<String>,
 }
 
 impl Reconcile {
@@ -139,7 +142,14 @@ impl Teller {
     }
 
     /// Starts telling one revision: warns when the source is insecure, and times it.
-    pub fn begin(&self, revision: &str, source: &str, occasion: Occasion) -> Reconcile {
+    /// `signed` says how its signatures verified, when they were checked.
+    pub fn begin(
+        &self,
+        revision: &str,
+        source: &str,
+        occasion: Occasion,
+        signed: Option<String>,
+    ) -> Reconcile {
         if self.insecure {
             tracing::warn!(
                 source = %source,
@@ -149,8 +159,20 @@ impl Teller {
         Reconcile {
             revision: revision.to_string(),
             occasion,
-            timer: self.metrics.reconcile_timer(),
+            timer: Some(self.metrics.reconcile_timer()),
             started: Instant::now(),
+            signed,
+        }
+    }
+
+    /// Tells a revision the source refused before it was cached (not a reconcile).
+    pub fn refusal(&self, revision: &str) -> Reconcile {
+        Reconcile {
+            revision: revision.to_string(),
+            occasion: Occasion::New,
+            timer: None,
+            started: Instant::now(),
+            signed: None,
         }
     }
 
@@ -183,12 +205,19 @@ impl Teller {
             occasion,
             timer,
             started,
+            signed,
         } = reconcile;
-        timer.finish(outcome.metric());
-        let message = outcome.message(&revision, occasion);
+        if let Some(timer) = timer {
+            timer.finish(outcome.metric());
+        }
+        let mut message = outcome.message(&revision, occasion);
         match outcome {
             RevisionOutcome::Healthy { applied, health } => {
+                if let Some(signed) = &signed {
+                    message = format!("{message}; {signed}");
+                }
                 tracing::info!(
+                    signed = signed.as_deref().unwrap_or("not checked"),
                     changed = applied.changed(),
                     pruned = applied.prune.pruned.len(),
                     healthy_after_ms = health.after().as_millis() as u64,
@@ -202,7 +231,7 @@ impl Teller {
                 let reason = outcome.unhealthy_reason().unwrap_or_default();
                 tracing::warn!(reason = %reason, "applied but not healthy within the timeout");
             }
-            RevisionOutcome::Rejected(_) => {
+            RevisionOutcome::Rejected(_) | RevisionOutcome::Refused(_) => {
                 tracing::warn!(reason = %message, "revision rejected; still enforcing the applied revision");
             }
             RevisionOutcome::Failed(_) => {
@@ -229,7 +258,9 @@ impl Teller {
         let event = match outcome {
             RevisionOutcome::Healthy { .. } => Some((Severity::Normal, "Applied")),
             RevisionOutcome::Unhealthy { .. } => Some((Severity::Warning, "Unhealthy")),
-            RevisionOutcome::Rejected(_) => Some((Severity::Warning, "Rejected")),
+            RevisionOutcome::Rejected(_) | RevisionOutcome::Refused(_) => {
+                Some((Severity::Warning, "Rejected"))
+            }
             RevisionOutcome::Failed(_) | RevisionOutcome::Suspended => None,
         };
         if let Some((severity, reason)) = event {

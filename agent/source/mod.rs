@@ -69,6 +69,9 @@ pub struct Snapshot {
     files: u64,
     bytes: u64,
     source: String,
+    /// The raw commit (and tag) objects, kept so the cache can re-verify them.
+    objects: Option<crate::verify::Objects>,
+    verified: Option<crate::verify::Verified>,
 }
 
 impl Snapshot {
@@ -85,7 +88,32 @@ impl Snapshot {
             files,
             bytes,
             source,
+            objects: None,
+            verified: None,
         }
+    }
+
+    /// The same snapshot with the objects its signatures were checked in.
+    pub(in crate::source) fn signed(
+        self,
+        objects: crate::verify::Objects,
+        verified: Option<crate::verify::Verified>,
+    ) -> Self {
+        Self {
+            objects: Some(objects),
+            verified,
+            ..self
+        }
+    }
+
+    /// The raw commit (and tag) objects, for sources that have them.
+    pub fn objects(&self) -> Option<&crate::verify::Objects> {
+        self.objects.as_ref()
+    }
+
+    /// Who signed the revision, when `--verify-commits`/`--verify-tags` checked it.
+    pub fn verified(&self) -> Option<&crate::verify::Verified> {
+        self.verified.as_ref()
     }
 
     pub fn revision(&self) -> &Revision {
@@ -181,6 +209,8 @@ pub struct SourceSpec {
     pub limits: Limits,
     /// Signature, downgrade and inbox options (bundle sources only).
     pub bundle: bundle::BundleOptions,
+    /// Which commit and tag signatures must be by trusted keys (git and bundles).
+    pub verify: crate::verify::Policy,
 }
 
 /// A configured source.
@@ -236,6 +266,15 @@ impl Source {
         }
     }
 
+    /// The signature policy, for re-verifying cached revisions.
+    pub fn policy(&self) -> &crate::verify::Policy {
+        match self {
+            Source::Git(g) => g.policy(),
+            Source::Tarball(_) => &NO_POLICY,
+            Source::Bundle(b) => b.policy(),
+        }
+    }
+
     /// The URL as it may be printed: no credentials, no query.
     pub fn display_url(&self) -> &str {
         match self {
@@ -245,6 +284,13 @@ impl Source {
         }
     }
 }
+
+static NO_POLICY: crate::verify::Policy = crate::verify::Policy {
+    commits: false,
+    tags: false,
+    ssh: None,
+    gpg: None,
+};
 
 /// Strips user info, query and fragment from a URL so it can be printed.
 pub fn redact_url(url: &str) -> String {
@@ -332,6 +378,14 @@ pub enum SourceError {
         location: String,
         #[source]
         source: bundle::BundleError,
+    },
+    /// The revision is not signed by a trusted key (`--verify-commits`,
+    /// `--verify-tags`): refused until the source moves.
+    #[error("{url}: {source}")]
+    Verify {
+        url: String,
+        #[source]
+        source: crate::verify::VerifyError,
     },
     #[error("writing {path}: {source}")]
     Write {

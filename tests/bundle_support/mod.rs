@@ -127,6 +127,7 @@ pub fn spec(location: &str, options: BundleOptions) -> SourceSpec {
         },
         limits: Limits::default(),
         bundle: options,
+        verify: Default::default(),
     }
 }
 

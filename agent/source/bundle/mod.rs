@@ -205,6 +205,7 @@ pub struct BundleSource {
     limits: Limits,
     client: Option<super::http::Client>,
     state: Mutex<State>,
+    policy: crate::verify::Policy,
 }
 
 impl BundleSource {
@@ -219,7 +220,13 @@ impl BundleSource {
             mut http,
             limits,
             bundle: options,
+            verify,
         } = spec;
+        if verify.tags {
+            return Err(SourceError::Config(
+                "--verify-tags applies to git sources; bundles are verified by their signature and --verify-commits".into(),
+            ));
+        }
         if sha256.is_some() || sha256_from_url {
             return Err(SourceError::Config(
                 "--sha256 applies to tarball sources only".into(),
@@ -263,7 +270,12 @@ impl BundleSource {
             limits,
             client,
             state: Mutex::new(State::default()),
+            policy: verify,
         })
+    }
+
+    pub fn policy(&self) -> &crate::verify::Policy {
+        &self.policy
     }
 
     pub fn display_url(&self) -> &str {
@@ -440,6 +452,24 @@ impl BundleSource {
         // so a file changed since the resolve cannot smuggle in another tree.
         let (_, mut pack) = open_pack(&mut chosen.file, &self.limits)
             .map_err(|e| self.err(Path::new(&shown), e))?;
+        let raw = pack
+            .read(&commit, super::git::object::Kind::Commit)
+            .map_err(|e| self.err(Path::new(&shown), BundleError::Pack(e)))?;
+        let objects = crate::verify::Objects {
+            commit: raw.to_vec(),
+            tag: None,
+        };
+        // On top of the bundle's own signature, and before anything is written.
+        let verified =
+            match self.policy.enabled() {
+                true => Some(self.policy.check(commit, &objects).map_err(|source| {
+                    SourceError::Verify {
+                        url: shown.clone(),
+                        source,
+                    }
+                })?),
+                false => None,
+            };
         let out = extract(
             &mut pack,
             commit,
@@ -454,7 +484,8 @@ impl BundleSource {
             out.files,
             out.bytes,
             shown,
-        ))
+        )
+        .signed(objects, verified))
     }
 
     /// Opens and checks one local bundle with its `.sig`.

@@ -2,8 +2,10 @@
 //! (`PROTOCOL.sshsig`, namespace `hawser-bundle`, or `hawser-status` for reports) checked against keys in OpenSSH's `allowed_signers` format. In:
 //! the trusted-keys file (read once at startup), a bundle file and its `.sig`. Out:
 //! the [`Signer`] whose key made the signature. The bundle is hashed as a stream, so
-//! large bundles are never held in memory. Only ed25519 keys are verified (the
-//! `ssh-key` features for ECDSA and RSA would add 21 and 25 crates).
+//! large bundles are never held in memory. Ed25519 and RSA keys are verified (RSA
+//! came with OpenPGP commit verification, which needs the `rsa` crate anyway; the
+//! `ssh-key` ECDSA feature would add 21 crates). Git commit and tag signatures
+//! (namespace `git`) use the same file and checks through [`TrustedKeys::check`].
 //!
 //! Signing (`bundle create --sign-key`) runs `ssh-keygen -Y sign`, as operators do:
 //! it handles passphrases, agents and hardware keys that a library cannot.
@@ -61,6 +63,34 @@ pub enum SignError {
 struct Trusted {
     principals: String,
     key: PublicKey,
+    validity: Validity,
+}
+
+/// `valid-after` / `valid-before` of an `allowed_signers` line, unix seconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Validity {
+    after: Option<i64>,
+    before: Option<i64>,
+}
+
+impl Validity {
+    /// ssh-keygen's rule: valid from `after` through `before`, both inclusive.
+    fn allows(&self, time: i64) -> bool {
+        self.after.is_none_or(|a| time >= a) && self.before.is_none_or(|b| time <= b)
+    }
+}
+
+/// Why [`TrustedKeys::check`] refused a signature; the key is named by its
+/// `SHA256:` fingerprint.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed(String),
+    Namespace(String),
+    Untrusted(String),
+    /// The key is trusted, but not at the time given (outside its validity window).
+    NotValidAt(String),
+    Mismatch(String),
+    Read(String),
 }
 
 /// The keys trusted to sign in one namespace (bundles: `hawser-bundle`; status
@@ -108,15 +138,16 @@ impl TrustedKeys {
         let keys = Self::parse_for(&text, namespace).map_err(|e| err(e.to_string()))?;
         if keys.keys.is_empty() {
             return Err(err(format!(
-                "no ed25519 key is allowed for namespace {namespace}"
+                "no ed25519 or rsa key is allowed for namespace {namespace}"
             )));
         }
         Ok(keys)
     }
 
     /// Parses `allowed_signers` text: `principals [options] keytype base64 [comment]`.
-    /// Options other than `namespaces="…"` (certificate authorities, validity
-    /// windows) are refused rather than ignored, so no restriction is silently lost.
+    /// Options other than `namespaces="…"`, `valid-after="…"` and `valid-before="…"`
+    /// (certificate authorities) are refused rather than ignored, so no restriction
+    /// is silently lost.
     /// Lines with key types this build cannot verify are skipped with a warning.
     pub fn parse(text: &str) -> Result<Self, SignError> {
         Self::parse_for(text, NAMESPACE)
@@ -136,26 +167,35 @@ impl TrustedKeys {
             let mut it = tokens.into_iter();
             let principals = it.next().ok_or_else(|| bad("no principals".into()))?;
             let mut next = it.next().ok_or_else(|| bad("no key".into()))?;
-            let mut namespaces = None;
+            let mut options = Options::default();
             if !is_key_type(&next) {
-                namespaces = parse_options(&next).map_err(bad)?;
+                options = parse_options(&next).map_err(bad)?;
                 next = it.next().ok_or_else(|| bad("no key".into()))?;
             }
             let b64 = it.next().ok_or_else(|| bad("no key data".into()))?;
-            if let Some(ns) = &namespaces
+            if let Some(ns) = &options.namespaces
                 && !pattern_list_matches(ns, namespace)
             {
                 continue;
             }
             match PublicKey::from_openssh(&format!("{next} {b64}")) {
-                Ok(key) if key.algorithm() == ssh_key::Algorithm::Ed25519 => {
-                    keys.push(Trusted { principals, key });
+                Ok(key)
+                    if matches!(
+                        key.algorithm(),
+                        ssh_key::Algorithm::Ed25519 | ssh_key::Algorithm::Rsa { .. }
+                    ) =>
+                {
+                    keys.push(Trusted {
+                        principals,
+                        key,
+                        validity: options.validity,
+                    });
                 }
                 Ok(_) | Err(_) => {
                     tracing::warn!(
                         line,
                         key_type = %next,
-                        "trusted keys: skipping a key hawser cannot verify (ed25519 only)"
+                        "trusted keys: skipping a key hawser cannot verify (ed25519 and rsa only)"
                     );
                 }
             }
@@ -163,7 +203,8 @@ impl TrustedKeys {
         Ok(Self { keys, namespace })
     }
 
-    /// Checks the armored signature `sig_text` (read from `sig_path`) over `data`.
+    /// Checks the armored signature `sig_text` (read from `sig_path`) over `data`,
+    /// with validity windows taken at the current time.
     pub fn verify(
         &self,
         sig_path: &Path,
@@ -171,47 +212,71 @@ impl TrustedKeys {
         data: impl Read,
     ) -> Result<Signer, SignError> {
         let path = || sig_path.to_path_buf();
-        let sig = SshSig::from_pem(sig_text).map_err(|e| SignError::Malformed {
-            path: path(),
-            message: e.to_string(),
-        })?;
-        if sig.namespace() != self.namespace {
-            return Err(SignError::Namespace {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.check(sig_text, data, now).map_err(|r| match r {
+            Refusal::Malformed(message) => SignError::Malformed {
                 path: path(),
-                found: sig.namespace().chars().take(100).collect(),
+                message,
+            },
+            Refusal::Namespace(found) => SignError::Namespace {
+                path: path(),
+                found,
                 expected: self.namespace,
-            });
-        }
-        let trusted = self
-            .keys
-            .iter()
-            .find(|t| t.key.key_data() == sig.public_key())
-            .ok_or_else(|| SignError::Untrusted {
+            },
+            Refusal::Untrusted(key) | Refusal::NotValidAt(key) => SignError::Untrusted {
                 path: path(),
-                key: format!(
-                    "{} key {}",
-                    sig.public_key().algorithm(),
-                    sig.public_key().fingerprint(HashAlg::Sha256)
-                ),
+                key,
                 namespace: self.namespace,
-            })?;
-        let hash = hash(sig.hash_alg(), data).map_err(|e| SignError::Read {
-            path: sig_path.with_extension(""),
-            message: e.to_string(),
-        })?;
-        let signed = signed_data(sig.namespace(), sig.reserved(), sig.hash_alg(), &hash);
-        trusted
-            .key
-            .key_data()
-            .verify(&signed, sig.signature())
-            .map_err(|_| SignError::Mismatch {
+            },
+            Refusal::Read(message) => SignError::Read {
+                path: sig_path.with_extension(""),
+                message,
+            },
+            Refusal::Mismatch(_) => SignError::Mismatch {
                 path: path(),
                 signed: if self.namespace == NAMESPACE {
                     "bundle"
                 } else {
                     "signed file"
                 },
-            })?;
+            },
+        })
+    }
+
+    /// Checks the armored signature `sig_text` over `data` as made at `time` (unix
+    /// seconds: now for bundles, the committer time for git objects, as
+    /// `git verify-commit` passes it to `ssh-keygen -Overify-time`).
+    pub fn check(&self, sig_text: &[u8], data: impl Read, time: i64) -> Result<Signer, Refusal> {
+        let sig = SshSig::from_pem(sig_text).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        if sig.namespace() != self.namespace {
+            return Err(Refusal::Namespace(
+                sig.namespace().chars().take(100).collect(),
+            ));
+        }
+        let fingerprint = sig.public_key().fingerprint(HashAlg::Sha256).to_string();
+        let mut matching = self
+            .keys
+            .iter()
+            .filter(|t| t.key.key_data() == sig.public_key())
+            .peekable();
+        if matching.peek().is_none() {
+            return Err(Refusal::Untrusted(format!(
+                "{} key {fingerprint}",
+                sig.public_key().algorithm()
+            )));
+        }
+        let trusted = matching
+            .find(|t| t.validity.allows(time))
+            .ok_or_else(|| Refusal::NotValidAt(fingerprint.clone()))?;
+        let hash = hash(sig.hash_alg(), data).map_err(|e| Refusal::Read(e.to_string()))?;
+        let signed = signed_data(sig.namespace(), sig.reserved(), sig.hash_alg(), &hash);
+        trusted
+            .key
+            .key_data()
+            .verify(&signed, sig.signature())
+            .map_err(|_| Refusal::Mismatch(fingerprint))?;
         Ok(Signer {
             principals: trusted.principals.clone(),
             fingerprint: trusted.key.fingerprint(HashAlg::Sha256).to_string(),
@@ -290,9 +355,17 @@ fn tokenize(line: &str) -> Result<Vec<String>, &'static str> {
     Ok(tokens)
 }
 
-/// The `namespaces` list of an options string; any other option is refused.
-fn parse_options(opts: &str) -> Result<Option<String>, String> {
-    let mut namespaces = None;
+/// The options of an `allowed_signers` line that hawser honours.
+#[derive(Debug, Default)]
+struct Options {
+    namespaces: Option<String>,
+    validity: Validity,
+}
+
+/// The `namespaces` list and validity window of an options string; any other
+/// option is refused.
+fn parse_options(opts: &str) -> Result<Options, String> {
+    let mut out = Options::default();
     let mut rest = opts;
     while !rest.is_empty() {
         let (name, value, after) = match rest.find([',', '=']) {
@@ -315,12 +388,40 @@ fn parse_options(opts: &str) -> Result<Option<String>, String> {
             None => (rest, None, ""),
         };
         match (name.to_ascii_lowercase().as_str(), value) {
-            ("namespaces", Some(v)) => namespaces = Some(v.to_string()),
+            ("namespaces", Some(v)) => out.namespaces = Some(v.to_string()),
+            ("valid-after", Some(v)) => out.validity.after = Some(parse_time(v)?),
+            ("valid-before", Some(v)) => out.validity.before = Some(parse_time(v)?),
             (other, _) => return Err(format!("option {other:?} is not supported by hawser")),
         }
         rest = after;
     }
-    Ok(namespaces)
+    Ok(out)
+}
+
+/// `YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, optionally with a `Z`. ssh-keygen
+/// reads times without `Z` in the local zone; hawser reads every time as UTC (the
+/// zone its container runs in), so write `Z` to mean the same to both.
+fn parse_time(v: &str) -> Result<i64, String> {
+    let bad = || format!("time {v:?} is not YYYYMMDD[HHMM[SS]][Z]");
+    let digits = v.strip_suffix(['Z', 'z']).unwrap_or(v);
+    if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| digits.get(r).map_or(Ok(0), |s| s.parse::<i64>());
+    let field = |r| num(r).map_err(|_| bad());
+    let (y, m, d) = (field(0..4)?, field(4..6)?, field(6..8)?);
+    let (hh, mm, ss) = (field(8..10)?, field(10..12)?, field(12..14)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return Err(bad());
+    }
+    // Howard Hinnant's days_from_civil.
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 /// OpenSSH's `match_pattern_list`: comma-separated globs (`*`, `?`), `!` negates and

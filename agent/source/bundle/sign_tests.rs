@@ -72,14 +72,11 @@ fn allowed_signers_syntax() {
         "# comment\n\n\"a b\",c@d {KEY}\nx@y ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 rsa\n"
     );
     let keys = TrustedKeys::parse(&text).unwrap();
-    assert_eq!(keys.keys.len(), 1, "the rsa line is skipped");
+    assert_eq!(keys.keys.len(), 1, "the broken rsa line is skipped");
     assert_eq!(keys.keys[0].principals, "\"a b\",c@d");
     for (bad, want) in [
         (format!("p cert-authority {KEY}"), "not supported"),
-        (
-            format!("p valid-before=\"20300101\" {KEY}"),
-            "not supported",
-        ),
+        (format!("p valid-before=\"2030\" {KEY}"), "not YYYYMMDD"),
         (format!("p namespaces=x {KEY}"), "quoted"),
         (format!("p namespaces=\"x {KEY}"), "unterminated"),
         ("p".to_string(), "no key"),
@@ -139,4 +136,27 @@ fn mutated_allowed_signers_never_panic() {
             assert!(!e.to_string().contains('\n'), "{e}");
         }
     }
+}
+
+#[test]
+fn validity_windows_are_honoured_at_the_time_given() {
+    assert_eq!(parse_time("19700101").unwrap(), 0);
+    assert_eq!(parse_time("20240229123456Z").unwrap(), 1_709_210_096);
+    assert!(parse_time("20241301").is_err());
+    let keys = TrustedKeys::parse(&format!(
+        "ops valid-after=\"20230101\",valid-before=\"20240101Z\" {KEY}"
+    ))
+    .unwrap();
+    let at = |t: i64| keys.check(SIG.as_bytes(), MESSAGE, t);
+    assert!(at(1_680_000_000).is_ok());
+    assert!(matches!(at(1_600_000_000), Err(Refusal::NotValidAt(_))));
+    assert!(matches!(at(1_800_000_000), Err(Refusal::NotValidAt(_))));
+    // Bundles take the current time: this window has passed.
+    let err = verify(
+        &format!("ops valid-before=\"20240101\" {KEY}"),
+        SIG,
+        MESSAGE,
+    )
+    .unwrap_err();
+    assert!(matches!(err, SignError::Untrusted { .. }), "{err}");
 }

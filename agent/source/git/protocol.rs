@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use super::GitError;
 use super::extract::extract;
-use super::object::ObjectId;
+use super::object::{Kind, ObjectId};
 use super::pack::Pack;
 use super::pktline::{
     PktReader, SideBand, text as pktline_text, write_delim, write_flush, write_line,
@@ -20,6 +20,7 @@ use super::pktline::{
 use super::refs::{RefSpec, RemoteRef, parse_v0_advertisement, parse_v2_ref, pick};
 use crate::source::http::{Client, io_error, take_userinfo};
 use crate::source::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
+use crate::verify::{Objects, Policy};
 
 const UPLOAD_PACK: &str = "git-upload-pack";
 
@@ -42,6 +43,10 @@ pub struct GitSource {
     limits: Limits,
     client: Client,
     discovered: Mutex<Option<Discovered>>,
+    policy: Policy,
+    /// The tag the last resolve went through: (commit, tag name, tag object id
+    /// or `None` for a lightweight tag). Fetched with the commit for `--verify-tags`.
+    tag: Mutex<Option<(ObjectId, String, Option<ObjectId>)>>,
 }
 
 impl GitSource {
@@ -56,16 +61,30 @@ impl GitSource {
             mut http,
             limits,
             bundle: _,
+            verify,
         } = spec;
         if sha256.is_some() || sha256_from_url {
             return Err(SourceError::Config(
                 "--sha256 applies to tarball sources only".into(),
             ));
         }
+        let reference = RefSpec::parse(&reference)?;
+        let names_tag = match &reference {
+            RefSpec::Short(_) => true,
+            RefSpec::Full(name) => name.starts_with("refs/tags/"),
+            RefSpec::Head | RefSpec::Commit(_) => false,
+        };
+        if verify.tags && !names_tag {
+            return Err(SourceError::Config(
+                "--verify-tags needs --ref to name a tag".into(),
+            ));
+        }
         let base = take_userinfo(url.trim_end_matches('/'), &mut http);
         Ok(Self {
             shown: redact_url(&base),
-            reference: RefSpec::parse(&reference)?,
+            reference,
+            policy: verify,
+            tag: Mutex::new(None),
             path,
             limits,
             client: Client::new(&http)?,
@@ -80,6 +99,10 @@ impl GitSource {
 
     pub fn bytes_received(&self) -> u64 {
         self.client.received()
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// The commit the configured ref names now.
@@ -100,6 +123,19 @@ impl GitSource {
             self.forget();
         })?;
         let id = pick(&self.reference, &refs).map_err(|e| e.into_source(&self.shown))?;
+        // The ref `pick` chose, if it is a tag: its object is what --verify-tags checks.
+        let prefixes = self.reference.prefixes();
+        let tag = refs
+            .iter()
+            .filter(|r| r.name.starts_with("refs/tags/") && prefixes.contains(&r.name))
+            .find(|r| r.peeled.unwrap_or(r.id) == id)
+            .map(|r| {
+                let name = r.name.trim_start_matches("refs/tags/").to_string();
+                (id, name, r.peeled.map(|_| r.id))
+            });
+        if let Ok(mut slot) = self.tag.lock() {
+            *slot = tag;
+        }
         Ok(Revision::commit(id))
     }
 
@@ -108,9 +144,45 @@ impl GitSource {
         let want = revision.commit_id().ok_or_else(|| {
             SourceError::Config(format!("revision {revision} is not a git commit id"))
         })?;
-        let file = self.fetch_pack(want, into)?;
+        let tag = self
+            .tag
+            .lock()
+            .ok()
+            .and_then(|t| t.clone())
+            .filter(|(commit, _, _)| *commit == want);
+        let tag_object = tag.as_ref().and_then(|(_, _, object)| *object);
+        let wants: Vec<ObjectId> = std::iter::once(want)
+            .chain(tag_object.filter(|_| self.policy.tags))
+            .collect();
+        let file = self.fetch_wants(&wants, into)?;
         let mut pack = Pack::open(file, self.limits.max_object_bytes).map_err(|e| self.err(e))?;
         tracing::debug!(url = %self.shown, objects = pack.len(), "pack verified");
+        let commit = pack.read(&want, Kind::Commit).map_err(|e| self.err(e))?;
+        let tag = match (&tag, tag_object) {
+            (Some((_, name, _)), Some(id)) if self.policy.tags => {
+                let raw = pack.read(&id, Kind::Tag).map_err(|e| self.err(e))?;
+                Some((name.clone(), raw.to_vec()))
+            }
+            _ => None,
+        };
+        let objects = Objects {
+            commit: commit.to_vec(),
+            tag,
+        };
+        // Before anything is written: an unverified revision leaves no trace.
+        let verified = if self.policy.enabled() {
+            let verified =
+                self.policy
+                    .check(want, &objects)
+                    .map_err(|source| SourceError::Verify {
+                        url: self.shown.clone(),
+                        source,
+                    })?;
+            tracing::info!(revision = %revision, signed = %verified, "signature verified");
+            Some(verified)
+        } else {
+            None
+        };
         let out = extract(
             &mut pack,
             want,
@@ -125,21 +197,27 @@ impl GitSource {
             out.files,
             out.bytes,
             self.shown.clone(),
-        ))
+        )
+        .signed(objects, verified))
     }
 
     /// Fetches the depth-1 pack of `want` into an unlinked file next to `next_to`,
     /// unverified (`bundle create` writes it out as a bundle's pack).
     pub fn fetch_pack(&self, want: ObjectId, next_to: &Path) -> Result<File, SourceError> {
+        self.fetch_wants(&[want], next_to)
+    }
+
+    /// [`GitSource::fetch_pack`] for several objects (a commit and its tag).
+    fn fetch_wants(&self, wants: &[ObjectId], next_to: &Path) -> Result<File, SourceError> {
         let known = self.discovered.lock().ok().and_then(|d| d.clone());
         let d = match known {
             Some(d) => d,
             None => self.discover()?.0,
         };
         let body = if d.v2 {
-            self.v2_fetch_request(&d, want)
+            self.v2_fetch_request(&d, wants)
         } else {
-            v0_fetch_request(want)
+            v0_fetch_request(wants)
         };
         let url = format!("{}/{UPLOAD_PACK}", d.base);
         let resp = self
@@ -266,7 +344,7 @@ impl GitSource {
         Ok(refs)
     }
 
-    fn v2_fetch_request(&self, d: &Discovered, want: ObjectId) -> Vec<u8> {
+    fn v2_fetch_request(&self, d: &Discovered, wants: &[ObjectId]) -> Vec<u8> {
         let mut body = Vec::new();
         write_line(&mut body, "command=fetch");
         if d.object_format {
@@ -276,7 +354,9 @@ impl GitSource {
         write_line(&mut body, "no-progress");
         write_line(&mut body, "ofs-delta");
         write_line(&mut body, "deepen 1");
-        write_line(&mut body, &format!("want {want}"));
+        for want in wants {
+            write_line(&mut body, &format!("want {want}"));
+        }
         write_line(&mut body, "done");
         write_flush(&mut body);
         body
@@ -343,15 +423,19 @@ fn rpc_headers(v2: bool) -> Vec<(&'static str, &'static str)> {
     h
 }
 
-fn v0_fetch_request(want: ObjectId) -> Vec<u8> {
+fn v0_fetch_request(wants: &[ObjectId]) -> Vec<u8> {
     let mut body = Vec::new();
-    write_line(
-        &mut body,
-        &format!(
-            "want {want} side-band-64k ofs-delta shallow no-progress agent=git/hawser-{}",
-            env!("CARGO_PKG_VERSION")
-        ),
-    );
+    for (i, want) in wants.iter().enumerate() {
+        let line = if i == 0 {
+            format!(
+                "want {want} side-band-64k ofs-delta shallow no-progress agent=git/hawser-{}",
+                env!("CARGO_PKG_VERSION")
+            )
+        } else {
+            format!("want {want}")
+        };
+        write_line(&mut body, &line);
+    }
     write_line(&mut body, "deepen 1");
     write_flush(&mut body);
     write_line(&mut body, "done");
@@ -416,7 +500,7 @@ mod tests {
 
     #[test]
     fn fetch_requests_never_ask_for_thin_packs() {
-        let v0 = String::from_utf8(v0_fetch_request(ObjectId([1; 20]))).unwrap();
+        let v0 = String::from_utf8(v0_fetch_request(&[ObjectId([1; 20])])).unwrap();
         assert!(v0.contains("deepen 1") && !v0.contains("thin-pack"), "{v0}");
     }
 }
