@@ -22,7 +22,7 @@ pub(super) enum Next {
 /// Why a fetch gave no entry.
 enum Fetch {
     /// The source refused the revision (its signature): a rejection.
-    Refused(SourceError),
+    Refused(Box<SourceError>),
     /// Anything else: retried after a backoff.
     Failed,
 }
@@ -44,7 +44,7 @@ impl Agent {
             Err(_) => match self.fetch(revision).await {
                 Ok(entry) => entry,
                 Err(Fetch::Refused(reason)) => {
-                    self.reject(revision, reason).await;
+                    self.reject(revision, *reason).await;
                     return Next::Interval;
                 }
                 Err(Fetch::Failed) => return Next::Retry,
@@ -92,8 +92,8 @@ impl Agent {
         let source = self.source.clone();
         let cache = self.cache.clone();
         let rev = revision.to_string();
-        let fetched =
-            tokio::task::spawn_blocking(move || -> Result<Entry, (String, Option<SourceError>)> {
+        let fetched = tokio::task::spawn_blocking(
+            move || -> Result<Entry, (String, Option<Box<SourceError>>)> {
                 let failed = |e: String| (e, None);
                 let parsed = crate::source::Revision::parse(&rev)
                     .ok_or_else(|| failed(format!("invalid revision {rev}")))?;
@@ -101,15 +101,16 @@ impl Agent {
                 let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
                     let text = crate::errors::one_line_error(&e);
                     // A refused signature rejects the revision; the rest is retried.
-                    let refused = matches!(e, SourceError::Verify { .. }).then_some(e);
+                    let refused = matches!(e, SourceError::Verify { .. }).then(|| Box::new(e));
                     (text, refused)
                 })?;
                 let objects = snapshot.objects().map(|o| (o, snapshot.verified()));
                 cache
                     .store_signed(&rev, snapshot.source(), staging.path(), objects)
                     .map_err(|e| failed(e.to_string()))
-            })
-            .await;
+            },
+        )
+        .await;
         match fetched {
             Ok(Ok(entry)) => {
                 tracing::info!(
