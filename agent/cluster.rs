@@ -6,9 +6,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
 
 use crate::manifests::Namespacing;
+
+pub mod list;
+
+/// Requests in flight at once while planning or applying.
+pub const CONCURRENCY: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -136,5 +142,35 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
         Some((group, version)) => (group, version),
         None => ("", api_version),
+    }
+}
+
+/// The API for one kind: in `namespace` when the kind is namespaced, else cluster-wide.
+pub fn api_for(client: &kube::Client, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
+    match (kind.namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &kind.resource),
+        _ => Api::all_with(client.clone(), &kind.resource),
+    }
+}
+
+/// The API server's message without kube-rs's wrapping.
+pub fn api_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            let reason = if status.reason.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", status.reason.to_lowercase())
+            };
+            format!("{reason}{}", status.message)
+        }
+        other => other.to_string(),
+    }
+}
+
+pub fn is_transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        _ => true,
     }
 }

@@ -1,6 +1,17 @@
 //! Base64 (RFC 4648), the two forms hawser needs: standard with padding for HTTP Basic
 //! auth headers, URL-safe without padding for ApplySet ids. Small enough not to be
-//! worth a crate.
+//! worth a crate. And the one check of hex ids (commit ids, sha256 digests).
+
+/// Whether `text` is exactly `len` hex digits (either case).
+pub fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `text` is a full SHA-1 commit id, 40 hex digits: what forges set commit
+/// statuses on and what status reports name.
+pub fn is_commit_id(text: &str) -> bool {
+    is_hex(text, 40)
+}
 
 const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -36,6 +47,17 @@ fn encode(input: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_ids() {
+        assert!(is_commit_id(
+            &"aB0".repeat(13).chars().chain(['f']).collect::<String>()
+        ));
+        assert!(!is_commit_id(&"a".repeat(39)));
+        assert!(!is_commit_id(&"g".repeat(40)));
+        assert!(is_hex(&"0".repeat(64), 64));
+        assert!(!is_hex(&"0".repeat(64), 40));
+    }
 
     #[test]
     fn rfc4648_vectors() {

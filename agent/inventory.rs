@@ -33,6 +33,9 @@ pub const FIELD_MANAGER: &str = "hawser";
 pub fn apply_params() -> PatchParams {
     PatchParams::apply(FIELD_MANAGER).validation_strict()
 }
+
+/// The annotation on the inventory parent that stops every write.
+pub const SUSPEND_ANNOTATION: &str = "hawser.dev/suspend";
 const INVENTORY_KEY: &str = "inventory";
 pub const STATUS_KEY: &str = "status";
 
@@ -159,6 +162,11 @@ pub struct Recorded {
 impl Recorded {
     pub fn contains(&self, member: &Member) -> bool {
         self.members.iter().any(|m| m.key() == member.key())
+    }
+
+    /// Whether the parent carries the stop button ([`SUSPEND_ANNOTATION`]: "true").
+    pub fn suspended(&self) -> bool {
+        self.annotations.get(SUSPEND_ANNOTATION).map(String::as_str) == Some("true")
     }
 }
 

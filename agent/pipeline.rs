@@ -70,7 +70,7 @@ pub struct Tree {
 
 /// A planned revision, ready to apply or to show as a diff.
 #[derive(Debug)]
-pub struct Planned {
+pub struct PlannedRevision {
     pub plan: Plan,
     pub recorded: Recorded,
 }
@@ -133,7 +133,7 @@ pub async fn plan(
     tree: &Tree,
     target: &Target,
     memory: Memory<'_>,
-) -> Result<Planned, PipelineError> {
+) -> Result<PlannedRevision, PipelineError> {
     let set = load(client, discovered, tree, target).await?;
     let recorded = inventory::read(client, &target.parent).await?;
     let plan = plan::plan(
@@ -146,7 +146,7 @@ pub async fn plan(
         memory,
     )
     .await?;
-    Ok(Planned { plan, recorded })
+    Ok(PlannedRevision { plan, recorded })
 }
 
 /// Plans and applies the tree.
@@ -156,7 +156,7 @@ pub async fn apply(
     tree: &Tree,
     target: &Target,
 ) -> Result<Applied, PipelineError> {
-    let Planned { plan, recorded, .. } =
+    let PlannedRevision { plan, recorded, .. } =
         plan(client, discovered, tree, target, Memory::NONE).await?;
     Ok(apply::apply(client, discovered, plan, &target.parent, &recorded).await?)
 }

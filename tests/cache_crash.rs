@@ -32,16 +32,15 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 fn new_state(revision: &str) -> State {
-    State {
-        applied: Some(Record {
-            revision: revision.into(),
-            digest: "sha256:00".into(),
-            source: "test".into(),
-            at: 2,
-            committer_time: None,
-        }),
-        ..State::default()
-    }
+    let mut state = State::default();
+    state.applied = Some(Record {
+        revision: revision.into(),
+        digest: "sha256:00".into(),
+        source: "test".into(),
+        at: 2,
+        committer_time: None,
+    });
+    state
 }
 
 /// The child side: does nothing unless started by `run_child`.
@@ -83,10 +82,8 @@ fn run_child(dir: &Path, failpoint: &str, action: &str) -> (bool, State) {
         let staging = cache.staging_dir().unwrap();
         fs::write(staging.path().join("old.yaml"), "kind: ConfigMap\n").unwrap();
         let entry = cache.store(REV_OLD, "test", staging.path()).unwrap();
-        let state = State {
-            applied: Some(entry.record(1)),
-            ..State::default()
-        };
+        let mut state = State::default();
+        state.applied = Some(entry.record(1));
         cache.save_state(&state).unwrap();
         state
     };

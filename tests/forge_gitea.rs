@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use gitea::{Gitea, USER};
 use hawser::report::forge::{
-    CommitStatus, ForgeConfig, ForgeError, Outcome, Provider, Reporter, State, Token,
+    CommitState, CommitStatus, ForgeConfig, ForgeError, Provider, Reporter, StatusOutcome, Token,
 };
 use serde_json::json;
 
@@ -45,9 +45,9 @@ fn statuses_on_a_real_gitea() {
 
     let reporter = Reporter::new(config(&gitea, &format!("{USER}/fleet"), &gitea.token));
     let outcomes = [
-        (Outcome::Applying { objects: 42 }, "pending"),
+        (StatusOutcome::Applying { objects: 42 }, "pending"),
         (
-            Outcome::Healthy {
+            StatusOutcome::Healthy {
                 objects: 42,
                 changed: 3,
                 pruned: 1,
@@ -56,7 +56,7 @@ fn statuses_on_a_real_gitea() {
             "success",
         ),
         (
-            Outcome::Rejected {
+            StatusOutcome::Rejected {
                 reason: "Deployment shop/api: namespace shop is outside the scope".into(),
             },
             "failure",
@@ -83,7 +83,7 @@ fn statuses_on_a_real_gitea() {
 
     let bad_token = Reporter::new(config(&gitea, &format!("{USER}/fleet"), "not-a-real-token"));
     let err = bad_token
-        .post(&CommitStatus::new(&sha, State::Success, "applied"))
+        .post(&CommitStatus::new(&sha, CommitState::Success, "applied"))
         .unwrap_err();
     assert!(
         matches!(err, ForgeError::Rejected { status: 401, .. }),
@@ -97,7 +97,7 @@ fn statuses_on_a_real_gitea() {
 
     let missing = Reporter::new(config(&gitea, &format!("{USER}/missing"), &gitea.token));
     let err = missing
-        .post(&CommitStatus::new(&sha, State::Success, "applied"))
+        .post(&CommitStatus::new(&sha, CommitState::Success, "applied"))
         .unwrap_err();
     assert!(
         matches!(err, ForgeError::Rejected { status: 404, .. }),

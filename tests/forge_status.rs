@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use forge_recorder::{Answer, FakeClock, NOW, Recorded, Server, answer};
 use hawser::report::forge::{
-    CommitStatus, ForgeConfig, ForgeError, Outcome, Posted, Provider, Reporter, RetryPolicy, State,
-    Token,
+    CommitState, CommitStatus, ForgeConfig, ForgeError, Posted, Provider, Reporter, RetryPolicy,
+    StatusOutcome, Token,
 };
 use serde_json::json;
 
@@ -46,13 +46,13 @@ fn reporter(config: ForgeConfig) -> (Reporter<FakeClock>, FakeClock) {
 fn statuses() -> [(CommitStatus, &'static str); 3] {
     [
         (
-            CommitStatus::for_outcome(SHA, &Outcome::Applying { objects: 42 }),
+            CommitStatus::for_outcome(SHA, &StatusOutcome::Applying { objects: 42 }),
             "applying 42 objects",
         ),
         (
             CommitStatus::for_outcome(
                 SHA,
-                &Outcome::Healthy {
+                &StatusOutcome::Healthy {
                     objects: 42,
                     changed: 3,
                     pruned: 1,
@@ -64,7 +64,7 @@ fn statuses() -> [(CommitStatus, &'static str); 3] {
         (
             CommitStatus::for_outcome(
                 SHA,
-                &Outcome::Rejected {
+                &StatusOutcome::Rejected {
                     reason: "Deployment shop/api: namespace shop is outside the scope".into(),
                 },
             ),
@@ -75,7 +75,7 @@ fn statuses() -> [(CommitStatus, &'static str); 3] {
 
 /// Posts pending, success and failure; returns what the server saw for each.
 #[cfg(test)]
-fn post_each_state(config: ForgeConfig) -> Vec<(State, String, Recorded)> {
+fn post_each_state(config: ForgeConfig) -> Vec<(CommitState, String, Recorded)> {
     let server = Server::start(Vec::new());
     let config = ForgeConfig {
         api_url: format!("{}{}", server.url, config.api_url),
@@ -118,9 +118,9 @@ fn github_statuses() {
         );
         assert_eq!(request.header("x-github-api-version"), Some("2022-11-28"));
         let name = match state {
-            State::Pending => "pending",
-            State::Success => "success",
-            State::Failure => "failure",
+            CommitState::Pending => "pending",
+            CommitState::Success => "success",
+            CommitState::Failure => "failure",
         };
         assert_eq!(
             request.body,
@@ -141,9 +141,9 @@ fn gitlab_statuses() {
         assert_eq!(request.header("private-token"), Some(SECRET));
         assert_eq!(request.header("authorization"), None);
         let name = match state {
-            State::Pending => "running",
-            State::Success => "success",
-            State::Failure => "failed",
+            CommitState::Pending => "running",
+            CommitState::Success => "success",
+            CommitState::Failure => "failed",
         };
         assert_eq!(
             request.body,
@@ -166,9 +166,9 @@ fn gitea_and_forgejo_statuses() {
                 Some(format!("token {SECRET}").as_str())
             );
             let name = match state {
-                State::Pending => "pending",
-                State::Success => "success",
-                State::Failure => "failure",
+                CommitState::Pending => "pending",
+                CommitState::Success => "success",
+                CommitState::Failure => "failure",
             };
             assert_eq!(
                 request.body,
@@ -178,11 +178,11 @@ fn gitea_and_forgejo_statuses() {
     }
 }
 
-fn bitbucket_state(state: State) -> &'static str {
+fn bitbucket_state(state: CommitState) -> &'static str {
     match state {
-        State::Pending => "INPROGRESS",
-        State::Success => "SUCCESSFUL",
-        State::Failure => "FAILED",
+        CommitState::Pending => "INPROGRESS",
+        CommitState::Success => "SUCCESSFUL",
+        CommitState::Failure => "FAILED",
     }
 }
 
@@ -263,7 +263,11 @@ fn bitbucket_user_and_secret_tokens_use_basic_auth() {
     };
     let (reporter, _) = reporter(config);
     reporter
-        .post(&CommitStatus::new(SHA, State::Pending, "applying 1 object"))
+        .post(&CommitStatus::new(
+            SHA,
+            CommitState::Pending,
+            "applying 1 object",
+        ))
         .unwrap();
     // base64("jo@example.com:ATATT3x")
     assert_eq!(
@@ -292,9 +296,9 @@ fn azure_devops_statuses() {
         );
         assert_eq!(request.header("x-tfs-fedauthredirect"), Some("Suppress"));
         let name = match state {
-            State::Pending => "pending",
-            State::Success => "succeeded",
-            State::Failure => "failed",
+            CommitState::Pending => "pending",
+            CommitState::Success => "succeeded",
+            CommitState::Failure => "failed",
         };
         assert_eq!(
             request.body,
@@ -317,7 +321,7 @@ fn post_against(
 ) -> (Result<(), ForgeError>, usize, Vec<Duration>) {
     let server = Server::start(answers);
     let (reporter, clock) = reporter(config(provider, &server.url, repo));
-    let result = reporter.post(&CommitStatus::new(SHA, State::Success, "applied"));
+    let result = reporter.post(&CommitStatus::new(SHA, CommitState::Success, "applied"));
     let slept = clock.slept.lock().unwrap().clone();
     (result, server.requests().len(), slept)
 }
@@ -458,7 +462,11 @@ fn unreachable_forge_is_transient() {
         "o/r",
     ));
     let err = reporter
-        .post(&CommitStatus::new(SHA, State::Pending, "applying 1 object"))
+        .post(&CommitStatus::new(
+            SHA,
+            CommitState::Pending,
+            "applying 1 object",
+        ))
         .unwrap_err();
     assert!(
         matches!(err, ForgeError::Network { tries: 3, .. }),
@@ -493,7 +501,7 @@ fn post_once_skips_what_was_posted() {
     let server = Server::start(Vec::new());
     let (reporter, _) = reporter(config(Provider::GitHub, &server.url, "o/r"));
     let mut history: Vec<Posted> = Vec::new();
-    let pending = CommitStatus::for_outcome(SHA, &Outcome::Applying { objects: 2 });
+    let pending = CommitStatus::for_outcome(SHA, &StatusOutcome::Applying { objects: 2 });
     assert!(reporter.post_once(&mut history, &pending).unwrap());
     assert!(!reporter.post_once(&mut history, &pending).unwrap());
     assert_eq!(server.requests().len(), 1);
@@ -502,7 +510,7 @@ fn post_once_skips_what_was_posted() {
         vec![Posted {
             commit: SHA.into(),
             context: "hawser/prod-eu".into(),
-            state: State::Pending,
+            state: CommitState::Pending,
             description: "applying 2 objects".into(),
         }]
     );

@@ -11,20 +11,19 @@
 
 mod prune;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use kube::api::{DeleteParams, Patch};
 use serde_json::Value;
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 
-use crate::cluster::{ClusterError, Discovered};
+use crate::cluster::Kind;
+use crate::cluster::{CONCURRENCY, ClusterError, Discovered, api_for, api_reason, is_transient};
 use crate::inventory::{self, InventoryError, Member, Parent, Recorded};
-use crate::manifests::Stage;
+use crate::manifests::{ObjectRef, Stage};
 use crate::plan::live::LiveIndex;
-use crate::plan::{
-    self, Action, CONCURRENCY, Memory, ObjectFailure, Plan, PlanError, Planned, api_for,
-};
+use crate::plan::{self, Action, Memory, ObjectFailure, Plan, PlanError, Planned};
 
 pub use prune::PruneOutcome;
 
@@ -60,7 +59,7 @@ impl ApplyError {
             // connection) is as transient as failing any other write.
             ApplyError::Inventory(
                 InventoryError::Read { source, .. } | InventoryError::Write { source, .. },
-            ) => plan::is_transient(source),
+            ) => is_transient(source),
             ApplyError::Inventory(_) => false,
         }
     }
@@ -86,6 +85,14 @@ pub struct Applied {
 impl Applied {
     pub fn changed(&self) -> usize {
         self.created.len() + self.updated.len() + self.recreated.len()
+    }
+
+    /// The applied objects health waits for (marked by the plan).
+    pub fn watched(&self) -> impl Iterator<Item = (&ObjectRef, &Kind)> {
+        self.objects
+            .iter()
+            .filter(|p| p.watch)
+            .map(|p| (&p.manifest.id, &p.kind))
     }
 }
 
@@ -208,21 +215,36 @@ async fn write_stage(
     }
     for run in runs {
         let mut tasks = JoinSet::new();
+        // Which object each write is for: a write that ends without a result (a
+        // panic, a cancellation) fails the apply rather than vanishing from it.
+        let mut running: HashMap<task::Id, String> = HashMap::new();
         let mut queue = run.into_iter();
         let mut first_error = None;
         loop {
             while tasks.len() < CONCURRENCY {
                 let Some(p) = queue.next() else { break };
                 let client = client.clone();
-                tasks.spawn(async move {
+                let object = p.manifest.id.to_string();
+                let handle = tasks.spawn(async move {
                     let result = write_one(&client, &p).await;
                     (p, result)
                 });
+                running.insert(handle.id(), object);
             }
-            let Some(joined) = tasks.join_next().await else {
-                break;
+            let (p, result) = match tasks.join_next_with_id().await {
+                None => break,
+                Some(Ok((id, done))) => {
+                    running.remove(&id);
+                    done
+                }
+                Some(Err(join)) => {
+                    tracing::error!(error = %join, "write task failed");
+                    let object = running.remove(&join.id()).unwrap_or_default();
+                    let failure = plan::ended_without_result(object, "write", &join);
+                    first_error.get_or_insert(ApplyError::Write(failure));
+                    continue;
+                }
             };
-            let Ok((p, result)) = joined else { continue };
             match result {
                 Ok(writes) => record(applied, p, writes),
                 Err(e) => {
@@ -308,8 +330,8 @@ async fn wait_foundation(client: &kube::Client, objects: &[Planned]) -> Result<(
             let live = api.get_opt(&p.manifest.id.name).await.map_err(|e| {
                 ApplyError::Write(ObjectFailure {
                     object: p.manifest.id.to_string(),
-                    transient: plan::is_transient(&e),
-                    reason: plan::api_reason(&e),
+                    transient: is_transient(&e),
+                    reason: api_reason(&e),
                 })
             })?;
             let established = live

@@ -7,8 +7,8 @@ use kube::api::DeleteParams;
 use serde_json::Value;
 
 use crate::cluster::{ClusterError, Discovered};
+use crate::cluster::{api_for, api_reason};
 use crate::inventory::{Member, PART_OF};
-use crate::plan::{api_for, api_reason};
 
 pub const PRUNE_ANNOTATION: &str = "hawser.dev/prune";
 

@@ -108,7 +108,7 @@ impl Meta {
 /// and bundles are named by). Anything else is refused, so a revision can never name
 /// a path outside `snapshots/`.
 pub fn key(revision: &str) -> Result<String, CacheError> {
-    let is_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+    use crate::encoding::is_hex;
     // An OCI revision, `TAG@sha256:<hex>`, is stored under its digest: the content
     // is the same whichever tag named it.
     if let Some(digest) = crate::source::oci::reference::revision_digest(revision)

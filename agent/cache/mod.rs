@@ -35,7 +35,7 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use entry::{Entry, key};
-pub use state::{PostedStatus, Record, Rejected, State};
+pub use state::{Record, Rejected, State};
 
 /// How many snapshots the cache keeps unless told otherwise.
 pub const DEFAULT_KEEP: usize = 5;

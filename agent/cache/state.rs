@@ -10,20 +10,33 @@ use serde::{Deserialize, Serialize};
 
 use super::CacheError;
 use super::tree::{remove_all, rename_synced, unique_name, write_synced};
+use crate::health::Healthy;
+use crate::report::forge::Posted;
 
 /// The agent's memory across restarts. Unknown fields are ignored and missing ones
 /// default, so an older or newer agent can read the file.
+///
+/// `good` is not a field others can set: a revision becomes good only through
+/// [`State::record_good`], with the proof only `health` makes.
+///
+/// ```compile_fail,E0616
+/// let mut state = hawser::cache::State::default();
+/// state.good = None;
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct State {
     /// The revision whose writes and prunes all succeeded, enforced on every drift tick.
     pub applied: Option<Record>,
-    /// The last applied revision that was also healthy within the timeout.
-    pub good: Option<Record>,
+    /// The last applied revision that was also healthy within the timeout. Set only
+    /// by [`State::record_good`], which asks for health's proof.
+    pub(super) good: Option<Record>,
     /// The last rejected revision: not retried until the source moves.
     pub rejected: Option<Rejected>,
-    /// Commit statuses already posted, so a restart does not post them again.
-    pub posted: Vec<PostedStatus>,
+    /// Commit statuses already posted, so a restart does not post them again: the
+    /// reporter's own history ([`Posted`]), kept here because this file is what
+    /// survives a restart.
+    pub posted: Vec<Posted>,
 }
 
 /// One revision as the cache knows it.
@@ -51,31 +64,23 @@ pub struct Rejected {
     pub at: u64,
 }
 
-/// A commit status as posted to the forge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PostedStatus {
-    pub commit: String,
-    /// `hawser/<cluster-name>`.
-    pub context: String,
-    /// `pending`, `success` or `failure`.
-    pub state: String,
-    pub description: String,
-}
-
 impl State {
-    /// Whether exactly this status was already posted.
-    pub fn was_posted(&self, status: &PostedStatus) -> bool {
-        self.posted.contains(status)
+    /// The last applied revision that was also healthy within the timeout.
+    pub fn good(&self) -> Option<&Record> {
+        self.good.as_ref()
     }
 
-    /// Records a posted status, replacing an earlier one for the same commit and
-    /// context, and keeps only the newest `keep` (the forge keeps the history).
-    pub fn record_posted(&mut self, status: PostedStatus, keep: usize) {
-        self.posted
-            .retain(|p| !(p.commit == status.commit && p.context == status.context));
-        self.posted.push(status);
-        let excess = self.posted.len().saturating_sub(keep.max(1));
-        self.posted.drain(..excess);
+    /// Records `record` as good: only with the verdict of the health check that
+    /// found its objects ready.
+    pub fn record_good(&mut self, record: Record, _proof: &Healthy) {
+        self.good = Some(record);
+    }
+
+    /// Forgets the good revision when it is `revision` (its cache entry is gone).
+    pub fn forget_good(&mut self, revision: &str) {
+        if self.good.as_ref().is_some_and(|g| g.revision == revision) {
+            self.good = None;
+        }
     }
 
     /// Revisions the cache must not evict.

@@ -349,38 +349,18 @@ fn state_round_trips_and_a_missing_file_is_empty() {
         }),
         ..State::default()
     };
-    let posted = PostedStatus {
+    let posted = crate::report::forge::Posted {
         commit: REV_A.into(),
         context: "hawser/edge-1".into(),
-        state: "pending".into(),
+        state: crate::report::forge::CommitState::Pending,
         description: "applying".into(),
     };
-    state.record_posted(posted.clone(), 10);
+    crate::report::forge::record(&mut state.posted, posted.clone());
     cache.save_state(&state).unwrap();
     assert_eq!(cache.state().unwrap(), state);
-    assert!(cache.state().unwrap().was_posted(&posted));
+    assert!(cache.state().unwrap().posted.contains(&posted));
     assert_eq!(read_state(dir.path()).unwrap(), state);
     assert!(names(&dir.path().join("tmp")).is_empty());
-}
-
-#[test]
-fn record_posted_replaces_per_commit_and_context_and_stays_bounded() {
-    let mut state = State::default();
-    let status = |commit: &str, s: &str| PostedStatus {
-        commit: commit.into(),
-        context: "hawser/c".into(),
-        state: s.into(),
-        description: String::new(),
-    };
-    state.record_posted(status("a", "pending"), 2);
-    state.record_posted(status("a", "success"), 2);
-    assert_eq!(state.posted, [status("a", "success")]);
-    state.record_posted(status("b", "pending"), 2);
-    state.record_posted(status("c", "pending"), 2);
-    assert_eq!(
-        state.posted,
-        [status("b", "pending"), status("c", "pending")]
-    );
 }
 
 #[test]

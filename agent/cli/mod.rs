@@ -21,6 +21,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Kept here too, for commands that render errors; the shared one lives below everything.
+pub use crate::errors::one_line_error;
+
 /// A small GitOps pull agent: pulls one cluster's desired state from Git, keeps the
 /// last known good revision on disk, applies it safely and reports per cluster.
 #[derive(Debug, Parser)]
@@ -127,21 +130,6 @@ pub(crate) fn block_on<T>(
     // do not wait for it, its deadline may be minutes away.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     result
-}
-
-/// Joins any error and its sources into one line (see [`one_line`]).
-pub fn one_line_error<E: std::error::Error + ?Sized>(err: &E) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line.replace('\n', " ")
 }
 
 /// Joins an error and its causes into one line, skipping causes whose text the

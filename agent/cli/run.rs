@@ -42,7 +42,7 @@ pub struct Args {
 
     /// What to do with drift: correct it, or only report it (logs, events, metrics).
     #[arg(long, env = "HAWSER_DRIFT", value_enum, default_value = "correct")]
-    pub drift: DriftMode,
+    pub drift: DriftArg,
 
     /// How long applied objects may take to become ready before the revision is
     /// unhealthy.
@@ -88,6 +88,24 @@ const STUCK_MARGIN: Duration = Duration::from_secs(120);
 /// How long the loop and the admin server get to stop after a signal, whatever a
 /// fetch is doing: well inside Kubernetes' default grace period and systemd's.
 const STOP_WITHIN: Duration = Duration::from_secs(8);
+
+/// `--drift` as the command line spells it; the loop's [`DriftMode`] knows no clap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DriftArg {
+    /// Re-apply drifted objects.
+    Correct,
+    /// Only log, count and emit events.
+    Report,
+}
+
+impl From<DriftArg> for DriftMode {
+    fn from(arg: DriftArg) -> Self {
+        match arg {
+            DriftArg::Correct => DriftMode::Correct,
+            DriftArg::Report => DriftMode::Report,
+        }
+    }
+}
 
 fn duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text).map_err(|e| e.to_string())
@@ -149,7 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let settings = Settings {
         interval,
         drift_interval,
-        drift,
+        drift: drift.into(),
         health_timeout,
         rollback_on_unhealthy,
         suspend,

@@ -294,9 +294,7 @@ impl SourceArgs {
             )));
         }
         let sha256 = match sha256 {
-            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Some(hex.to_ascii_lowercase())
-            }
+            Some(hex) if crate::encoding::is_hex(&hex, 64) => Some(hex.to_ascii_lowercase()),
             Some(_) => {
                 return Err(SourceError::Config("--sha256 must be 64 hex digits".into()));
             }

@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
 use super::Outcome;
+use crate::inventory::SUSPEND_ANNOTATION;
 use crate::inventory::{self, STATUS_KEY};
-use crate::reconcile::SUSPEND_ANNOTATION;
 use crate::report::cluster::ClusterStatus;
 
 #[derive(Debug, clap::Args)]

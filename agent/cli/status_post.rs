@@ -181,7 +181,7 @@ fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::report::export::OutcomeRecord;
-    use crate::report::forge::State;
+    use crate::report::forge::CommitState;
 
     fn status(cluster: Option<&str>) -> ClusterStatus {
         ClusterStatus {
@@ -189,7 +189,7 @@ mod tests {
             cluster: cluster.map(str::to_string),
             outcomes: vec![OutcomeRecord {
                 commit: "c".repeat(40),
-                state: State::Failure,
+                state: CommitState::Failure,
                 description: "rejected: x".into(),
                 time: "2026-11-23T10:00:00Z".into(),
             }],

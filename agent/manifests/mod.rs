@@ -27,6 +27,7 @@ mod load;
 mod object;
 pub mod order;
 pub mod scope;
+mod watch;
 pub mod yaml;
 
 #[cfg(test)]
@@ -39,6 +40,7 @@ pub use error::{ManifestError, ObjectRule, ScopeRule, Shown};
 pub use load::{Loaded, load, load_dir};
 pub use object::{Document, build, expand_lists, valid_namespace};
 pub use scope::{BuiltinNamespacing, CrdNamespacing, Namespacing, Scope};
+pub use watch::worth_watching;
 
 /// Which object: the identity used for duplicates, inventory and prune.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -36,7 +36,7 @@ impl ObjectFailure {
         let reason = if is_secret(id) {
             secret_reason(e)
         } else {
-            super::api_reason(e)
+            crate::cluster::api_reason(e)
         };
         ObjectFailure {
             object: id.to_string(),
@@ -54,7 +54,7 @@ fn is_secret(id: &ObjectRef) -> bool {
 pub fn is_transient(e: &kube::Error) -> bool {
     match e {
         kube::Error::Api(status) if status.code == 500 && is_body_error(status) => false,
-        other => super::is_transient(other),
+        other => crate::cluster::is_transient(other),
     }
 }
 

@@ -10,25 +10,17 @@
 //!
 //! Only digests are kept, never the objects: the index of 1,000 objects is ~100 KB.
 //! Items are parsed with `managedFields` and `status` skipped rather than built
-//! ([`Lean`]), a page at a time.
+//! ([`Lean`], see [`crate::cluster::list`]), a page at a time.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
-use kube::Resource;
-use kube::api::{DynamicObject, ListParams};
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use tokio::task::JoinSet;
 
-use super::{CONCURRENCY, ObjectFailure, api_reason, compare, is_transient};
+use super::compare;
 use crate::cluster::Kind;
-use crate::inventory::PART_OF;
+use crate::cluster::list::{Lean, list_by_id};
 use crate::manifests::{Manifest, ObjectRef};
-
-/// Items per LIST page: a page is parsed whole, so this bounds what one list holds.
-const PAGE: u32 = 250;
 
 /// SHA-256 of an object's desired state (see [`digest`]).
 pub type Digest = [u8; 32];
@@ -78,132 +70,6 @@ impl LiveIndex {
     }
 }
 
-/// Lists the ApplySet's members of every kind and namespace among `objects`, each
-/// kind and namespace once, and reduces every item with `each`: the reductions by
-/// identity. A list that fails is logged and left out.
-pub async fn list_by_id<'a, I: Item, T: Send + 'static>(
-    client: &kube::Client,
-    objects: impl Iterator<Item = (&'a ObjectRef, &'a Kind)>,
-    applyset_id: &str,
-    each: fn(&Value) -> T,
-) -> HashMap<ObjectRef, T> {
-    let mut groups: BTreeMap<(String, String, Option<String>), (ObjectRef, Kind)> = BTreeMap::new();
-    for (id, kind) in objects {
-        let key = (id.api_version(), id.kind.clone(), id.namespace.clone());
-        groups
-            .entry(key)
-            .or_insert_with(|| (id.clone(), kind.clone()));
-    }
-    let selector = format!("{PART_OF}={applyset_id}");
-    let mut out = HashMap::new();
-    let mut tasks = JoinSet::new();
-    let mut queue = groups.into_values();
-    loop {
-        while tasks.len() < CONCURRENCY {
-            let Some((template, kind)) = queue.next() else {
-                break;
-            };
-            let client = client.clone();
-            let selector = selector.clone();
-            tasks.spawn(async move {
-                let listed = list_members::<I, T>(&client, &kind, &template, &selector, each).await;
-                (template, listed)
-            });
-        }
-        let Some(joined) = tasks.join_next().await else {
-            break;
-        };
-        let Ok((template, listed)) = joined else {
-            continue;
-        };
-        match listed {
-            Ok(items) => out.extend(items.into_iter().map(|(name, reduced)| {
-                let id = ObjectRef {
-                    name,
-                    ..template.clone()
-                };
-                (id, reduced)
-            })),
-            Err(failure) => tracing::debug!(
-                kind = %template.group_kind(),
-                namespace = template.namespace.as_deref().unwrap_or(""),
-                reason = %failure.reason,
-                "cannot list; reading objects one by one"
-            ),
-        }
-    }
-    out
-}
-
-/// The members of one kind in one namespace (or cluster-wide, for cluster-scoped
-/// kinds), page by page: each item is parsed as `I` and reduced by `each` at once, so
-/// no more than a page of objects is ever held. Returns (name, reduction) pairs.
-async fn list_members<I: Item, T>(
-    client: &kube::Client,
-    kind: &Kind,
-    template: &ObjectRef,
-    selector: &str,
-    each: fn(&Value) -> T,
-) -> Result<Vec<(String, T)>, ObjectFailure> {
-    let namespace = if kind.namespaced {
-        template.namespace.as_deref()
-    } else {
-        None
-    };
-    let request = kube::core::Request::new(DynamicObject::url_path(&kind.resource, namespace));
-    let fail = |e: kube::Error| ObjectFailure {
-        object: format!("{} list", template.group_kind()),
-        transient: is_transient(&e),
-        reason: api_reason(&e),
-    };
-    let mut out = Vec::new();
-    let mut params = ListParams::default().labels(selector).limit(PAGE);
-    loop {
-        let http = request
-            .list(&params)
-            .map_err(|e| fail(kube::Error::BuildRequest(e)))?;
-        let page: Page<I> = client.request(http).await.map_err(fail)?;
-        for item in page.items {
-            let mut item = item.into_value();
-            let name = item
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            // List items carry neither; kind-specific rules (health) need them.
-            if let Some(map) = item.as_object_mut() {
-                map.insert("apiVersion".into(), Value::String(template.api_version()));
-                map.insert("kind".into(), Value::String(template.kind.clone()));
-            }
-            out.push((name, each(&item)));
-        }
-        match page.metadata.continue_token {
-            Some(token) if !token.is_empty() => params = params.continue_token(&token),
-            _ => return Ok(out),
-        }
-    }
-}
-
-#[derive(serde::Deserialize)]
-#[serde(bound = "I: Item")]
-struct Page<I> {
-    #[serde(default)]
-    metadata: PageMeta,
-    #[serde(default = "Vec::new")]
-    items: Vec<I>,
-}
-
-/// A list item as parsed: an object with some of what the server owns left out.
-pub trait Item: serde::de::DeserializeOwned {
-    fn into_value(self) -> Value;
-}
-
-#[derive(serde::Deserialize, Default)]
-struct PageMeta {
-    #[serde(rename = "continue")]
-    continue_token: Option<String>,
-}
-
 /// What a dry run of each object's body produced the last time it was planned: the
 /// body's digest and the result's. Kept by the agent from one plan to the next.
 #[derive(Debug, Default, Clone)]
@@ -240,119 +106,10 @@ impl Observed {
     }
 }
 
-/// An object as JSON, parsed with `metadata.managedFields` and `status` skipped
-/// rather than built: together they are often most of an object.
-pub struct Lean(pub Value);
-
-impl<'de> Deserialize<'de> for Lean {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(Skipping::Object).map(Lean)
-    }
-}
-
-impl Item for Lean {
-    fn into_value(self) -> Value {
-        self.0
-    }
-}
-
-/// An object as JSON with `metadata.managedFields` skipped: what health reads.
-pub struct WithStatus(pub Value);
-
-impl<'de> Deserialize<'de> for WithStatus {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_map(Skipping::ObjectWithStatus)
-            .map(WithStatus)
-    }
-}
-
-impl Item for WithStatus {
-    fn into_value(self) -> Value {
-        self.0
-    }
-}
-
-/// Which level of an object is being parsed, and so which key is skipped.
-#[derive(Clone, Copy)]
-enum Skipping {
-    /// The object: `status` is skipped, `metadata` is parsed as [`Skipping::Metadata`].
-    Object,
-    /// The object, `status` kept.
-    ObjectWithStatus,
-    /// Its metadata: `managedFields` is skipped.
-    Metadata,
-}
-
-impl<'de> Visitor<'de> for Skipping {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            match (self, key.as_str()) {
-                (Skipping::Object, "status") | (Skipping::Metadata, "managedFields") => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                (Skipping::Object | Skipping::ObjectWithStatus, "metadata") => {
-                    let meta = map.next_value::<Metadata>()?;
-                    out.insert(key, meta.0);
-                }
-                _ => {
-                    out.insert(key, map.next_value()?);
-                }
-            }
-        }
-        Ok(Value::Object(out))
-    }
-}
-struct Metadata(Value);
-
-impl<'de> Deserialize<'de> for Metadata {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_map(Skipping::Metadata)
-            .map(Metadata)
-    }
-}
-
-impl fmt::Debug for Lean {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Objects may be Secrets: never print their contents.
-        f.write_str("Lean(..)")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn lean_skips_managed_fields_and_status() {
-        let text = r#"{"apiVersion":"v1","kind":"ConfigMap",
-            "metadata":{"name":"a","managedFields":[{"manager":"x","fieldsV1":{"f:data":{}}}],"labels":{"k":"v"}},
-            "data":{"status":"kept"},"status":{"phase":"gone"}}"#;
-        let lean: Lean = serde_json::from_str(text).unwrap();
-        assert_eq!(
-            lean.0,
-            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"k":"v"}},"data":{"status":"kept"}})
-        );
-    }
-
-    #[test]
-    fn with_status_skips_only_managed_fields() {
-        let text = r#"{"metadata":{"name":"a","managedFields":[{"manager":"x"}]},"status":{"phase":"kept"}}"#;
-        let item: WithStatus = serde_json::from_str(text).unwrap();
-        assert_eq!(
-            item.0,
-            json!({"metadata":{"name":"a"},"status":{"phase":"kept"}})
-        );
-    }
 
     #[test]
     fn digest_ignores_what_the_server_owns_and_list_item_headers() {

@@ -13,28 +13,24 @@
 //! and planned by `apply` once the CRD is Established, before any namespaced write.
 
 pub mod compare;
+mod dry_run;
 mod failure;
 pub mod live;
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-use kube::Resource;
-use kube::api::{Api, DynamicObject, GetParams, Patch};
-use kube::core::Request;
 use serde_json::Value;
-use tokio::task::JoinSet;
 
 use crate::cluster::{Discovered, Kind};
-use crate::inventory::{self, Member, PART_OF, Recorded};
+use crate::inventory::{Member, Recorded};
 use crate::manifests::{Manifest, ManifestSet, Stage};
-use live::{Digest, Lean, LiveIndex, Observed};
+pub use dry_run::{dry_run_all, ended_without_result};
+use live::{Digest, LiveIndex, Observed};
 
 /// The annotation that lets hawser delete and recreate an object whose immutable
 /// fields changed.
 pub const FORCE_ANNOTATION: &str = "hawser.dev/force";
-/// Requests in flight at once while planning or applying.
-pub const CONCURRENCY: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -309,270 +305,6 @@ fn resolve(
         }
     }
     ready
-}
-
-/// Plans objects concurrently; returns them in input order, with the failures.
-///
-/// An object whose body was dry-run before and whose live object is exactly what that
-/// dry run produced is unchanged without a request. The others are dry-run; the live
-/// object is read only when it exists and its digest differs from the dry run's.
-pub async fn dry_run_all(
-    client: &kube::Client,
-    objects: Vec<(Manifest, Kind)>,
-    applyset_id: &str,
-    live: &LiveIndex,
-    memory: Memory<'_>,
-) -> (Vec<Planned>, Vec<ObjectFailure>) {
-    let Memory { observed, keep } = memory;
-    let mut tasks = JoinSet::new();
-    let mut results: Vec<Option<Result<Planned, ObjectFailure>>> = vec![None; objects.len()];
-    let mut queue = objects.into_iter().enumerate();
-    loop {
-        while tasks.len() < CONCURRENCY {
-            let Some((index, (mut manifest, kind))) = queue.next() else {
-                break;
-            };
-            let watch = crate::health::worth_watching(&manifest.object);
-            let mut body = std::mem::take(&mut manifest.object);
-            label(&mut body, applyset_id);
-            let body_digest = live::body_digest(&body);
-            let live = live.get(&manifest.id).copied();
-            if observed.unchanged(&manifest.id, &body_digest, live.as_ref()) {
-                results[index] = Some(Ok(Planned::unchanged(manifest, kind, watch)));
-                continue;
-            }
-            let client = client.clone();
-            tasks.spawn(async move {
-                let known = Known {
-                    body,
-                    body_digest,
-                    live,
-                    watch,
-                    keep,
-                };
-                (index, dry_run(&client, manifest, kind, known).await)
-            });
-        }
-        match tasks.join_next().await {
-            Some(Ok((index, result))) => results[index] = Some(result),
-            Some(Err(join)) => {
-                // A panicking task is a bug; surface it as a failure rather than hang.
-                tracing::error!(error = %join, "dry-run task failed");
-            }
-            None => break,
-        }
-    }
-    let mut planned = Vec::new();
-    let mut failures = Vec::new();
-    for result in results.into_iter().flatten() {
-        match result {
-            Ok(p) => planned.push(p),
-            Err(f) => failures.push(f),
-        }
-    }
-    (planned, failures)
-}
-
-/// Makes a manifest's object the body hawser sends: adds the ApplySet member label.
-fn label(object: &mut Value, applyset_id: &str) {
-    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        let labels = meta
-            .entry("labels")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Some(labels) = labels.as_object_mut() {
-            labels.insert(PART_OF.into(), Value::String(applyset_id.into()));
-        }
-    }
-}
-
-pub fn api_for(client: &kube::Client, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
-    match (kind.namespaced, namespace) {
-        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &kind.resource),
-        _ => Api::all_with(client.clone(), &kind.resource),
-    }
-}
-
-/// What is known of one object before its dry run.
-struct Known {
-    body: Value,
-    body_digest: Digest,
-    /// The digest of the live object, if the list found it.
-    live: Option<Digest>,
-    watch: bool,
-    keep: Keep,
-}
-
-async fn dry_run(
-    client: &kube::Client,
-    manifest: Manifest,
-    kind: Kind,
-    known: Known,
-) -> Result<Planned, ObjectFailure> {
-    let namespace = kind
-        .namespaced
-        .then_some(manifest.id.namespace.as_deref())
-        .flatten();
-    let request = Request::new(DynamicObject::url_path(&kind.resource, namespace));
-    let name = manifest.id.name.clone();
-    let fail = |e: kube::Error| ObjectFailure::from_api(&manifest.id, &e);
-    let Known {
-        body,
-        body_digest,
-        live: live_digest,
-        watch,
-        keep,
-    } = known;
-
-    // Without force first, so that another manager's ownership is seen and reported;
-    // then with force, which is how hawser will write.
-    let params = inventory::apply_params().dry_run();
-    let mut conflicts = Vec::new();
-    let attempt = match send(client, request.patch(&name, &params, &Patch::Apply(&body))).await {
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            conflicts.push(Conflict {
-                message: status.message.clone(),
-            });
-            let force = params.clone().force();
-            send(client, request.patch(&name, &force, &Patch::Apply(&body))).await
-        }
-        other => other,
-    };
-    let (action, live, desired, digests) = match attempt {
-        Ok(Lean(mut desired)) => {
-            // A dry-run create is never stored, so it has no resourceVersion.
-            let exists = desired
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .is_some_and(|rv| !rv.is_empty());
-            compare::strip(&mut desired);
-            let result_digest = live::digest(&desired);
-            let digests = Some((body_digest, result_digest));
-            if !exists {
-                (Action::Create, None, desired, digests)
-            } else if live_digest == Some(result_digest) {
-                return Ok(Planned {
-                    digests,
-                    ..Planned::unchanged(manifest, kind, watch)
-                });
-            } else {
-                let live = get(client, &request, &name).await.map_err(fail)?;
-                let action = match &live {
-                    None => Action::Create,
-                    Some(live) if *live != desired => Action::Update {
-                        fields: compare::paths(live, &desired),
-                    },
-                    Some(_) => {
-                        return Ok(Planned {
-                            digests,
-                            ..Planned::unchanged(manifest, kind, watch)
-                        });
-                    }
-                };
-                (action, live, desired, digests)
-            }
-        }
-        // Only an existing object has immutable fields.
-        Err(kube::Error::Api(status)) if is_immutable(&status) && wants_force(&body) => {
-            let action = Action::Recreate {
-                reason: status.message.clone(),
-            };
-            // The live object is only read to be shown.
-            match keep {
-                Keep::Diffs => {
-                    let live = get(client, &request, &name).await.map_err(fail)?;
-                    (action, live, body.clone(), None)
-                }
-                Keep::Writes => (action, None, Value::Null, None),
-            }
-        }
-        Err(e) => {
-            let mut failure = fail(e);
-            if manifest.id.kind == "RoleBinding" && failure.reason.starts_with("notfound") {
-                failure.reason.push_str(
-                    " (to bind a Role that arrives in the same revision, the service account needs the `bind` verb on roles)",
-                );
-            }
-            if failure.reason.contains("immutable") {
-                failure.reason.push_str(&format!(
-                    " (annotate the object with {FORCE_ANNOTATION}: enabled to let hawser delete and recreate it)"
-                ));
-            }
-            return Err(failure);
-        }
-    };
-    let (live, desired) = match keep {
-        Keep::Diffs => (live, desired),
-        Keep::Writes => (None, Value::Null),
-    };
-    Ok(Planned {
-        manifest,
-        kind,
-        body,
-        watch,
-        action,
-        live,
-        desired,
-        conflicts,
-        digests,
-    })
-}
-
-/// Sends a built request and parses the answer leanly.
-async fn send(
-    client: &kube::Client,
-    request: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
-) -> Result<Lean, kube::Error> {
-    let request = request.map_err(kube::Error::BuildRequest)?;
-    client.request::<Lean>(request).await
-}
-
-/// The live object, stripped; `None` when it does not exist.
-async fn get(
-    client: &kube::Client,
-    request: &Request,
-    name: &str,
-) -> Result<Option<Value>, kube::Error> {
-    match send(client, request.get(name, &GetParams::default())).await {
-        Ok(Lean(mut live)) => {
-            compare::strip(&mut live);
-            Ok(Some(live))
-        }
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn wants_force(body: &Value) -> bool {
-    body.pointer("/metadata/annotations")
-        .and_then(|a| a.get(FORCE_ANNOTATION))
-        .and_then(Value::as_str)
-        == Some("enabled")
-}
-
-fn is_immutable(status: &kube::core::Status) -> bool {
-    status.code == 422 && status.message.contains("immutable")
-}
-
-/// The API server's message without kube-rs's wrapping.
-pub fn api_reason(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) => {
-            let reason = if status.reason.is_empty() {
-                String::new()
-            } else {
-                format!("{}: ", status.reason.to_lowercase())
-            };
-            format!("{reason}{}", status.message)
-        }
-        other => other.to_string(),
-    }
-}
-
-pub fn is_transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
-        _ => true,
-    }
 }
 
 fn same_object(a: &Member, b: &Member) -> bool {

@@ -2,7 +2,6 @@
 //! and drifted objects are corrected (or, with `--drift=report` or while suspended,
 //! only reported).
 
-use super::revision::suspended;
 use super::{Agent, DriftMode};
 use crate::apply;
 use crate::plan::Action;
@@ -26,7 +25,7 @@ impl Agent {
             Ok(planned) => planned,
             Err(e) => {
                 let retry = e.is_transient();
-                tracing::warn!(error = %crate::cli::one_line_error(&e), "drift check failed");
+                tracing::warn!(error = %crate::errors::one_line_error(&e), "drift check failed");
                 // The API server may be restarting: come back soon rather than in minutes.
                 return if retry {
                     self.poll_backoff
@@ -38,7 +37,7 @@ impl Agent {
                 };
             }
         };
-        let suspended = suspended(&planned.recorded);
+        let suspended = planned.recorded.suspended();
         self.handles.metrics.set_suspended(suspended);
         let drifted: Vec<(String, Vec<String>)> = planned
             .plan
@@ -102,11 +101,11 @@ impl Agent {
                     &summary,
                 )
                 .await;
-                self.report_kept(&applied).await;
+                self.teller.kept(&applied).await;
                 self.settings.drift_interval
             }
             Err(e) => {
-                tracing::warn!(error = %crate::cli::one_line_error(&e), "drift correction failed");
+                tracing::warn!(error = %crate::errors::one_line_error(&e), "drift correction failed");
                 if e.is_transient() {
                     self.poll_backoff.clone().fail(super::seed())
                 } else {

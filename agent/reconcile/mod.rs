@@ -9,8 +9,6 @@
 
 mod backoff;
 mod drift;
-mod forge;
-mod record;
 mod revision;
 mod waiting;
 
@@ -27,12 +25,12 @@ use crate::cluster::Discovered;
 use crate::pipeline::{self, PipelineError, Target, Tree};
 use crate::plan::live::Observed;
 use crate::plan::{Keep, Memory};
-use crate::report::cluster::ClusterStatus;
 use crate::report::metrics::{Metrics, PollResult};
+use crate::report::{Teller, TellerConfig};
 use crate::source::Source;
 
 /// `--drift`: what to do with objects that drifted from the applied revision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriftMode {
     /// Re-apply drifted objects.
     Correct,
@@ -66,8 +64,7 @@ pub struct Handles {
     pub heartbeat: crate::admin::Heartbeat,
 }
 
-/// The annotation on the inventory parent that stops every write.
-pub const SUSPEND_ANNOTATION: &str = "hawser.dev/suspend";
+pub use crate::inventory::SUSPEND_ANNOTATION;
 
 pub struct Agent {
     client: kube::Client,
@@ -86,17 +83,8 @@ pub struct Agent {
     /// Wall-clock start of the current source outage.
     unreachable_since: Option<SystemTime>,
     poll_backoff: Backoff,
-    /// The last outcome recorded on the parent.
-    status: ClusterStatus,
-    /// The revision the source named at the last successful poll.
-    desired: Option<String>,
-    /// Commit statuses, when reporting is on.
-    forge: Option<Arc<crate::report::forge::Reporter>>,
-    /// The last error posting a status, so each is logged once.
-    forge_error: Option<String>,
-    /// The last commit-status-worthy outcomes, recorded in the status whether or not
-    /// a forge is configured (air-gapped sites export them).
-    outcomes: Vec<crate::report::export::OutcomeRecord>,
+    /// Where outcomes are told: log, metrics, forge, the parent's status, Events.
+    teller: Teller,
     /// When drift is next corrected; also while a poll or fetch is waited on.
     next_drift: Instant,
 }
@@ -115,6 +103,16 @@ impl Agent {
             Duration::from_secs(2),
             settings.interval.max(Duration::from_secs(2)) * 5,
         );
+        let teller = Teller::new(TellerConfig {
+            client: client.clone(),
+            parent: target.parent.clone(),
+            metrics: handles.metrics.clone(),
+            forge,
+            source_url: source.display_url().to_string(),
+            insecure: matches!(&source, Source::Bundle(b) if b.insecure()),
+            suspend: settings.suspend,
+            cluster_name: settings.cluster_name.clone(),
+        });
         Agent {
             client,
             source: Arc::new(source),
@@ -128,11 +126,7 @@ impl Agent {
             observed: Observed::default(),
             unreachable_since: None,
             poll_backoff,
-            status: ClusterStatus::default(),
-            desired: None,
-            forge: forge.map(Arc::new),
-            forge_error: None,
-            outcomes: Vec::new(),
+            teller,
             next_drift: Instant::now(),
         }
     }
@@ -141,7 +135,7 @@ impl Agent {
     /// retried, never returned: the agent keeps enforcing what it has.
     pub async fn run(mut self) {
         self.load_cache();
-        self.restore_status().await;
+        self.teller.restore().await;
         let mut shutdown = self.handles.shutdown.clone();
         let now = Instant::now();
         let mut next_poll = now;
@@ -211,8 +205,8 @@ impl Agent {
                     .set_applied_revision(Some(&entry.revision));
                 self.handles
                     .metrics
-                    .set_good_revision(self.state.good.as_ref().map(|g| g.revision.as_str()));
-                if let Some(good) = &self.state.good {
+                    .set_good_revision(self.state.good().map(|g| g.revision.as_str()));
+                if let Some(good) = self.state.good() {
                     let at = std::time::UNIX_EPOCH + Duration::from_secs(good.at);
                     self.handles.metrics.succeeded_at(at);
                 }
@@ -223,41 +217,8 @@ impl Agent {
             Err(e) => {
                 tracing::error!(revision = %record.revision, error = %e, "the cached applied revision is corrupt; discarded, waiting for the source");
                 self.state.applied = None;
-                if self
-                    .state
-                    .good
-                    .as_ref()
-                    .is_some_and(|g| g.revision == record.revision)
-                {
-                    self.state.good = None;
-                }
+                self.state.forget_good(&record.revision);
                 self.save_state();
-            }
-        }
-    }
-
-    /// Picks up the status and the outcomes an earlier run recorded on the parent,
-    /// so the first note of this run (say, that Git is down) amends them instead of
-    /// replacing them, and exported reports keep their history across restarts.
-    async fn restore_status(&mut self) {
-        match crate::inventory::read(&self.client, &self.target.parent).await {
-            Ok(recorded) => {
-                if let Some(status) = recorded
-                    .status
-                    .and_then(|text| serde_json::from_str::<ClusterStatus>(&text).ok())
-                {
-                    self.outcomes = status.outcomes.clone();
-                    let excess = self
-                        .outcomes
-                        .len()
-                        .saturating_sub(crate::report::export::KEEP_OUTCOMES);
-                    self.outcomes.drain(..excess);
-                    self.desired = status.desired.clone();
-                    self.status = status;
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %crate::cli::one_line_error(&e), "no recorded status to restore")
             }
         }
     }
@@ -286,15 +247,15 @@ impl Agent {
                 let wait = self.poll_backoff.fail(seed());
                 match &self.applied {
                     Some(applied) => tracing::warn!(
-                        error = %crate::cli::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
+                        error = %crate::errors::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
                         enforcing = %applied.revision, "source unreachable; enforcing the cached revision"
                     ),
                     None => tracing::warn!(
-                        error = %crate::cli::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
+                        error = %crate::errors::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
                         "source unreachable and nothing cached yet"
                     ),
                 }
-                self.record_unreachable(Some(since)).await;
+                self.teller.outage(Some(since)).await;
                 return wait;
             }
         };
@@ -304,10 +265,10 @@ impl Agent {
         if self.unreachable_since.take().is_some() {
             tracing::info!("source reachable again");
             self.handles.metrics.source_reachable();
-            self.record_unreachable(None).await;
+            self.teller.outage(None).await;
         }
         let revision = revision.to_string();
-        self.desired = Some(revision.clone());
+        self.teller.desired(&revision);
         let current = self
             .applied
             .as_ref()
@@ -354,7 +315,7 @@ impl Agent {
 
     /// Plans `tree` with what earlier plans observed, and remembers what this one
     /// observed for the next (revision or drift tick).
-    async fn plan(&mut self, tree: &Tree) -> Result<pipeline::Planned, PipelineError> {
+    async fn plan(&mut self, tree: &Tree) -> Result<pipeline::PlannedRevision, PipelineError> {
         let memory = Memory {
             observed: &self.observed,
             keep: Keep::Writes,
@@ -380,11 +341,6 @@ impl Agent {
         let revision = crate::source::Revision::parse(revision)?;
         bundle.set_applied(&revision, committer_time);
         bundle.committer_time(&revision).or(committer_time)
-    }
-
-    /// Whether the source accepts unsigned bundles: said loudly wherever status goes.
-    fn insecure_source(&self) -> bool {
-        matches!(self.source.as_ref(), Source::Bundle(b) if b.insecure())
     }
 }
 

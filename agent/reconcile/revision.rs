@@ -1,17 +1,16 @@
 //! One new revision through the pipeline — fetch into the cache, plan, apply, health —
 //! and what its outcome changes: the state file, the enforced snapshot, rollback.
 
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
-use super::{Agent, SUSPEND_ANNOTATION};
-use crate::apply::{self, Applied};
+use super::Agent;
+use crate::apply;
 use crate::cache::{Entry, Rejected};
 use crate::health::{self, Verdict};
-use crate::inventory;
 use crate::pipeline::PipelineError;
-use crate::report::cluster::{self, Severity};
-use crate::report::forge::Outcome;
-use crate::report::metrics::{FetchResult, ReconcileResult};
+use crate::report::metrics::FetchResult;
+use crate::report::{Failure, Occasion, Reconcile, RevisionOutcome, Standing};
+use crate::source::SourceError;
 
 /// What the poll loop does after a revision.
 pub(super) enum Next {
@@ -23,24 +22,9 @@ pub(super) enum Next {
 /// Why a fetch gave no entry.
 enum Fetch {
     /// The source refused the revision (its signature): a rejection.
-    Refused(String),
+    Refused(Box<SourceError>),
     /// Anything else: retried after a backoff.
     Failed,
-}
-
-/// How a revision ended, for the records.
-enum Ended {
-    Healthy {
-        applied: Applied,
-        after: std::time::Duration,
-    },
-    Unhealthy {
-        applied: Applied,
-        verdict: Verdict,
-    },
-    Rejected(String),
-    Failed(String),
-    Suspended,
 }
 
 fn now_secs() -> u64 {
@@ -60,13 +44,13 @@ impl Agent {
             Err(_) => match self.fetch(revision).await {
                 Ok(entry) => entry,
                 Err(Fetch::Refused(reason)) => {
-                    self.reject(revision, reason).await;
+                    self.reject(revision, *reason).await;
                     return Next::Interval;
                 }
                 Err(Fetch::Failed) => return Next::Retry,
             },
         };
-        self.apply_entry(entry, false).await
+        self.apply_entry(entry, Occasion::New).await
     }
 
     /// A cached entry whose signatures still verify under the policy (a key may have
@@ -108,20 +92,25 @@ impl Agent {
         let source = self.source.clone();
         let cache = self.cache.clone();
         let rev = revision.to_string();
-        let task = tokio::task::spawn_blocking(move || -> Result<Entry, (String, bool)> {
-            let failed = |e: String| (e, false);
-            let parsed = crate::source::Revision::parse(&rev)
-                .ok_or_else(|| failed(format!("invalid revision {rev}")))?;
-            let staging = cache.staging_dir().map_err(|e| failed(e.to_string()))?;
-            let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
-                let refused = e.is_refusal();
-                (crate::cli::one_line_error(&e), refused)
-            })?;
-            let objects = snapshot.objects().map(|o| (o, snapshot.verified()));
-            cache
-                .store_signed(&rev, snapshot.source(), staging.path(), objects)
-                .map_err(|e| failed(e.to_string()))
-        });
+        let task = tokio::task::spawn_blocking(
+            move || -> Result<Entry, (String, Option<Box<SourceError>>)> {
+                let failed = |e: String| (e, None);
+                let parsed = crate::source::Revision::parse(&rev)
+                    .ok_or_else(|| failed(format!("invalid revision {rev}")))?;
+                let staging = cache.staging_dir().map_err(|e| failed(e.to_string()))?;
+                let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
+                    let text = crate::errors::one_line_error(&e);
+                    // A refused revision (a signature, an artifact's key) is rejected;
+                    // the rest is retried.
+                    let refused = e.is_refusal().then(|| Box::new(e));
+                    (text, refused)
+                })?;
+                let objects = snapshot.objects().map(|o| (o, snapshot.verified()));
+                cache
+                    .store_signed(&rev, snapshot.source(), staging.path(), objects)
+                    .map_err(|e| failed(e.to_string()))
+            },
+        );
         // None: shutting down, or the task failed (logged).
         let Some(fetched) = self.while_blocking(task).await else {
             return Err(Fetch::Failed);
@@ -141,166 +130,100 @@ impl Agent {
             Err((e, refused)) => {
                 tracing::warn!(error = %e, "fetch failed");
                 self.handles.metrics.fetched(FetchResult::Failed, 0);
-                Err(if refused {
-                    Fetch::Refused(format!("rejected: {e}"))
-                } else {
-                    Fetch::Failed
-                })
+                Err(refused.map_or(Fetch::Failed, Fetch::Refused))
             }
         }
     }
 
-    /// Applies a cached revision and records the outcome. `rollback` marks a
-    /// re-apply of the last good revision.
-    async fn apply_entry(&mut self, entry: Entry, rollback: bool) -> Next {
-        if self.insecure_source() {
-            tracing::warn!(
-                source = %entry.source,
-                "INSECURE: --insecure-allow-unsigned is set; this revision's signature may not have been checked"
-            );
-        }
-        let timer = self.handles.metrics.reconcile_timer();
-        let started = Instant::now();
-        let ended = self.run_pipeline(&entry, rollback).await;
-        let (result, next) = match &ended {
-            Ended::Healthy { .. } => (ReconcileResult::Success, Next::Interval),
-            Ended::Unhealthy { .. } => (ReconcileResult::Unhealthy, Next::Interval),
-            Ended::Rejected(_) => (ReconcileResult::Rejected, Next::Interval),
-            Ended::Failed(_) => (ReconcileResult::Failed, Next::Retry),
-            Ended::Suspended => (ReconcileResult::Success, Next::Interval),
-        };
-        timer.finish(result);
+    /// Applies a cached revision: decide (run the pipeline), record (the cache's
+    /// state, the enforced snapshot), tell (report).
+    async fn apply_entry(&mut self, entry: Entry, occasion: Occasion) -> Next {
+        let signed = entry.verified().map(|v| v.to_string());
+        let commit = self.source.commit_of(&entry.revision);
+        let reconcile = self
+            .teller
+            .begin(&entry.revision, &entry.source, occasion, signed, commit);
+        let outcome = self.run_pipeline(&entry, &reconcile).await;
         let revision = entry.revision.clone();
-        match ended {
-            Ended::Healthy { applied, after } => {
-                let signed = entry.verified().map(|v| v.to_string());
-                tracing::info!(
-                    signed = signed.as_deref().unwrap_or("not checked"),
-                    changed = applied.changed(),
-                    pruned = applied.prune.pruned.len(),
-                    healthy_after_ms = after.as_millis() as u64,
-                    took_ms = started.elapsed().as_millis() as u64,
-                    "applied and healthy"
-                );
+        self.record_outcome(entry, &outcome);
+        self.tell(reconcile, &outcome).await;
+        if let Some(reason) = outcome.unhealthy_reason()
+            && self.settings.rollback_on_unhealthy
+            && occasion == Occasion::New
+        {
+            return self.rollback(&revision, &reason).await;
+        }
+        if outcome.retry() {
+            Next::Retry
+        } else {
+            Next::Interval
+        }
+    }
+
+    /// What an outcome changes in the cache's state and in what drift enforces: an
+    /// applied revision becomes the enforced one (and `good` when healthy), a
+    /// rejected one is not retried until the source moves.
+    fn record_outcome(&mut self, entry: Entry, outcome: &RevisionOutcome) {
+        match outcome {
+            RevisionOutcome::Healthy { .. } | RevisionOutcome::Unhealthy { .. } => {
                 let mut record = entry.record(now_secs());
-                record.committer_time = self.tell_source_applied(&revision, None);
-                self.state.applied = Some(record.clone());
-                self.state.good = Some(record);
-                self.state.rejected = None;
-                self.save_state();
-                self.adopt(entry, &applied);
-                self.handles.metrics.set_good_revision(Some(&revision));
-                self.handles.metrics.succeeded_at(SystemTime::now());
-                let message = format!(
-                    "{} {} objects ({} changed, {} pruned), healthy in {}s",
-                    if rollback {
-                        "rolled back to"
-                    } else {
-                        "applied"
-                    },
-                    applied.objects.len(),
-                    applied.changed(),
-                    applied.prune.pruned.len(),
-                    after.as_secs()
-                ) + &signed.map(|s| format!("; {s}")).unwrap_or_default();
-                // The outcome first, so the status write below carries it.
-                if !rollback {
-                    let outcome = Outcome::Healthy {
-                        objects: applied.objects.len(),
-                        changed: applied.changed(),
-                        pruned: applied.prune.pruned.len(),
-                        healthy_after: after,
-                    };
-                    self.post_status(&revision, outcome).await;
+                record.committer_time = self.tell_source_applied(&entry.revision, None);
+                if let RevisionOutcome::Healthy { health, .. } = outcome {
+                    self.state.record_good(record.clone(), health);
+                    self.state.rejected = None;
                 }
-                self.record("success", &message, applied.objects.len())
-                    .await;
-                cluster::event(
-                    &self.client,
-                    &self.target.parent,
-                    Severity::Normal,
-                    "Applied",
-                    &format!("{revision}: {message}"),
-                )
-                .await;
-                self.report_kept(&applied).await;
-            }
-            Ended::Unhealthy { applied, verdict } => {
-                let reason = verdict.reason().unwrap_or_default();
-                tracing::warn!(reason = %reason, "applied but not healthy within the timeout");
-                let mut record = entry.record(now_secs());
-                record.committer_time = self.tell_source_applied(&revision, None);
                 self.state.applied = Some(record);
                 self.save_state();
-                self.adopt(entry, &applied);
-                let message = format!("unhealthy: {reason}");
-                let outcome = Outcome::Unhealthy {
-                    reason: reason.clone(),
-                };
-                self.post_status(&revision, outcome).await;
-                self.record("unhealthy", &message, applied.objects.len())
-                    .await;
-                cluster::event(
-                    &self.client,
-                    &self.target.parent,
-                    Severity::Warning,
-                    "Unhealthy",
-                    &format!("{revision}: {message}"),
-                )
-                .await;
-                if self.settings.rollback_on_unhealthy && !rollback {
-                    return self.rollback(&revision, &reason).await;
-                }
+                self.adopt(entry);
             }
-            Ended::Rejected(reason) => self.reject(&revision, reason).await,
-            Ended::Failed(reason) => {
-                tracing::warn!(reason = %reason, "apply failed; will retry");
-                self.record("failed", &reason, self.status.objects).await;
+            RevisionOutcome::Rejected(_) | RevisionOutcome::Refused(_) => {
+                self.state.rejected = Some(Rejected {
+                    revision: entry.revision.clone(),
+                    reason: outcome.message(&entry.revision, Occasion::New),
+                    at: now_secs(),
+                });
+                self.save_state();
             }
-            Ended::Suspended => {
-                tracing::info!("suspended: not applying the new revision");
-                let message = format!(
-                    "suspended ({SUSPEND_ANNOTATION} or --suspend); {revision} not applied"
-                );
-                self.record("suspended", &message, self.status.objects)
-                    .await;
-            }
+            RevisionOutcome::Failed(_) | RevisionOutcome::Suspended => {}
         }
-        next
     }
 
-    /// Records a refused revision: kept enforcing the applied one, not retried until
-    /// the source moves, told to the forge, the cluster and the log.
-    async fn reject(&mut self, revision: &str, reason: String) {
-        tracing::warn!(reason = %reason, "revision rejected; still enforcing the applied revision");
+    /// Records a revision the source refused (its signature): kept enforcing the
+    /// applied one, not retried until the source moves, told like a rejection.
+    async fn reject(&mut self, revision: &str, refusal: SourceError) {
+        let outcome = RevisionOutcome::Refused(refusal);
         self.state.rejected = Some(Rejected {
             revision: revision.to_string(),
-            reason: reason.clone(),
+            reason: outcome.message(revision, Occasion::New),
             at: now_secs(),
         });
         self.save_state();
-        self.post_status(
-            revision,
-            Outcome::Rejected {
-                reason: reason.trim_start_matches("rejected: ").to_string(),
-            },
-        )
-        .await;
-        self.record("rejected", &reason, self.status.objects).await;
-        cluster::event(
-            &self.client,
-            &self.target.parent,
-            Severity::Warning,
-            "Rejected",
-            &format!("{revision}: {reason}"),
-        )
-        .await;
+        let reconcile = self
+            .teller
+            .refusal(revision, self.source.commit_of(revision));
+        self.tell(reconcile, &outcome).await;
+    }
+
+    /// Tells an outcome with what the state records; saves the state when a commit
+    /// status was posted.
+    async fn tell(&mut self, reconcile: Reconcile, outcome: &RevisionOutcome) {
+        // `good` is read through its accessor, so take it before `posted` is lent.
+        let good = self.state.good().map(|r| r.revision.clone());
+        let standing = Standing {
+            applied: self.state.applied.as_ref().map(|r| r.revision.as_str()),
+            good: good.as_deref(),
+            posted: &mut self.state.posted,
+            unreachable_since: self.unreachable_since,
+        };
+        if self.teller.tell(reconcile, outcome, standing).await {
+            self.save_state();
+        }
     }
 
     /// The last good revision back after an unhealthy one; the unhealthy revision is
     /// marked rejected so it is not applied again until the source moves.
     async fn rollback(&mut self, bad: &str, reason: &str) -> Next {
-        let Some(good) = self.state.good.clone().filter(|g| g.revision != bad) else {
+        let Some(good) = self.state.good().cloned().filter(|g| g.revision != bad) else {
             tracing::warn!("no earlier good revision to roll back to");
             return Next::Interval;
         };
@@ -311,19 +234,8 @@ impl Agent {
                 return Next::Interval;
             }
         };
-        tracing::warn!(to = %good.revision, from = %bad, "rolling back to the last good revision");
-        cluster::event(
-            &self.client,
-            &self.target.parent,
-            Severity::Warning,
-            "RolledBack",
-            &format!(
-                "{bad} was unhealthy ({reason}); rolled back to {}",
-                good.revision
-            ),
-        )
-        .await;
-        let next = Box::pin(self.apply_entry(entry, true)).await;
+        self.teller.rolling_back(bad, reason, &good.revision).await;
+        let next = Box::pin(self.apply_entry(entry, Occasion::Rollback)).await;
         self.state.rejected = Some(Rejected {
             revision: bad.to_string(),
             reason: format!("unhealthy, rolled back: {reason}"),
@@ -334,36 +246,35 @@ impl Agent {
     }
 
     /// The applied revision's snapshot becomes the one drift enforces.
-    fn adopt(&mut self, entry: Entry, applied: &Applied) {
-        self.handles
-            .metrics
-            .set_applied_revision(Some(&entry.revision));
-        self.handles
-            .metrics
-            .set_managed_objects(applied.objects.len());
+    fn adopt(&mut self, entry: Entry) {
         self.applied = Some(entry);
         self.handles.ready.set(true);
     }
 
-    async fn run_pipeline(&mut self, entry: &Entry, rollback: bool) -> Ended {
+    /// Decides how the revision ends: suspended, rejected or failed by the pipeline,
+    /// or applied with a health verdict.
+    async fn run_pipeline(&mut self, entry: &Entry, reconcile: &Reconcile) -> RevisionOutcome {
         if self.settings.suspend {
             self.handles.metrics.set_suspended(true);
-            return Ended::Suspended;
+            return RevisionOutcome::Suspended;
         }
         let tree = self.tree_of(entry);
         let planned = match self.plan(&tree).await {
             Ok(planned) => planned,
-            Err(e) => return classify(e),
+            Err(e) => return RevisionOutcome::from_error(e),
         };
-        if suspended(&planned.recorded) {
+        if planned.recorded.suspended() {
             self.handles.metrics.set_suspended(true);
-            return Ended::Suspended;
+            return RevisionOutcome::Suspended;
         }
         self.handles.metrics.set_suspended(false);
-        if !rollback {
-            let objects = planned.plan.members.len();
-            self.post_status(&entry.revision, Outcome::Applying { objects })
-                .await;
+        let objects = planned.plan.members.len();
+        if self
+            .teller
+            .applying(reconcile, objects, &mut self.state.posted)
+            .await
+        {
+            self.save_state();
         }
         let applied = match apply::apply(
             &self.client,
@@ -375,41 +286,24 @@ impl Agent {
         .await
         {
             Ok(applied) => applied,
-            Err(e) => return classify(PipelineError::Apply(e)),
+            Err(e) => return RevisionOutcome::from_error(PipelineError::Apply(e)),
         };
         let mut shutdown = self.handles.shutdown.clone();
         let applyset_id = self.target.parent.id();
         let verdict = tokio::select! {
             v = health::wait(
                 &self.client,
-                &applied.objects,
+                applied.watched(),
                 &applyset_id,
                 self.settings.health_timeout,
             ) => v,
             _ = shutdown.changed() => {
-                return Ended::Failed("shutting down before the revision was healthy".into());
+                return RevisionOutcome::Failed(Failure::ShuttingDown);
             }
         };
         match verdict {
-            Verdict::Healthy { after } => Ended::Healthy { applied, after },
-            verdict => Ended::Unhealthy { applied, verdict },
+            Verdict::Healthy(health) => RevisionOutcome::Healthy { applied, health },
+            verdict => RevisionOutcome::Unhealthy { applied, verdict },
         }
     }
-}
-
-fn classify(e: PipelineError) -> Ended {
-    let text = crate::cli::one_line_error(&e);
-    if e.is_transient() {
-        Ended::Failed(text)
-    } else {
-        Ended::Rejected(text)
-    }
-}
-
-pub(super) fn suspended(recorded: &inventory::Recorded) -> bool {
-    recorded
-        .annotations
-        .get(SUSPEND_ANNOTATION)
-        .map(String::as_str)
-        == Some("true")
 }

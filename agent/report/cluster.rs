@@ -105,7 +105,7 @@ pub async fn event(
         ..Default::default()
     };
     if let Err(e) = api.create(&PostParams::default(), &event).await {
-        tracing::warn!(reason, error = %crate::plan::api_reason(&e), "could not emit an event");
+        tracing::warn!(reason, error = %crate::cluster::api_reason(&e), "could not emit an event");
     }
 }
 
@@ -124,13 +124,13 @@ pub fn rfc3339(at: SystemTime) -> String {
 mod tests {
     use super::*;
     use crate::report::export::OutcomeRecord;
-    use crate::report::forge::State;
+    use crate::report::forge::CommitState;
 
     #[test]
     fn a_new_outcome_is_a_change_and_a_new_time_is_not() {
         let outcome = OutcomeRecord {
             commit: "a".repeat(40),
-            state: State::Pending,
+            state: CommitState::Pending,
             description: "applying 2 objects".into(),
             time: "2026-11-23T10:00:00Z".into(),
         };
@@ -151,7 +151,7 @@ mod tests {
         );
         let mut news = later.clone();
         news.outcomes.push(OutcomeRecord {
-            state: State::Success,
+            state: CommitState::Success,
             ..outcome
         });
         assert!(!news.same_outcome(&before));

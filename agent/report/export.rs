@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::forge::{CommitStatus, State, describe::MAX_DESCRIPTION_CHARS};
+use super::forge::{CommitState, CommitStatus, describe::MAX_DESCRIPTION_CHARS};
 
 /// The `kind` of a status report.
 pub const KIND: &str = "hawser-status-report";
@@ -35,7 +35,7 @@ const MAX_CLUSTER_CHARS: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutcomeRecord {
     pub commit: String,
-    pub state: State,
+    pub state: CommitState,
     pub description: String,
     /// RFC 3339.
     pub time: String,
@@ -185,7 +185,7 @@ pub fn validate(report: &Report) -> Result<(), ReportError> {
     for (i, outcome) in report.outcomes.iter().enumerate() {
         let bad = |rule: String| ReportError::Outcome { index: i + 1, rule };
         let commit = &outcome.commit;
-        if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !crate::encoding::is_commit_id(commit) {
             return Err(bad(format!(
                 "commit {:?} is not a 40-hex commit id",
                 commit.chars().take(64).collect::<String>()

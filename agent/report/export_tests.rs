@@ -4,7 +4,7 @@ const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const T: &str = "2026-11-23T10:00:00Z";
 
-fn rec(commit: &str, state: State, description: &str) -> OutcomeRecord {
+fn rec(commit: &str, state: CommitState, description: &str) -> OutcomeRecord {
     OutcomeRecord {
         commit: commit.into(),
         state,
@@ -19,9 +19,9 @@ fn good() -> Report {
         "bundle:/inbox",
         T.into(),
         vec![
-            rec(A, State::Pending, "applying 2 objects"),
-            rec(A, State::Success, "applied 2 objects"),
-            rec(B, State::Failure, "rejected: out of scope"),
+            rec(A, CommitState::Pending, "applying 2 objects"),
+            rec(A, CommitState::Success, "applied 2 objects"),
+            rec(B, CommitState::Failure, "rejected: out of scope"),
         ],
     )
 }
@@ -111,7 +111,13 @@ fn with_description(text: &str) -> serde_json::Value {
 fn too_many_outcomes_and_oversized_files_are_refused() {
     let mut report = good();
     report.outcomes = (0..=MAX_OUTCOMES)
-        .map(|i| rec(&format!("{i:040x}"), State::Pending, "applying 1 object"))
+        .map(|i| {
+            rec(
+                &format!("{i:040x}"),
+                CommitState::Pending,
+                "applying 1 object",
+            )
+        })
         .collect();
     let text = serde_json::to_vec(&report).unwrap();
     assert!(text.len() < MAX_REPORT_BYTES as usize);
@@ -131,24 +137,24 @@ fn too_many_outcomes_and_oversized_files_are_refused() {
 #[test]
 fn an_outcome_repeating_the_last_one_for_its_commit_is_skipped() {
     let outcomes = [
-        rec(A, State::Pending, "applying 2 objects"),
-        rec(A, State::Pending, "applying 2 objects"),
-        rec(B, State::Failure, "rejected: x"),
-        rec(A, State::Success, "applied 2 objects"),
-        rec(B, State::Failure, "rejected: x"),
+        rec(A, CommitState::Pending, "applying 2 objects"),
+        rec(A, CommitState::Pending, "applying 2 objects"),
+        rec(B, CommitState::Failure, "rejected: x"),
+        rec(A, CommitState::Success, "applied 2 objects"),
+        rec(B, CommitState::Failure, "rejected: x"),
         // The same status again after another one is news: the forge must show it.
-        rec(A, State::Pending, "applying 2 objects"),
+        rec(A, CommitState::Pending, "applying 2 objects"),
     ];
     let (post, skipped) = to_post(&outcomes);
     assert_eq!(skipped, 2);
-    let seen: Vec<(&str, State)> = post.iter().map(|s| (&s.commit[..1], s.state)).collect();
+    let seen: Vec<(&str, CommitState)> = post.iter().map(|s| (&s.commit[..1], s.state)).collect();
     assert_eq!(
         seen,
         [
-            ("a", State::Pending),
-            ("b", State::Failure),
-            ("a", State::Success),
-            ("a", State::Pending)
+            ("a", CommitState::Pending),
+            ("b", CommitState::Failure),
+            ("a", CommitState::Success),
+            ("a", CommitState::Pending)
         ]
     );
 }
@@ -158,17 +164,17 @@ fn the_agent_keeps_the_newest_outcomes_without_repeats() {
     let mut list = Vec::new();
     assert!(push(
         &mut list,
-        rec(A, State::Pending, "applying 2 objects")
+        rec(A, CommitState::Pending, "applying 2 objects")
     ));
     assert!(!push(
         &mut list,
-        rec(A, State::Pending, "applying 2 objects")
+        rec(A, CommitState::Pending, "applying 2 objects")
     ));
-    assert!(push(&mut list, rec(A, State::Success, "applied")));
+    assert!(push(&mut list, rec(A, CommitState::Success, "applied")));
     for i in 0..30 {
         push(
             &mut list,
-            rec(&format!("{i:040x}"), State::Failure, "rejected: x"),
+            rec(&format!("{i:040x}"), CommitState::Failure, "rejected: x"),
         );
     }
     assert_eq!(list.len(), KEEP_OUTCOMES);

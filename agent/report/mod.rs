@@ -6,3 +6,8 @@ pub mod cluster;
 pub mod export;
 pub mod forge;
 pub mod metrics;
+pub mod outcome;
+pub mod teller;
+
+pub use outcome::{Failure, Occasion, RevisionOutcome};
+pub use teller::{Reconcile, Standing, Teller, TellerConfig};

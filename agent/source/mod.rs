@@ -55,8 +55,7 @@ impl Revision {
             .then(|| Self(s.to_string()));
         }
         let hex = s.strip_prefix("sha256:")?;
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| Self::sha256(&hex.to_ascii_lowercase()))
+        crate::encoding::is_hex(hex, 64).then(|| Self::sha256(&hex.to_ascii_lowercase()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -303,7 +302,7 @@ impl Source {
     /// itself when it is a commit id, else what an OCI artifact's
     /// `org.opencontainers.image.revision` annotation named.
     pub fn commit_of(&self, revision: &str) -> Option<String> {
-        if revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if crate::encoding::is_commit_id(revision) {
             return Some(revision.to_string());
         }
         match self {

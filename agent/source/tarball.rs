@@ -248,7 +248,7 @@ impl TarballSource {
             .read_to_string(&mut text)
             .map_err(|e| body.error(e))?;
         let token = text.split_whitespace().next().unwrap_or_default();
-        if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if crate::encoding::is_hex(token, 64) {
             Ok(token.to_ascii_lowercase())
         } else {
             Err(SourceError::Archive {

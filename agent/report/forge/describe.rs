@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use super::State;
+use super::CommitState;
 
 /// The longest description any forge accepts without complaint (GitHub).
 pub const MAX_DESCRIPTION_CHARS: usize = 140;
 
 /// What happened to a revision, as far as the forge is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum StatusOutcome {
     /// A new revision started applying.
     Applying { objects: usize },
     /// Applied and healthy.
@@ -31,22 +31,24 @@ pub enum Outcome {
     Unhealthy { reason: String },
 }
 
-impl Outcome {
-    pub fn state(&self) -> State {
+impl StatusOutcome {
+    pub fn state(&self) -> CommitState {
         match self {
-            Outcome::Applying { .. } => State::Pending,
-            Outcome::Healthy { .. } => State::Success,
-            Outcome::Rejected { .. } | Outcome::Failed { .. } | Outcome::Unhealthy { .. } => {
-                State::Failure
-            }
+            StatusOutcome::Applying { .. } => CommitState::Pending,
+            StatusOutcome::Healthy { .. } => CommitState::Success,
+            StatusOutcome::Rejected { .. }
+            | StatusOutcome::Failed { .. }
+            | StatusOutcome::Unhealthy { .. } => CommitState::Failure,
         }
     }
 
     /// The description, capped at [`MAX_DESCRIPTION_CHARS`].
     pub fn description(&self) -> String {
         let text = match self {
-            Outcome::Applying { objects } => format!("applying {}", count(*objects, "object")),
-            Outcome::Healthy {
+            StatusOutcome::Applying { objects } => {
+                format!("applying {}", count(*objects, "object"))
+            }
+            StatusOutcome::Healthy {
                 objects,
                 changed,
                 pruned,
@@ -56,9 +58,9 @@ impl Outcome {
                 count(*objects, "object"),
                 duration(*healthy_after)
             ),
-            Outcome::Rejected { reason } => format!("rejected: {}", first_reason(reason)),
-            Outcome::Failed { reason } => format!("failed: {}", first_reason(reason)),
-            Outcome::Unhealthy { reason } => format!("unhealthy: {}", first_reason(reason)),
+            StatusOutcome::Rejected { reason } => format!("rejected: {}", first_reason(reason)),
+            StatusOutcome::Failed { reason } => format!("failed: {}", first_reason(reason)),
+            StatusOutcome::Unhealthy { reason } => format!("unhealthy: {}", first_reason(reason)),
         };
         cap(&text)
     }
@@ -112,14 +114,14 @@ mod tests {
     #[test]
     fn wording_of_each_outcome() {
         assert_eq!(
-            Outcome::Applying { objects: 42 }.description(),
+            StatusOutcome::Applying { objects: 42 }.description(),
             "applying 42 objects"
         );
         assert_eq!(
-            Outcome::Applying { objects: 1 }.description(),
+            StatusOutcome::Applying { objects: 1 }.description(),
             "applying 1 object"
         );
-        let healthy = Outcome::Healthy {
+        let healthy = StatusOutcome::Healthy {
             objects: 42,
             changed: 3,
             pruned: 1,
@@ -129,8 +131,8 @@ mod tests {
             healthy.description(),
             "applied 42 objects (3 changed, 1 pruned), healthy in 14s"
         );
-        assert_eq!(healthy.state(), State::Success);
-        let rejected = Outcome::Rejected {
+        assert_eq!(healthy.state(), CommitState::Success);
+        let rejected = StatusOutcome::Rejected {
             reason: "Deployment shop/api: namespace shop is outside the scope\ncaused by: more"
                 .into(),
         };
@@ -138,22 +140,25 @@ mod tests {
             rejected.description(),
             "rejected: Deployment shop/api: namespace shop is outside the scope"
         );
-        assert_eq!(rejected.state(), State::Failure);
+        assert_eq!(rejected.state(), CommitState::Failure);
         assert_eq!(
-            Outcome::Failed {
+            StatusOutcome::Failed {
                 reason: "  a\t b  ".into()
             }
             .description(),
             "failed: a b"
         );
         assert_eq!(
-            Outcome::Unhealthy {
+            StatusOutcome::Unhealthy {
                 reason: String::new()
             }
             .description(),
             "unhealthy: no reason given"
         );
-        assert_eq!(Outcome::Applying { objects: 0 }.state(), State::Pending);
+        assert_eq!(
+            StatusOutcome::Applying { objects: 0 }.state(),
+            CommitState::Pending
+        );
     }
 
     #[test]
@@ -171,7 +176,7 @@ mod tests {
         let capped = cap(&long);
         assert_eq!(capped.chars().count(), 140);
         assert!(capped.ends_with("é…"));
-        let rejected = Outcome::Rejected {
+        let rejected = StatusOutcome::Rejected {
             reason: "ü ".repeat(100),
         }
         .description();

@@ -1,7 +1,7 @@
 //! Commit statuses on the Git forge: one per cluster, `pending` → `success`/`failure`.
 //!
 //! In: a validated [`ForgeConfig`] and, per revision outcome, a [`CommitStatus`]
-//! (made with [`describe::Outcome`]). Out: one HTTP POST to the forge's
+//! (made with [`describe::StatusOutcome`]). Out: one HTTP POST to the forge's
 //! commit-status API, shaped by [`request::build`], judged by [`response::classify`].
 //!
 //! What can go wrong: the forge is unreachable or failing (retried with bounded
@@ -27,14 +27,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use config::{ForgeConfig, Provider, Token, check_repo};
-pub use describe::Outcome;
+pub use describe::StatusOutcome;
 pub use reporter::{Reporter, RetryPolicy, Sleeper, SystemClock};
 pub use source_url::{SourceUrl, redact_userinfo};
 
 /// The state of a status, in hawser's words; each provider spells it its own way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum State {
+pub enum CommitState {
     Pending,
     Success,
     Failure,
@@ -44,13 +44,13 @@ pub enum State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitStatus {
     pub commit: String,
-    pub state: State,
+    pub state: CommitState,
     /// At most 140 characters ([`describe::cap`] is applied by the constructors).
     pub description: String,
 }
 
 impl CommitStatus {
-    pub fn new(commit: impl Into<String>, state: State, description: &str) -> CommitStatus {
+    pub fn new(commit: impl Into<String>, state: CommitState, description: &str) -> CommitStatus {
         CommitStatus {
             commit: commit.into(),
             state,
@@ -59,7 +59,7 @@ impl CommitStatus {
     }
 
     /// The status that tells a revision's outcome.
-    pub fn for_outcome(commit: impl Into<String>, outcome: &Outcome) -> CommitStatus {
+    pub fn for_outcome(commit: impl Into<String>, outcome: &StatusOutcome) -> CommitStatus {
         CommitStatus {
             commit: commit.into(),
             state: outcome.state(),
@@ -74,7 +74,7 @@ impl CommitStatus {
 pub struct Posted {
     pub commit: String,
     pub context: String,
-    pub state: State,
+    pub state: CommitState,
     pub description: String,
 }
 
@@ -233,7 +233,7 @@ impl ForgeError {
 mod tests {
     use super::*;
 
-    fn posted(commit: &str, state: State, description: &str) -> Posted {
+    fn posted(commit: &str, state: CommitState, description: &str) -> Posted {
         Posted {
             commit: commit.into(),
             context: "hawser/prod".into(),
@@ -245,13 +245,13 @@ mod tests {
     #[test]
     fn the_same_status_is_not_posted_twice() {
         let mut history = Vec::new();
-        let pending = posted("abc1234", State::Pending, "applying 3 objects");
+        let pending = posted("abc1234", CommitState::Pending, "applying 3 objects");
         assert!(should_post(&history, &pending));
         record(&mut history, pending.clone());
         assert!(!should_post(&history, &pending));
         let success = posted(
             "abc1234",
-            State::Success,
+            CommitState::Success,
             "applied 3 objects (0 changed, 0 pruned), healthy in 1s",
         );
         assert!(should_post(&history, &success));
@@ -268,7 +268,7 @@ mod tests {
             &history,
             &posted(
                 "abc1234",
-                State::Success,
+                CommitState::Success,
                 "applied 3 objects (1 changed, 0 pruned), healthy in 1s"
             )
         ));
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn posted_records_have_a_stable_json_form() {
         // The caller persists these next to the inventory: the form is a contract.
-        let record = posted("abc1234", State::Failure, "rejected: x");
+        let record = posted("abc1234", CommitState::Failure, "rejected: x");
         let text = serde_json::to_string(&record).unwrap();
         assert_eq!(
             text,
@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn statuses_are_capped_when_made() {
-        let status = CommitStatus::new("abc1234", State::Failure, &"x".repeat(300));
+        let status = CommitStatus::new("abc1234", CommitState::Failure, &"x".repeat(300));
         assert_eq!(
             status.description.chars().count(),
             describe::MAX_DESCRIPTION_CHARS
@@ -302,7 +302,11 @@ mod tests {
         for i in 0..100 {
             record(
                 &mut history,
-                posted(&format!("{i:07x}"), State::Pending, "applying 1 object"),
+                posted(
+                    &format!("{i:07x}"),
+                    CommitState::Pending,
+                    "applying 1 object",
+                ),
             );
         }
         assert_eq!(history.len(), HISTORY_LIMIT);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::config::{ForgeConfig, Provider, Token};
 use super::encode::{azure_context, bitbucket_key, encode_segment};
 use super::source_url::SourceUrl;
-use super::{CommitStatus, ForgeError, State};
+use super::{CommitState, CommitStatus, ForgeError};
 use crate::encoding::base64;
 
 /// GitHub's REST API version hawser was written against.
@@ -206,37 +206,37 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
     })
 }
 
-impl State {
+impl CommitState {
     fn github(self) -> &'static str {
         match self {
-            State::Pending => "pending",
-            State::Success => "success",
-            State::Failure => "failure",
+            CommitState::Pending => "pending",
+            CommitState::Success => "success",
+            CommitState::Failure => "failure",
         }
     }
 
     /// GitLab's `pending` means "not started"; a revision being applied is `running`.
     fn gitlab(self) -> &'static str {
         match self {
-            State::Pending => "running",
-            State::Success => "success",
-            State::Failure => "failed",
+            CommitState::Pending => "running",
+            CommitState::Success => "success",
+            CommitState::Failure => "failed",
         }
     }
 
     fn bitbucket(self) -> &'static str {
         match self {
-            State::Pending => "INPROGRESS",
-            State::Success => "SUCCESSFUL",
-            State::Failure => "FAILED",
+            CommitState::Pending => "INPROGRESS",
+            CommitState::Success => "SUCCESSFUL",
+            CommitState::Failure => "FAILED",
         }
     }
 
     fn azure(self) -> &'static str {
         match self {
-            State::Pending => "pending",
-            State::Success => "succeeded",
-            State::Failure => "failed",
+            CommitState::Pending => "pending",
+            CommitState::Success => "succeeded",
+            CommitState::Failure => "failed",
         }
     }
 }
@@ -314,7 +314,7 @@ mod tests {
     }
 
     fn url(provider: Provider, api_url: &str, repo: &str) -> String {
-        let status = CommitStatus::new("abc1234", State::Pending, "applying 1 object");
+        let status = CommitStatus::new("abc1234", CommitState::Pending, "applying 1 object");
         build(&config(provider, api_url, repo), &status)
             .unwrap()
             .url
@@ -379,7 +379,7 @@ mod tests {
             "w/app",
         );
         config.source_url = Some("git@bitbucket.org:w/app.git".into());
-        let status = CommitStatus::new("abc1234", State::Success, "ok");
+        let status = CommitStatus::new("abc1234", CommitState::Success, "ok");
         let request = build(&config, &status).unwrap();
         assert_eq!(
             request.body["url"],
@@ -394,7 +394,7 @@ mod tests {
     fn bitbucket_server_links_to_the_commit_without_a_browsable_source() {
         let mut config = config(Provider::BitbucketServer, "https://bb.corp", "P/app");
         config.source_url = Some("ssh://git@bb.corp:7999/P/app.git".into());
-        let status = CommitStatus::new("abc1234", State::Success, "ok");
+        let status = CommitStatus::new("abc1234", CommitState::Success, "ok");
         let request = build(&config, &status).unwrap();
         assert_eq!(
             request.body["url"],

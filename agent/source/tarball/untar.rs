@@ -75,7 +75,7 @@ pub fn commit_id(stream: Box<dyn Read>) -> Option<String> {
         .filter_map(|e| e.ok())
         .find(|e| e.key() == Ok("comment"))
         .and_then(|e| e.value().ok().map(str::to_string))
-        .filter(|v| v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|v| crate::encoding::is_commit_id(v))
 }
 
 /// What was written.

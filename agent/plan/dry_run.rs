@@ -1,0 +1,310 @@
+//! One object's dry run, and many at once: what the server says each object would
+//! become, compared with what it is.
+//!
+//! In: manifests paired with their served kinds, the live index and what earlier
+//! plans observed. Out: a [`Planned`] per object, in input order, and an
+//! [`ObjectFailure`] per object whose dry run failed (or whose task ended without a
+//! result: never a silent drop).
+
+use std::collections::HashMap;
+
+use kube::Resource;
+use kube::api::{DynamicObject, GetParams, Patch};
+use kube::core::Request;
+use serde_json::Value;
+use tokio::task::{self, JoinSet};
+
+use super::live::{self, Digest, LiveIndex};
+use super::{Action, Conflict, FORCE_ANNOTATION, Keep, Memory, ObjectFailure, Planned, compare};
+use crate::cluster::list::Lean;
+use crate::cluster::{CONCURRENCY, Kind};
+use crate::inventory::{self, PART_OF};
+use crate::manifests::Manifest;
+
+/// Plans objects concurrently; returns them in input order, with the failures.
+///
+/// An object whose body was dry-run before and whose live object is exactly what that
+/// dry run produced is unchanged without a request. The others are dry-run; the live
+/// object is read only when it exists and its digest differs from the dry run's.
+pub async fn dry_run_all(
+    client: &kube::Client,
+    objects: Vec<(Manifest, Kind)>,
+    applyset_id: &str,
+    live: &LiveIndex,
+    memory: Memory<'_>,
+) -> (Vec<Planned>, Vec<ObjectFailure>) {
+    let Memory { observed, keep } = memory;
+    let mut tasks = JoinSet::new();
+    // Which object each task plans, so a task that ends without a result (a panic,
+    // a cancellation) still fails its object instead of dropping it from the plan.
+    let mut running: HashMap<task::Id, (usize, String)> = HashMap::new();
+    let mut results: Vec<Option<Result<Planned, ObjectFailure>>> = vec![None; objects.len()];
+    let mut queue = objects.into_iter().enumerate();
+    loop {
+        while tasks.len() < CONCURRENCY {
+            let Some((index, (mut manifest, kind))) = queue.next() else {
+                break;
+            };
+            let watch = crate::manifests::worth_watching(&manifest.object);
+            let mut body = std::mem::take(&mut manifest.object);
+            label(&mut body, applyset_id);
+            let body_digest = live::body_digest(&body);
+            let live = live.get(&manifest.id).copied();
+            if observed.unchanged(&manifest.id, &body_digest, live.as_ref()) {
+                results[index] = Some(Ok(Planned::unchanged(manifest, kind, watch)));
+                continue;
+            }
+            let client = client.clone();
+            let object = manifest.id.to_string();
+            let handle = tasks.spawn(async move {
+                let known = Known {
+                    body,
+                    body_digest,
+                    live,
+                    watch,
+                    keep,
+                };
+                (index, dry_run(&client, manifest, kind, known).await)
+            });
+            running.insert(handle.id(), (index, object));
+        }
+        match tasks.join_next_with_id().await {
+            Some(Ok((id, (index, result)))) => {
+                running.remove(&id);
+                results[index] = Some(result);
+            }
+            Some(Err(join)) => {
+                // A panicking task is a bug; surface it as a failure of its object.
+                tracing::error!(error = %join, "dry-run task failed");
+                if let Some((index, object)) = running.remove(&join.id()) {
+                    results[index] = Some(Err(ended_without_result(object, "dry run", &join)));
+                }
+            }
+            None => break,
+        }
+    }
+    let mut planned = Vec::new();
+    let mut failures = Vec::new();
+    for result in results {
+        match result {
+            Some(Ok(p)) => planned.push(p),
+            Some(Err(f)) => failures.push(f),
+            // Every object is either found unchanged or given a task whose end is
+            // recorded above; an entry left empty would be a bug, never a silent drop.
+            None => failures.push(ObjectFailure {
+                object: "an object of the revision".into(),
+                reason: "its dry run ended without a result".into(),
+                transient: false,
+            }),
+        }
+    }
+    (planned, failures)
+}
+
+/// The failure of an object whose task ended without a result: a panic is a bug
+/// (not retried), a cancellation may not happen again.
+pub fn ended_without_result(object: String, what: &str, join: &task::JoinError) -> ObjectFailure {
+    ObjectFailure {
+        object,
+        reason: format!("the {what} task ended without a result ({join})"),
+        transient: join.is_cancelled(),
+    }
+}
+
+/// Makes a manifest's object the body hawser sends: adds the ApplySet member label.
+fn label(object: &mut Value, applyset_id: &str) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        let labels = meta
+            .entry("labels")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(PART_OF.into(), Value::String(applyset_id.into()));
+        }
+    }
+}
+
+/// What is known of one object before its dry run.
+struct Known {
+    body: Value,
+    body_digest: Digest,
+    /// The digest of the live object, if the list found it.
+    live: Option<Digest>,
+    watch: bool,
+    keep: Keep,
+}
+
+async fn dry_run(
+    client: &kube::Client,
+    manifest: Manifest,
+    kind: Kind,
+    known: Known,
+) -> Result<Planned, ObjectFailure> {
+    let namespace = kind
+        .namespaced
+        .then_some(manifest.id.namespace.as_deref())
+        .flatten();
+    let request = Request::new(DynamicObject::url_path(&kind.resource, namespace));
+    let name = manifest.id.name.clone();
+    let fail = |e: kube::Error| ObjectFailure::from_api(&manifest.id, &e);
+    let Known {
+        body,
+        body_digest,
+        live: live_digest,
+        watch,
+        keep,
+    } = known;
+
+    // Without force first, so that another manager's ownership is seen and reported;
+    // then with force, which is how hawser will write.
+    let params = inventory::apply_params().dry_run();
+    let mut conflicts = Vec::new();
+    let attempt = match send(client, request.patch(&name, &params, &Patch::Apply(&body))).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            conflicts.push(Conflict {
+                message: status.message.clone(),
+            });
+            let force = params.clone().force();
+            send(client, request.patch(&name, &force, &Patch::Apply(&body))).await
+        }
+        other => other,
+    };
+    let (action, live, desired, digests) = match attempt {
+        Ok(Lean(mut desired)) => {
+            // A dry-run create is never stored, so it has no resourceVersion.
+            let exists = desired
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|rv| !rv.is_empty());
+            compare::strip(&mut desired);
+            let result_digest = live::digest(&desired);
+            let digests = Some((body_digest, result_digest));
+            if !exists {
+                (Action::Create, None, desired, digests)
+            } else if live_digest == Some(result_digest) {
+                return Ok(Planned {
+                    digests,
+                    ..Planned::unchanged(manifest, kind, watch)
+                });
+            } else {
+                let live = get(client, &request, &name).await.map_err(fail)?;
+                let action = match &live {
+                    None => Action::Create,
+                    Some(live) if *live != desired => Action::Update {
+                        fields: compare::paths(live, &desired),
+                    },
+                    Some(_) => {
+                        return Ok(Planned {
+                            digests,
+                            ..Planned::unchanged(manifest, kind, watch)
+                        });
+                    }
+                };
+                (action, live, desired, digests)
+            }
+        }
+        // Only an existing object has immutable fields.
+        Err(kube::Error::Api(status)) if is_immutable(&status) && wants_force(&body) => {
+            let action = Action::Recreate {
+                reason: status.message.clone(),
+            };
+            // The live object is only read to be shown.
+            match keep {
+                Keep::Diffs => {
+                    let live = get(client, &request, &name).await.map_err(fail)?;
+                    (action, live, body.clone(), None)
+                }
+                Keep::Writes => (action, None, Value::Null, None),
+            }
+        }
+        Err(e) => {
+            let mut failure = fail(e);
+            if manifest.id.kind == "RoleBinding" && failure.reason.starts_with("notfound") {
+                failure.reason.push_str(
+                    " (to bind a Role that arrives in the same revision, the service account needs the `bind` verb on roles)",
+                );
+            }
+            if failure.reason.contains("immutable") {
+                failure.reason.push_str(&format!(
+                    " (annotate the object with {FORCE_ANNOTATION}: enabled to let hawser delete and recreate it)"
+                ));
+            }
+            return Err(failure);
+        }
+    };
+    let (live, desired) = match keep {
+        Keep::Diffs => (live, desired),
+        Keep::Writes => (None, Value::Null),
+    };
+    Ok(Planned {
+        manifest,
+        kind,
+        body,
+        watch,
+        action,
+        live,
+        desired,
+        conflicts,
+        digests,
+    })
+}
+
+/// Sends a built request and parses the answer leanly.
+async fn send(
+    client: &kube::Client,
+    request: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+) -> Result<Lean, kube::Error> {
+    let request = request.map_err(kube::Error::BuildRequest)?;
+    client.request::<Lean>(request).await
+}
+
+/// The live object, stripped; `None` when it does not exist.
+async fn get(
+    client: &kube::Client,
+    request: &Request,
+    name: &str,
+) -> Result<Option<Value>, kube::Error> {
+    match send(client, request.get(name, &GetParams::default())).await {
+        Ok(Lean(mut live)) => {
+            compare::strip(&mut live);
+            Ok(Some(live))
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn wants_force(body: &Value) -> bool {
+    body.pointer("/metadata/annotations")
+        .and_then(|a| a.get(FORCE_ANNOTATION))
+        .and_then(Value::as_str)
+        == Some("enabled")
+}
+
+fn is_immutable(status: &kube::core::Status) -> bool {
+    status.code == 422 && status.message.contains("immutable")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_without_result_is_a_failure_of_its_object() {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async { panic!("bug") });
+        let panicked = tasks.join_next().await.unwrap().unwrap_err();
+        let failure = ended_without_result("v1/ConfigMap ns/a".into(), "dry run", &panicked);
+        assert_eq!(failure.object, "v1/ConfigMap ns/a");
+        assert!(
+            failure
+                .reason
+                .starts_with("the dry run task ended without a result")
+        );
+        assert!(!failure.transient, "a panic is a bug, not worth retrying");
+
+        let handle = tasks.spawn(std::future::pending::<()>());
+        handle.abort();
+        let cancelled = tasks.join_next().await.unwrap().unwrap_err();
+        assert!(ended_without_result("x".into(), "write", &cancelled).transient);
+    }
+}

@@ -1,0 +1,444 @@
+//! Telling the loop's outcomes where operators look, in one place: the log, the
+//! metrics, the commit status on the forge, the status block on the inventory parent
+//! and Events on it.
+//!
+//! In: a [`RevisionOutcome`] (and the loop's [`Standing`]: which revisions the cache
+//! records as applied and good, the reporter's posted history, the source outage).
+//! Out: effects only. Nothing here fails the loop: a refused post or status write is
+//! logged (a post error once) and the agent goes on. The posted history lives in the
+//! cache's state, so the caller persists it when [`Teller::tell`] says it changed.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use super::cluster::{self, ClusterStatus, Severity};
+use super::export::{self, OutcomeRecord};
+use super::forge::Posted;
+use super::forge::{CommitStatus, Reporter, StatusOutcome};
+use super::metrics::{Metrics, ReconcileTimer};
+use super::outcome::{Occasion, RevisionOutcome};
+use crate::apply::Applied;
+use crate::errors::one_line_error;
+use crate::inventory::{self, Parent};
+
+/// What the loop knows that a status shows.
+pub struct Standing<'a> {
+    /// The revisions recorded as applied and as good.
+    pub applied: Option<&'a str>,
+    pub good: Option<&'a str>,
+    /// The statuses posted so far (kept in the cache's state); a post adds to it.
+    pub posted: &'a mut Vec<Posted>,
+    /// Wall-clock start of the current source outage.
+    pub unreachable_since: Option<SystemTime>,
+}
+
+/// One revision being applied, from its start to its outcome.
+#[must_use = "a reconcile is told with Teller::tell"]
+pub struct Reconcile {
+    revision: String,
+    occasion: Occasion,
+    /// None for a revision refused before it was cached: no reconcile ran.
+    timer: Option<ReconcileTimer>,
+    started: Instant,
+    /// How the revision's signatures verified, when they were checked.
+    signed: Option<String>,
+    /// The Git commit the revision was made from, which its statuses are posted on:
+    /// the revision itself for Git, what an OCI artifact names, else none.
+    commit: Option<String>,
+}
+
+impl Reconcile {
+    pub fn occasion(&self) -> Occasion {
+        self.occasion
+    }
+}
+
+/// The fixed facts every status carries, and what was last told.
+pub struct Teller {
+    client: kube::Client,
+    parent: Parent,
+    metrics: Metrics,
+    /// Commit statuses, when reporting is on.
+    forge: Option<Arc<Reporter>>,
+    /// The last error posting a status, so each is logged once.
+    forge_error: Option<String>,
+    source_url: String,
+    /// The source accepts unsigned bundles: said loudly wherever status goes.
+    insecure: bool,
+    suspend: bool,
+    cluster_name: Option<String>,
+    /// The last status written on the parent.
+    status: ClusterStatus,
+    /// The revision the source named at the last successful poll.
+    desired: Option<String>,
+    /// The last commit-status-worthy outcomes, recorded in the status whether or
+    /// not a forge is configured (air-gapped sites export them).
+    outcomes: Vec<OutcomeRecord>,
+}
+
+/// What a [`Teller`] is made of: the connection, the parent and the fixed facts.
+pub struct TellerConfig {
+    pub client: kube::Client,
+    pub parent: Parent,
+    pub metrics: Metrics,
+    pub forge: Option<Reporter>,
+    pub source_url: String,
+    pub insecure: bool,
+    pub suspend: bool,
+    pub cluster_name: Option<String>,
+}
+
+impl Teller {
+    pub fn new(config: TellerConfig) -> Self {
+        let TellerConfig {
+            client,
+            parent,
+            metrics,
+            forge,
+            source_url,
+            insecure,
+            suspend,
+            cluster_name,
+        } = config;
+        Teller {
+            client,
+            parent,
+            metrics,
+            forge: forge.map(Arc::new),
+            forge_error: None,
+            source_url,
+            insecure,
+            suspend,
+            cluster_name,
+            status: ClusterStatus::default(),
+            desired: None,
+            outcomes: Vec::new(),
+        }
+    }
+
+    /// Picks up the status and the outcomes an earlier run recorded on the parent,
+    /// so the first note of this run (say, that Git is down) amends them instead of
+    /// replacing them, and exported reports keep their history across restarts.
+    pub async fn restore(&mut self) {
+        match inventory::read(&self.client, &self.parent).await {
+            Ok(recorded) => {
+                if let Some(status) = recorded
+                    .status
+                    .and_then(|text| serde_json::from_str::<ClusterStatus>(&text).ok())
+                {
+                    self.outcomes = status.outcomes.clone();
+                    let excess = self.outcomes.len().saturating_sub(export::KEEP_OUTCOMES);
+                    self.outcomes.drain(..excess);
+                    self.desired = status.desired.clone();
+                    self.status = status;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %one_line_error(&e), "no recorded status to restore")
+            }
+        }
+    }
+
+    /// The source named `revision` at a successful poll.
+    pub fn desired(&mut self, revision: &str) {
+        self.desired = Some(revision.to_string());
+    }
+
+    /// Starts telling one revision: warns when the source is insecure, and times it.
+    /// `signed` says how its signatures verified, when they were checked.
+    pub fn begin(
+        &self,
+        revision: &str,
+        source: &str,
+        occasion: Occasion,
+        signed: Option<String>,
+        commit: Option<String>,
+    ) -> Reconcile {
+        if self.insecure {
+            tracing::warn!(
+                source = %source,
+                "INSECURE: --insecure-allow-unsigned is set; this revision's signature may not have been checked"
+            );
+        }
+        Reconcile {
+            revision: revision.to_string(),
+            occasion,
+            timer: Some(self.metrics.reconcile_timer()),
+            started: Instant::now(),
+            signed,
+            commit,
+        }
+    }
+
+    /// Tells a revision the source refused before it was cached (not a reconcile).
+    pub fn refusal(&self, revision: &str, commit: Option<String>) -> Reconcile {
+        Reconcile {
+            revision: revision.to_string(),
+            occasion: Occasion::New,
+            timer: None,
+            started: Instant::now(),
+            signed: None,
+            commit,
+        }
+    }
+
+    /// The revision passed its dry runs and is being written: `pending` on the forge.
+    /// Returns whether `posted` changed (a status was posted) and should be saved.
+    pub async fn applying(
+        &mut self,
+        reconcile: &Reconcile,
+        objects: usize,
+        posted: &mut Vec<Posted>,
+    ) -> bool {
+        if reconcile.occasion != Occasion::New {
+            return false;
+        }
+        let outcome = StatusOutcome::Applying { objects };
+        self.post_status(reconcile.commit.as_deref(), outcome, posted)
+            .await
+    }
+
+    /// Tells how the revision ended: the log, the metrics, the forge, the parent's
+    /// status and an Event. Returns whether `standing.posted` changed (a status was
+    /// posted) and should be saved.
+    pub async fn tell(
+        &mut self,
+        reconcile: Reconcile,
+        outcome: &RevisionOutcome,
+        standing: Standing<'_>,
+    ) -> bool {
+        let Reconcile {
+            revision,
+            occasion,
+            timer,
+            started,
+            signed,
+            commit,
+        } = reconcile;
+        if let Some(timer) = timer {
+            timer.finish(outcome.metric());
+        }
+        let mut message = outcome.message(&revision, occasion);
+        match outcome {
+            RevisionOutcome::Healthy { applied, health } => {
+                if let Some(signed) = &signed {
+                    message = format!("{message}; {signed}");
+                }
+                tracing::info!(
+                    signed = signed.as_deref().unwrap_or("not checked"),
+                    changed = applied.changed(),
+                    pruned = applied.prune.pruned.len(),
+                    healthy_after_ms = health.after().as_millis() as u64,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "applied and healthy"
+                );
+                self.metrics.set_good_revision(Some(&revision));
+                self.metrics.succeeded_at(SystemTime::now());
+            }
+            RevisionOutcome::Unhealthy { .. } => {
+                let reason = outcome.unhealthy_reason().unwrap_or_default();
+                tracing::warn!(reason = %reason, "applied but not healthy within the timeout");
+            }
+            RevisionOutcome::Rejected(_) | RevisionOutcome::Refused(_) => {
+                tracing::warn!(reason = %message, "revision rejected; still enforcing the applied revision");
+            }
+            RevisionOutcome::Failed(_) => {
+                tracing::warn!(reason = %message, "apply failed; will retry");
+            }
+            RevisionOutcome::Suspended => {
+                tracing::info!("suspended: not applying the new revision");
+            }
+        }
+        if let Some(applied) = outcome.applied() {
+            self.metrics.set_applied_revision(Some(&revision));
+            self.metrics.set_managed_objects(applied.objects.len());
+        }
+        // The commit status first, so the status write below carries it.
+        let mut posted = false;
+        if let Some(status) = outcome.status(occasion) {
+            posted = self
+                .post_status(commit.as_deref(), status, standing.posted)
+                .await;
+        }
+        let objects = outcome
+            .applied()
+            .map_or(self.status.objects, |a| a.objects.len());
+        self.record(outcome.result(), &message, objects, &standing)
+            .await;
+        let event = match outcome {
+            RevisionOutcome::Healthy { .. } => Some((Severity::Normal, "Applied")),
+            RevisionOutcome::Unhealthy { .. } => Some((Severity::Warning, "Unhealthy")),
+            RevisionOutcome::Rejected(_) | RevisionOutcome::Refused(_) => {
+                Some((Severity::Warning, "Rejected"))
+            }
+            RevisionOutcome::Failed(_) | RevisionOutcome::Suspended => None,
+        };
+        if let Some((severity, reason)) = event {
+            let text = format!("{revision}: {message}");
+            cluster::event(&self.client, &self.parent, severity, reason, &text).await;
+        }
+        if let RevisionOutcome::Healthy { applied, .. } = outcome {
+            self.kept(applied).await;
+        }
+        posted
+    }
+
+    /// The last good revision is applied again after `bad` was unhealthy.
+    pub async fn rolling_back(&self, bad: &str, reason: &str, good: &str) {
+        tracing::warn!(to = %good, from = %bad, "rolling back to the last good revision");
+        let text = format!("{bad} was unhealthy ({reason}); rolled back to {good}");
+        cluster::event(
+            &self.client,
+            &self.parent,
+            Severity::Warning,
+            "RolledBack",
+            &text,
+        )
+        .await;
+    }
+
+    /// Objects whose deletion was refused stay managed; say so where operators look.
+    pub async fn kept(&self, applied: &Applied) {
+        for (member, why) in &applied.prune.kept {
+            let text = format!("{}: {why}", member.object_ref());
+            cluster::event(
+                &self.client,
+                &self.parent,
+                Severity::Warning,
+                "PruneRefused",
+                &text,
+            )
+            .await;
+        }
+    }
+
+    /// Records the start (`Some`) or end (`None`) of a source outage on the parent's
+    /// status.
+    pub async fn outage(&mut self, since: Option<SystemTime>) {
+        if self.status.result.is_empty() && since.is_none() {
+            return;
+        }
+        let mut status = self.status.clone();
+        status.source = self.source_url.clone();
+        status.source_unreachable_since = since.map(cluster::rfc3339);
+        status.cluster = self.cluster_name.clone();
+        status.outcomes = self.outcomes.clone();
+        if status.result.is_empty() {
+            status.result = "unknown".into();
+            status.message = "source unreachable before the first revision".into();
+        }
+        self.write_status(status).await;
+    }
+
+    /// Writes the outcome to the parent's status, when it changed.
+    async fn record(
+        &mut self,
+        result: &str,
+        message: &str,
+        objects: usize,
+        standing: &Standing<'_>,
+    ) {
+        let message = if self.insecure {
+            format!("{message} [INSECURE: unsigned bundles accepted (--insecure-allow-unsigned)]")
+        } else {
+            message.to_string()
+        };
+        let status = ClusterStatus {
+            source: self.source_url.clone(),
+            desired: self.desired.clone(),
+            applied: standing.applied.map(str::to_string),
+            good: standing.good.map(str::to_string),
+            result: result.to_string(),
+            message,
+            time: cluster::rfc3339(SystemTime::now()),
+            objects,
+            suspended: self.suspend,
+            source_unreachable_since: standing.unreachable_since.map(cluster::rfc3339),
+            cluster: self.cluster_name.clone(),
+            outcomes: self.outcomes.clone(),
+        };
+        self.write_status(status).await;
+    }
+
+    async fn write_status(&mut self, status: ClusterStatus) {
+        if status.same_outcome(&self.status) {
+            return;
+        }
+        let Ok(text) = serde_json::to_string(&status) else {
+            return;
+        };
+        match inventory::read(&self.client, &self.parent).await {
+            Ok(mut recorded) => {
+                let members = recorded.members.clone();
+                let written = inventory::write(
+                    &self.client,
+                    &self.parent,
+                    &mut recorded,
+                    &members,
+                    Some(&text),
+                )
+                .await;
+                if let Err(e) = written {
+                    tracing::warn!(error = %one_line_error(&e), "could not record the status on the inventory parent");
+                    return;
+                }
+                self.status = status;
+            }
+            Err(e) => {
+                tracing::warn!(error = %one_line_error(&e), "could not read the inventory parent")
+            }
+        }
+    }
+
+    /// Records the outcome for status reports and posts it on the revision's commit
+    /// when reporting is on; only commits have statuses (a tarball without a commit
+    /// id has none). Returns whether `posted` changed.
+    async fn post_status(
+        &mut self,
+        commit: Option<&str>,
+        outcome: StatusOutcome,
+        posted: &mut Vec<Posted>,
+    ) -> bool {
+        let Some(commit) = commit else {
+            return false;
+        };
+        let status = CommitStatus::for_outcome(commit, &outcome);
+        export::push(
+            &mut self.outcomes,
+            OutcomeRecord::new(&status, cluster::rfc3339(SystemTime::now())),
+        );
+        let Some(reporter) = self.forge.clone() else {
+            return false;
+        };
+        let mut history = posted.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = reporter.post_once(&mut history, &status);
+            (result, history, status)
+        })
+        .await;
+        let Ok((result, history, status)) = joined else {
+            tracing::error!("the status task failed");
+            return false;
+        };
+        match result {
+            Ok(true) => {
+                tracing::info!(commit = %status.commit, state = ?status.state, description = %status.description, "posted commit status");
+                *posted = history;
+                self.forge_error = None;
+                true
+            }
+            Ok(false) => {
+                tracing::debug!(commit = %status.commit, "commit status already posted");
+                false
+            }
+            Err(e) => {
+                let text = one_line_error(&e);
+                if self.forge_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(error = %text, "could not post the commit status");
+                    self.forge_error = Some(text);
+                }
+                false
+            }
+        }
+    }
+}
