@@ -80,8 +80,11 @@ fn malformed_secrets_are_rejected_without_their_values_anywhere() {
         w.repo.write("app/secret.yaml", shape.file);
         let commit = w.repo.commit(shape.secret);
         w.repo.push();
+        // The cache's state is recorded before the parent's status is told: wait
+        // for both.
         until(&agent, &format!("{} rejected", shape.kept), || {
             w.cache_state()["rejected"]["revision"] == commit.as_str()
+                && w.status()["result"] == "rejected"
         });
         let status = w.status();
         let message = status["message"].as_str().unwrap_or_default().to_string();

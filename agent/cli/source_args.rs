@@ -150,13 +150,6 @@ pub struct SourceArgs {
     #[arg(long, env = "HAWSER_INBOX_CONSUME")]
     pub inbox_consume: bool,
 
-    #[command(flatten)]
-    pub oci: OciArgs,
-}
-
-/// Flags for `oci://` sources.
-#[derive(Debug, Clone, clap::Args)]
-pub struct OciArgs {
     /// Registry (host or host:port) that may be spoken to over plain HTTP when it
     /// does not answer HTTPS; loopback registries always may. Repeatable, or
     /// comma-separated (OCI only).
@@ -178,6 +171,15 @@ pub struct OciArgs {
     /// Extract the layer of this media type instead of Flux's content layer or the
     /// only tar layer (OCI only).
     #[arg(long, env = "HAWSER_OCI_LAYER_MEDIA_TYPE")]
+    pub oci_layer_media_type: Option<String>,
+}
+
+/// Flags for `oci://` sources, as given on the command line.
+#[derive(Debug, Clone)]
+pub struct OciArgs {
+    pub insecure_registry: Vec<String>,
+    pub docker_config: Option<PathBuf>,
+    pub verify_cosign_key: Option<PathBuf>,
     pub oci_layer_media_type: Option<String>,
 }
 
@@ -261,8 +263,17 @@ impl SourceArgs {
             insecure_allow_unsigned,
             allow_downgrade,
             inbox_consume,
-            oci,
+            insecure_registry,
+            docker_config,
+            verify_cosign_key,
+            oci_layer_media_type,
         } = self;
+        let oci = OciArgs {
+            insecure_registry,
+            docker_config,
+            verify_cosign_key,
+            oci_layer_media_type,
+        };
         let kind = match source_kind {
             Some(KindArg::Git) => SourceKind::Git,
             Some(KindArg::Tarball) => SourceKind::Tarball,
