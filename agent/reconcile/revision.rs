@@ -138,7 +138,7 @@ impl Agent {
     /// Applies a cached revision: decide (run the pipeline), record (the cache's
     /// state, the enforced snapshot), tell (report).
     async fn apply_entry(&mut self, entry: Entry, occasion: Occasion) -> Next {
-        let signed = entry.verified().map(|v| v.to_string());
+        let signed = entry.verified();
         let commit = self.source.commit_of(&entry.revision);
         let reconcile = self
             .teller

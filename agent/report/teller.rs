@@ -13,13 +13,14 @@ use std::time::{Instant, SystemTime};
 
 use super::cluster::{self, ClusterStatus, Severity};
 use super::export::{self, OutcomeRecord};
-use super::forge::Posted;
 use super::forge::{CommitStatus, Reporter, StatusOutcome};
+use super::forge::{Posted, describe};
 use super::metrics::{Metrics, ReconcileTimer};
 use super::outcome::{Occasion, RevisionOutcome};
 use crate::apply::Applied;
 use crate::errors::one_line_error;
 use crate::inventory::{self, Parent};
+use crate::verify::{Signer, Verified};
 
 /// What the loop knows that a status shows.
 pub struct Standing<'a> {
@@ -41,7 +42,7 @@ pub struct Reconcile {
     timer: Option<ReconcileTimer>,
     started: Instant,
     /// How the revision's signatures verified, when they were checked.
-    signed: Option<String>,
+    signed: Option<Verified>,
     /// The Git commit the revision was made from, which its statuses are posted on:
     /// the revision itself for Git, what an OCI artifact names, else none.
     commit: Option<String>,
@@ -151,7 +152,7 @@ impl Teller {
         revision: &str,
         source: &str,
         occasion: Occasion,
-        signed: Option<String>,
+        signed: Option<Verified>,
         commit: Option<String>,
     ) -> Reconcile {
         if self.insecure {
@@ -194,7 +195,7 @@ impl Teller {
             return false;
         }
         let outcome = StatusOutcome::Applying { objects };
-        self.post_status(reconcile.commit.as_deref(), outcome, posted)
+        self.post_status(reconcile.commit.as_deref(), outcome, None, posted)
             .await
     }
 
@@ -221,6 +222,7 @@ impl Teller {
         let mut message = outcome.message(&revision, occasion);
         match outcome {
             RevisionOutcome::Healthy { applied, health } => {
+                let signed = signed.as_ref().map(Verified::to_string);
                 if let Some(signed) = &signed {
                     message = format!("{message}; {signed}");
                 }
@@ -256,8 +258,16 @@ impl Teller {
         // The commit status first, so the status write below carries it.
         let mut posted = false;
         if let Some(status) = outcome.status(occasion) {
+            // A success also names who signed what was applied.
+            let signer = matches!(outcome, RevisionOutcome::Healthy { .. })
+                .then(|| {
+                    signed
+                        .as_ref()
+                        .and_then(|v| v.commit.as_ref().or(v.tag.as_ref()))
+                })
+                .flatten();
             posted = self
-                .post_status(commit.as_deref(), status, standing.posted)
+                .post_status(commit.as_deref(), status, signer, standing.posted)
                 .await;
         }
         let objects = outcome
@@ -397,12 +407,16 @@ impl Teller {
         &mut self,
         commit: Option<&str>,
         outcome: StatusOutcome,
+        signer: Option<&Signer>,
         posted: &mut Vec<Posted>,
     ) -> bool {
         let Some(commit) = commit else {
             return false;
         };
-        let status = CommitStatus::for_outcome(commit, &outcome);
+        let mut status = CommitStatus::for_outcome(commit, &outcome);
+        if let Some(signer) = signer {
+            status.description = describe::with_signer(&status.description, signer);
+        }
         export::push(
             &mut self.outcomes,
             OutcomeRecord::new(&status, cluster::rfc3339(SystemTime::now())),

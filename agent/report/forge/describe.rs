@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::CommitState;
+use crate::verify::Signer;
 
 /// The longest description any forge accepts without complaint (GitHub).
 pub const MAX_DESCRIPTION_CHARS: usize = 140;
@@ -64,6 +65,17 @@ impl StatusOutcome {
         };
         cap(&text)
     }
+}
+
+/// A description followed by the key that signed what it describes
+/// (`signed by ssh key SHA256:…`): the key, not its owner's name, so that the
+/// fingerprint fits the forge's 140 characters; the log and the parent's status
+/// name the owner too.
+pub fn with_signer(description: &str, signer: &Signer) -> String {
+    cap(&format!(
+        "{description}; signed by {} key {}",
+        signer.kind, signer.fingerprint
+    ))
 }
 
 fn count(n: usize, noun: &str) -> String {
@@ -132,6 +144,23 @@ mod tests {
             "applied 42 objects (3 changed, 1 pruned), healthy in 14s"
         );
         assert_eq!(healthy.state(), CommitState::Success);
+        let ssh = Signer {
+            kind: "ssh".into(),
+            fingerprint: "SHA256:5Vt1eTq3dn2TLkZi2ZqNQuj0zH0Ipvl0b3Cm4UD0VX8".into(),
+            identity: "ops@example.com".into(),
+        };
+        assert_eq!(
+            with_signer(&healthy.description(), &ssh),
+            "applied 42 objects (3 changed, 1 pruned), healthy in 14s; \
+             signed by ssh key SHA256:5Vt1eTq3dn2TLkZi2ZqNQuj0zH0Ipvl0b3Cm4UD0VX8"
+        );
+        let long = Signer {
+            fingerprint: "F".repeat(200),
+            ..ssh
+        };
+        assert!(
+            with_signer(&healthy.description(), &long).chars().count() <= MAX_DESCRIPTION_CHARS
+        );
         let rejected = StatusOutcome::Rejected {
             reason: "Deployment shop/api: namespace shop is outside the scope\ncaused by: more"
                 .into(),
