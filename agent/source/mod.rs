@@ -250,6 +250,18 @@ pub enum Source {
 
 impl Source {
     pub fn new(spec: SourceSpec) -> Result<Self, SourceError> {
+        // Signatures are on commits and tags: only sources that carry them can verify.
+        let signed = matches!(spec.kind, SourceKind::Git | SourceKind::Bundle);
+        if spec.verify.enabled() && !signed {
+            let hint = if spec.kind == SourceKind::Oci {
+                "; verify OCI artifacts with --verify-cosign-key"
+            } else {
+                " only"
+            };
+            return Err(SourceError::Config(format!(
+                "--verify-commits and --verify-tags apply to git and bundle sources{hint}"
+            )));
+        }
         Ok(match spec.kind {
             SourceKind::Git => Source::Git(git::protocol::GitSource::new(spec)?),
             SourceKind::Tarball => Source::Tarball(tarball::TarballSource::new(spec)?),

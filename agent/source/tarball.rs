@@ -58,13 +58,8 @@ impl TarballSource {
             limits,
             bundle: _,
             oci: _,
-            verify,
+            verify: _,
         } = spec;
-        if verify.enabled() {
-            return Err(SourceError::Config(
-                "--verify-commits and --verify-tags apply to git and bundle sources only".into(),
-            ));
-        }
         if path.is_some() || !matches!(reference.as_str(), "" | "HEAD") {
             return Err(SourceError::Config(
                 "--ref and --path apply to git sources only".into(),

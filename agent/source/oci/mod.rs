@@ -109,13 +109,8 @@ impl OciSource {
             limits,
             bundle: _,
             oci: options,
-            verify,
+            verify: _,
         } = spec;
-        if verify.enabled() {
-            return Err(SourceError::Config(
-                "--verify-commits and --verify-tags apply to git and bundle sources; verify OCI artifacts with --verify-cosign-key".into(),
-            ));
-        }
         if path.is_some() || sha256.is_some() || sha256_from_url {
             return Err(SourceError::Config(
                 "--path, --sha256 and --sha256-from-url do not apply to oci:// sources (pin a digest with --ref sha256:…)"
