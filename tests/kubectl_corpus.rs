@@ -31,10 +31,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hawser::manifests::{self, BuiltinNamespacing, Limits, Scope};
-use support::cluster::{admin_kubeconfig, kubectl, kubectl_raw, unique};
+use support::cluster::{admin_kubeconfig, eventually, kubectl, kubectl_raw, unique};
 use support::parity::{
     accepted, diff_beyond_hawser, existing, hawser_apply, hawser_diff, kubeconfig_in,
     kubectl_dry_run, one_line_error,
@@ -393,6 +393,26 @@ fn create_namespaces(cases: &[Case], scratch: &Path) {
     let path = scratch.join("namespaces.yaml");
     std::fs::write(&path, list).unwrap();
     kubectl(&["create", "-f", &path.display().to_string()]);
+    // A Pod is refused until the serviceaccount controller has made the namespace's
+    // `default` ServiceAccount; kubectl's verdict on a pod file must not depend on
+    // that race.
+    eventually(
+        "the default ServiceAccount in every corpus namespace",
+        Duration::from_secs(120),
+        || {
+            let served = kubectl(&[
+                "get",
+                "serviceaccounts",
+                "--all-namespaces",
+                "--field-selector",
+                "metadata.name=default",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.namespace}{\"\\n\"}{end}",
+            ]);
+            let served: std::collections::HashSet<&str> = served.lines().collect();
+            cases.iter().all(|c| served.contains(c.namespace.as_str()))
+        },
+    );
 }
 
 fn delete_namespaces(cases: &[Case]) {
