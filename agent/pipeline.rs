@@ -59,6 +59,8 @@ pub struct Target {
     pub parent: Parent,
     pub guard: PruneGuard,
     pub limits: Limits,
+    /// Decryption (and substitution) after Kustomize.
+    pub render: render::Options,
 }
 
 /// Where the manifests of a revision are.
@@ -84,7 +86,13 @@ pub async fn load(
     target: &Target,
 ) -> Result<ManifestSet, PipelineError> {
     // Render first: a kustomization becomes its documents, plain files pass through.
-    let docs = render::load(&tree.root, tree.subpath.as_deref(), &target.limits)?.documents;
+    let docs = render::load_with(
+        &tree.root,
+        tree.subpath.as_deref(),
+        &target.limits,
+        &target.render,
+    )?
+    .documents;
     // Discovery must see what will be applied: the items of Lists, not the Lists.
     let docs = manifests::expand_lists(docs)?;
     learn_kinds(client, discovered, &docs).await?;

@@ -8,6 +8,7 @@ mod apply;
 mod bundle;
 mod fetch;
 mod render;
+pub mod render_args;
 mod run;
 pub mod scope_args;
 pub mod source_args;
