@@ -37,6 +37,9 @@ pub fn run(
     }: Args,
 ) -> anyhow::Result<Outcome> {
     let options = render_args.options(!show_secrets)?;
+    if !options.substitution.from.is_empty() {
+        anyhow::bail!("--substitute-from reads the cluster; `render` does not: use --substitute");
+    }
     let input = input.prepare()?;
     let subpath = subdir.as_deref().or(input.tree.subpath.as_deref());
     let loaded = render::load_with(&input.tree.root, subpath, &Limits::default(), &options)?;

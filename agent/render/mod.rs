@@ -25,6 +25,7 @@ mod replace;
 mod resource;
 mod scope;
 pub mod sops;
+pub mod substitute;
 mod transform;
 mod transformers;
 
@@ -84,9 +85,10 @@ pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Load
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub decryption: sops::Decryption,
+    pub substitution: substitute::Substitution,
 }
 
-/// [`load`], then decryption of SOPS-encrypted documents.
+/// [`load`], then decryption of SOPS-encrypted documents and substitution.
 pub fn load_with(
     root: &Path,
     subpath: Option<&Path>,
@@ -102,6 +104,7 @@ pub fn load_with(
         None => manifests::load(root, subpath, limits)?,
     };
     sops::decrypt_documents(root, &mut loaded.documents, &options.decryption, limits)?;
+    substitute::apply(&mut loaded.documents, &options.substitution, limits)?;
     Ok(loaded)
 }
 
