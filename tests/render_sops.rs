@@ -367,3 +367,39 @@ fn a_missing_or_broken_key_file_is_an_error_at_start() {
         "the key file's content is never echoed: {err}"
     );
 }
+
+#[test]
+fn substitution_strict_mode_and_names_are_one_line_errors() {
+    let f = Fixture::new();
+    f.write(
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c-${env}\ndata:\n  a: ${missing:=dflt}\n  b: x-${region}\n  n: ${n}\n",
+    );
+    let out = f.render(None, &["--substitute", "env=prod", "--substitute", "n=3"]);
+    assert!(out.status.success(), "{out:?}");
+    let docs = parse_yaml(
+        &String::from_utf8(out.stdout).unwrap(),
+        "o",
+        &Limits::default(),
+    )
+    .unwrap();
+    let v = &docs[0].value;
+    assert_eq!(v["metadata"]["name"], "c-prod");
+    assert_eq!(v["data"]["a"], "dflt");
+    assert_eq!(v["data"]["b"], "x-", "unset without a default is empty");
+    assert_eq!(
+        v["data"]["n"], 3,
+        "a whole ${{n}} is read as YAML, as Flux re-parses it"
+    );
+
+    let out = f.render(None, &["--substitute", "env=prod", "--substitute-strict"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("cm.yaml") && err.contains("region"), "{err}");
+
+    let out = f.render(None, &["--substitute", "my-var=x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("my-var") && err.contains("invalid"), "{err}");
+}

@@ -17,7 +17,7 @@ pub struct RenderArgs {
 
     /// A substitution variable, KEY=VALUE, for `${KEY}` in the rendered documents
     /// (Flux's postBuild.substitute); repeatable, wins over --substitute-from.
-    #[arg(long = "substitute", env = "HAWSER_SUBSTITUTE", value_name = "KEY=VALUE", value_delimiter = ';', value_parser = substitute::parse_pair)]
+    #[arg(long = "substitute", env = "HAWSER_SUBSTITUTE", value_name = "KEY=VALUE", value_parser = substitute::parse_pair)]
     pub substitute: Vec<(String, String)>,
 
     /// ConfigMaps and Secrets in the agent's namespace whose data are substitution

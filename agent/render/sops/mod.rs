@@ -20,6 +20,8 @@
 
 pub mod age;
 mod env;
+#[cfg(test)]
+mod fuzz;
 pub mod tree;
 
 use std::collections::{BTreeMap, HashMap};
@@ -144,6 +146,8 @@ fn read(root: &Path, file: &str, limits: &Limits) -> Result<String, RenderError>
     std::fs::read_to_string(&path).map_err(|e| RenderError::file(file, format!("reading: {e}")))
 }
 
+/// The file forms sops writes. Dotenv is parsed and decrypted here, but Kustomize
+/// generator inputs (`envs:`, `files:`) are not yet decrypted on their way in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Yaml,
@@ -167,35 +171,6 @@ pub fn decrypt_text(
     let meta = Metadata::read(metadata)?;
     let key = meta.data_key(keys)?;
     tree::decrypt(&branches, &meta.rules, &key, &meta.mac, &meta.lastmodified)
-}
-
-/// The decrypted plaintexts of a file, keyed by path, for generator inputs (dotenv
-/// and binary files): each entry's value in file order.
-pub fn decrypt_entries(
-    text: &str,
-    format: Format,
-    keys: &Keys,
-    limits: &Limits,
-) -> Result<Vec<(String, Value)>, String> {
-    let branches = parse(text, format, limits)?;
-    let plain = decrypt_text(text, format, keys, limits)?;
-    let mut out = Vec::new();
-    if let Some(Node::Map(items)) = branches.first() {
-        for (k, v) in items {
-            if k == "sops" {
-                continue;
-            }
-            let value = match v {
-                Node::Str(s) => plain
-                    .get(s.as_str())
-                    .cloned()
-                    .unwrap_or_else(|| Value::String(s.clone())),
-                _ => return Err(format!("{k}: expected a string value")),
-            };
-            out.push((k.clone(), value));
-        }
-    }
-    Ok(out)
 }
 
 fn parse(text: &str, format: Format, limits: &Limits) -> Result<Vec<Node>, String> {
