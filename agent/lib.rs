@@ -53,6 +53,7 @@ pub mod cluster;
 pub mod duration;
 pub mod encoding;
 pub mod errors;
+pub mod gate;
 pub mod health;
 pub mod inventory;
 pub mod manifests;

@@ -199,6 +199,18 @@ impl Teller {
             .await
     }
 
+    /// The promotion gate holds a revision: `pending` while it waits, `failure` when
+    /// it gave the revision up; logged once per description. Returns whether `posted`
+    /// changed and should be saved.
+    pub async fn gated(
+        &mut self,
+        commit: &str,
+        outcome: StatusOutcome,
+        posted: &mut Vec<Posted>,
+    ) -> bool {
+        self.post_status(Some(commit), outcome, None, posted).await
+    }
+
     /// Tells how the revision ended: the log, the metrics, the forge, the parent's
     /// status and an Event. Returns whether `standing.posted` changed (a status was
     /// posted) and should be saved.
