@@ -128,9 +128,13 @@ pub fn parse(provider: Provider, body: &str, wanted: &[String]) -> Result<Vec<Se
         Provider::GitLab => Some(&json),
         Provider::BitbucketCloud | Provider::BitbucketServer => json.get("values"),
         Provider::AzureDevOps => json.get("value"),
-    }
-    .and_then(Value::as_array)
-    .ok_or_else(|| "the answer has no list of statuses".to_string())?;
+    };
+    let list = match list {
+        Some(Value::Array(list)) => list.as_slice(),
+        // Gitea answers `"statuses": null` for a commit without any status.
+        Some(Value::Null) => &[],
+        _ => return Err("the answer has no list of statuses".to_string()),
+    };
     let mut seen = Vec::new();
     for entry in list {
         let Some(context) = wanted.iter().find(|w| matches(provider, entry, w)) else {

@@ -66,6 +66,14 @@ fn gitea_combined_status() {
 }
 
 #[test]
+fn gitea_without_any_status_answers_null() {
+    // Gitea (Go's nil slice) for a commit nobody has reported on yet; the real
+    // Gitea in tests/promote_gitea.rs answers so.
+    let body = r#"{"sha":"abc","total_count":0,"statuses":null}"#;
+    assert_eq!(parse(Provider::Gitea, body, &wanted()).unwrap(), Vec::new());
+}
+
+#[test]
 fn bitbucket_cloud_matches_the_key_the_reporter_posts() {
     let long = "hawser/canary-in-a-very-long-region-name-zone-b".to_string();
     let key = bitbucket_key(&long);
