@@ -19,7 +19,7 @@ use crate::source::bundle::sign::TrustedKeys;
 pub struct PromoteArgs {
     /// Apply a new revision only once each of these commit status contexts reports
     /// success on that exact commit (e.g. hawser/canary-1,hawser/canary-2). The
-    /// statuses are read with the --status-* settings, or from --promote-report files.
+    /// statuses are read with the status reporting settings, or from --promote-report files.
     #[arg(
         long,
         env = "HAWSER_PROMOTE_AFTER",
@@ -35,7 +35,7 @@ pub struct PromoteArgs {
     #[arg(long, env = "HAWSER_PROMOTE_TIMEOUT", value_parser = duration, value_name = "DURATION")]
     pub promote_timeout: Option<Duration>,
     /// Air-gapped sites: read the canaries' statuses from these signed status reports
-    /// (written by `hawser status --export --sign-key`, signature FILE.sig) instead of
+    /// (the signed exports of `hawser status`, signature FILE.sig) instead of
     /// the forge; read again at every poll.
     #[arg(
         long,

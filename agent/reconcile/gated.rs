@@ -7,8 +7,12 @@
 //! the commit is not looked at again until the source moves). While it waits the
 //! follower posts `pending` with the gate's words; a stop posts `failure`.
 //!
-//! One read of the canaries' statuses per poll of a waiting revision, none while
-//! the forge asked to be left alone (rate limits).
+//! The gate comes before the fetch: statuses are keyed by the commit id the source
+//! named, and the fetch then verifies that very commit, so a held revision costs no
+//! download and an unverified one still never becomes a candidate. One read of the
+//! canaries' statuses per poll of a waiting revision, none while the forge asked to
+//! be left alone (rate limits). How long a revision has waited is counted from the
+//! first poll of this process that saw it: a restart starts the timeout afresh.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -11,7 +11,7 @@
 //! Blocking (ureq, file reads): the loop runs [`Evidence::read`] on `spawn_blocking`.
 
 use std::io::Read as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::export::{self, MAX_REPORT_BYTES};
@@ -84,25 +84,27 @@ impl Evidence {
 /// One report file: its signature checked first, then its content; the outcomes on
 /// `commit` under a wanted context become statuses.
 fn read_report(
-    path: &PathBuf,
+    path: &Path,
     trusted: &TrustedKeys,
     commit: &str,
     wanted: &[String],
 ) -> Result<Vec<SeenStatus>, EvidenceError> {
     let file_error = |e: std::io::Error| EvidenceError::File {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason: e.to_string(),
     };
     let bytes = read_bounded(path, MAX_REPORT_BYTES).map_err(file_error)?;
     if bytes.len() as u64 > MAX_REPORT_BYTES {
-        return Err(EvidenceError::TooLarge { path: path.clone() });
+        return Err(EvidenceError::TooLarge {
+            path: path.to_path_buf(),
+        });
     }
     let sig_path = sign::sig_path(path);
     let sig = match read_bounded(&sig_path, MAX_SIG_BYTES) {
         Ok(sig) => sig,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(EvidenceError::Unsigned {
-                path: path.clone(),
+                path: path.to_path_buf(),
                 sig: sig_path,
             });
         }
@@ -111,11 +113,11 @@ fn read_report(
     trusted
         .verify(&sig_path, &sig, bytes.as_slice())
         .map_err(|source| EvidenceError::Signature {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })?;
     let report = export::parse(&bytes).map_err(|source| EvidenceError::Invalid {
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     })?;
     if !wanted.contains(&report.context) {
@@ -149,7 +151,7 @@ fn timestamp(text: &str) -> Option<SystemTime> {
 }
 
 /// Reads at most `limit + 1` bytes: enough to tell that a file is too large.
-fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
         .take(limit + 1)
