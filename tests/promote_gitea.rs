@@ -282,6 +282,20 @@ fn a_follower_applies_only_what_both_canaries_reported_healthy() {
         "{why}"
     );
     assert_eq!(fleet.latest(&v2, "canary-2").unwrap().0, "failure");
+    let events = support::cluster::kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &follower.ns.name,
+        "--field-selector",
+        "reason=NotPromoted",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ]);
+    assert!(
+        events.contains(&format!("{v2}: canary hawser/canary-2 failed: rejected: ")),
+        "{events}"
+    );
     until(&all, "canary-1's success on v2", || {
         state_is(&fleet, &v2, "canary-1", "success")
     });
@@ -315,6 +329,16 @@ fn a_follower_applies_only_what_both_canaries_reported_healthy() {
         "the follower correcting drift back to v1",
         || follower.greeting().as_deref() == Some("one"),
     );
+    // The token it reads with appears in no log line.
+    let token = &fleet.gitea.token;
+    assert!(token.len() >= 20, "a real token");
+    for site in all {
+        assert!(
+            !site.agent.logs().contains(token.as_str()),
+            "token in {}'s log",
+            site.name
+        );
+    }
 }
 
 #[test]

@@ -199,8 +199,8 @@ impl Teller {
             .await
     }
 
-    /// The promotion gate holds a revision: `pending` while it waits, `failure` when
-    /// it gave the revision up; logged once per description. Returns whether `posted`
+    /// The promotion gate holds a revision: `pending` while it waits, `failure` (and
+    /// a Warning Event) when it gave the revision up. Returns whether `posted`
     /// changed and should be saved.
     pub async fn gated(
         &mut self,
@@ -208,6 +208,17 @@ impl Teller {
         outcome: StatusOutcome,
         posted: &mut Vec<Posted>,
     ) -> bool {
+        if let StatusOutcome::Held { reason } = &outcome {
+            let text = format!("{commit}: {reason}");
+            cluster::event(
+                &self.client,
+                &self.parent,
+                Severity::Warning,
+                "NotPromoted",
+                &text,
+            )
+            .await;
+        }
         self.post_status(Some(commit), outcome, None, posted).await
     }
 
