@@ -12,6 +12,7 @@ use kube::core::ApiResource;
 use crate::manifests::Namespacing;
 
 pub mod list;
+pub mod vars;
 
 /// Requests in flight at once while planning or applying.
 pub const CONCURRENCY: usize = 16;

@@ -44,6 +44,42 @@ fn encode(input: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
     out
 }
 
+/// Decodes standard base64. With `padded`, the input must carry `=` padding to a
+/// multiple of four (as SOPS and PEM-style armor write it); without, it must carry
+/// none (as age headers write it). `None` for anything else, including non-zero
+/// trailing bits, so one text has one meaning.
+pub fn base64_decode(text: &str, padded: bool) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let body = if padded {
+        if !bytes.len().is_multiple_of(4) {
+            return None;
+        }
+        let pad = bytes.iter().rev().take_while(|b| **b == b'=').count();
+        if pad > 2 {
+            return None;
+        }
+        &bytes[..bytes.len() - pad]
+    } else {
+        bytes
+    };
+    if body.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len() / 4 * 3 + 2);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in body {
+        let v = STANDARD.iter().position(|&c| c == b)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (acc == 0).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +93,24 @@ mod tests {
         assert!(!is_commit_id(&"g".repeat(40)));
         assert!(is_hex(&"0".repeat(64), 64));
         assert!(!is_hex(&"0".repeat(64), 40));
+    }
+
+    #[test]
+    fn base64_round_trips() {
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let padded = base64(&data);
+            assert_eq!(base64_decode(&padded, true).as_deref(), Some(&data[..]));
+            let bare = padded.trim_end_matches('=');
+            assert_eq!(base64_decode(bare, false).as_deref(), Some(&data[..]));
+            if padded.ends_with('=') {
+                assert_eq!(base64_decode(bare, true), None);
+                assert_eq!(base64_decode(&padded, false), None);
+            }
+        }
+        assert_eq!(base64_decode("QQ", false).as_deref(), Some(&b"A"[..]));
+        assert_eq!(base64_decode("QR", false), None, "trailing bits set");
+        assert_eq!(base64_decode("Q!==", true), None);
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum PipelineError {
     Cluster(#[from] ClusterError),
     #[error(transparent)]
     Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Vars(#[from] crate::cluster::vars::VarsError),
     #[error("rejected: {0}")]
     Plan(#[from] PlanError),
     #[error("apply failed: {0}")]
@@ -41,7 +43,8 @@ impl PipelineError {
     pub fn is_transient(&self) -> bool {
         match self {
             PipelineError::Render(_) | PipelineError::Manifests(_) => false,
-            PipelineError::Cluster(_) => true,
+            // A variables object may appear or become readable later; nothing was written.
+            PipelineError::Cluster(_) | PipelineError::Vars(_) => true,
             PipelineError::Inventory(e) => matches!(
                 e,
                 InventoryError::Read { .. } | InventoryError::Write { .. }
@@ -59,6 +62,8 @@ pub struct Target {
     pub parent: Parent,
     pub guard: PruneGuard,
     pub limits: Limits,
+    /// Decryption (and substitution) after Kustomize.
+    pub render: render::Options,
 }
 
 /// Where the manifests of a revision are.
@@ -84,7 +89,20 @@ pub async fn load(
     target: &Target,
 ) -> Result<ManifestSet, PipelineError> {
     // Render first: a kustomization becomes its documents, plain files pass through.
-    let docs = render::load(&tree.root, tree.subpath.as_deref(), &target.limits)?.documents;
+    // Substitution variables from the cluster are read fresh for every render.
+    let mut options = target.render.clone();
+    let sub = &mut options.substitution;
+    if !sub.from.is_empty() {
+        sub.fetched =
+            crate::cluster::vars::read(client, &target.parent.namespace, &sub.from).await?;
+    }
+    let docs = render::load_with(
+        &tree.root,
+        tree.subpath.as_deref(),
+        &target.limits,
+        &options,
+    )?
+    .documents;
     // Discovery must see what will be applied: the items of Lists, not the Lists.
     let docs = manifests::expand_lists(docs)?;
     learn_kinds(client, discovered, &docs).await?;

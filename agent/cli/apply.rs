@@ -30,6 +30,8 @@ pub struct TargetArgs {
     /// Allow revisions that prune more than --max-prune-fraction, everything, or that are empty.
     #[arg(long, env = "HAWSER_ALLOW_MASS_PRUNE")]
     pub allow_mass_prune: bool,
+    #[command(flatten)]
+    pub render: super::render_args::RenderArgs,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {
@@ -45,6 +47,7 @@ impl TargetArgs {
             name,
             max_prune_fraction,
             allow_mass_prune,
+            render,
         } = self;
         let scope = crate::manifests::Scope::try_from(scope)?;
         Ok(Target {
@@ -58,6 +61,7 @@ impl TargetArgs {
                 allow_mass_prune,
             },
             limits: Limits::default(),
+            render: render.options(false)?,
         })
     }
 }

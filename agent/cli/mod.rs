@@ -9,6 +9,7 @@ mod bundle;
 mod fetch;
 pub mod promote_args;
 mod render;
+pub mod render_args;
 mod run;
 pub mod scope_args;
 pub mod source_args;

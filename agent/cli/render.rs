@@ -19,12 +19,30 @@ pub struct Args {
     /// may read from anywhere under --dir, as `../../base` does.
     #[arg(long, requires = "dir", value_name = "SUB")]
     subdir: Option<PathBuf>,
+
+    #[command(flatten)]
+    render: super::render_args::RenderArgs,
+
+    /// Print decrypted SOPS values instead of `***` (to stdout only).
+    #[arg(long)]
+    show_secrets: bool,
 }
 
-pub fn run(Args { input, subdir }: Args) -> anyhow::Result<Outcome> {
+pub fn run(
+    Args {
+        input,
+        subdir,
+        render: render_args,
+        show_secrets,
+    }: Args,
+) -> anyhow::Result<Outcome> {
+    let options = render_args.options(!show_secrets)?;
+    if !options.substitution.from.is_empty() {
+        anyhow::bail!("--substitute-from reads the cluster; `render` does not: use --substitute");
+    }
     let input = input.prepare()?;
     let subpath = subdir.as_deref().or(input.tree.subpath.as_deref());
-    let loaded = render::load(&input.tree.root, subpath, &Limits::default())?;
+    let loaded = render::load_with(&input.tree.root, subpath, &Limits::default(), &options)?;
     for warning in &loaded.warnings {
         eprintln!("hawser: warning: {warning}");
     }

@@ -152,7 +152,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let promote = promote.into_promote(forge.as_ref())?;
     let forge = forge.map(crate::report::forge::Reporter::new);
     let source = Source::new(spec)?;
-    let target = target.target(scope)?;
+    let mut target = target.target(scope)?;
+    if let Some(name) = &cluster_name {
+        // Flux users write ${cluster_name}-style variables; hawser names its own.
+        target
+            .render
+            .substitution
+            .builtin
+            .insert("HAWSER_CLUSTER_NAME".into(), name.clone());
+    }
     let mut cache = Cache::open(&cache_dir, cache_keep)?;
     if let Some(name) = failpoint {
         cache = cache.with_failpoint(name.parse::<Failpoint>()?);

@@ -24,6 +24,8 @@ mod patches;
 mod replace;
 mod resource;
 mod scope;
+pub mod sops;
+pub mod substitute;
 mod transform;
 mod transformers;
 
@@ -75,14 +77,35 @@ impl RenderError {
 /// The documents of a directory: rendered when it holds a kustomization, else the
 /// plain-file walk of [`manifests::load`]. `files` counts the files read.
 pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Loaded, RenderError> {
-    match kustomize(root, subpath, limits)? {
-        Some((documents, files)) => Ok(Loaded {
+    load_with(root, subpath, limits, &Options::default())
+}
+
+/// What render does after Kustomize: SOPS decryption, then (as Flux orders them)
+/// `${var}` substitution.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub decryption: sops::Decryption,
+    pub substitution: substitute::Substitution,
+}
+
+/// [`load`], then decryption of SOPS-encrypted documents and substitution.
+pub fn load_with(
+    root: &Path,
+    subpath: Option<&Path>,
+    limits: &Limits,
+    options: &Options,
+) -> Result<Loaded, RenderError> {
+    let mut loaded = match kustomize(root, subpath, limits)? {
+        Some((documents, files)) => Loaded {
             documents,
             files,
             warnings: Vec::new(),
-        }),
-        None => Ok(manifests::load(root, subpath, limits)?),
-    }
+        },
+        None => manifests::load(root, subpath, limits)?,
+    };
+    sops::decrypt_documents(root, &mut loaded.documents, &options.decryption, limits)?;
+    substitute::apply(&mut loaded.documents, &options.substitution, limits)?;
+    Ok(loaded)
 }
 
 /// Renders the kustomization in `root/subpath`; `None` when there is none. Also
