@@ -113,6 +113,11 @@ impl Agent {
             let staging = cache.staging_dir().map_err(stored)?;
             let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
                 let text = crate::errors::one_line_error(&e);
+                // Writing the fetched files into the cache's staging directory
+                // failed: the cache's disk, not the source.
+                if matches!(e, SourceError::Write { .. }) {
+                    return Fetched::Cache(text);
+                }
                 // A refused revision (a signature, an artifact's key) is rejected;
                 // the rest is retried.
                 let refused = e.is_refusal().then(|| Box::new(e));
