@@ -9,6 +9,7 @@
 
 mod backoff;
 mod drift;
+mod gated;
 mod outage;
 mod persist;
 mod revision;
@@ -21,6 +22,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 pub use backoff::Backoff;
+pub use gated::Promote;
 
 use crate::cache::{Cache, Entry, State};
 use crate::cluster::Discovered;
@@ -53,6 +55,8 @@ pub struct Settings {
     /// `--cluster-name`, recorded in the status (status reports carry it) whether or
     /// not commit statuses are posted.
     pub cluster_name: Option<String>,
+    /// `--promote-after`: new revisions wait for their canaries.
+    pub promote: Option<Promote>,
 }
 
 /// What the admin server and the signal handler share with the loop.
@@ -101,6 +105,8 @@ pub struct Agent {
     teller: Teller,
     /// When drift is next corrected; also while a poll or fetch is waited on.
     next_drift: Instant,
+    /// The promotion gate's memory between polls.
+    gate: gated::GateState,
 }
 
 impl Agent {
@@ -154,6 +160,7 @@ impl Agent {
             in_flight: None,
             teller,
             next_drift: Instant::now(),
+            gate: gated::GateState::default(),
         }
     }
 
@@ -325,6 +332,17 @@ impl Agent {
             self.poll_backoff.reset();
             tracing::debug!(%revision, "revision was rejected; waiting for the source to move");
             return self.next_interval();
+        }
+        match self.gate(&revision).await {
+            gated::Gated::Open => {}
+            gated::Gated::Wait(wait) => {
+                self.poll_backoff.reset();
+                return wait;
+            }
+            gated::Gated::Stopped => {
+                self.poll_backoff.reset();
+                return self.next_interval();
+            }
         }
         match self.revision(&revision).await {
             revision::Next::Interval => {
