@@ -29,11 +29,53 @@ pub enum ClusterError {
     },
 }
 
+impl ClusterError {
+    /// Whether asking again later may succeed: not for a refused credential (401)
+    /// or permission (403), which only an operator changes.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClusterError::Config(e) | ClusterError::Discovery { source: e, .. } => is_transient(e),
+        }
+    }
+}
+
 /// A client for the cluster named by `KUBECONFIG`, or the in-cluster service account.
 pub async fn connect() -> Result<kube::Client, ClusterError> {
-    kube::Client::try_default()
+    let mut config = kube::Config::infer()
         .await
-        .map_err(ClusterError::Config)
+        .map_err(|e| ClusterError::Config(kube::Error::InferConfig(e)))?;
+    trim_token_file(&mut config.auth_info);
+    kube::Client::try_from(config).map_err(ClusterError::Config)
+}
+
+/// kubectl trims the whitespace around a `tokenFile`'s token (tokens mounted from
+/// Secrets often end in a newline); kube-rs sends it as read, which no header can
+/// carry. Such a token is read here, trimmed, once: a file that needs no trimming
+/// stays a file, which kube-rs re-reads every minute (rotation).
+fn trim_token_file(auth: &mut kube::config::AuthInfo) {
+    if auth.token.is_some() {
+        return;
+    }
+    let Some(path) = auth.token_file.clone() else {
+        return;
+    };
+    // Unreadable: leave it to kube-rs, whose error names the file.
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    let trimmed = text.trim();
+    if trimmed.len() == text.len() {
+        return;
+    }
+    tracing::debug!(token_file = %path, "the token file has surrounding whitespace; using it trimmed, as kubectl does (read once)");
+    auth.token = Some(trimmed.to_string().into());
+    auth.token_file = None;
+}
+
+/// Whether `e` means the API server did not answer at all (refused or cut
+/// connection, TLS or a timeout), as opposed to an answer that refused the request.
+pub fn is_unreachable(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_))
 }
 
 /// A served kind: how to address it and whether it lives in namespaces.

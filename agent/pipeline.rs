@@ -43,12 +43,14 @@ impl PipelineError {
     pub fn is_transient(&self) -> bool {
         match self {
             PipelineError::Render(_) | PipelineError::Manifests(_) => false,
+            PipelineError::Cluster(e) => e.is_transient(),
             // A variables object may appear or become readable later; nothing was written.
-            PipelineError::Cluster(_) | PipelineError::Vars(_) => true,
-            PipelineError::Inventory(e) => matches!(
-                e,
-                InventoryError::Read { .. } | InventoryError::Write { .. }
-            ),
+            PipelineError::Vars(_) => true,
+            // A refused credential (401) or permission (403) on the parent is not.
+            PipelineError::Inventory(
+                InventoryError::Read { source, .. } | InventoryError::Write { source, .. },
+            ) => crate::cluster::is_transient(source),
+            PipelineError::Inventory(_) => false,
             PipelineError::Plan(e) => e.is_transient(),
             PipelineError::Apply(e) => e.is_transient(),
         }

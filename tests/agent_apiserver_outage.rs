@@ -506,3 +506,152 @@ fn a_server_error_while_recording_the_inventory_is_retried_not_a_rejection() {
         status()["good"] == v2.as_str() && status()["result"] == "success"
     });
 }
+
+/// The audit log from `offset` on: (new offset, events of `user`).
+fn audit_tail(offset: u64, user: &str) -> (u64, Vec<Value>) {
+    use std::io::{Seek, SeekFrom};
+    let path = std::env::var("HAWSER_TEST_AUDIT_LOG").expect("set by tests/env/up");
+    let mut file = std::fs::File::open(path).unwrap();
+    file.seek(SeekFrom::Start(offset)).unwrap();
+    let mut text = String::new();
+    file.read_to_string(&mut text).unwrap();
+    // Only whole lines: a line being written waits for the next read.
+    let whole = text.rfind('\n').map_or(0, |i| i + 1);
+    let events = text[..whole]
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["user"]["username"] == user)
+        .collect();
+    (offset + whole as u64, events)
+}
+
+fn audit_offset() -> u64 {
+    let path = std::env::var("HAWSER_TEST_AUDIT_LOG").expect("set by tests/env/up");
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn is_write_of(event: &Value, verb: &str, prefix: &str) -> bool {
+    let uri = event["requestURI"].as_str().unwrap_or_default();
+    event["verb"] == verb
+        && !uri.contains("dryRun=")
+        && uri.contains("/configmaps/")
+        && uri
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.starts_with(prefix))
+}
+
+/// #22 findings 2 and 7: the API server goes away after some of a new revision's
+/// writes (timed from its audit log). The apply stage stops at the first
+/// unanswered request and says so once, with the counts; and while the revision is
+/// retried, drift checks of the old revision never prune the objects it added.
+#[test]
+fn drift_never_prunes_a_revision_in_flight_and_the_apply_stops_at_the_first_refusal() {
+    let ns = TestNamespace::new("agent-inflight");
+    let dir = tempfile::tempdir().unwrap();
+    let sa = sa_kubeconfig(&ns.name, "hawser", AGENT_RULES, dir.path());
+    let user = support::cluster::sa_user(&ns.name, "hawser");
+    let apiserver = std::env::var("HAWSER_TEST_APISERVER")
+        .expect("HAWSER_TEST_APISERVER is set by tests/env/up");
+    let upstream = apiserver.trim_start_matches("https://").to_string();
+    let mut forwarder = Forwarder::start(&upstream);
+    let kubeconfig = kubeconfig_via(&sa, forwarder.port, &dir.path().join("via.kubeconfig"));
+    let server = GitServer::start(GitServerOptions::default());
+    let repo = Repo::create(&server);
+    let cm = |name: String| {
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: b\n")
+    };
+    for i in 0..20 {
+        repo.write(&format!("old/{i}.yaml"), cm(format!("old-{i}")));
+    }
+    repo.commit("old");
+    repo.push();
+    let cache = dir.path().join("cache").display().to_string();
+    let args = [
+        "--source",
+        repo.url(),
+        "--ref",
+        "main",
+        "--namespace",
+        &ns.name,
+        "--interval",
+        "1s",
+        "--drift-interval",
+        "2s",
+        "--allow-mass-prune",
+        "--cache-dir",
+        &cache,
+    ];
+    let agent = AgentProcess::start(&args, &kubeconfig, &dir.path().join("agent.log"));
+    until(&agent, "the old revision applied", WAIT, || {
+        logged(&agent, "applied and healthy").len() == 1
+    });
+    let created = |offset| {
+        let (_, events) = audit_tail(offset, &user);
+        events
+            .iter()
+            .filter(|e| is_write_of(e, "patch", "new-"))
+            .count()
+    };
+
+    const NEW: usize = 150;
+    for i in 0..NEW {
+        repo.write(&format!("new/{i}.yaml"), cm(format!("new-{i}")));
+    }
+    let offset = audit_offset();
+    let failed_before = logged(&agent, "apply failed; will retry").len();
+    repo.commit("new");
+    repo.push();
+    until(&agent, "some of the new objects written", WAIT, || {
+        created(offset) >= 5
+    });
+    forwarder.stop();
+    let written = created(offset);
+    until(&agent, "the new revision failing twice", WAIT, || {
+        logged(&agent, "apply failed; will retry").len() >= failed_before + 2
+    });
+    let failures = &logged(&agent, "apply failed; will retry")[failed_before..];
+    let first = failures[0]["reason"].as_str().unwrap_or_default();
+    if written < NEW {
+        assert!(
+            first.contains("stopped the stage") && first.contains("not sent"),
+            "one line, with the counts: {first}"
+        );
+    }
+    let errors = agent
+        .logs()
+        .lines()
+        .filter(|l| l.contains("\"level\":\"ERROR\""))
+        .count();
+    assert!(
+        errors == 0,
+        "no ERROR line per failed request; found {errors}:\n{}",
+        agent.logs()
+    );
+    until(&agent, "a failed drift check", WAIT, || {
+        !logged(&agent, "drift check failed").is_empty()
+    });
+
+    let healthy = logged(&agent, "applied and healthy").len();
+    forwarder.resume();
+    until(
+        &agent,
+        "the new revision applied",
+        Duration::from_secs(60),
+        || logged(&agent, "applied and healthy").len() > healthy,
+    );
+    support::cluster::audit_sync();
+    let (_, events) = audit_tail(offset, &user);
+    let deleted: Vec<&str> = events
+        .iter()
+        .filter(|e| is_write_of(e, "delete", "new-"))
+        .filter_map(|e| e["requestURI"].as_str())
+        .collect();
+    assert!(
+        deleted.is_empty(),
+        "drift pruned objects of the revision in flight: {deleted:#?}"
+    );
+    for i in [0, NEW - 1] {
+        assert!(get_field("configmap", &ns.name, &format!("new-{i}"), "{.data.a}").is_some());
+    }
+}

@@ -34,8 +34,8 @@ pub mod slots;
 mod tests;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
@@ -56,7 +56,7 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("binding the admin server to {addr}")]
+    #[error("binding the admin server to {addr}: {source}")]
     Bind {
         addr: SocketAddr,
         #[source]
@@ -93,17 +93,46 @@ impl Default for Limits {
     }
 }
 
-/// The readiness flag `/readyz` reports; starts false. Cheap to clone.
+/// The readiness flag `/readyz` reports; starts false. Cheap to clone. While not
+/// ready it may carry why, which `/readyz` answers with.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    ready: Arc<AtomicBool>,
+    reason: Arc<Mutex<Option<String>>>,
+}
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
+        if ready {
+            self.set_reason(None);
+        }
+        self.ready.store(ready, Ordering::Relaxed);
+    }
+
+    /// Not ready, because of `reason` (one line, no secrets: `/readyz` is unauthenticated).
+    pub fn not_ready(&self, reason: &str) {
+        self.ready.store(false, Ordering::Relaxed);
+        self.set_reason(Some(reason.to_string()));
     }
 
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Why not ready, when the loop said.
+    pub fn reason(&self) -> Option<String> {
+        // A poisoned lock only means a writer panicked mid-store of a String.
+        match self.reason.lock() {
+            Ok(reason) => reason.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_reason(&self, reason: Option<String>) {
+        match self.reason.lock() {
+            Ok(mut slot) => *slot = reason,
+            Err(poisoned) => *poisoned.into_inner() = reason,
+        }
     }
 }
 
@@ -278,7 +307,10 @@ impl Admin {
             ("GET" | "HEAD", "/readyz") if self.readiness.is_ready() => {
                 Response::text(200, "ready")
             }
-            ("GET" | "HEAD", "/readyz") => Response::text(503, "not ready"),
+            ("GET" | "HEAD", "/readyz") => match self.readiness.reason() {
+                Some(reason) => Response::text(503, format!("not ready: {reason}")),
+                None => Response::text(503, "not ready"),
+            },
             ("GET" | "HEAD", "/metrics") => self.metrics(),
             ("POST", "/hook") => self.hook(stream, &head, peer).await,
             (_, "/healthz" | "/readyz" | "/metrics") => {

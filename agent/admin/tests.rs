@@ -351,8 +351,11 @@ async fn shutdown_lets_a_request_in_flight_finish() {
 async fn binding_a_taken_port_names_the_address() {
     let server = start(None, Limits::default()).await;
     let err = Admin::bind(server.addr).await.unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!("binding the admin server to {}", server.addr)
+    // The address and the OS's reason, in one line.
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("binding the admin server to {}: ", server.addr)),
+        "{message}"
     );
+    assert!(message.to_lowercase().contains("in use"), "{message}");
 }

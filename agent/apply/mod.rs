@@ -19,7 +19,9 @@ use serde_json::Value;
 use tokio::task::{self, JoinSet};
 
 use crate::cluster::Kind;
-use crate::cluster::{CONCURRENCY, ClusterError, Discovered, api_for, api_reason, is_transient};
+use crate::cluster::{
+    CONCURRENCY, ClusterError, Discovered, api_for, api_reason, is_transient, is_unreachable,
+};
 use crate::inventory::{self, InventoryError, Member, Parent, Recorded};
 use crate::manifests::{ObjectRef, Stage};
 use crate::plan::live::LiveIndex;
@@ -43,6 +45,14 @@ pub enum ApplyError {
         condition: &'static str,
         timeout: Duration,
     },
+    #[error(
+        "the API server did not answer ({reason}); stopped the stage: {failed} write(s) failed, {skipped} not sent"
+    )]
+    Unreachable {
+        reason: String,
+        failed: usize,
+        skipped: usize,
+    },
     #[error(transparent)]
     Inventory(#[from] InventoryError),
     #[error(transparent)]
@@ -54,7 +64,8 @@ impl ApplyError {
         match self {
             ApplyError::Write(f) => f.transient,
             ApplyError::Deferred(e) => e.is_transient(),
-            ApplyError::NotSettled { .. } | ApplyError::Cluster(_) => true,
+            ApplyError::NotSettled { .. } | ApplyError::Unreachable { .. } => true,
+            ApplyError::Cluster(e) => e.is_transient(),
             // The API server failing a read or write of the parent (5xx, 429, no
             // connection) is as transient as failing any other write.
             ApplyError::Inventory(
@@ -198,7 +209,10 @@ pub async fn apply(
 }
 
 /// Writes the objects of one stage. Consecutive objects of the same kind are written
-/// concurrently; a kind boundary is a barrier, so the kind order holds.
+/// concurrently; a kind boundary is a barrier, so the kind order holds. When the API
+/// server stops answering, nothing more is sent: the writes in flight end, and one
+/// error counts what failed and what was not sent (instead of a failed request, and
+/// a log line, per remaining object).
 async fn write_stage(
     client: &kube::Client,
     objects: Vec<Planned>,
@@ -213,7 +227,13 @@ async fn write_stage(
             _ => runs.push(vec![p]),
         }
     }
+    let mut unreachable: Option<(String, usize)> = None;
+    let total: usize = runs.iter().map(Vec::len).sum();
+    let mut sent = 0;
     for run in runs {
+        if unreachable.is_some() {
+            break;
+        }
         let mut tasks = JoinSet::new();
         // Which object each write is for: a write that ends without a result (a
         // panic, a cancellation) fails the apply rather than vanishing from it.
@@ -221,8 +241,9 @@ async fn write_stage(
         let mut queue = run.into_iter();
         let mut first_error = None;
         loop {
-            while tasks.len() < CONCURRENCY {
+            while tasks.len() < CONCURRENCY && unreachable.is_none() {
                 let Some(p) = queue.next() else { break };
+                sent += 1;
                 let client = client.clone();
                 let object = p.manifest.id.to_string();
                 let handle = tasks.spawn(async move {
@@ -247,10 +268,21 @@ async fn write_stage(
             };
             match result {
                 Ok(writes) => record(applied, p, writes),
+                Err(ApplyError::Unreachable { reason, .. }) => {
+                    let (_, failed) = unreachable.get_or_insert((reason, 0));
+                    *failed += 1;
+                }
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
+        }
+        if let Some((reason, failed)) = unreachable {
+            return Err(ApplyError::Unreachable {
+                reason,
+                failed,
+                skipped: total - sent,
+            });
         }
         if let Some(e) = first_error {
             return Err(e);
@@ -282,7 +314,17 @@ fn record(applied: &mut Applied, mut p: Planned, writes: usize) {
 async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyError> {
     let api = api_for(client, &p.kind, p.manifest.id.namespace.as_deref());
     let name = &p.manifest.id.name;
-    let fail = |e: kube::Error| ApplyError::Write(ObjectFailure::from_api(&p.manifest.id, &e));
+    let fail = |e: kube::Error| {
+        if is_unreachable(&e) {
+            ApplyError::Unreachable {
+                reason: api_reason(&e),
+                failed: 1,
+                skipped: 0,
+            }
+        } else {
+            ApplyError::Write(ObjectFailure::from_api(&p.manifest.id, &e))
+        }
+    };
     let params = inventory::apply_params().force();
     match &p.action {
         Action::Unchanged => Ok(0),

@@ -42,7 +42,7 @@ pub const DEFAULT_KEEP: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    #[error("{op} {}", path.display())]
+    #[error("{op} {}: {source}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -67,13 +67,15 @@ pub enum CacheError {
         path: PathBuf,
         problem: String,
     },
-    #[error("state file {} is not valid; reset the state to start fresh", path.display())]
+    #[error("state file {} is not valid ({source}); reset the state to start fresh", path.display())]
     BadState {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
-    #[error("encoding {}", path.display())]
+    #[error("state file {} has an unknown layout (top-level keys: {found}; this agent writes applied, good, rejected, posted)", path.display())]
+    UnknownStateLayout { path: PathBuf, found: String },
+    #[error("encoding {}: {source}", path.display())]
     Encode {
         path: PathBuf,
         #[source]

@@ -14,7 +14,8 @@ use crate::health::Healthy;
 use crate::report::forge::Posted;
 
 /// The agent's memory across restarts. Unknown fields are ignored and missing ones
-/// default, so an older or newer agent can read the file.
+/// default, so an older or newer agent can read the file; a file with none of its keys
+/// is not this layout at all and is refused ([`CacheError::UnknownStateLayout`]).
 ///
 /// `good` is not a field others can set: a revision becomes good only through
 /// [`State::record_good`], with the proof only `health` makes.
@@ -99,11 +100,34 @@ pub(crate) fn read(path: &Path) -> Result<State, CacheError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
         Err(e) => return Err(CacheError::io("reading", path, e)),
     };
-    serde_json::from_slice(&bytes).map_err(|source| CacheError::BadState {
+    let bad = |source| CacheError::BadState {
         path: path.into(),
         source,
-    })
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(bad)?;
+    // Every layout this agent writes has these keys (`applied` is null when nothing
+    // is); a newer one adds keys. A file with none of them is an older or foreign
+    // layout, which would otherwise read as the empty state and silently forget
+    // what the cluster runs.
+    let known = value
+        .as_object()
+        .is_some_and(|o| LAYOUT_KEYS.iter().any(|k| o.contains_key(*k)));
+    if !known {
+        let found = match value.as_object() {
+            Some(o) if o.is_empty() => "none".to_string(),
+            Some(o) => o.keys().cloned().collect::<Vec<_>>().join(", "),
+            None => "not an object".to_string(),
+        };
+        return Err(CacheError::UnknownStateLayout {
+            path: path.into(),
+            found,
+        });
+    }
+    serde_json::from_value(value).map_err(bad)
 }
+
+/// The keys of the state file's layout.
+const LAYOUT_KEYS: [&str; 4] = ["applied", "good", "rejected", "posted"];
 
 /// The steps of an atomic state write, split so tests can stop between them.
 pub(crate) struct PendingState {

@@ -397,6 +397,52 @@ fn unknown_state_fields_are_ignored() {
 }
 
 #[test]
+fn a_state_of_another_layout_is_refused_not_read_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path(), 5).unwrap();
+    for (text, keys) in [
+        (
+            "{\"applied_revision\": \"abc\", \"version\": 1}",
+            "applied_revision, version",
+        ),
+        ("{}", "none"),
+        ("[1]", "not an object"),
+    ] {
+        fs::write(dir.path().join("state.json"), text).unwrap();
+        let err = cache.state().unwrap_err();
+        assert!(
+            matches!(err, CacheError::UnknownStateLayout { .. }),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(message.contains(keys), "{message}");
+        assert!(
+            message.contains(&dir.path().join("state.json").display().to_string()),
+            "{message}"
+        );
+        cache.reset_state().unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("state.json.bad")).unwrap(),
+            text
+        );
+    }
+}
+
+#[test]
+fn io_errors_name_the_path_and_the_os_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path(), 5).unwrap();
+    // state.json as a directory: reading it fails with the OS's reason.
+    fs::create_dir(dir.path().join("state.json")).unwrap();
+    let message = cache.state().unwrap_err().to_string();
+    let os = std::io::Error::from_raw_os_error(21).to_string();
+    assert!(
+        message.contains("state.json") && message.contains(&os),
+        "{message}"
+    );
+}
+
+#[test]
 fn failpoints_parse_by_name() {
     for name in Failpoint::NAMES {
         assert_eq!(name.parse::<Failpoint>().unwrap().name(), name);

@@ -102,8 +102,15 @@ pub fn main() -> ExitCode {
 fn init_logging(default_level: &str) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter =
+    let mut filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // kube-rs logs every failed request at ERROR (its trace layer): an API server
+    // that goes away mid-apply would flood the log. hawser's own lines name each
+    // failure with its cause, so that layer is off unless RUST_LOG names kube_client.
+    let asked = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("kube_client"));
+    if !asked && let Ok(off) = "kube_client::client::builder=off".parse() {
+        filter = filter.add_directive(off);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -152,7 +152,16 @@ fn table(namespace: &str, name: &str, id: &str, members: usize, s: &ClusterStatu
                 s.source.clone()
             },
         ),
-        ("desired", s.desired.clone().unwrap_or_else(|| none.clone())),
+        (
+            "desired",
+            match (&s.desired, &s.desired_unstorable) {
+                (Some(desired), Some(why)) => {
+                    format!("{desired} (cannot be stored in the cache: {why})")
+                }
+                (Some(desired), None) => desired.clone(),
+                (None, _) => none.clone(),
+            },
+        ),
         ("applied", s.applied.clone().unwrap_or_else(|| none.clone())),
         ("good", s.good.clone().unwrap_or_else(|| none.clone())),
         (
@@ -220,5 +229,22 @@ mod tests {
         assert!(text.contains("good               -\n"));
         assert!(text.contains("suspended          no\n"));
         assert_eq!(text.lines().count(), 11);
+    }
+
+    #[test]
+    fn table_shows_a_desired_revision_that_cannot_be_stored() {
+        let status = ClusterStatus {
+            desired: Some("b".repeat(40)),
+            desired_unstorable: Some("writing /c/tmp/x: No space left on device".into()),
+            applied: Some("a".repeat(40)),
+            result: "success".into(),
+            ..Default::default()
+        };
+        let text = table("edge", "hawser", "applyset-x-v1", 3, &status);
+        let want = format!(
+            "desired            {} (cannot be stored in the cache: writing /c/tmp/x: No space left on device)\n",
+            "b".repeat(40)
+        );
+        assert!(text.contains(&want), "{text}");
     }
 }

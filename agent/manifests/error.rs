@@ -8,7 +8,7 @@ use super::{Location, ObjectRef};
 /// Why a set of manifests was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read {path}")]
+    #[error("cannot read {path}: {source}")]
     Io {
         path: String,
         #[source]

@@ -1,11 +1,27 @@
 //! The drift reconcile: every drift interval the applied revision is planned again,
 //! and drifted objects are corrected (or, with `--drift=report` or while suspended,
 //! only reported).
+//!
+//! Two things can make the applied revision a wrong guide, and both are handled
+//! here: a newer revision partly applied (its apply widened the inventory, then
+//! failed transiently and is being retried), whose added objects must not be pruned;
+//! and the applied revision's cache entry gone or corrupt, which is re-fetched
+//! rather than silently not enforced.
+
+use std::collections::BTreeSet;
 
 use super::{Agent, DriftMode};
 use crate::apply;
-use crate::plan::Action;
+use crate::inventory::Member;
+use crate::plan::{Action, Plan};
 use crate::report::cluster::{self, Severity};
+
+/// A revision whose apply began but has not ended, and its members.
+#[derive(Debug, Clone)]
+pub(super) struct InFlight {
+    pub revision: String,
+    pub members: BTreeSet<Member>,
+}
 
 impl Agent {
     /// Re-plans the applied revision and corrects (or reports) drift. Returns the wait
@@ -20,23 +36,32 @@ impl Agent {
             self.handles.metrics.set_suspended(true);
             return self.settings.drift_interval;
         }
+        // Re-verified every tick: a tree with files missing would render fewer
+        // objects, and drift would prune the rest.
+        if let Err(e) = self.cache.load(&entry.revision) {
+            self.lose_applied(&entry.revision, &crate::errors::one_line_error(&e))
+                .await;
+            return self.settings.drift_interval;
+        }
         let tree = self.tree_of(&entry);
-        let planned = match self.plan(&tree).await {
+        let mut planned = match self.plan(&tree).await {
             Ok(planned) => planned,
             Err(e) => {
+                self.handles.metrics.drift_check_failed();
                 let retry = e.is_transient();
                 tracing::warn!(error = %crate::errors::one_line_error(&e), "drift check failed");
-                // The API server may be restarting: come back soon rather than in minutes.
+                // The API server may be restarting: come back soon rather than in
+                // minutes, then less and less often. A refused credential (401) or
+                // permission (403) waits for the drift interval.
                 return if retry {
-                    self.poll_backoff
-                        .clone()
-                        .fail(super::seed())
-                        .min(self.settings.drift_interval)
+                    self.drift_backoff.fail(super::seed())
                 } else {
                     self.settings.drift_interval
                 };
             }
         };
+        self.drift_backoff.reset();
+        self.spare_in_flight(&mut planned.plan);
         let suspended = planned.recorded.suspended();
         self.handles.metrics.set_suspended(suspended);
         let drifted: Vec<(String, Vec<String>)> = planned
@@ -105,14 +130,61 @@ impl Agent {
                 self.settings.drift_interval
             }
             Err(e) => {
+                self.handles.metrics.drift_check_failed();
                 tracing::warn!(error = %crate::errors::one_line_error(&e), "drift correction failed");
                 if e.is_transient() {
-                    self.poll_backoff.clone().fail(super::seed())
+                    self.drift_backoff.fail(super::seed())
                 } else {
                     self.settings.drift_interval
                 }
             }
         }
+    }
+}
+
+impl Agent {
+    /// Keeps the objects a revision in flight added: they are not pruned, and stay
+    /// in the inventory, so that the revision's retry (or its successor's apply)
+    /// decides about them.
+    fn spare_in_flight(&self, plan: &mut Plan) {
+        let Some(in_flight) = &self.in_flight else {
+            return;
+        };
+        let (spared, prunes): (Vec<Member>, Vec<Member>) = std::mem::take(&mut plan.prunes)
+            .into_iter()
+            .partition(|m| in_flight.members.contains(m));
+        plan.prunes = prunes;
+        if !spared.is_empty() {
+            tracing::info!(
+                in_flight = %in_flight.revision,
+                objects = spared.len(),
+                "not pruning objects of a revision still being applied"
+            );
+            plan.members.extend(spared);
+        }
+    }
+
+    /// The applied revision's cache entry is gone or corrupt: drift cannot be
+    /// corrected from it. Said loudly (log, Event, metric, readiness), and the
+    /// next poll comes at once to fetch it (or the source's newer revision) again.
+    async fn lose_applied(&mut self, revision: &str, error: &str) {
+        self.handles.metrics.drift_check_failed();
+        tracing::error!(
+            error = %error,
+            "the applied revision's cache entry is unusable; drift is not corrected until it is fetched again"
+        );
+        cluster::event(
+            &self.client,
+            &self.target.parent,
+            Severity::Warning,
+            "CacheEntryLost",
+            &format!("{revision}: the cache entry is unusable ({error}); re-fetching it"),
+        )
+        .await;
+        self.applied = None;
+        self.lost = Some(revision.to_string());
+        self.poll_now = true;
+        self.update_readiness();
     }
 }
 

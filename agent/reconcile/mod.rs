@@ -10,6 +10,8 @@
 mod backoff;
 mod drift;
 mod gated;
+mod outage;
+mod persist;
 mod revision;
 mod waiting;
 
@@ -84,9 +86,21 @@ pub struct Agent {
     /// What the last plan's dry runs produced: objects whose manifest and live state
     /// both still match need no dry run at the next drift tick.
     observed: Observed,
-    /// Wall-clock start of the current source outage.
-    unreachable_since: Option<SystemTime>,
+    /// The current source outage, if any.
+    outage: Option<outage::Outage>,
     poll_backoff: Backoff,
+    /// Spaces out drift checks that fail transiently; reset by one that succeeds.
+    drift_backoff: Backoff,
+    /// Set while the state on disk lags behind `state` (a failed write).
+    unsaved: Option<persist::Unsaved>,
+    persist_backoff: Backoff,
+    /// The applied revision whose cache entry vanished under the agent: not
+    /// enforced until it is fetched again (at the next poll, which comes at once).
+    lost: Option<String>,
+    poll_now: bool,
+    /// A revision whose apply began and has not ended (a transient failure is
+    /// retried): drift must not prune what it added to the inventory.
+    in_flight: Option<drift::InFlight>,
     /// Where outcomes are told: log, metrics, forge, the parent's status, Events.
     teller: Teller,
     /// When drift is next corrected; also while a poll or fetch is waited on.
@@ -109,6 +123,12 @@ impl Agent {
             Duration::from_secs(2),
             settings.interval.max(Duration::from_secs(2)) * 5,
         );
+        // A failing drift check comes back soon (the API server may be restarting),
+        // then less often, never less often than the drift interval itself.
+        let drift_backoff = Backoff::new(
+            Duration::from_secs(2),
+            settings.drift_interval.max(Duration::from_secs(2)),
+        );
         let teller = Teller::new(TellerConfig {
             client: client.clone(),
             parent: target.parent.clone(),
@@ -130,8 +150,14 @@ impl Agent {
             state: State::default(),
             applied: None,
             observed: Observed::default(),
-            unreachable_since: None,
+            outage: None,
             poll_backoff,
+            drift_backoff,
+            unsaved: None,
+            persist_backoff: Backoff::new(persist::PERSIST_RETRY.0, persist::PERSIST_RETRY.1),
+            lost: None,
+            poll_now: false,
+            in_flight: None,
             teller,
             next_drift: Instant::now(),
             gate: gated::GateState::default(),
@@ -143,6 +169,8 @@ impl Agent {
     pub async fn run(mut self) {
         self.load_cache();
         self.teller.restore().await;
+        self.agree_with_cluster();
+        self.update_readiness();
         let mut shutdown = self.handles.shutdown.clone();
         let now = Instant::now();
         let mut next_poll = now;
@@ -157,9 +185,12 @@ impl Agent {
             if *shutdown.borrow() {
                 break;
             }
-            let wake = next_poll
+            let mut wake = next_poll
                 .min(self.next_drift)
                 .min(Instant::now() + waiting::HEARTBEAT_EVERY);
+            if let Some(at) = self.persist_due() {
+                wake = wake.min(at);
+            }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = self.handles.hook.notified() => {
@@ -174,6 +205,12 @@ impl Agent {
                 }
                 _ = shutdown.changed() => break,
             }
+            if self.persist_due().is_some_and(|at| Instant::now() >= at) {
+                self.save_state();
+            }
+            if std::mem::take(&mut self.poll_now) {
+                next_poll = Instant::now();
+            }
             let now = Instant::now();
             if now >= next_poll {
                 let wait = self.poll().await;
@@ -185,7 +222,8 @@ impl Agent {
             }
         }
         if let Err(e) = self.cache.save_state(&self.state) {
-            tracing::error!(error = %e, "could not persist the state on shutdown");
+            // The next start settles this against the inventory parent's record.
+            tracing::error!(error = %crate::errors::one_line_error(&e), "could not persist the state on shutdown");
         }
         tracing::info!("stopped");
     }
@@ -196,8 +234,10 @@ impl Agent {
         self.state = match self.cache.state() {
             Ok(state) => state,
             Err(e) => {
-                tracing::error!(error = %e, "the cache's state file is unreadable; starting from an empty state");
-                let _ = self.cache.reset_state();
+                tracing::error!(error = %crate::errors::one_line_error(&e), "the cache's state file is unreadable; kept it as state.json.bad, recovering the applied revision from the inventory parent and the cache");
+                if let Err(e) = self.cache.reset_state() {
+                    tracing::error!(error = %crate::errors::one_line_error(&e), "could not move the unreadable state file aside");
+                }
                 State::default()
             }
         };
@@ -219,7 +259,6 @@ impl Agent {
                 }
                 self.tell_source_applied(&record.revision, record.committer_time);
                 self.applied = Some(entry);
-                self.handles.ready.set(true);
             }
             Err(e) => {
                 tracing::error!(revision = %record.revision, error = %e, "the cached applied revision is corrupt; discarded, waiting for the source");
@@ -227,12 +266,6 @@ impl Agent {
                 self.state.forget_good(&record.revision);
                 self.save_state();
             }
-        }
-    }
-
-    fn save_state(&self) {
-        if let Err(e) = self.cache.save_state(&self.state) {
-            tracing::error!(error = %e, "could not persist the state");
         }
     }
 
@@ -249,8 +282,9 @@ impl Agent {
             Err(e) => {
                 self.handles.metrics.polled(PollResult::Failed);
                 self.handles.metrics.source_unreachable();
-                let since = *self.unreachable_since.get_or_insert_with(SystemTime::now);
-                let down = since.elapsed().unwrap_or_default().as_secs();
+                let outage = *self.outage.get_or_insert_with(outage::Outage::begin);
+                let since = outage.since;
+                let down = outage.down_for().as_secs();
                 let wait = self.poll_backoff.fail(seed());
                 match &self.applied {
                     Some(applied) => tracing::warn!(
@@ -269,7 +303,7 @@ impl Agent {
         // The backoff is reset only once the revision is settled below: an API server
         // that refuses every apply must see the retries spread out, even though the
         // source answers each poll.
-        if self.unreachable_since.take().is_some() {
+        if self.outage.take().is_some() {
             tracing::info!("source reachable again");
             self.handles.metrics.source_reachable();
             self.teller.outage(None).await;

@@ -23,11 +23,20 @@ pub(super) enum Next {
 enum Fetch {
     /// The source refused the revision (its signature): a rejection.
     Refused(Box<SourceError>),
+    /// The revision could not be stored in the cache (disk full, read-only):
+    /// retried after a backoff, and said in the status.
+    Unstorable(String),
     /// Anything else: retried after a backoff.
     Failed,
 }
 
-fn now_secs() -> u64 {
+/// How the blocking fetch task failed.
+enum Fetched {
+    Source(String, Option<Box<SourceError>>),
+    Cache(String),
+}
+
+pub(super) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -46,6 +55,10 @@ impl Agent {
                 Err(Fetch::Refused(reason)) => {
                     self.reject(revision, *reason).await;
                     return Next::Interval;
+                }
+                Err(Fetch::Unstorable(reason)) => {
+                    self.teller.unstorable(revision, &reason).await;
+                    return Next::Retry;
                 }
                 Err(Fetch::Failed) => return Next::Retry,
             },
@@ -92,25 +105,29 @@ impl Agent {
         let source = self.source.clone();
         let cache = self.cache.clone();
         let rev = revision.to_string();
-        let task = tokio::task::spawn_blocking(
-            move || -> Result<Entry, (String, Option<Box<SourceError>>)> {
-                let failed = |e: String| (e, None);
-                let parsed = crate::source::Revision::parse(&rev)
-                    .ok_or_else(|| failed(format!("invalid revision {rev}")))?;
-                let staging = cache.staging_dir().map_err(|e| failed(e.to_string()))?;
-                let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
-                    let text = crate::errors::one_line_error(&e);
-                    // A refused revision (a signature, an artifact's key) is rejected;
-                    // the rest is retried.
-                    let refused = e.is_refusal().then(|| Box::new(e));
-                    (text, refused)
-                })?;
-                let objects = snapshot.objects().map(|o| (o, snapshot.verified()));
-                cache
-                    .store_signed(&rev, snapshot.source(), staging.path(), objects)
-                    .map_err(|e| failed(e.to_string()))
-            },
-        );
+        let task = tokio::task::spawn_blocking(move || -> Result<Entry, Fetched> {
+            let stored =
+                |e: crate::cache::CacheError| Fetched::Cache(crate::errors::one_line_error(&e));
+            let parsed = crate::source::Revision::parse(&rev)
+                .ok_or_else(|| Fetched::Source(format!("invalid revision {rev}"), None))?;
+            let staging = cache.staging_dir().map_err(stored)?;
+            let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
+                let text = crate::errors::one_line_error(&e);
+                // Writing the fetched files into the cache's staging directory
+                // failed: the cache's disk, not the source.
+                if matches!(e, SourceError::Write { .. }) {
+                    return Fetched::Cache(text);
+                }
+                // A refused revision (a signature, an artifact's key) is rejected;
+                // the rest is retried.
+                let refused = e.is_refusal().then(|| Box::new(e));
+                Fetched::Source(text, refused)
+            })?;
+            let objects = snapshot.objects().map(|o| (o, snapshot.verified()));
+            cache
+                .store_signed(&rev, snapshot.source(), staging.path(), objects)
+                .map_err(stored)
+        });
         // None: shutting down, or the task failed (logged).
         let Some(fetched) = self.while_blocking(task).await else {
             return Err(Fetch::Failed);
@@ -127,10 +144,15 @@ impl Agent {
                     .fetched(FetchResult::Success, entry.bytes);
                 Ok(entry)
             }
-            Err((e, refused)) => {
+            Err(Fetched::Source(e, refused)) => {
                 tracing::warn!(error = %e, "fetch failed");
                 self.handles.metrics.fetched(FetchResult::Failed, 0);
                 Err(refused.map_or(Fetch::Failed, Fetch::Refused))
+            }
+            Err(Fetched::Cache(e)) => {
+                tracing::warn!(error = %e, "the fetched revision cannot be stored in the cache; still enforcing the applied revision");
+                self.handles.metrics.fetched(FetchResult::Failed, 0);
+                Err(Fetch::Unstorable(e))
             }
         }
     }
@@ -173,10 +195,13 @@ impl Agent {
                     self.state.rejected = None;
                 }
                 self.state.applied = Some(record);
-                self.save_state();
+                self.in_flight = None;
                 self.adopt(entry);
+                self.save_state();
             }
             RevisionOutcome::Rejected(_) | RevisionOutcome::Refused(_) => {
+                // What a rejected revision wrote is not kept: drift prunes it.
+                self.in_flight = None;
                 self.state.rejected = Some(Rejected {
                     revision: entry.revision.clone(),
                     reason: outcome.message(&entry.revision, Occasion::New),
@@ -213,7 +238,7 @@ impl Agent {
             applied: self.state.applied.as_ref().map(|r| r.revision.as_str()),
             good: good.as_deref(),
             posted: &mut self.state.posted,
-            unreachable_since: self.unreachable_since,
+            unreachable_since: self.outage.map(|o| o.since),
         };
         if self.teller.tell(reconcile, outcome, standing).await {
             self.save_state();
@@ -247,8 +272,11 @@ impl Agent {
 
     /// The applied revision's snapshot becomes the one drift enforces.
     fn adopt(&mut self, entry: Entry) {
+        if self.lost.take().is_some() {
+            tracing::info!(revision = %entry.revision, "the applied revision is in the cache again; enforcing it");
+        }
         self.applied = Some(entry);
-        self.handles.ready.set(true);
+        self.update_readiness();
     }
 
     /// Decides how the revision ends: suspended, rejected or failed by the pipeline,
@@ -276,6 +304,12 @@ impl Agent {
         {
             self.save_state();
         }
+        // The inventory is widened to this revision's members first: until the
+        // revision ends, drift checks must not prune what it adds.
+        self.in_flight = Some(super::drift::InFlight {
+            revision: entry.revision.clone(),
+            members: planned.plan.members.clone(),
+        });
         let applied = match apply::apply(
             &self.client,
             &mut self.discovered,

@@ -24,6 +24,10 @@ pub struct ClusterStatus {
     pub desired: Option<String>,
     pub applied: Option<String>,
     pub good: Option<String>,
+    /// Why the desired revision could not be stored in the cache (disk full,
+    /// read-only): it is not applied until it can be. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desired_unstorable: Option<String>,
     /// success, rejected, failed, unhealthy, suspended.
     pub result: String,
     pub message: String,

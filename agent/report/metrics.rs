@@ -119,6 +119,10 @@ pub struct Metrics {
     fetched_bytes: Counter,
     managed_objects: Gauge,
     drift_corrections: Counter,
+    drift_check_failures: Counter,
+    state_persist_failures: Counter,
+    state_unpersisted: Gauge,
+    regressions: Counter,
     applied_revision: RevisionInfo,
     good_revision: RevisionInfo,
     last_success: Gauge<f64, AtomicU64>,
@@ -145,6 +149,10 @@ impl Metrics {
             fetched_bytes: Counter::default(),
             managed_objects: Gauge::default(),
             drift_corrections: Counter::default(),
+            drift_check_failures: Counter::default(),
+            state_persist_failures: Counter::default(),
+            state_unpersisted: Gauge::default(),
+            regressions: Counter::default(),
             applied_revision: RevisionInfo::default(),
             good_revision: RevisionInfo::default(),
             last_success: Gauge::default(),
@@ -187,6 +195,26 @@ impl Metrics {
             "drift_corrections",
             "Objects rewritten because the cluster drifted from the applied revision",
             m.drift_corrections,
+        );
+        registry.register(
+            "drift_check_failures",
+            "Drift checks that could not plan or correct the applied revision",
+            m.drift_check_failures,
+        );
+        registry.register(
+            "state_persist_failures",
+            "Failed writes of the cache's state.json (each retry counts)",
+            m.state_persist_failures,
+        );
+        registry.register(
+            "state_unpersisted",
+            "1 while the state on disk lags behind what the agent applied",
+            m.state_unpersisted,
+        );
+        registry.register(
+            "revision_regressions",
+            "Times an older revision was enforced over the one the cluster last recorded",
+            m.regressions,
         );
         registry.register(
             "applied_revision_info",
@@ -242,6 +270,23 @@ impl Metrics {
     }
 
     /// Replaces the applied revision's info sample (none for `None`).
+    pub fn drift_check_failed(&self) {
+        self.drift_check_failures.inc();
+    }
+
+    /// A write of state.json failed (`true`) or the state on disk caught up (`false`).
+    pub fn state_persisted(&self, ok: bool) {
+        if !ok {
+            self.state_persist_failures.inc();
+        }
+        self.state_unpersisted.set(i64::from(!ok));
+    }
+
+    /// An older revision is about to be enforced over what the cluster recorded.
+    pub fn regressed(&self) {
+        self.regressions.inc();
+    }
+
     pub fn set_applied_revision(&self, revision: Option<&str>) {
         self.applied_revision.set(revision);
     }

@@ -140,6 +140,29 @@ impl Teller {
         }
     }
 
+    /// The status as last recorded on the parent (restored at start).
+    pub fn recorded(&self) -> &ClusterStatus {
+        &self.status
+    }
+
+    /// The desired revision could not be stored in the cache: the status shows it
+    /// as desired and why it is not applied, while the applied one stays enforced.
+    pub async fn unstorable(&mut self, revision: &str, reason: &str) {
+        self.desired = Some(revision.to_string());
+        let mut status = self.status.clone();
+        status.source = self.source_url.clone();
+        status.desired = Some(revision.to_string());
+        status.desired_unstorable = Some(reason.to_string());
+        status.cluster = self.cluster_name.clone();
+        status.outcomes = self.outcomes.clone();
+        if status.result.is_empty() {
+            status.result = "failed".into();
+            status.message = format!("{revision} cannot be stored in the cache: {reason}");
+            status.time = cluster::rfc3339(SystemTime::now());
+        }
+        self.write_status(status).await;
+    }
+
     /// The source named `revision` at a successful poll.
     pub fn desired(&mut self, revision: &str) {
         self.desired = Some(revision.to_string());
@@ -381,6 +404,7 @@ impl Teller {
             desired: self.desired.clone(),
             applied: standing.applied.map(str::to_string),
             good: standing.good.map(str::to_string),
+            desired_unstorable: None,
             result: result.to_string(),
             message,
             time: cluster::rfc3339(SystemTime::now()),
