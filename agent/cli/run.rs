@@ -30,6 +30,8 @@ pub struct Args {
     pub target: TargetArgs,
     #[command(flatten)]
     pub status: StatusArgs,
+    #[command(flatten)]
+    pub window: super::window_args::SyncWindowArgs,
 
     /// How often to ask the source for its revision (one small request), with up to
     /// 10% jitter.
@@ -117,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         scope,
         target,
         status,
+        window,
         interval,
         drift_interval,
         drift,
@@ -133,6 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--interval and --drift-interval must be longer than zero");
     }
     let spec = source.into_spec()?;
+    let sync_window = window.sync_window()?;
     // The longest a healthy loop goes without a heartbeat: a health wait, a fetch
     // (drift ticks and a timer beat meanwhile, but a drift reconcile may follow),
     // and a margin. Beyond that, /healthz says the loop is stuck.
@@ -172,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         rollback_on_unhealthy,
         suspend,
         cluster_name,
+        sync_window,
     };
     let (metrics, registry) = Metrics::new();
     let heartbeat = Heartbeat::new(stale_after);

@@ -11,6 +11,7 @@ mod backoff;
 mod drift;
 mod revision;
 mod waiting;
+mod window_gate;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -51,6 +52,8 @@ pub struct Settings {
     /// `--cluster-name`, recorded in the status (status reports carry it) whether or
     /// not commit statuses are posted.
     pub cluster_name: Option<String>,
+    /// `--sync-window`: when new revisions may be applied.
+    pub sync_window: crate::window::SyncWindow,
 }
 
 /// What the admin server and the signal handler share with the loop.
@@ -269,6 +272,7 @@ impl Agent {
         }
         let revision = revision.to_string();
         self.teller.desired(&revision);
+        let window = self.window_state().await;
         let current = self
             .applied
             .as_ref()
@@ -291,6 +295,10 @@ impl Agent {
             self.poll_backoff.reset();
             tracing::debug!(%revision, "revision was rejected; waiting for the source to move");
             return self.next_interval();
+        }
+        if let Some(wait) = self.hold_outside_window(&revision, window).await {
+            self.poll_backoff.reset();
+            return wait;
         }
         match self.revision(&revision).await {
             revision::Next::Interval => {

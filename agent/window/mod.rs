@@ -17,7 +17,7 @@
 //! with the spec named.
 
 mod schedule;
-mod zone;
+pub mod zone;
 
 #[cfg(test)]
 mod tests;
@@ -198,5 +198,44 @@ fn parse_time(text: &str, end: bool) -> Result<u16, String> {
             "{text:?} is out of range (00:00-23:59{})",
             if end { ", or 24:00" } else { "" }
         )),
+    }
+}
+
+/// `--sync-window-drift`: whether drift is still corrected while the windows are
+/// closed (new revisions wait either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClosedDrift {
+    Correct,
+    Report,
+}
+
+/// The change windows as the loop uses them: the schedule, what drift does while
+/// it is closed, and the clock it is read with.
+#[derive(Debug, Clone)]
+pub struct SyncWindow {
+    pub windows: Windows,
+    pub drift: ClosedDrift,
+    pub clock: Clock,
+}
+
+impl Default for SyncWindow {
+    /// No window: always open.
+    fn default() -> Self {
+        SyncWindow {
+            windows: Windows::default(),
+            drift: ClosedDrift::Correct,
+            clock: SystemClock.into(),
+        }
+    }
+}
+
+impl SyncWindow {
+    /// The state now; `None` when no window is configured.
+    pub fn now(&self) -> Option<(State, jiff::Timestamp)> {
+        if self.windows.is_empty() {
+            return None;
+        }
+        let now = self.clock.now();
+        Some((self.windows.state(now), now))
     }
 }

@@ -30,12 +30,14 @@ pub enum StatusOutcome {
     Failed { reason: String },
     /// Applied, but not healthy within the timeout.
     Unhealthy { reason: String },
+    /// Held back before applying (a closed change window); `reason` says until when.
+    Waiting { reason: String },
 }
 
 impl StatusOutcome {
     pub fn state(&self) -> CommitState {
         match self {
-            StatusOutcome::Applying { .. } => CommitState::Pending,
+            StatusOutcome::Applying { .. } | StatusOutcome::Waiting { .. } => CommitState::Pending,
             StatusOutcome::Healthy { .. } => CommitState::Success,
             StatusOutcome::Rejected { .. }
             | StatusOutcome::Failed { .. }
@@ -62,6 +64,7 @@ impl StatusOutcome {
             StatusOutcome::Rejected { reason } => format!("rejected: {}", first_reason(reason)),
             StatusOutcome::Failed { reason } => format!("failed: {}", first_reason(reason)),
             StatusOutcome::Unhealthy { reason } => format!("unhealthy: {}", first_reason(reason)),
+            StatusOutcome::Waiting { reason } => first_reason(reason),
         };
         cap(&text)
     }
