@@ -59,6 +59,8 @@ pub struct Target {
     pub parent: Parent,
     pub guard: PruneGuard,
     pub limits: Limits,
+    /// `--drift-ignore`: fields set at creation and never corrected.
+    pub ignore: plan::IgnoreRules,
 }
 
 /// Where the manifests of a revision are.
@@ -142,7 +144,10 @@ pub async fn plan(
         set,
         &recorded,
         &target.parent.id(),
-        target.guard,
+        plan::Rules {
+            guard: target.guard,
+            ignore: &target.ignore,
+        },
         memory,
     )
     .await?;

@@ -30,6 +30,14 @@ pub struct TargetArgs {
     /// Allow revisions that prune more than --max-prune-fraction, everything, or that are empty.
     #[arg(long, env = "HAWSER_ALLOW_MASS_PRUNE")]
     pub allow_mass_prune: bool,
+    /// Fields set when an object is created and never corrected afterwards,
+    /// repeatable: `SELECTOR:/json/pointer[,/pointer…]`, the selector `kind=`,
+    /// `group=`, `name=`, `namespace=` with `*`/`?` globs (e.g.
+    /// `kind=Deployment,name=web:/spec/replicas` under an HPA). The annotation
+    /// hawser.dev/drift-ignore: /spec/replicas on an object does the same. In the
+    /// environment, separate rules with `;`.
+    #[arg(long, env = "HAWSER_DRIFT_IGNORE", value_delimiter = ';')]
+    pub drift_ignore: Vec<String>,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {
@@ -45,7 +53,9 @@ impl TargetArgs {
             name,
             max_prune_fraction,
             allow_mass_prune,
+            drift_ignore,
         } = self;
+        let ignore = crate::plan::IgnoreRules::parse(&drift_ignore)?;
         let scope = crate::manifests::Scope::try_from(scope)?;
         Ok(Target {
             parent: Parent {
@@ -58,6 +68,7 @@ impl TargetArgs {
                 allow_mass_prune,
             },
             limits: Limits::default(),
+            ignore,
         })
     }
 }
