@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::Outcome;
 use super::apply::TargetArgs;
+use super::promote_args::PromoteArgs;
 use super::scope_args::ScopeArgs;
 use super::source_args::SourceArgs;
 use super::status_args::StatusArgs;
@@ -32,6 +33,8 @@ pub struct Args {
     pub status: StatusArgs,
     #[command(flatten)]
     pub window: super::window_args::SyncWindowArgs,
+    #[command(flatten)]
+    pub promote: PromoteArgs,
 
     /// How often to ask the source for its revision (one small request), with up to
     /// 10% jitter.
@@ -120,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         target,
         status,
         window,
+        promote,
         interval,
         drift_interval,
         drift,
@@ -148,9 +152,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .map(str::trim)
         .filter(|name| !name.is_empty())
         .map(str::to_string);
-    let forge = status
-        .into_config(Some(&spec.url))?
-        .map(crate::report::forge::Reporter::new);
+    let forge = status.into_config(Some(&spec.url))?;
+    let promote = promote.into_promote(forge.as_ref())?;
+    let forge = forge.map(crate::report::forge::Reporter::new);
     let source = Source::new(spec)?;
     let target = target.target(scope)?;
     let mut cache = Cache::open(&cache_dir, cache_keep)?;
@@ -177,6 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         suspend,
         cluster_name,
         sync_window,
+        promote,
     };
     let (metrics, registry) = Metrics::new();
     let heartbeat = Heartbeat::new(stale_after);

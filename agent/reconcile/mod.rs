@@ -9,6 +9,7 @@
 
 mod backoff;
 mod drift;
+mod gated;
 mod revision;
 mod waiting;
 mod window_gate;
@@ -20,6 +21,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 pub use backoff::Backoff;
+pub use gated::Promote;
 
 use crate::cache::{Cache, Entry, State};
 use crate::cluster::Discovered;
@@ -54,6 +56,8 @@ pub struct Settings {
     pub cluster_name: Option<String>,
     /// `--sync-window`: when new revisions may be applied.
     pub sync_window: crate::window::SyncWindow,
+    /// `--promote-after`: new revisions wait for their canaries.
+    pub promote: Option<Promote>,
 }
 
 /// What the admin server and the signal handler share with the loop.
@@ -90,6 +94,8 @@ pub struct Agent {
     teller: Teller,
     /// When drift is next corrected; also while a poll or fetch is waited on.
     next_drift: Instant,
+    /// The promotion gate's memory between polls.
+    gate: gated::GateState,
 }
 
 impl Agent {
@@ -131,6 +137,7 @@ impl Agent {
             poll_backoff,
             teller,
             next_drift: Instant::now(),
+            gate: gated::GateState::default(),
         }
     }
 
@@ -296,6 +303,19 @@ impl Agent {
             tracing::debug!(%revision, "revision was rejected; waiting for the source to move");
             return self.next_interval();
         }
+        match self.gate(&revision).await {
+            gated::Gated::Open => {}
+            gated::Gated::Wait(wait) => {
+                self.poll_backoff.reset();
+                return wait;
+            }
+            gated::Gated::Stopped => {
+                self.poll_backoff.reset();
+                return self.next_interval();
+            }
+        }
+        // The change windows last: a revision its canaries cleared still waits for
+        // the window.
         if let Some(wait) = self.hold_outside_window(&revision, window).await {
             self.poll_backoff.reset();
             return wait;

@@ -30,8 +30,11 @@ pub enum StatusOutcome {
     Failed { reason: String },
     /// Applied, but not healthy within the timeout.
     Unhealthy { reason: String },
-    /// Held back before applying (a closed change window); `reason` says until when.
+    /// Held back before applying: waiting for canaries (the gate's own words) or
+    /// for the change window (`waiting for the change window (opens 22:00 CET)`).
     Waiting { reason: String },
+    /// Never to be applied: a canary failed or the wait timed out (the gate's words).
+    Held { reason: String },
 }
 
 impl StatusOutcome {
@@ -41,7 +44,8 @@ impl StatusOutcome {
             StatusOutcome::Healthy { .. } => CommitState::Success,
             StatusOutcome::Rejected { .. }
             | StatusOutcome::Failed { .. }
-            | StatusOutcome::Unhealthy { .. } => CommitState::Failure,
+            | StatusOutcome::Unhealthy { .. }
+            | StatusOutcome::Held { .. } => CommitState::Failure,
         }
     }
 
@@ -64,7 +68,7 @@ impl StatusOutcome {
             StatusOutcome::Rejected { reason } => format!("rejected: {}", first_reason(reason)),
             StatusOutcome::Failed { reason } => format!("failed: {}", first_reason(reason)),
             StatusOutcome::Unhealthy { reason } => format!("unhealthy: {}", first_reason(reason)),
-            StatusOutcome::Waiting { reason } => first_reason(reason),
+            StatusOutcome::Waiting { reason } | StatusOutcome::Held { reason } => reason.clone(),
         };
         cap(&text)
     }
