@@ -65,3 +65,4 @@ pub mod render;
 pub mod report;
 pub mod source;
 pub mod verify;
+pub mod window;

@@ -66,6 +66,8 @@ pub struct Target {
     pub limits: Limits,
     /// Decryption (and substitution) after Kustomize.
     pub render: render::Options,
+    /// `--drift-ignore`: fields set at creation and never corrected.
+    pub ignore: plan::IgnoreRules,
 }
 
 /// Where the manifests of a revision are.
@@ -162,7 +164,10 @@ pub async fn plan(
         set,
         &recorded,
         &target.parent.id(),
-        target.guard,
+        plan::Rules {
+            guard: target.guard,
+            ignore: &target.ignore,
+        },
         memory,
     )
     .await?;

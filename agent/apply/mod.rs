@@ -182,7 +182,17 @@ pub async fn apply(
         }
         // Nothing of these kinds (or in these namespaces) existed at planning time.
         let (planned, mut dry_failures) =
-            plan::dry_run_all(client, ready, &id, &LiveIndex::default(), Memory::NONE).await;
+            // New objects (of a new CRD, in a new Namespace): ignored fields are
+            // sent at creation anyway, so only the annotation's syntax matters.
+            plan::dry_run_all(
+                client,
+                ready,
+                &id,
+                &LiveIndex::default(),
+                Memory::NONE,
+                &plan::IgnoreRules::default(),
+            )
+            .await;
         failures.append(&mut dry_failures);
         if !failures.is_empty() {
             return Err(PlanError::Rejected(failures).into());

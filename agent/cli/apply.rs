@@ -32,6 +32,14 @@ pub struct TargetArgs {
     pub allow_mass_prune: bool,
     #[command(flatten)]
     pub render: super::render_args::RenderArgs,
+    /// Fields set when an object is created and never corrected afterwards,
+    /// repeatable: `SELECTOR:/json/pointer[,/pointer…]`, the selector `kind=`,
+    /// `group=`, `name=`, `namespace=` with `*`/`?` globs (e.g.
+    /// `kind=Deployment,name=web:/spec/replicas` under an HPA). The annotation
+    /// hawser.dev/drift-ignore: /spec/replicas on an object does the same. In the
+    /// environment, separate rules with `;`.
+    #[arg(long, env = "HAWSER_DRIFT_IGNORE", value_delimiter = ';')]
+    pub drift_ignore: Vec<String>,
 }
 
 fn parse_fraction(text: &str) -> Result<f64, String> {
@@ -48,7 +56,9 @@ impl TargetArgs {
             max_prune_fraction,
             allow_mass_prune,
             render,
+            drift_ignore,
         } = self;
+        let ignore = crate::plan::IgnoreRules::parse(&drift_ignore)?;
         let scope = crate::manifests::Scope::try_from(scope)?;
         Ok(Target {
             parent: Parent {
@@ -62,6 +72,7 @@ impl TargetArgs {
             },
             limits: Limits::default(),
             render: render.options(false)?,
+            ignore,
         })
     }
 }

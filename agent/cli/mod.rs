@@ -18,6 +18,7 @@ pub mod status_args;
 mod status_post;
 mod validate;
 mod version;
+mod window_args;
 
 use std::process::ExitCode;
 

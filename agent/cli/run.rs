@@ -32,6 +32,8 @@ pub struct Args {
     #[command(flatten)]
     pub status: StatusArgs,
     #[command(flatten)]
+    pub window: super::window_args::SyncWindowArgs,
+    #[command(flatten)]
     pub promote: PromoteArgs,
 
     /// How often to ask the source for its revision (one small request), with up to
@@ -120,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         scope,
         target,
         status,
+        window,
         promote,
         interval,
         drift_interval,
@@ -137,6 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--interval and --drift-interval must be longer than zero");
     }
     let spec = source.into_spec()?;
+    let sync_window = window.sync_window()?;
     // The longest a healthy loop goes without a heartbeat: a health wait, a fetch
     // (drift ticks and a timer beat meanwhile, but a drift reconcile may follow),
     // and a margin. Beyond that, /healthz says the loop is stuck.
@@ -184,6 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         rollback_on_unhealthy,
         suspend,
         cluster_name,
+        sync_window,
         promote,
     };
     let (metrics, registry) = Metrics::new();

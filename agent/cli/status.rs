@@ -204,7 +204,20 @@ fn table(namespace: &str, name: &str, id: &str, members: usize, s: &ClusterStatu
             },
         ),
     ];
-    rows.iter().map(|(k, v)| format!("{k:<18} {v}\n")).collect()
+    let mut text: String = rows.iter().map(|(k, v)| format!("{k:<18} {v}\n")).collect();
+    if let Some(w) = &s.sync_window {
+        let state = if w.open { "open" } else { "closed" };
+        let at = w
+            .next
+            .as_deref()
+            .map(|t| format!(", {t}"))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "{:<18} {state} ({}{at})\n",
+            "sync window", w.description
+        ));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -246,5 +259,22 @@ mod tests {
             "b".repeat(40)
         );
         assert!(text.contains(&want), "{text}");
+    }
+
+    #[test]
+    fn table_shows_the_change_window_when_there_is_one() {
+        let status = ClusterStatus {
+            sync_window: Some(crate::report::cluster::SyncWindowStatus {
+                open: false,
+                next: Some("2026-01-05T21:00:00Z".into()),
+                description: "opens 22:00 CET".into(),
+            }),
+            ..Default::default()
+        };
+        let text = table("edge", "hawser", "applyset-x-v1", 0, &status);
+        assert!(
+            text.ends_with("sync window        closed (opens 22:00 CET, 2026-01-05T21:00:00Z)\n"),
+            "{text}"
+        );
     }
 }

@@ -14,6 +14,7 @@ use kube::core::Request;
 use serde_json::Value;
 use tokio::task::{self, JoinSet};
 
+use super::ignore::{self, IgnoreRules};
 use super::live::{self, Digest, LiveIndex};
 use super::{Action, Conflict, FORCE_ANNOTATION, Keep, Memory, ObjectFailure, Planned, compare};
 use crate::cluster::list::Lean;
@@ -32,6 +33,7 @@ pub async fn dry_run_all(
     applyset_id: &str,
     live: &LiveIndex,
     memory: Memory<'_>,
+    ignore: &IgnoreRules,
 ) -> (Vec<Planned>, Vec<ObjectFailure>) {
     let Memory { observed, keep } = memory;
     let mut tasks = JoinSet::new();
@@ -48,6 +50,18 @@ pub async fn dry_run_all(
             let watch = crate::manifests::worth_watching(&manifest.object);
             let mut body = std::mem::take(&mut manifest.object);
             label(&mut body, applyset_id);
+            let ignored = match ignore.paths(&manifest.id, &body) {
+                Ok(paths) => paths,
+                Err(reason) => {
+                    let object = manifest.id.to_string();
+                    results[index] = Some(Err(ObjectFailure {
+                        object,
+                        reason,
+                        transient: false,
+                    }));
+                    continue;
+                }
+            };
             let body_digest = live::body_digest(&body);
             let live = live.get(&manifest.id).copied();
             if observed.unchanged(&manifest.id, &body_digest, live.as_ref()) {
@@ -63,6 +77,7 @@ pub async fn dry_run_all(
                     live,
                     watch,
                     keep,
+                    ignored,
                 };
                 (index, dry_run(&client, manifest, kind, known).await)
             });
@@ -131,6 +146,8 @@ struct Known {
     live: Option<Digest>,
     watch: bool,
     keep: Keep,
+    /// Drift-ignored pointers: not sent once the object exists.
+    ignored: Vec<String>,
 }
 
 async fn dry_run(
@@ -147,37 +164,36 @@ async fn dry_run(
     let name = manifest.id.name.clone();
     let fail = |e: kube::Error| ObjectFailure::from_api(&manifest.id, &e);
     let Known {
-        body,
+        mut body,
         body_digest,
         live: live_digest,
         watch,
         keep,
+        ignored,
     } = known;
 
-    // Without force first, so that another manager's ownership is seen and reported;
-    // then with force, which is how hawser will write.
-    let params = inventory::apply_params().dry_run();
+    // Drift-ignored fields are sent only to create the object (see `ignore`).
+    // The whole object is kept for a recreation, which is a creation.
+    let full = (!ignored.is_empty()).then(|| body.clone());
+    let mut omitted = live_digest.is_some() && !ignored.is_empty();
+    if omitted {
+        ignore::omit(&mut body, &ignored);
+    }
     let mut conflicts = Vec::new();
-    let attempt = match send(client, request.patch(&name, &params, &Patch::Apply(&body))).await {
-        Err(kube::Error::Api(status)) if status.code == 409 => {
-            conflicts.push(Conflict {
-                message: status.message.clone(),
-            });
-            let force = params.clone().force();
-            send(client, request.patch(&name, &force, &Patch::Apply(&body))).await
-        }
-        other => other,
-    };
+    let mut attempt = dry_apply(client, &request, &name, &body, &mut conflicts).await;
+    if !omitted && !ignored.is_empty() && matches!(&attempt, Ok(Lean(d)) if stored(d)) {
+        // The list did not show it, but it exists: send it without them after all.
+        omitted = true;
+        ignore::omit(&mut body, &ignored);
+        conflicts.clear();
+        attempt = dry_apply(client, &request, &name, &body, &mut conflicts).await;
+    }
     let (action, live, desired, digests) = match attempt {
         Ok(Lean(mut desired)) => {
-            // A dry-run create is never stored, so it has no resourceVersion.
-            let exists = desired
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .is_some_and(|rv| !rv.is_empty());
+            let exists = stored(&desired);
             compare::strip(&mut desired);
             let result_digest = live::digest(&desired);
-            let digests = Some((body_digest, result_digest));
+            let mut digests = Some((body_digest, result_digest));
             if !exists {
                 (Action::Create, None, desired, digests)
             } else if live_digest == Some(result_digest) {
@@ -187,11 +203,32 @@ async fn dry_run(
                 });
             } else {
                 let live = get(client, &request, &name).await.map_err(fail)?;
+                if let Some(live) = &live
+                    && omitted
+                    && ignore::keep_live(&mut body, &ignored, live, &desired)
+                {
+                    // hawser still owned an ignored field alone, so leaving it out
+                    // would remove it: send the live value until another manager
+                    // takes the field over.
+                    conflicts.clear();
+                    let Lean(mut again) = dry_apply(client, &request, &name, &body, &mut conflicts)
+                        .await
+                        .map_err(fail)?;
+                    compare::strip(&mut again);
+                    digests = Some((body_digest, live::digest(&again)));
+                    desired = again;
+                }
+                let fields = match &live {
+                    Some(live) if omitted => compare::paths(
+                        &ignore::without(live, &ignored),
+                        &ignore::without(&desired, &ignored),
+                    ),
+                    Some(live) => compare::paths(live, &desired),
+                    None => Vec::new(),
+                };
                 let action = match &live {
                     None => Action::Create,
-                    Some(live) if *live != desired => Action::Update {
-                        fields: compare::paths(live, &desired),
-                    },
+                    Some(_) if !fields.is_empty() => Action::Update { fields },
                     Some(_) => {
                         return Ok(Planned {
                             digests,
@@ -207,6 +244,10 @@ async fn dry_run(
             let action = Action::Recreate {
                 reason: status.message.clone(),
             };
+            if let Some(full) = full {
+                body = full;
+                omitted = false;
+            }
             // The live object is only read to be shown.
             match keep {
                 Keep::Diffs => {
@@ -232,6 +273,11 @@ async fn dry_run(
         }
     };
     let (live, desired) = match keep {
+        // `diff` leaves drift-ignored fields out of an existing object.
+        Keep::Diffs if omitted => (
+            live.map(|l| ignore::without(&l, &ignored)),
+            ignore::without(&desired, &ignored),
+        ),
         Keep::Diffs => (live, desired),
         Keep::Writes => (None, Value::Null),
     };
@@ -246,6 +292,37 @@ async fn dry_run(
         conflicts,
         digests,
     })
+}
+
+/// A dry-run apply: without force first, so that another manager's ownership is
+/// seen and reported in `conflicts`; then with force, which is how hawser writes.
+async fn dry_apply(
+    client: &kube::Client,
+    request: &Request,
+    name: &str,
+    body: &Value,
+    conflicts: &mut Vec<Conflict>,
+) -> Result<Lean, kube::Error> {
+    let params = inventory::apply_params().dry_run();
+    match send(client, request.patch(name, &params, &Patch::Apply(body))).await {
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            conflicts.push(Conflict {
+                message: status.message.clone(),
+            });
+            let force = params.clone().force();
+            send(client, request.patch(name, &force, &Patch::Apply(body))).await
+        }
+        other => other,
+    }
+}
+
+/// Whether a dry-run result is of a stored object: a dry-run create is never
+/// stored, so it has no resourceVersion.
+fn stored(result: &Value) -> bool {
+    result
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|rv| !rv.is_empty())
 }
 
 /// Sends a built request and parses the answer leanly.

@@ -15,6 +15,7 @@
 pub mod compare;
 mod dry_run;
 mod failure;
+pub mod ignore;
 pub mod live;
 
 use std::collections::BTreeSet;
@@ -26,6 +27,7 @@ use crate::cluster::{Discovered, Kind};
 use crate::inventory::{Member, Recorded};
 use crate::manifests::{Manifest, ManifestSet, Stage};
 pub use dry_run::{dry_run_all, ended_without_result};
+pub use ignore::IgnoreRules;
 use live::{Digest, LiveIndex, Observed};
 
 /// The annotation that lets hawser delete and recreate an object whose immutable
@@ -87,6 +89,14 @@ impl PlanError {
 pub struct PruneGuard {
     pub max_fraction: f64,
     pub allow_mass_prune: bool,
+}
+
+/// What the operator decided about every revision: how much it may prune, which
+/// fields are left alone after creation.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub guard: PruneGuard,
+    pub ignore: &'a IgnoreRules,
 }
 
 /// What will happen to one object.
@@ -216,9 +226,10 @@ pub async fn plan(
     set: ManifestSet,
     recorded: &Recorded,
     applyset_id: &str,
-    guard: PruneGuard,
+    rules: Rules<'_>,
     memory: Memory<'_>,
 ) -> Result<Plan, PlanError> {
+    let Rules { guard, ignore } = rules;
     let members: BTreeSet<Member> = set.objects.iter().map(|m| Member::from(&m.id)).collect();
     let prunes: Vec<Member> = recorded
         .members
@@ -247,7 +258,7 @@ pub async fn plan(
     );
     let live = LiveIndex::list(client, &ready, applyset_id).await;
     let (mut objects, mut dry_failures) =
-        dry_run_all(client, ready, applyset_id, &live, memory).await;
+        dry_run_all(client, ready, applyset_id, &live, memory, ignore).await;
     failures.append(&mut dry_failures);
     let new_namespaces: BTreeSet<&str> = objects
         .iter()
@@ -263,7 +274,7 @@ pub async fn plan(
     let ready = resolve(discovered, &crd_kinds, rest, &mut deferred, &mut failures);
     let live = LiveIndex::list(client, &ready, applyset_id).await;
     let (mut planned, mut dry_failures) =
-        dry_run_all(client, ready, applyset_id, &live, memory).await;
+        dry_run_all(client, ready, applyset_id, &live, memory, ignore).await;
     failures.append(&mut dry_failures);
     objects.append(&mut planned);
     if !failures.is_empty() {

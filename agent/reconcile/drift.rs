@@ -85,9 +85,12 @@ impl Agent {
         for (object, fields) in &drifted {
             tracing::warn!(object = %object, fields = %fields.join(", "), "drift detected");
         }
-        if suspended || self.settings.drift == DriftMode::Report {
+        let window_closed = self.window_holds_drift().await;
+        if suspended || self.settings.drift == DriftMode::Report || window_closed {
             let why = if suspended {
                 "suspended"
+            } else if window_closed {
+                "outside the change window, --sync-window-drift=report"
             } else {
                 "--drift=report"
             };

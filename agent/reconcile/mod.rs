@@ -14,6 +14,7 @@ mod outage;
 mod persist;
 mod revision;
 mod waiting;
+mod window_gate;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -55,6 +56,8 @@ pub struct Settings {
     /// `--cluster-name`, recorded in the status (status reports carry it) whether or
     /// not commit statuses are posted.
     pub cluster_name: Option<String>,
+    /// `--sync-window`: when new revisions may be applied.
+    pub sync_window: crate::window::SyncWindow,
     /// `--promote-after`: new revisions wait for their canaries.
     pub promote: Option<Promote>,
 }
@@ -310,6 +313,7 @@ impl Agent {
         }
         let revision = revision.to_string();
         self.teller.desired(&revision);
+        let window = self.window_state().await;
         let current = self
             .applied
             .as_ref()
@@ -343,6 +347,12 @@ impl Agent {
                 self.poll_backoff.reset();
                 return self.next_interval();
             }
+        }
+        // The change windows last: a revision its canaries cleared still waits for
+        // the window.
+        if let Some(wait) = self.hold_outside_window(&revision, window).await {
+            self.poll_backoff.reset();
+            return wait;
         }
         match self.revision(&revision).await {
             revision::Next::Interval => {

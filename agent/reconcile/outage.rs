@@ -3,9 +3,7 @@
 //! reported is measured on it, so a wall-clock step does not change how long the
 //! source has been down).
 
-use std::time::{Duration, SystemTime};
-
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Outage {

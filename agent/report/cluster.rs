@@ -42,6 +42,19 @@ pub struct ClusterStatus {
     /// The last commit statuses this cluster would post (or did), oldest first: what
     /// `hawser status --export` carries across an air gap.
     pub outcomes: Vec<crate::report::export::OutcomeRecord>,
+    /// `--sync-window`s' state, when any is configured.
+    pub sync_window: Option<SyncWindowStatus>,
+}
+
+/// Whether the change windows let a new revision through now, and when that flips.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SyncWindowStatus {
+    pub open: bool,
+    /// RFC 3339: when a closed window next opens (an open one next closes).
+    pub next: Option<String>,
+    /// `opens 22:00 CET`, in the zone of the window that decides it.
+    pub description: String,
 }
 
 impl ClusterStatus {

@@ -128,6 +128,8 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     unreachable: UnreachableSince,
     suspended: Gauge,
+    sync_window_open: Gauge,
+    sync_window_next_open: Gauge,
 }
 
 impl Metrics {
@@ -158,7 +160,11 @@ impl Metrics {
             last_success: Gauge::default(),
             unreachable: UnreachableSince::default(),
             suspended: Gauge::default(),
+            sync_window_open: Gauge::default(),
+            sync_window_next_open: Gauge::default(),
         };
+        // Open until a window says otherwise: no --sync-window means always open.
+        metrics.sync_window_open.set(1);
         for &result in ReconcileResult::ALL {
             let _ = metrics.reconciles.get_or_create(&ReconcileLabel { result });
         }
@@ -237,6 +243,16 @@ impl Metrics {
             m.unreachable,
         );
         registry.register("suspended", "1 while writes are suspended", m.suspended);
+        registry.register(
+            "sync_window_open",
+            "1 while the --sync-window change windows let new revisions through",
+            m.sync_window_open,
+        );
+        registry.register(
+            "sync_window_next_open_timestamp_seconds",
+            "Unix time a closed change window next opens (0 while open or not within 8 days)",
+            m.sync_window_next_open,
+        );
         metrics
     }
 
@@ -315,6 +331,12 @@ impl Metrics {
 
     pub fn set_suspended(&self, suspended: bool) {
         self.suspended.set(i64::from(suspended));
+    }
+
+    /// The change windows' state: open, or closed until `opens` (Unix seconds).
+    pub fn set_sync_window(&self, open: bool, opens: Option<i64>) {
+        self.sync_window_open.set(i64::from(open));
+        self.sync_window_next_open.set(opens.unwrap_or(0));
     }
 }
 

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::cluster::{self, ClusterStatus, Severity};
+use super::cluster::{self, ClusterStatus, Severity, SyncWindowStatus};
 use super::export::{self, OutcomeRecord};
 use super::forge::{CommitStatus, Reporter, StatusOutcome};
 use super::forge::{Posted, describe};
@@ -413,8 +413,50 @@ impl Teller {
             source_unreachable_since: standing.unreachable_since.map(cluster::rfc3339),
             cluster: self.cluster_name.clone(),
             outcomes: self.outcomes.clone(),
+            sync_window: self.status.sync_window.clone(),
         };
         self.write_status(status).await;
+    }
+
+    /// The change windows' state now (`None`: no window configured); written to the
+    /// parent's status when it changed.
+    pub async fn sync_window(&mut self, window: Option<SyncWindowStatus>) {
+        if self.status.sync_window == window {
+            return;
+        }
+        let mut status = self.status.clone();
+        status.sync_window = window;
+        if status.result.is_empty() {
+            status.source = self.source_url.clone();
+            status.cluster = self.cluster_name.clone();
+            status.result = "unknown".into();
+            status.message = "no revision applied yet".into();
+        }
+        self.write_status(status).await;
+    }
+
+    /// A new revision is held back before it is applied (a closed change window):
+    /// `pending` on the forge with `reason`, and the parent's status says so.
+    /// Returns whether `standing.posted` changed and should be saved.
+    pub async fn waiting(
+        &mut self,
+        revision: &str,
+        commit: Option<String>,
+        reason: &str,
+        standing: Standing<'_>,
+    ) -> bool {
+        if self.status.result != "waiting" || self.status.message != reason {
+            tracing::info!(%revision, reason, "new revision waits");
+        }
+        let outcome = StatusOutcome::Waiting {
+            reason: reason.to_string(),
+        };
+        let posted = self
+            .post_status(commit.as_deref(), outcome, None, standing.posted)
+            .await;
+        let objects = self.status.objects;
+        self.record("waiting", reason, objects, &standing).await;
+        posted
     }
 
     async fn write_status(&mut self, status: ClusterStatus) {

@@ -30,7 +30,8 @@ pub enum StatusOutcome {
     Failed { reason: String },
     /// Applied, but not healthy within the timeout.
     Unhealthy { reason: String },
-    /// Held by the promotion gate: waiting for canaries (the gate's own words).
+    /// Held back before applying: waiting for canaries (the gate's own words) or
+    /// for the change window (`waiting for the change window (opens 22:00 CET)`).
     Waiting { reason: String },
     /// Never to be applied: a canary failed or the wait timed out (the gate's words).
     Held { reason: String },
