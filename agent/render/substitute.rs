@@ -212,11 +212,11 @@ fn is_one_expression(s: &str) -> bool {
     false
 }
 
-/// `text` read as a plain YAML scalar, when it is one (not a string).
+/// `text` read back as the one YAML scalar it would be in Flux's re-parsed output:
+/// a number, boolean or null, or a quoted string (a value given as `"8080"` is the
+/// string `8080`). `None` when it is not a single scalar; it then stays the text.
 fn plain_scalar(text: &str, limits: &Limits) -> Option<Value> {
-    if text.contains(['\n', '#', '[', '{', '"', '\'', '&', '*', '!', '|', '>'])
-        || text.contains(": ")
-    {
+    if text.contains(['\n', '#', '[', '{', '&', '*', '!', '|', '>']) || text.contains(": ") {
         return None;
     }
     if text.is_empty() {
@@ -224,7 +224,7 @@ fn plain_scalar(text: &str, limits: &Limits) -> Option<Value> {
     }
     let parsed = parse_yaml(&format!("v: {text}\n"), "substitution", limits).ok()?;
     match parsed.first()?.value.get("v")? {
-        Value::String(_) | Value::Array(_) | Value::Object(_) => None,
+        Value::Array(_) | Value::Object(_) => None,
         other => Some(other.clone()),
     }
 }
@@ -394,6 +394,30 @@ mod tests {
             let err = eval(bad, &v, false).unwrap_err();
             assert!(!err.contains("secret-value"), "{err}");
         }
+    }
+
+    /// A value that is one expression is read back as Flux's re-parse reads it:
+    /// digits become a number, a quoted value the string inside the quotes.
+    #[test]
+    fn one_expression_is_read_back_as_a_yaml_scalar() {
+        let limits = Limits::default();
+        let v = vars(&[
+            ("n", "3"),
+            ("port", "\"8080\""),
+            ("on", "true"),
+            ("q", "'x'"),
+        ]);
+        let sub = |text: &str| {
+            let mut value = Value::String(text.into());
+            substitute_value(&mut value, &v, false, &limits).unwrap();
+            value
+        };
+        assert_eq!(sub("${n}"), serde_json::json!(3));
+        assert_eq!(sub("${port}"), serde_json::json!("8080"));
+        assert_eq!(sub("${on}"), serde_json::json!(true));
+        assert_eq!(sub("${q}"), serde_json::json!("x"));
+        assert_eq!(sub("${missing}"), Value::Null);
+        assert_eq!(sub("port-${n}"), serde_json::json!("port-3"));
     }
 
     #[test]
