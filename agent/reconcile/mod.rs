@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, jitter};
 
 use crate::cache::{Cache, Entry, State};
 use crate::cluster::Discovered;
