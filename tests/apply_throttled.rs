@@ -94,7 +94,7 @@ fn apply_completes_when_the_api_server_sheds_load_with_429() {
 
     let tree = dir.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
-    let objects = 300;
+    let objects = 200;
     let mut text = String::new();
     for i in 0..objects {
         text.push_str(&format!(
