@@ -493,6 +493,28 @@ def gen_objects(n, namespaces, variant=None):
     return files
 
 
+def pack(files, most=5000):
+    """The same documents in at most `most` files (multi-document YAML, files of one
+    directory together): hawser loads at most 10,000 manifest files
+    (manifests::Limits::max_files, not a flag), and 20,000 objects would be 20,000."""
+    if len(files) <= most:
+        return files
+    per = -(-len(files) // most)
+    out, batch = {}, []
+
+    def flush():
+        if batch:
+            out[batch[0][0]] = "---\n".join(doc for _, doc in batch)
+            batch.clear()
+
+    for path, doc in sorted(files.items()):
+        if batch and (len(batch) == per or os.path.dirname(batch[0][0]) != os.path.dirname(path)):
+            flush()
+        batch.append((path, doc))
+    flush()
+    return out
+
+
 def n_namespaces(n):
     return max(2, min(10, n // 250))
 
@@ -781,7 +803,7 @@ class Bench:
             for sample in range(a.samples_memory):
                 tenant = Tenant(self, self.prefix("mem", n, sample), n_namespaces(n))
                 repo = self.git.repo(self.prefix("mem", n, sample))
-                rev = repo.commit_tree(gen_objects(n, tenant.namespaces), f"{n} objects")
+                rev = repo.commit_tree(pack(gen_objects(n, tenant.namespaces)), f"{n} objects")
                 agent = Agent(self, tenant, repo.url, [
                     "--ref", "main", "--interval", "60s",
                     "--drift-interval", f"{a.drift_interval}s",
