@@ -53,7 +53,7 @@ struct Cli {
 
 /// One simulated agent's poller.
 enum Poller {
-    Hawser(Source),
+    Hawser(Box<Source>),
     LsRemote { agent: ureq::Agent, url: String },
 }
 
@@ -92,7 +92,7 @@ fn main() -> anyhow::Result<()> {
     let mut pollers = Vec::with_capacity(cli.agents);
     for _ in 0..cli.agents {
         pollers.push(match cli.client.as_str() {
-            "hawser" => Poller::Hawser(Source::new(cli.source.clone().into_spec()?)?),
+            "hawser" => Poller::Hawser(Box::new(Source::new(cli.source.clone().into_spec()?)?)),
             "ls-remote" => Poller::LsRemote {
                 agent: ureq::Agent::config_builder()
                     .user_agent("git/2.0 (go-git style v0 ls-remote)")
