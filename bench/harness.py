@@ -16,6 +16,7 @@ Scenarios, one function each (`scenario_*`):
   poll     bytes on the wire per unchanged poll: hawser ls-refs vs git ls-remote; tarball
   latency  commit pushed -> object visible, polling vs webhook
   fetch    time and peak RSS: hawser fetch vs git clone --depth 1
+  fleet    N simulated agents polling one server: server CPU, bytes, p50/p99 (bench/fleet.py)
   flux     optional: Flux source- and kustomize-controller RSS for the same N objects
 
 Competitors are run A B A B ... so machine drift cancels out; ratios are taken
@@ -492,6 +493,28 @@ def gen_objects(n, namespaces, variant=None):
     return files
 
 
+def pack(files, most=5000):
+    """The same documents in at most `most` files (multi-document YAML, files of one
+    directory together): hawser loads at most 10,000 manifest files
+    (manifests::Limits::max_files, not a flag), and 20,000 objects would be 20,000."""
+    if len(files) <= most:
+        return files
+    per = -(-len(files) // most)
+    out, batch = {}, []
+
+    def flush():
+        if batch:
+            out[batch[0][0]] = "---\n".join(doc for _, doc in batch)
+            batch.clear()
+
+    for path, doc in sorted(files.items()):
+        if batch and (len(batch) == per or os.path.dirname(batch[0][0]) != os.path.dirname(path)):
+            flush()
+        batch.append((path, doc))
+    flush()
+    return out
+
+
 def n_namespaces(n):
     return max(2, min(10, n // 250))
 
@@ -780,7 +803,7 @@ class Bench:
             for sample in range(a.samples_memory):
                 tenant = Tenant(self, self.prefix("mem", n, sample), n_namespaces(n))
                 repo = self.git.repo(self.prefix("mem", n, sample))
-                rev = repo.commit_tree(gen_objects(n, tenant.namespaces), f"{n} objects")
+                rev = repo.commit_tree(pack(gen_objects(n, tenant.namespaces)), f"{n} objects")
                 agent = Agent(self, tenant, repo.url, [
                     "--ref", "main", "--interval", "60s",
                     "--drift-interval", f"{a.drift_interval}s",
@@ -1171,6 +1194,14 @@ class Bench:
 
         self.results["flux"] = flux.measure(self)
 
+    def scenario_fleet(self):
+        """N simulated agents against one server: see bench/fleet.py."""
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        sys.modules.setdefault("harness", sys.modules[__name__])
+        import fleet  # noqa: E402  (kept apart from the main harness)
+
+        self.results["fleet"] = fleet.measure(self)
+
 
 def add_refs(bare, oid, count):
     """`count` extra refs (branches and tags) all naming `oid`, as packed-refs."""
@@ -1221,14 +1252,14 @@ def run_bytes(cmd, cwd, input):
         raise BenchError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.decode()[-2000:]}")
 
 
-ALL = ("memory", "apply", "change", "poll", "latency", "fetch", "flux")
+ALL = ("memory", "apply", "change", "poll", "latency", "fetch", "fleet", "flux")
 
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="every scenario at a tiny size, 1 sample (for the test suite)")
     p.add_argument("--scenarios", default=",".join(ALL), help="comma-separated subset of: " + ",".join(ALL))
-    p.add_argument("--memory-sizes", default="100,1000,5000")
+    p.add_argument("--memory-sizes", default="100,1000,5000,20000")
     p.add_argument("--samples-memory", type=int, default=1)
     p.add_argument("--drift-interval", type=int, default=10, help="seconds")
     p.add_argument("--drift-ticks", type=int, default=10)
@@ -1242,6 +1273,10 @@ def parse_args(argv):
     p.add_argument("--poll-interval", type=int, default=10, help="seconds, for the latency scenario")
     p.add_argument("--fetch-files", type=int, default=10000)
     p.add_argument("--fetch-history-mb", type=int, default=100)
+    p.add_argument("--fleet-sizes", default="100,1000,10000", help="simulated agents per fleet run")
+    p.add_argument("--fleet-interval", type=float, default=60, help="seconds between one agent's polls")
+    p.add_argument("--fleet-duration", type=float, default=60, help="seconds each fleet run measures")
+    p.add_argument("--fleet-bin", help="examples/fleet binary (default: beside --hawser, built if missing)")
     p.add_argument("--apply-timeout", type=int, default=600, help="seconds to wait for a first apply")
     p.add_argument("--hawser", help="hawser binary (default: target/release/hawser, built if missing)")
     p.add_argument("--out", help="directory for <date>.json/.md (default bench/results; --smoke: a temporary directory)")
@@ -1255,6 +1290,7 @@ def parse_args(argv):
         a.objects, a.samples, a.refs, a.poll_count = 10, 1, 50, 2
         a.latency_objects, a.latency_samples, a.poll_interval = 10, 1, 2
         a.fetch_files, a.fetch_history_mb, a.apply_timeout = 20, 1, 90
+        a.fleet_sizes, a.fleet_interval, a.fleet_duration = "3", 1, 2
         if a.scenarios == ",".join(ALL):
             a.scenarios = ",".join(s for s in ALL if s != "flux")
     if a.out is None:

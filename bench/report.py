@@ -70,7 +70,8 @@ def summary_rows(r):
     mem = r.get("memory")
     if mem:
         for n, m in mem["medians"].items():
-            target = "≤ 24 MiB" if n == "1000" else ""
+            target = {"1000": "≤ 16 MiB steady", "5000": "≤ 20 MiB steady, ≤ 32 MiB peak",
+                      "20000": "≤ 32 MiB steady"}.get(n, "")
             rows.append((f"RSS steady / peak, {n} objects", target,
                          f"{kib(m['steady_rss_median_kib'])} / {kib(m['peak_rss_kib'])}"))
             if m.get("drift_reconcile_median_s") is not None:
@@ -110,6 +111,11 @@ def summary_rows(r):
         for who, m in fe["medians"].items():
             rows.append((f"fetch {fe['config']['files']} files / {fe['config']['history_mb']} MB history: {who}", "",
                          f"{secs(m['seconds'])}, peak RSS {kib(m['peak_rss_kib'])}"))
+    ft = r.get("fleet")
+    if ft:
+        for key, m in ft["medians"].items():
+            rows.append((f"fleet, {key}: largest N with p99 < 1 s (of {', '.join(map(str, ft['config']['sizes']))}); CPU-bound estimate", "",
+                         f"{num(m['largest_n_p99_under_1s'])}; {num(m['cpu_bound_n_estimate'])}"))
     fl = r.get("flux")
     if fl and fl.get("ran"):
         for name, m in fl["rss"].items():
@@ -205,6 +211,22 @@ def markdown(doc):
         out.append("Ratios hawser / git, pair by pair: " + "; ".join(
             f"pair {p['pair']}: time {p['seconds']}, RSS {p['peak_rss_kib']}" for p in r["fetch"]["ratios_hawser_over_git"]) + ".")
         out.append("")
+    if "fleet" in r:
+        c = r["fleet"]["config"]
+        out += ["## Fleet: N agents against one server", "",
+                f"Each agent polls an unchanged revision every {c['interval_s']} s (plus hawser's jitter), first polls spread over one interval; "
+                f"each run measures {c['duration_s']} s. The repository has {num(c['refs'])} extra refs. Server CPU is the server process's and its "
+                "reaped children's (git http-backend) user + system time; bytes per poll are both directions on the wire, from a separate "
+                "run through a counting relay. The simulator shares the machine's cores with the server: pessimistic numbers. "
+                "`ls-remote` is the poll of Flux's source-controller and Argo CD's repo-server (go-git, protocol v0: the full advertisement).", "",
+                "| server | client | agents | polls/s offered / made | server CPU s per 1,000 polls | bytes per poll | p50 | p99 | late start p99 | errors |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for s_ in r["fleet"]["samples"]:
+            out.append(f"| {s_['server']} | {s_['client']} | {num(s_['agents'])} | {s_['offered_per_s']} / {s_['achieved_per_s']} | "
+                       f"{s_['server_cpu_s_per_1000_polls']} | {num(s_['bytes_per_poll'])} | {s_['p50_ms']} ms | {s_['p99_ms']} ms | "
+                       f"{s_['lag_p99_ms']} ms | {num(s_['errors'])} |")
+        out.append("")
+        out += [f"- {n}" for n in r["fleet"].get("notes", [])] + [""]
     if "flux" in r:
         out += ["## Optional peer: Flux", "", r["flux"].get("note", ""), ""]
     if failed:

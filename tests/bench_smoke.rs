@@ -9,7 +9,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SCENARIOS: &[&str] = &["memory", "apply", "change", "poll", "latency", "fetch"];
+const SCENARIOS: &[&str] = &[
+    "memory", "apply", "change", "poll", "latency", "fetch", "fleet",
+];
 
 #[test]
 fn bench_harness_runs_every_scenario_at_smoke_size() {
@@ -84,6 +86,26 @@ fn bench_harness_runs_every_scenario_at_smoke_size() {
         assert!(sample["bytes"].as_u64().unwrap() > 0, "{sample}");
     }
     assert!(results["memory"]["binary"]["bytes"].as_u64().unwrap() > 0);
+    // The fleet's pollers reached their server and were counted on both sides: the
+    // polls made, the bytes through the relay, and hawser beside the ls-remote poll.
+    let fleet = results["fleet"]["samples"].as_array().unwrap();
+    for sample in fleet {
+        assert!(sample["polls"].as_u64().unwrap() >= 1, "{sample}");
+        assert_eq!(sample["errors"].as_u64(), Some(0), "{sample}");
+        assert!(sample["bytes_per_poll"].as_u64().unwrap() > 0, "{sample}");
+    }
+    for (server, client) in [
+        ("git", "hawser"),
+        ("git", "ls-remote"),
+        ("static", "hawser"),
+    ] {
+        assert!(
+            fleet
+                .iter()
+                .any(|s| s["server"] == server && s["client"] == client),
+            "no fleet run of {client} against {server}"
+        );
+    }
 
     let md = std::fs::read_to_string(out_dir.path().join("smoke.md")).unwrap();
     assert!(md.contains("## Summary (medians)"), "{md}");

@@ -71,10 +71,47 @@ impl LiveIndex {
 }
 
 /// What a dry run of each object's body produced the last time it was planned: the
-/// body's digest and the result's. Kept by the agent from one plan to the next.
+/// body's digest and the result's. Kept by the agent from one plan to the next, so it
+/// is what the agent holds per object between reconciles: each entry is keyed by a
+/// digest of the object's identity, not by the identity's five strings, and holds
+/// truncated digests: 48 bytes an object (about 80 with the map), where the identity
+/// alone took ~250 on the heap.
 #[derive(Debug, Default, Clone)]
 pub struct Observed {
-    results: BTreeMap<ObjectRef, (Digest, Digest)>,
+    results: BTreeMap<Short, (Short, Short)>,
+}
+
+/// The first 16 bytes of a SHA-256. 128 bits keep accidental collisions out of reach
+/// (a birthday collision needs ~2^64 objects), and what a collision would cost is one
+/// skipped dry run; an adversary able to shape live objects can write the cluster
+/// anyway. Half the bytes of a full digest, for what the agent keeps per object.
+type Short = [u8; 16];
+
+fn short(digest: &Digest) -> Short {
+    let mut out = [0; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+/// The identity's digest: its fields, each ended by a NUL (no group, kind, namespace
+/// or name can hold one), with a cluster-scoped object's missing namespace marked apart
+/// from any namespace's name.
+fn id_key(id: &ObjectRef) -> Short {
+    let mut hash = Sha256::new();
+    for part in [&id.group, &id.version, &id.kind] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    match &id.namespace {
+        Some(ns) => {
+            hash.update([1]);
+            hash.update(ns.as_bytes());
+        }
+        None => hash.update([2]),
+    }
+    hash.update([0]);
+    hash.update(id.name.as_bytes());
+    short(&hash.finalize().into())
 }
 
 impl Observed {
@@ -82,27 +119,37 @@ impl Observed {
         results: BTreeMap::new(),
     };
 
-    pub fn record(&mut self, id: ObjectRef, body: Digest, result: Digest) {
-        self.results.insert(id, (body, result));
+    pub fn record(&mut self, id: &ObjectRef, body: Digest, result: Digest) {
+        self.results
+            .insert(id_key(id), (short(&body), short(&result)));
     }
 
     /// Carries `id`'s entry over from `before` (an object found unchanged without a
     /// dry run: what it became is still what it is).
     pub fn keep(&mut self, id: &ObjectRef, before: &Observed) {
-        if let Some(entry) = before.results.get(id) {
-            self.results.insert(id.clone(), *entry);
+        let key = id_key(id);
+        if let Some(entry) = before.results.get(&key) {
+            self.results.insert(key, *entry);
         }
     }
 
     /// True when `body` was dry-run before and the live object is exactly what that
     /// dry run said it would become.
     pub fn unchanged(&self, id: &ObjectRef, body: &Digest, live: Option<&Digest>) -> bool {
-        match (self.results.get(id), live) {
+        match (self.results.get(&id_key(id)), live) {
             (Some((seen_body, seen_result)), Some(live)) => {
-                seen_body == body && seen_result == live
+                *seen_body == short(body) && *seen_result == short(live)
             }
             _ => false,
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty()
     }
 }
 
@@ -134,7 +181,7 @@ mod tests {
         let (body, result, other) = ([1; 32], [2; 32], [3; 32]);
         let mut observed = Observed::default();
         assert!(!observed.unchanged(&id, &body, Some(&result)));
-        observed.record(id.clone(), body, result);
+        observed.record(&id, body, result);
         assert!(observed.unchanged(&id, &body, Some(&result)));
         assert!(!observed.unchanged(&id, &other, Some(&result)), "new body");
         assert!(
@@ -142,5 +189,50 @@ mod tests {
             "live drifted"
         );
         assert!(!observed.unchanged(&id, &body, None), "live gone");
+    }
+
+    #[test]
+    fn identities_that_differ_anywhere_are_kept_apart() {
+        let base = ObjectRef {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some("ns".into()),
+            name: "a".into(),
+        };
+        let variants = [
+            ObjectRef {
+                namespace: None,
+                ..base.clone()
+            },
+            ObjectRef {
+                namespace: Some(String::new()),
+                ..base.clone()
+            },
+            // Moving a character from one field to the next changes the identity.
+            ObjectRef {
+                namespace: Some("n".into()),
+                name: "sa".into(),
+                ..base.clone()
+            },
+            ObjectRef {
+                version: "v1beta1".into(),
+                ..base.clone()
+            },
+        ];
+        let mut keys: Vec<Short> = variants.iter().map(id_key).collect();
+        keys.push(id_key(&base));
+        let unique: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len());
+
+        let mut observed = Observed::default();
+        observed.record(&base, [1; 32], [2; 32]);
+        for other in &variants {
+            assert!(!observed.unchanged(other, &[1; 32], Some(&[2; 32])));
+        }
+        let mut carried = Observed::default();
+        carried.keep(&base, &observed);
+        assert!(carried.unchanged(&base, &[1; 32], Some(&[2; 32])));
+        assert_eq!(carried.len(), 1);
     }
 }

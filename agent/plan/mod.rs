@@ -201,7 +201,7 @@ impl Plan {
         let mut observed = Observed::default();
         for p in &self.objects {
             match p.digests {
-                Some((body, result)) => observed.record(p.manifest.id.clone(), body, result),
+                Some((body, result)) => observed.record(&p.manifest.id, body, result),
                 None if p.action == Action::Unchanged => observed.keep(&p.manifest.id, before),
                 None => {}
             }

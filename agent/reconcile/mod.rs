@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-pub use backoff::Backoff;
+pub use backoff::{Backoff, jitter};
 pub use gated::Promote;
 
 use crate::cache::{Cache, Entry, State};
