@@ -26,6 +26,7 @@ mod resource;
 mod scope;
 mod transform;
 mod transformers;
+mod yaml11;
 
 #[cfg(test)]
 mod fuzz;
