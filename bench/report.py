@@ -110,6 +110,14 @@ def summary_rows(r):
         for who, m in fe["medians"].items():
             rows.append((f"fetch {fe['config']['files']} files / {fe['config']['history_mb']} MB history: {who}", "",
                          f"{secs(m['seconds'])}, peak RSS {kib(m['peak_rss_kib'])}"))
+    re_ = r.get("render")
+    if re_:
+        for who, m in re_["medians"].items():
+            rows.append((f"render {re_['config']['objects']} objects: {who}", "",
+                         f"{secs(m['seconds'])}, peak RSS {kib(m['peak_rss_kib'])}"))
+        q = re_["ratio_medians"]
+        rows.append(("render: hawser / kustomize", "≤ 0.2× time, ≤ 0.33× RSS",
+                     f"{q['seconds']}× time, {q['peak_rss_kib']}× RSS"))
     fl = r.get("flux")
     if fl and fl.get("ran"):
         for name, m in fl["rss"].items():

@@ -9,7 +9,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SCENARIOS: &[&str] = &["memory", "apply", "change", "poll", "latency", "fetch"];
+const SCENARIOS: &[&str] = &[
+    "memory", "apply", "change", "poll", "latency", "fetch", "render",
+];
 
 #[test]
 fn bench_harness_runs_every_scenario_at_smoke_size() {

@@ -305,11 +305,11 @@ impl Agent {
         self.settings.interval + backoff::jitter(self.settings.interval, seed())
     }
 
-    /// Where the snapshot's manifests are: the sources extract `--path` themselves.
+    /// Where the snapshot's manifests are: `--path` within the whole tree.
     fn tree_of(&self, entry: &Entry) -> Tree {
         Tree {
             root: entry.tree.clone(),
-            subpath: None,
+            subpath: self.source.subpath().map(std::path::PathBuf::from),
         }
     }
 

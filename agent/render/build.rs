@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use crate::manifests::yaml::Parser;
+use crate::manifests::yaml::{Dialect, Parser};
 use crate::manifests::{Document, Limits, Location};
 
 use super::fieldspec::{Config, FieldSpec};
@@ -110,7 +110,7 @@ impl<'a> Builder<'a> {
             ));
         };
         let text = self.files.read_text(&kfile)?;
-        let mut docs = self.parser.yaml(&text, &kfile)?;
+        let mut docs = self.parser.yaml_as(&text, &kfile, Dialect::Kustomization)?;
         if docs.len() != 1 {
             return Err(RenderError::file(
                 &kfile,
@@ -433,7 +433,7 @@ impl<'a> Builder<'a> {
         let docs = if rel.ends_with(".json") {
             self.parser.json(&text, rel)?
         } else {
-            self.parser.yaml(&text, rel)?
+            self.parser.yaml_as(&text, rel, Dialect::Kyaml)?
         };
         let mut out = Vec::new();
         for doc in docs {
@@ -557,6 +557,9 @@ fn absorb_generated(res: &mut ResMap, mut new: Resource, kfile: &str) -> Result<
                     None => meta.remove("namespace"),
                 };
             }
+            // kustomize keeps its build annotations (needsHashSuffix among them) from
+            // the old object, and drops the hash flag when the new one lacks it.
+            new.needs_hash = new.needs_hash && old.needs_hash;
             new.previous = old.previous.clone();
             new.prefixes = old.prefixes.clone();
             new.suffixes = old.suffixes.clone();

@@ -201,7 +201,15 @@ fn apply_target(
     };
     let options = target.options.clone().unwrap_or_default();
     for res in items.iter_mut() {
-        if !compiled.matches(res) || rejects.iter().any(|r| r.matches(res)) {
+        // Every id the object had counts, each matched as a whole; a reject
+        // without any id part (only selectors) rejects nothing, as in kustomize.
+        let ids = ids(res);
+        if !compiled.matches_meta(res)
+            || rejects
+                .iter()
+                .any(|r| r.has_id() && ids.iter().any(|id| r.matches_id(id)))
+            || !ids.iter().any(|id| compiled.matches_id(id))
+        {
             continue;
         }
         for path in &paths {
@@ -288,6 +296,18 @@ fn set(
                 let new = if rest.first().is_some_and(|s| matcher(s).is_some()) {
                     Value::Array(Vec::new())
                 } else if rest.is_empty() {
+                    if scalar_text(value).is_some() {
+                        // kyaml creates an untagged empty scalar and sets its text:
+                        // the text then reads as YAML does (`"3"` becomes 3).
+                        let mut created = Value::String(String::new());
+                        *hits += 1;
+                        write(&mut created, value, o)?;
+                        if let Value::String(text) = &created {
+                            created = plain(text);
+                        }
+                        map.insert(first.clone(), created);
+                        return Ok(());
+                    }
                     Value::Null
                 } else {
                     Value::Object(Map::new())
@@ -330,6 +350,32 @@ fn set(
             }
         }
         _ => Ok(()),
+    }
+}
+
+/// An untagged plain scalar's text as goyaml v3 reads it: YAML 1.2 core booleans,
+/// null, integers and floats, else the string itself.
+fn plain(text: &str) -> Value {
+    match text {
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        _ => {}
+    }
+    if let Ok(n) = text.parse::<i64>() {
+        return Value::from(n);
+    }
+    let float_like = text
+        .bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+        && text.bytes().any(|c| c.is_ascii_digit());
+    match text
+        .parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
+    {
+        Some(n) if float_like => Value::Number(n),
+        _ => Value::String(text.to_string()),
     }
 }
 
