@@ -312,4 +312,15 @@ fn hawser_render_matches_kustomize() {
         passed, PASSING,
         "hawser render passes {passed}, not {PASSING}"
     );
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for count in [
+        format!("prints for **{PASSING}**"),
+        format!("{PASSING} of kustomize's {} extracted", all.len()),
+    ] {
+        assert!(
+            readme.contains(&count),
+            "the README gives the count: {count:?}"
+        );
+    }
 }
