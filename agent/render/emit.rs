@@ -426,8 +426,12 @@ fn analyze(s: &str) -> Analysis {
     let edges = leading_space || leading_break || trailing_space || trailing_break;
     Analysis {
         multiline: line_breaks,
-        plain_allowed: !(edges || break_space || space_break || special || line_breaks)
-            && !indicators,
+        plain_allowed: !(edges
+            || break_space
+            || space_break
+            || special
+            || line_breaks
+            || indicators),
         single_allowed: !(break_space || space_break || special),
         block_allowed: !(trailing_space || space_break || special),
     }
@@ -525,7 +529,7 @@ fn go_shortest_g(f: f64) -> String {
         None => ("", mantissa),
     };
     let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    if exp < -4 || exp >= 6 {
+    if !(-4..6).contains(&exp) {
         let (first, rest) = digits.split_at(1);
         let point = if rest.is_empty() { "" } else { "." };
         let esign = if exp < 0 { '-' } else { '+' };

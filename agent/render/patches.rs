@@ -459,22 +459,6 @@ fn parse_selector(text: &str) -> Result<Vec<Requirement>, String> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_selectors_parse_every_operator() {
-        let reqs = parse_selector("app=web, tier in (a, b),!legacy,env!=dev,track").unwrap();
-        assert_eq!(reqs.len(), 5);
-        let labels: serde_json::Map<String, Value> =
-            serde_json::from_value(serde_json::json!({"app": "web", "tier": "b", "track": "x"}))
-                .unwrap();
-        assert!(reqs.iter().all(|r| r.matches(Some(&labels))));
-        assert!(!Requirement::In("tier".into(), vec!["c".into()]).matches(Some(&labels)));
-    }
-}
-
 /// A JSON patch as kustomize applies one: its objects always carry internal build
 /// annotations while patches run, so `metadata.annotations` exists for the patch
 /// (an `add` of `/metadata/annotations/x` works on an object without annotations).
@@ -497,4 +481,20 @@ fn json6902_with_annotations(value: &mut Value, ops: &[Value]) -> Result<(), pat
         meta.remove("annotations");
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_selectors_parse_every_operator() {
+        let reqs = parse_selector("app=web, tier in (a, b),!legacy,env!=dev,track").unwrap();
+        assert_eq!(reqs.len(), 5);
+        let labels: serde_json::Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"app": "web", "tier": "b", "track": "x"}))
+                .unwrap();
+        assert!(reqs.iter().all(|r| r.matches(Some(&labels))));
+        assert!(!Requirement::In("tier".into(), vec!["c".into()]).matches(Some(&labels)));
+    }
 }

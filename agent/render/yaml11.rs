@@ -129,8 +129,11 @@ pub fn is_timestamp(s: &str) -> bool {
     }
 }
 
+/// A month and day, and what follows them: a separator and the rest.
+type DateAndRest<'a> = ((u32, u32), Option<(char, &'a str)>);
+
 /// `M-D` then optionally a separator and the rest.
-fn split_date(s: &str) -> Option<((u32, u32), Option<(char, &str)>)> {
+fn split_date(s: &str) -> Option<DateAndRest<'_>> {
     let (month, rest) = number_prefix(s, 2)?;
     let rest = rest.strip_prefix('-')?;
     let (day, rest) = number_prefix(rest, 2)?;
@@ -191,7 +194,9 @@ fn number_prefix(s: &str, max: usize) -> Option<(u32, &str)> {
 
 fn days_in(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
