@@ -67,10 +67,9 @@ impl<'a> Builder<'a> {
                 "a Component cannot be built on its own; list it under components".into(),
             ));
         }
-        let mut level = Level {
-            config: self.builtin.clone(),
-            ..Level::default()
-        };
+        // A level's field specs start empty, as kustomize's accumulator's do: its
+        // resources' levels merge theirs in, then its own (below, `configurations`).
+        let mut level = Level::default();
         self.stack.push(dir.to_string());
         self.target(dir, &kfile, &k, &mut level)?;
         self.stack.pop();
@@ -141,16 +140,24 @@ impl<'a> Builder<'a> {
         for path in &k.resources {
             self.resource(dir, kfile, path, level)?;
         }
-        for path in &k.configurations {
-            let rel = self.local_file(dir, kfile, "configurations", path)?;
-            let text = self.files.read_text(&rel)?;
-            for doc in self.parser.yaml(&text, &rel)? {
-                let config: Config = serde_json::from_value(doc.value).map_err(|e| {
-                    RenderError::field(kfile, "configurations", format!("{path}: {e}"))
-                })?;
-                level.config.merge(config);
+        // kustomize's MakeTransformerConfig: the defaults merged with the files'
+        // specs (merged among themselves first), then merged into the level's.
+        let mut own = self.builtin.clone();
+        if !k.configurations.is_empty() {
+            let mut files = Config::default();
+            for path in &k.configurations {
+                let rel = self.local_file(dir, kfile, "configurations", path)?;
+                let text = self.files.read_text(&rel)?;
+                for doc in self.parser.yaml(&text, &rel)? {
+                    let config: Config = serde_json::from_value(doc.value).map_err(|e| {
+                        RenderError::field(kfile, "configurations", format!("{path}: {e}"))
+                    })?;
+                    files.merge(config);
+                }
             }
+            own.merge(files);
         }
+        level.config.merge(own);
         for (kind, list) in [
             (GenKind::ConfigMap, &k.config_map_generator),
             (GenKind::Secret, &k.secret_generator),
@@ -305,10 +312,7 @@ impl<'a> Builder<'a> {
                         format!("{path:?} is a Component; list it under components"),
                     ));
                 }
-                let mut sub_level = Level {
-                    config: self.builtin.clone(),
-                    ..Level::default()
-                };
+                let mut sub_level = Level::default();
                 self.target(&rel, &sub_file, &sub, &mut sub_level)?;
                 self.stack.pop();
                 level.res.absorb(sub_level.res)?;

@@ -296,19 +296,12 @@ fn set(
                 let new = if rest.first().is_some_and(|s| matcher(s).is_some()) {
                     Value::Array(Vec::new())
                 } else if rest.is_empty() {
-                    if scalar_text(value).is_some() {
-                        // kyaml creates an untagged empty scalar and sets its text:
-                        // the text then reads as YAML does (`"3"` becomes 3).
-                        let mut created = Value::String(String::new());
-                        *hits += 1;
-                        write(&mut created, value, o)?;
-                        if let Value::String(text) = &created {
-                            created = plain(text);
-                        }
-                        map.insert(first.clone(), created);
-                        return Ok(());
+                    // kyaml creates an empty scalar: a delimiter then joins onto "".
+                    if !o.delimiter.is_empty() && scalar_text(value).is_some() {
+                        Value::String(String::new())
+                    } else {
+                        Value::Null
                     }
-                    Value::Null
                 } else {
                     Value::Object(Map::new())
                 };
@@ -350,32 +343,6 @@ fn set(
             }
         }
         _ => Ok(()),
-    }
-}
-
-/// An untagged plain scalar's text as goyaml v3 reads it: YAML 1.2 core booleans,
-/// null, integers and floats, else the string itself.
-fn plain(text: &str) -> Value {
-    match text {
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        _ => {}
-    }
-    if let Ok(n) = text.parse::<i64>() {
-        return Value::from(n);
-    }
-    let float_like = text
-        .bytes()
-        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
-        && text.bytes().any(|c| c.is_ascii_digit());
-    match text
-        .parse::<f64>()
-        .ok()
-        .and_then(serde_json::Number::from_f64)
-    {
-        Some(n) if float_like => Value::Number(n),
-        _ => Value::String(text.to_string()),
     }
 }
 
