@@ -22,7 +22,8 @@
 //!    the stages' typed results (`apply`, `health`, `pipeline`) but not `cache`:
 //!    the loop hands it what the cache records.
 //! 4. **Stages** — in pipeline order, each importing only earlier stages and the
-//!    layers below: `source` (with bundle verification), `cache`, `render`,
+//!    layers below: `source` (with bundle verification), `gate` (promotion after
+//!    canaries, pure; the loop asks it before fetching), `cache`, `render`,
 //!    `pipeline` (manifests → plan → apply for one tree), `plan`, `apply`, `health`.
 //!    Two type-only exceptions, both data kept in `state.json`: `cache` names
 //!    `health::Healthy` (the proof `State::record_good` asks for) and
@@ -53,6 +54,7 @@ pub mod cluster;
 pub mod duration;
 pub mod encoding;
 pub mod errors;
+pub mod gate;
 pub mod health;
 pub mod inventory;
 pub mod manifests;

@@ -7,6 +7,7 @@
 mod apply;
 mod bundle;
 mod fetch;
+pub mod promote_args;
 mod render;
 mod run;
 pub mod scope_args;

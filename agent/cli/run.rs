@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::Outcome;
 use super::apply::TargetArgs;
+use super::promote_args::PromoteArgs;
 use super::scope_args::ScopeArgs;
 use super::source_args::SourceArgs;
 use super::status_args::StatusArgs;
@@ -30,6 +31,8 @@ pub struct Args {
     pub target: TargetArgs,
     #[command(flatten)]
     pub status: StatusArgs,
+    #[command(flatten)]
+    pub promote: PromoteArgs,
 
     /// How often to ask the source for its revision (one small request), with up to
     /// 10% jitter.
@@ -117,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         scope,
         target,
         status,
+        promote,
         interval,
         drift_interval,
         drift,
@@ -144,9 +148,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         .map(str::trim)
         .filter(|name| !name.is_empty())
         .map(str::to_string);
-    let forge = status
-        .into_config(Some(&spec.url))?
-        .map(crate::report::forge::Reporter::new);
+    let forge = status.into_config(Some(&spec.url))?;
+    let promote = promote.into_promote(forge.as_ref())?;
+    let forge = forge.map(crate::report::forge::Reporter::new);
     let source = Source::new(spec)?;
     let target = target.target(scope)?;
     let mut cache = Cache::open(&cache_dir, cache_keep)?;
@@ -172,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         rollback_on_unhealthy,
         suspend,
         cluster_name,
+        promote,
     };
     let (metrics, registry) = Metrics::new();
     let heartbeat = Heartbeat::new(stale_after);

@@ -9,6 +9,7 @@
 
 mod backoff;
 mod drift;
+mod gated;
 mod revision;
 mod waiting;
 
@@ -19,6 +20,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 pub use backoff::Backoff;
+pub use gated::Promote;
 
 use crate::cache::{Cache, Entry, State};
 use crate::cluster::Discovered;
@@ -51,6 +53,8 @@ pub struct Settings {
     /// `--cluster-name`, recorded in the status (status reports carry it) whether or
     /// not commit statuses are posted.
     pub cluster_name: Option<String>,
+    /// `--promote-after`: new revisions wait for their canaries.
+    pub promote: Option<Promote>,
 }
 
 /// What the admin server and the signal handler share with the loop.
@@ -87,6 +91,8 @@ pub struct Agent {
     teller: Teller,
     /// When drift is next corrected; also while a poll or fetch is waited on.
     next_drift: Instant,
+    /// The promotion gate's memory between polls.
+    gate: gated::GateState,
 }
 
 impl Agent {
@@ -128,6 +134,7 @@ impl Agent {
             poll_backoff,
             teller,
             next_drift: Instant::now(),
+            gate: gated::GateState::default(),
         }
     }
 
@@ -291,6 +298,17 @@ impl Agent {
             self.poll_backoff.reset();
             tracing::debug!(%revision, "revision was rejected; waiting for the source to move");
             return self.next_interval();
+        }
+        match self.gate(&revision).await {
+            gated::Gated::Open => {}
+            gated::Gated::Wait(wait) => {
+                self.poll_backoff.reset();
+                return wait;
+            }
+            gated::Gated::Stopped => {
+                self.poll_backoff.reset();
+                return self.next_interval();
+            }
         }
         match self.revision(&revision).await {
             revision::Next::Interval => {

@@ -3,6 +3,7 @@
 //! status and Events), the logs and the metrics.
 
 pub mod cluster;
+pub mod evidence;
 pub mod export;
 pub mod forge;
 pub mod metrics;

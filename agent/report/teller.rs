@@ -199,6 +199,29 @@ impl Teller {
             .await
     }
 
+    /// The promotion gate holds a revision: `pending` while it waits, `failure` (and
+    /// a Warning Event) when it gave the revision up. Returns whether `posted`
+    /// changed and should be saved.
+    pub async fn gated(
+        &mut self,
+        commit: &str,
+        outcome: StatusOutcome,
+        posted: &mut Vec<Posted>,
+    ) -> bool {
+        if let StatusOutcome::Held { reason } = &outcome {
+            let text = format!("{commit}: {reason}");
+            cluster::event(
+                &self.client,
+                &self.parent,
+                Severity::Warning,
+                "NotPromoted",
+                &text,
+            )
+            .await;
+        }
+        self.post_status(Some(commit), outcome, None, posted).await
+    }
+
     /// Tells how the revision ended: the log, the metrics, the forge, the parent's
     /// status and an Event. Returns whether `standing.posted` changed (a status was
     /// posted) and should be saved.

@@ -48,7 +48,8 @@ pub fn answer(status: u16, body: &str) -> Answer {
     }
 }
 
-/// A loopback HTTP/1.1 server: answers from a queue (then 201 `{}`), records requests.
+/// A loopback HTTP/1.1 server: answers from a queue (then 201 `{}`, or a default),
+/// records requests.
 pub struct Server {
     pub url: String,
     seen: Arc<Mutex<Vec<Recorded>>>,
@@ -56,6 +57,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(answers: Vec<Answer>) -> Server {
+        Server::start_with_default(answers, answer(201, "{}"))
+    }
+
+    /// Answers from the queue, then `default` to every further request.
+    pub fn start_with_default(answers: Vec<Answer>, default: Answer) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -68,7 +74,7 @@ impl Server {
                     .lock()
                     .unwrap()
                     .pop_front()
-                    .unwrap_or_else(|| answer(201, "{}"));
+                    .unwrap_or_else(|| default.clone());
                 serve(stream, &next, &record);
             }
         });

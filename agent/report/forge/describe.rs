@@ -30,16 +30,21 @@ pub enum StatusOutcome {
     Failed { reason: String },
     /// Applied, but not healthy within the timeout.
     Unhealthy { reason: String },
+    /// Held by the promotion gate: waiting for canaries (the gate's own words).
+    Waiting { reason: String },
+    /// Never to be applied: a canary failed or the wait timed out (the gate's words).
+    Held { reason: String },
 }
 
 impl StatusOutcome {
     pub fn state(&self) -> CommitState {
         match self {
-            StatusOutcome::Applying { .. } => CommitState::Pending,
+            StatusOutcome::Applying { .. } | StatusOutcome::Waiting { .. } => CommitState::Pending,
             StatusOutcome::Healthy { .. } => CommitState::Success,
             StatusOutcome::Rejected { .. }
             | StatusOutcome::Failed { .. }
-            | StatusOutcome::Unhealthy { .. } => CommitState::Failure,
+            | StatusOutcome::Unhealthy { .. }
+            | StatusOutcome::Held { .. } => CommitState::Failure,
         }
     }
 
@@ -62,6 +67,7 @@ impl StatusOutcome {
             StatusOutcome::Rejected { reason } => format!("rejected: {}", first_reason(reason)),
             StatusOutcome::Failed { reason } => format!("failed: {}", first_reason(reason)),
             StatusOutcome::Unhealthy { reason } => format!("unhealthy: {}", first_reason(reason)),
+            StatusOutcome::Waiting { reason } | StatusOutcome::Held { reason } => reason.clone(),
         };
         cap(&text)
     }

@@ -16,6 +16,8 @@
 mod config;
 pub mod describe;
 pub mod encode;
+pub mod read;
+mod reader;
 mod reporter;
 pub mod request;
 pub mod response;
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::{ForgeConfig, Provider, Token, check_repo};
 pub use describe::StatusOutcome;
+pub use reader::{Read, ReadError, StatusReader};
 pub use reporter::{Reporter, RetryPolicy, Sleeper, SystemClock};
 pub use source_url::{SourceUrl, redact_userinfo};
 

@@ -244,7 +244,7 @@ impl CommitState {
 /// Bitbucket access tokens are Bearer tokens; a token file holding `user:secret`
 /// (an API token with the account's email, an app password, a Server user token)
 /// means Basic auth.
-fn bitbucket_auth(token: &Token) -> Auth {
+pub(super) fn bitbucket_auth(token: &Token) -> Auth {
     if token.expose().contains(':') {
         Auth::Basic
     } else {
@@ -286,7 +286,7 @@ fn three(parts: &[String], provider: Provider, repo: &str) -> Result<[String; 3]
 }
 
 /// A commit id goes into URL paths: only hex digits, abbreviated or full.
-fn check_commit(commit: &str) -> Result<(), ForgeError> {
+pub(super) fn check_commit(commit: &str) -> Result<(), ForgeError> {
     if (7..=64).contains(&commit.len()) && commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {

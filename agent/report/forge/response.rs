@@ -112,6 +112,16 @@ fn rate_limit_wait(header: &dyn Fn(&str) -> Option<String>, now: SystemTime) -> 
     if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
         return Some(Duration::from_secs(secs));
     }
+    exhausted_wait(header, now)
+}
+
+/// How long until an exhausted primary limit resets (`X-RateLimit-Remaining: 0`
+/// with `X-RateLimit-Reset`, or GitLab's `RateLimit-*`), on any answer: a read that
+/// used the last request must not be followed by another before the reset.
+pub fn exhausted_wait(
+    header: &dyn Fn(&str) -> Option<String>,
+    now: SystemTime,
+) -> Option<Duration> {
     let exhausted = ["x-ratelimit-remaining", "ratelimit-remaining"]
         .iter()
         .any(|h| header(h).is_some_and(|r| r.trim() == "0"));
