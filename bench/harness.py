@@ -18,6 +18,8 @@ Scenarios, one function each (`scenario_*`):
   fetch    time and peak RSS: hawser fetch vs git clone --depth 1
   fleet    N simulated agents polling one server: server CPU, bytes, p50/p99 (bench/fleet.py)
   flux     optional: Flux source- and kustomize-controller RSS for the same N objects
+  render   time and peak RSS: hawser render vs kustomize build, 1,000-object overlay
+           with patches (scripts/bench-render)
 
 Competitors are run A B A B ... so machine drift cancels out; ratios are taken
 pair by pair. Writes are counted from the API server's audit log by user name,
@@ -1203,6 +1205,44 @@ class Bench:
         self.results["fleet"] = fleet.measure(self)
 
 
+    # -- scenario 8
+
+    def scenario_render(self):
+        """hawser render vs kustomize build on scripts/bench-render's overlay."""
+        a = self.args
+        tools = os.environ.get("HAWSER_TEST_TOOLS") or run(
+            [os.path.join(ROOT, "tests/env/build-tools")]).stdout.strip().splitlines()[-1]
+        kustomize = os.path.join(tools, "kustomize")
+        env = dict(os.environ, PATCHES="1", BASE_SIZE=str(a.render_base_size),
+                   EXTRA=str(a.render_extra))
+        rows = []
+        for k in range(a.samples):
+            out = run([os.path.join(ROOT, "scripts/bench-render"), self.hawser, kustomize, "1"],
+                      env=env).stdout
+            objects = int(re.search(r"^objects: (\d+)", out, re.M).group(1))
+            for who, label in (("hawser render", "hawser render"), ("kustomize build", "kustomize build")):
+                m = re.search(rf"^{label}: +([\d.]+)s +(\d+) MiB", out, re.M)
+                rows.append({"pair": k, "competitor": who, "objects": objects,
+                             "seconds": float(m.group(1)), "peak_rss_kib": int(m.group(2)) * 1024})
+            log(f"render: {out.strip().splitlines()[-1]}")
+        pair_ratios = []
+        for k in range(a.samples):
+            h = next(r for r in rows if r["pair"] == k and r["competitor"] == "hawser render")
+            q = next(r for r in rows if r["pair"] == k and r["competitor"] == "kustomize build")
+            pair_ratios.append({"pair": k,
+                                "seconds": round(h["seconds"] / max(q["seconds"], 0.01), 3),
+                                "peak_rss_kib": round(h["peak_rss_kib"] / max(q["peak_rss_kib"], 1), 3)})
+        self.results["render"] = {
+            "config": {"objects": rows[0]["objects"], "samples": a.samples, "patches": True},
+            "samples": rows,
+            "medians": {w: {f: median([r[f] for r in rows if r["competitor"] == w])
+                            for f in ("seconds", "peak_rss_kib")}
+                        for w in ("hawser render", "kustomize build")},
+            "ratios_hawser_over_kustomize": pair_ratios,
+            "ratio_medians": {f: median([p[f] for p in pair_ratios]) for f in ("seconds", "peak_rss_kib")},
+        }
+
+
 def add_refs(bare, oid, count):
     """`count` extra refs (branches and tags) all naming `oid`, as packed-refs."""
     names = [f"refs/heads/feature/f{i:05d}" for i in range(count // 2)]
@@ -1252,7 +1292,7 @@ def run_bytes(cmd, cwd, input):
         raise BenchError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.decode()[-2000:]}")
 
 
-ALL = ("memory", "apply", "change", "poll", "latency", "fetch", "fleet", "flux")
+ALL = ("memory", "apply", "change", "poll", "latency", "fetch", "fleet", "flux", "render")
 
 
 def parse_args(argv):
@@ -1277,6 +1317,8 @@ def parse_args(argv):
     p.add_argument("--fleet-interval", type=float, default=60, help="seconds between one agent's polls")
     p.add_argument("--fleet-duration", type=float, default=60, help="seconds each fleet run measures")
     p.add_argument("--fleet-bin", help="examples/fleet binary (default: beside --hawser, built if missing)")
+    p.add_argument("--render-base-size", type=int, default=50, help="apps per base of the render overlay")
+    p.add_argument("--render-extra", type=int, default=390, help="plain ConfigMaps in the render overlay")
     p.add_argument("--apply-timeout", type=int, default=600, help="seconds to wait for a first apply")
     p.add_argument("--hawser", help="hawser binary (default: target/release/hawser, built if missing)")
     p.add_argument("--out", help="directory for <date>.json/.md (default bench/results; --smoke: a temporary directory)")
@@ -1291,6 +1333,7 @@ def parse_args(argv):
         a.latency_objects, a.latency_samples, a.poll_interval = 10, 1, 2
         a.fetch_files, a.fetch_history_mb, a.apply_timeout = 20, 1, 90
         a.fleet_sizes, a.fleet_interval, a.fleet_duration = "3", 1, 2
+        a.render_base_size, a.render_extra = 2, 5
         if a.scenarios == ",".join(ALL):
             a.scenarios = ",".join(s for s in ALL if s != "flux")
     if a.out is None:

@@ -116,6 +116,14 @@ def summary_rows(r):
         for key, m in ft["medians"].items():
             rows.append((f"fleet, {key}: largest N with p99 < 1 s (of {', '.join(map(str, ft['config']['sizes']))}); CPU-bound estimate", "",
                          f"{num(m['largest_n_p99_under_1s'])}; {num(m['cpu_bound_n_estimate'])}"))
+    re_ = r.get("render")
+    if re_:
+        for who, m in re_["medians"].items():
+            rows.append((f"render {re_['config']['objects']} objects: {who}", "",
+                         f"{secs(m['seconds'])}, peak RSS {kib(m['peak_rss_kib'])}"))
+        q = re_["ratio_medians"]
+        rows.append(("render: hawser / kustomize", "≤ 0.2× time, ≤ 0.33× RSS",
+                     f"{q['seconds']}× time, {q['peak_rss_kib']}× RSS"))
     fl = r.get("flux")
     if fl and fl.get("ran"):
         for name, m in fl["rss"].items():

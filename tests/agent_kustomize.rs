@@ -126,3 +126,66 @@ fn an_overlay_with_a_generated_configmap_is_applied_under_its_hashed_name() {
         "nothing of the rejected revision was written"
     );
 }
+
+/// podinfo's layout: `--path deploy/overlays/production` whose kustomization lists
+/// `../../base`. The snapshot holds the whole tree, so the overlay renders as
+/// `kustomize build` renders that directory of the checkout; files outside the path
+/// are not applied, and a path leaving the revision is rejected with nothing written.
+#[test]
+fn a_path_overlay_reaching_its_base_outside_the_path_is_applied() {
+    let w = World::new("agent-kustomize-path");
+    w.repo.write("deploy/base/deploy.yaml", DEPLOY);
+    w.repo.write(
+        "deploy/base/kustomization.yaml",
+        "resources: [deploy.yaml]\nconfigMapGenerator:\n- name: settings\n  literals: [GREETING=base]\n",
+    );
+    w.repo.write(
+        "deploy/overlays/production/kustomization.yaml",
+        "resources: [../../base]\nnamePrefix: prod-\n",
+    );
+    w.repo.write(
+        "deploy/other.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: not-in-the-path\n",
+    );
+    let v1 = w.repo.commit("overlay with a base outside the path");
+    w.repo.push();
+    let cm = oracle_configmap_name(&w.repo.work_dir().join("deploy/overlays/production"));
+    assert!(cm.starts_with("prod-settings-"), "{cm}");
+
+    let agent = w.agent(&["--path", "deploy/overlays/production"]);
+    until(&agent, "status applied", || {
+        w.status()["applied"] == v1.as_str()
+    });
+    assert!(exists("configmap", &w.ns.name, &cm), "{cm} is live");
+    assert_eq!(
+        get_field(
+            "deployment",
+            &w.ns.name,
+            "prod-web",
+            "{.spec.template.spec.containers[0].envFrom[0].configMapRef.name}",
+        )
+        .as_deref(),
+        Some(cm.as_str())
+    );
+    assert!(!exists("configmap", &w.ns.name, "not-in-the-path"));
+
+    // `../` may go anywhere inside the revision, never above its root.
+    w.repo.write(
+        "deploy/overlays/production/kustomization.yaml",
+        "resources: [../../base, ../../../../outside]\nnamePrefix: prod-\n",
+    );
+    let bad = w.repo.commit("leaves the revision");
+    w.repo.push();
+    until(&agent, "status rejected", || {
+        w.status()["result"] == "rejected"
+    });
+    let status = w.status();
+    let message = status["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("deploy/overlays/production/kustomization.yaml: resources:")
+            && message.contains("leaves the revision"),
+        "{status}"
+    );
+    assert_eq!(status["applied"], v1.as_str());
+    assert_eq!(status["desired"], bad.as_str());
+}

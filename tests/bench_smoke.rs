@@ -10,7 +10,7 @@ use std::process::Command;
 use serde_json::Value;
 
 const SCENARIOS: &[&str] = &[
-    "memory", "apply", "change", "poll", "latency", "fetch", "fleet",
+    "memory", "apply", "change", "poll", "latency", "fetch", "fleet", "render",
 ];
 
 #[test]

@@ -295,10 +295,25 @@ fn hawser_fetch_takes_an_inbox_and_a_path() {
     );
     let json: serde_json::Value = serde_json::from_slice(&fetched.stdout).unwrap();
     assert_eq!(json["revision"], new.as_str());
-    assert_eq!(json["files"], 2);
+    // The snapshot is the whole tree (an overlay in --path may reach ../base);
+    // --path must name a directory in it.
     let expected = dir.path().join("expected");
-    repo.archive(&format!("{new}:dir"), &expected);
+    repo.archive(&new, &expected);
     assert_same_tree(&out, &expected);
+    assert_eq!(json["files"], count_files(&expected));
+    assert!(out.join("dir").is_dir());
+    let missing = one_line_error(&[
+        "fetch",
+        "--source",
+        inbox.path().to_str().unwrap(),
+        "--trusted-keys",
+        keys.allowed().to_str().unwrap(),
+        "--path",
+        "nope",
+        "--out",
+        dir.path().join("other").to_str().unwrap(),
+    ]);
+    assert!(missing.contains("path nope not found"), "{missing}");
 
     // Without trusted keys a bundle source does not start.
     let err = one_line_error(&[
@@ -396,4 +411,14 @@ fn in_an_inbox_a_descendant_beats_a_later_bundle_of_another_line() {
     };
     bundle.set_applied(&Revision::parse(&new).unwrap(), None);
     assert_eq!(source.resolve().unwrap().as_str(), third);
+}
+
+fn count_files(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            if path.is_dir() { count_files(&path) } else { 1 }
+        })
+        .sum()
 }

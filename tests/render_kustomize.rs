@@ -423,3 +423,98 @@ fn rbac_namespaces_secrets_configurations_and_the_legacy_order_match_kustomize()
         "",
     );
 }
+
+#[allow(clippy::unwrap_used)]
+fn stdout_of(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Scalars YAML 1.1 and 1.2 read differently, quoting, key order and long lines:
+/// kustomize reads resources with goyaml v3 (`yes`, `on`, `y` are strings, `0777`
+/// is 511) and prints through goyaml v2 (sorted keys, quotes for what v2 would read
+/// as another type, folding at column 80). hawser render prints the same bytes.
+#[test]
+fn scalars_quoting_and_key_order_print_byte_for_byte_as_kustomize() {
+    let config_map = r#"apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: scalars
+  labels:
+    a10: x
+    a9: y
+    A_: z
+    _a: w
+data:
+  yes: yes
+  on: on
+  y: y
+  oct: 0777
+  hex: 0x1f
+  f: 1.0
+  e: 1e3
+  big: 1234567.5
+  small: 0.00001
+  tl: True
+  q: "0777"
+  colon: "a: b"
+  ml: "line1\nline2"
+  lead: "  two\nlines"
+  trail: "a\n\n"
+  sp: "a \nb"
+  tab: "a\tb"
+  star: "*x"
+  pct: "90%"
+  base60: "1:20"
+  long: "aaaa bbbb cccc dddd eeee ffff gggg hhhh iiii jjjj kkkk llll mmmm nnnn oooo pppp qqqq"
+  longq: "aaaa: bbbb cccc dddd eeee ffff gggg hhhh iiii jjjj kkkk llll mmmm nnnn oooo pppp"
+  "1": one
+  list:
+  - - b
+    - c
+  - {}
+  - x: 1
+    y: 2
+"#;
+    let dir = tree(&[
+        ("kustomization.yaml", "resources:\n- cm.yaml\n"),
+        ("cm.yaml", config_map),
+    ]);
+    let want = stdout_of(Command::new(kustomize_bin()).arg("build").arg(dir.path()));
+    let got = stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_hawser"))
+            .args(["render", "--dir"])
+            .arg(dir.path()),
+    );
+    assert_eq!(got, want);
+    // The YAML 1.2 reading, asserted on its own: these stay strings.
+    let doc = &documents(&got)[0];
+    assert_eq!(doc["data"]["yes"], "yes");
+    assert_eq!(doc["data"]["on"], "on");
+    assert_eq!(doc["data"]["oct"], 511);
+}
+
+/// kustomize reads a kustomization without strict mode: a repeated key keeps its
+/// last value (resources still refuse duplicates).
+#[test]
+fn a_repeated_key_in_a_kustomization_keeps_the_last_value_as_kustomize_does() {
+    let got = same_as_kustomize(
+        &[
+            (
+                "kustomization.yaml",
+                "namePrefix: first-\nnamePrefix: last-\nresources:\n- cm.yaml\n",
+            ),
+            (
+                "cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+            ),
+        ],
+        "",
+    );
+    assert_eq!(got[0]["metadata"]["name"], "last-c");
+}

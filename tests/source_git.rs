@@ -94,8 +94,10 @@ fn names_modes_symlinks_binary_and_head() {
     assert_eq!(f.snapshot.files(), 7);
 }
 
+/// `--path` is checked to be a directory of the commit, and the whole tree is kept:
+/// render gets the path as a subdirectory, so an overlay there may reach `../base`.
 #[test]
-fn subpath_only() {
+fn a_subpath_is_checked_and_the_whole_tree_kept() {
     let server = GitServer::start(GitServerOptions::default());
     let repo = Repo::create(&server);
     repo.write("clusters/edge/app.yaml", "kind: A\n");
@@ -108,8 +110,9 @@ fn subpath_only() {
     s.path = Some("clusters/edge/".into());
     let f = fetch(s).unwrap();
     let expected = tempfile::tempdir().unwrap();
-    repo.archive(&format!("{commit}:clusters/edge"), expected.path());
+    repo.archive(&commit, expected.path());
     assert_same_tree(&f.out, expected.path());
+    assert_eq!(f.snapshot.files(), 4);
 
     let mut s = spec(&server.repo_url(repo.name()), "main");
     s.path = Some("clusters/nope".into());

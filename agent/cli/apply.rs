@@ -165,7 +165,7 @@ impl InputArgs {
                 Ok(Input {
                     tree: Tree {
                         root: snapshot.dir().to_path_buf(),
-                        subpath: None,
+                        subpath: source.subpath().map(PathBuf::from),
                     },
                     revision: Some(snapshot.revision().to_string()),
                     _fetched: Some(tmp),

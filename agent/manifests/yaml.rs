@@ -44,6 +44,21 @@ use serde_saphyr::{
 
 use super::{Limits, Location, ManifestError};
 
+/// Whose reading of YAML a file gets. Manifests are read as `kubectl` reads them;
+/// the render stage reads files as `kustomize build` does, which differs by file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// sigs.k8s.io/yaml on goyaml v2, as described in the module doc.
+    #[default]
+    Kubectl,
+    /// A kustomization file: kustomize reads it with sigs.k8s.io/yaml too, but
+    /// without its strict mode, so a repeated key keeps the last value.
+    Kustomization,
+    /// Resources and patches under a kustomization: kyaml reads them with goyaml
+    /// v3, YAML 1.2 booleans (only `true`/`false`; `yes`, `on`, `y` stay strings).
+    Kyaml,
+}
+
 /// One parsed document and where it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
@@ -95,6 +110,16 @@ impl<'a> Parser<'a> {
 
     /// Parses a YAML stream. `file` is only used in error messages.
     pub fn yaml(&mut self, text: &str, file: &str) -> Result<Vec<Parsed>, ManifestError> {
+        self.yaml_as(text, file, Dialect::Kubectl)
+    }
+
+    /// Parses a YAML stream as `dialect` reads it.
+    pub fn yaml_as(
+        &mut self,
+        text: &str,
+        file: &str,
+        dialect: Dialect,
+    ) -> Result<Vec<Parsed>, ManifestError> {
         let limits = self.limits;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut out = Vec::new();
@@ -119,6 +144,7 @@ impl<'a> Parser<'a> {
                 limits,
                 own_events.saturating_add(self.expansion_left),
                 max_nodes,
+                dialect,
             )
             .with_budget_report(move |r| report.set(r.events));
             let parsed = serde_saphyr::from_str_multiple_with_options::<Value, Vec<Value>>(
@@ -326,7 +352,7 @@ fn depth(value: &Value) -> usize {
 }
 
 /// The serde-saphyr options: kubectl-like scalars (see the module doc) and budgets.
-fn options(limits: &Limits, max_events: usize, max_nodes: usize) -> Options {
+fn options(limits: &Limits, max_events: usize, max_nodes: usize, dialect: Dialect) -> Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_events: max_events,
@@ -337,13 +363,17 @@ fn options(limits: &Limits, max_events: usize, max_nodes: usize) -> Options {
             max_recorded_anchor_events: limits.max_alias_expansion,
             max_reader_input_bytes: usize::try_from(limits.max_file_bytes).ok(),
         },
-        duplicate_keys: DuplicateKeyPolicy::Error,
+        duplicate_keys: if dialect == Dialect::Kustomization {
+            DuplicateKeyPolicy::LastWins
+        } else {
+            DuplicateKeyPolicy::Error
+        },
         merge_keys: MergeKeyPolicy::Merge,
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: limits.max_alias_expansion,
         },
         legacy_octal_numbers: true,
-        strict_booleans: false,
+        strict_booleans: dialect == Dialect::Kyaml,
         non_finite_float_policy: NonFiniteFloatPolicy::Reject,
         reject_unsupported_tags: true,
         with_snippet: false,

@@ -367,11 +367,18 @@ impl Agent {
         self.settings.interval + backoff::jitter(self.settings.interval, seed())
     }
 
-    /// Where the snapshot's manifests are: the sources extract `--path` themselves.
+    /// Where the snapshot's manifests are: `--path` within the whole tree. A source
+    /// only stores a snapshot once `--path` is a directory in it, so an entry
+    /// without it was cached by an earlier hawser, which stored just that subtree.
     fn tree_of(&self, entry: &Entry) -> Tree {
+        let subpath = self
+            .source
+            .subpath()
+            .map(std::path::PathBuf::from)
+            .filter(|sub| entry.tree.join(sub).is_dir());
         Tree {
             root: entry.tree.clone(),
-            subpath: None,
+            subpath,
         }
     }
 

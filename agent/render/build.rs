@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 
-use crate::manifests::yaml::Parser;
+use crate::manifests::yaml::{Dialect, Parser};
 use crate::manifests::{Document, Limits, Location};
 
 use super::fieldspec::{Config, FieldSpec};
@@ -67,10 +67,9 @@ impl<'a> Builder<'a> {
                 "a Component cannot be built on its own; list it under components".into(),
             ));
         }
-        let mut level = Level {
-            config: self.builtin.clone(),
-            ..Level::default()
-        };
+        // A level's field specs start empty, as kustomize's accumulator's do: its
+        // resources' levels merge theirs in, then its own (below, `configurations`).
+        let mut level = Level::default();
         self.stack.push(dir.to_string());
         self.target(dir, &kfile, &k, &mut level)?;
         self.stack.pop();
@@ -110,7 +109,7 @@ impl<'a> Builder<'a> {
             ));
         };
         let text = self.files.read_text(&kfile)?;
-        let mut docs = self.parser.yaml(&text, &kfile)?;
+        let mut docs = self.parser.yaml_as(&text, &kfile, Dialect::Kustomization)?;
         if docs.len() != 1 {
             return Err(RenderError::file(
                 &kfile,
@@ -141,16 +140,24 @@ impl<'a> Builder<'a> {
         for path in &k.resources {
             self.resource(dir, kfile, path, level)?;
         }
-        for path in &k.configurations {
-            let rel = self.local_file(dir, kfile, "configurations", path)?;
-            let text = self.files.read_text(&rel)?;
-            for doc in self.parser.yaml(&text, &rel)? {
-                let config: Config = serde_json::from_value(doc.value).map_err(|e| {
-                    RenderError::field(kfile, "configurations", format!("{path}: {e}"))
-                })?;
-                level.config.merge(config);
+        // kustomize's MakeTransformerConfig: the defaults merged with the files'
+        // specs (merged among themselves first), then merged into the level's.
+        let mut own = self.builtin.clone();
+        if !k.configurations.is_empty() {
+            let mut files = Config::default();
+            for path in &k.configurations {
+                let rel = self.local_file(dir, kfile, "configurations", path)?;
+                let text = self.files.read_text(&rel)?;
+                for doc in self.parser.yaml(&text, &rel)? {
+                    let config: Config = serde_json::from_value(doc.value).map_err(|e| {
+                        RenderError::field(kfile, "configurations", format!("{path}: {e}"))
+                    })?;
+                    files.merge(config);
+                }
             }
+            own.merge(files);
         }
+        level.config.merge(own);
         for (kind, list) in [
             (GenKind::ConfigMap, &k.config_map_generator),
             (GenKind::Secret, &k.secret_generator),
@@ -305,10 +312,7 @@ impl<'a> Builder<'a> {
                         format!("{path:?} is a Component; list it under components"),
                     ));
                 }
-                let mut sub_level = Level {
-                    config: self.builtin.clone(),
-                    ..Level::default()
-                };
+                let mut sub_level = Level::default();
                 self.target(&rel, &sub_file, &sub, &mut sub_level)?;
                 self.stack.pop();
                 level.res.absorb(sub_level.res)?;
@@ -433,7 +437,7 @@ impl<'a> Builder<'a> {
         let docs = if rel.ends_with(".json") {
             self.parser.json(&text, rel)?
         } else {
-            self.parser.yaml(&text, rel)?
+            self.parser.yaml_as(&text, rel, Dialect::Kyaml)?
         };
         let mut out = Vec::new();
         for doc in docs {
@@ -557,6 +561,9 @@ fn absorb_generated(res: &mut ResMap, mut new: Resource, kfile: &str) -> Result<
                     None => meta.remove("namespace"),
                 };
             }
+            // kustomize keeps its build annotations (needsHashSuffix among them) from
+            // the old object, and drops the hash flag when the new one lacks it.
+            new.needs_hash = new.needs_hash && old.needs_hash;
             new.previous = old.previous.clone();
             new.prefixes = old.prefixes.clone();
             new.suffixes = old.suffixes.clone();

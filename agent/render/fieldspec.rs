@@ -109,20 +109,56 @@ impl Config {
         let mut config = Config::default();
         for doc in docs {
             let part: Config = serde_json::from_value(doc.value).map_err(|e| e.to_string())?;
-            config.merge(part);
+            config.append(part);
         }
         Ok(config)
     }
 
+    /// Adds all of `other`'s specs, and sorts: kustomize reads its defaults as one
+    /// document (nothing merged away).
+    fn append(&mut self, other: Config) {
+        fn all(into: &mut Vec<FieldSpec>, from: Vec<FieldSpec>) {
+            into.extend(from);
+            into.sort_by_key(kind_order);
+        }
+        all(&mut self.name_prefix, other.name_prefix);
+        all(&mut self.name_suffix, other.name_suffix);
+        all(&mut self.common_labels, other.common_labels);
+        all(&mut self.template_labels, other.template_labels);
+        all(&mut self.labels, other.labels);
+        all(&mut self.common_annotations, other.common_annotations);
+        all(&mut self.namespace, other.namespace);
+        all(&mut self.images, other.images);
+        all(&mut self.replicas, other.replicas);
+        all(&mut self.var_reference, other.var_reference);
+        self.name_reference.extend(other.name_reference);
+    }
+
     /// Adds `other`'s specs, skipping ones already present; name references to the
-    /// same kind are joined, as kustomize's `TransformerConfig.Merge` does.
+    /// same kind are joined, as kustomize's `TransformerConfig.Merge` does. Its
+    /// "already present" is one-sided (`FieldSpec.effectivelyEquals`): a spec on the
+    /// same path whose kind (group, version) selects an existing one's is dropped, so
+    /// a general `metadata/name` arriving after a `kind: X` one is not added. Each
+    /// list is then sorted by kind as `sortFields` sorts it, which decides what
+    /// arrives first at the next merge.
     pub fn merge(&mut self, other: Config) {
-        fn add(into: &mut Vec<FieldSpec>, from: Vec<FieldSpec>) {
+        fn add(into: &mut Vec<FieldSpec>, mut from: Vec<FieldSpec>) {
+            // What kustomize merges has always been sorted (when parsed, or merged).
+            from.sort_by_key(kind_order);
             for spec in from {
-                if !into.contains(&spec) {
+                let present = into.iter().any(|e| {
+                    e.path == spec.path
+                        && spec.selects(&Gvk {
+                            group: e.group.clone(),
+                            version: e.version.clone(),
+                            kind: e.kind.clone(),
+                        })
+                });
+                if !present {
                     into.push(spec);
                 }
             }
+            into.sort_by_key(kind_order);
         }
         add(&mut self.name_prefix, other.name_prefix);
         add(&mut self.name_suffix, other.name_suffix);
@@ -143,6 +179,64 @@ impl Config {
             }
         }
     }
+}
+
+/// kustomize's `Gvk.IsLessThan` as a sort key: kinds of its install order first, the
+/// webhook configurations last, then `group_version_kind` with `~G`, `~V`, `~K`
+/// standing for empty parts.
+fn kind_order(spec: &FieldSpec) -> (i32, String) {
+    const FIRST: &[&str] = &[
+        "Namespace",
+        "ResourceQuota",
+        "StorageClass",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "PodSecurityPolicy",
+        "Role",
+        "ClusterRole",
+        "RoleBinding",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Secret",
+        "Endpoints",
+        "Service",
+        "LimitRange",
+        "PriorityClass",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "Deployment",
+        "StatefulSet",
+        "CronJob",
+        "PodDisruptionBudget",
+    ];
+    const LAST: &[&str] = &[
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ];
+    let kind = spec.kind.as_str();
+    let rank = if let Some(i) = FIRST.iter().position(|k| *k == kind) {
+        i as i32 - FIRST.len() as i32
+    } else if let Some(i) = LAST.iter().position(|k| *k == kind) {
+        1 + i as i32
+    } else {
+        0
+    };
+    let or = |s: &str, empty: &str| {
+        if s.is_empty() {
+            empty.to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    (
+        rank,
+        format!(
+            "{}_{}_{}",
+            or(&spec.group, "~G"),
+            or(&spec.version, "~V"),
+            or(&spec.kind, "~K")
+        ),
+    )
 }
 
 /// Splits a spec path on `/`, keeping `\/` as a slash inside a field name.

@@ -28,6 +28,7 @@ pub mod sops;
 pub mod substitute;
 mod transform;
 mod transformers;
+mod yaml11;
 
 #[cfg(test)]
 mod fuzz;

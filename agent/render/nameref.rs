@@ -37,14 +37,17 @@ pub fn fix(items: &mut [Resource], table: &[NameRef]) -> Result<(), RenderError>
                     continue;
                 }
                 // The referrer's value is taken out while it is edited; what the
-                // candidates are compared with is captured first.
+                // candidates are compared with is captured first. A shell with its
+                // id stays in its place: an object may name itself (kustomize
+                // updates self references too).
                 let referrer = Referrer {
                     cluster_scoped: is_cluster_scoped(referrer_gvk),
                     namespace: items[i].id().namespace,
                     prefixes: items[i].prefixes.clone(),
                     suffixes: items[i].suffixes.clone(),
                 };
-                let mut value = std::mem::take(&mut items[i].value);
+                let shell = shell(&items[i].value);
+                let mut value = std::mem::replace(&mut items[i].value, shell);
                 let result = resolve_in(&mut value, spec, &target_gvk, &referrer, items);
                 items[i].value = value;
                 result.map_err(|reason| RenderError::Resource {
@@ -200,6 +203,24 @@ impl Context<'_> {
             )),
         }
     }
+}
+
+/// An object's id fields only: `apiVersion`, `kind`, and the name and namespace.
+fn shell(value: &Value) -> Value {
+    let mut meta = serde_json::Map::new();
+    for key in ["name", "namespace"] {
+        if let Some(v) = value.get("metadata").and_then(|m| m.get(key)) {
+            meta.insert(key.to_string(), v.clone());
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for key in ["apiVersion", "kind"] {
+        if let Some(v) = value.get(key) {
+            out.insert(key.to_string(), v.clone());
+        }
+    }
+    out.insert("metadata".to_string(), Value::Object(meta));
+    Value::Object(out)
 }
 
 /// kustomize's `Gvk.IsSelected`: empty parts of the selector match anything.

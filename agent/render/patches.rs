@@ -77,7 +77,8 @@ fn parse(
     field: &str,
 ) -> Result<Parsed, RenderError> {
     let err = |reason: String| RenderError::field(kfile, field, format!("{source}: {reason}"));
-    let docs = crate::manifests::yaml::parse_yaml(text, source, files.limits)
+    let docs = crate::manifests::yaml::Parser::new(files.limits)
+        .yaml_as(text, source, crate::manifests::yaml::Dialect::Kyaml)
         .map_err(|e| err(format!("unable to parse SM or JSON patch: {e}")))?;
     let values: Vec<Value> = docs.into_iter().map(|d| d.value).collect();
     match values.as_slice() {
@@ -88,7 +89,8 @@ fn parse(
                 Err(err("unable to parse SM or JSON patch".into()))
             }
         }
-        [] => Err(err("the patch is empty".into())),
+        // kustomize reads an empty file (or one of comments) as no patches at all.
+        [] => Ok(Parsed::Strategic(Vec::new())),
         _ if values.iter().all(Value::is_object) => Ok(Parsed::Strategic(values)),
         _ => Err(err("unable to parse SM or JSON patch".into())),
     }
@@ -122,11 +124,20 @@ pub fn apply(
             let selector = Compiled::new(target, kfile, field)?;
             for r in res.items.iter_mut().filter(|r| selector.matches(r)) {
                 r.store_previous();
-                patch::json6902(&mut r.value, &ops).map_err(|e| applier(r, &source, e))?;
+                json6902_with_annotations(&mut r.value, &ops)
+                    .map_err(|e| applier(r, &source, e))?;
             }
         }
         Parsed::Strategic(patches) => match &entry.target {
             Some(target) => {
+                if patches.is_empty() {
+                    // kustomize itself crashes here (it takes the first patch).
+                    return Err(RenderError::field(
+                        kfile,
+                        field,
+                        format!("{source}: the patch is empty"),
+                    ));
+                }
                 let [one] = patches.as_slice() else {
                     return Err(RenderError::field(
                         kfile,
@@ -312,6 +323,39 @@ impl Compiled {
         })
     }
 
+    /// Whether one id (current or previous) is selected, every part on that id, as
+    /// kustomize's replacement targets match (`TargetSelectorRegex.Selects`).
+    pub fn matches_id(&self, id: &Id) -> bool {
+        let one = |re: &Option<Regex>, v: &str| re.as_ref().is_none_or(|re| re.is_match(v));
+        one(&self.group, &id.gvk.group)
+            && one(&self.version, &id.gvk.version)
+            && one(&self.kind, &id.gvk.kind)
+            && one(&self.name, &id.name)
+            && one(&self.namespace, &id.namespace)
+    }
+
+    /// Whether any of group, version, kind, name or namespace is given.
+    pub fn has_id(&self) -> bool {
+        [
+            &self.group,
+            &self.version,
+            &self.kind,
+            &self.name,
+            &self.namespace,
+        ]
+        .iter()
+        .any(|re| re.is_some())
+    }
+
+    /// Whether the label and annotation selectors hold.
+    pub fn matches_meta(&self, r: &Resource) -> bool {
+        self.labels.iter().all(|req| req.matches(r.labels()))
+            && self
+                .annotations
+                .iter()
+                .all(|req| req.matches(r.annotations()))
+    }
+
     pub fn matches(&self, r: &Resource) -> bool {
         let cur = r.id();
         let org = r.original();
@@ -413,6 +457,30 @@ fn parse_selector(text: &str) -> Result<Vec<Requirement>, String> {
         out.push(req);
     }
     Ok(out)
+}
+
+/// A JSON patch as kustomize applies one: its objects always carry internal build
+/// annotations while patches run, so `metadata.annotations` exists for the patch
+/// (an `add` of `/metadata/annotations/x` works on an object without annotations).
+/// An annotations map the patch leaves empty is dropped again.
+fn json6902_with_annotations(value: &mut Value, ops: &[Value]) -> Result<(), patch::PatchError> {
+    let added = match value.get_mut("metadata").and_then(Value::as_object_mut) {
+        Some(meta) if !meta.contains_key("annotations") => {
+            meta.insert("annotations".into(), Value::Object(serde_json::Map::new()));
+            true
+        }
+        _ => false,
+    };
+    let result = patch::json6902(value, ops);
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
+        && added
+        && meta
+            .get("annotations")
+            .is_some_and(|a| a.as_object().is_some_and(serde_json::Map::is_empty))
+    {
+        meta.remove("annotations");
+    }
+    result
 }
 
 #[cfg(test)]

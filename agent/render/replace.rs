@@ -201,7 +201,15 @@ fn apply_target(
     };
     let options = target.options.clone().unwrap_or_default();
     for res in items.iter_mut() {
-        if !compiled.matches(res) || rejects.iter().any(|r| r.matches(res)) {
+        // Every id the object had counts, each matched as a whole; a reject
+        // without any id part (only selectors) rejects nothing, as in kustomize.
+        let ids = ids(res);
+        if !compiled.matches_meta(res)
+            || rejects
+                .iter()
+                .any(|r| r.has_id() && ids.iter().any(|id| r.matches_id(id)))
+            || !ids.iter().any(|id| compiled.matches_id(id))
+        {
             continue;
         }
         for path in &paths {
@@ -288,7 +296,12 @@ fn set(
                 let new = if rest.first().is_some_and(|s| matcher(s).is_some()) {
                     Value::Array(Vec::new())
                 } else if rest.is_empty() {
-                    Value::Null
+                    // kyaml creates an empty scalar: a delimiter then joins onto "".
+                    if !o.delimiter.is_empty() && scalar_text(value).is_some() {
+                        Value::String(String::new())
+                    } else {
+                        Value::Null
+                    }
                 } else {
                     Value::Object(Map::new())
                 };

@@ -43,6 +43,8 @@ struct Builtin {
     json_op: String,
     #[serde(default)]
     unset_only: bool,
+    #[serde(default)]
+    replacements: Vec<Value>,
 }
 
 /// Runs one entry of `transformers:` on the level.
@@ -153,6 +155,9 @@ pub fn run(
                     };
                     patches::apply(&mut b.files, &mut level.res, kfile, FIELD, &entry)?;
                 }
+            }
+            "ReplacementTransformer" => {
+                super::replace::run(b, dir, kfile, &config.replacements, level)?;
             }
             other => {
                 return Err(RenderError::field(

@@ -224,7 +224,8 @@ pub struct SourceSpec {
     pub kind: SourceKind,
     /// Branch, tag, full ref name, `HEAD` or a 40-hex commit id (Git only).
     pub reference: String,
-    /// Subdirectory of the tree to extract (Git only; `None` for the whole tree).
+    /// Subdirectory of the tree to apply (Git and bundles; `None` for the whole
+    /// tree). The whole tree is extracted all the same; this one must exist in it.
     pub path: Option<String>,
     /// Pinned sha256 of the archive (lowercase hex).
     pub sha256: Option<String>,
@@ -329,6 +330,16 @@ impl Source {
             Source::Git(g) => g.policy(),
             Source::Tarball(_) | Source::Oci(_) => &NO_POLICY,
             Source::Bundle(b) => b.policy(),
+        }
+    }
+
+    /// `--path`: the directory of the snapshot to render and apply. Snapshots hold
+    /// the whole tree, so an overlay there can reach `../../base`.
+    pub fn subpath(&self) -> Option<&str> {
+        match self {
+            Source::Git(g) => g.subpath(),
+            Source::Bundle(b) => b.subpath(),
+            Source::Tarball(_) | Source::Oci(_) => None,
         }
     }
 

@@ -284,6 +284,11 @@ impl BundleSource {
         &self.shown
     }
 
+    /// `--path`: the directory of the snapshot to apply.
+    pub fn subpath(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
     pub fn bytes_received(&self) -> u64 {
         self.client.as_ref().map_or(0, |c| c.received())
     }

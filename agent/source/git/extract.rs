@@ -1,6 +1,8 @@
 //! Tree extraction. In: a verified pack, a commit id, an optional subpath, an empty
-//! directory. Out: the tree's regular and executable files and directories written
-//! there, symlinks kept only when they resolve inside the snapshot, gitlinks skipped
+//! directory. Out: the whole tree's regular and executable files and directories
+//! written (the subpath is only checked to be a directory of the commit: an overlay
+//! there may reach `../../base`, so render gets it as a subpath of the whole tree);
+//! symlinks kept only when they resolve inside the snapshot, gitlinks skipped
 //! with a warning. Limits on file count and total bytes are enforced as files are
 //! written; the caller discards the directory on any error.
 
@@ -26,7 +28,8 @@ pub struct Extracted {
     pub bytes: u64,
 }
 
-/// Writes the tree of `commit` (or its `subpath`) into `into`.
+/// Writes the tree of `commit` into `into`, once `subpath` (if any) is found to be a
+/// directory in it.
 pub fn extract<R: Read + Seek>(
     pack: &mut Pack<R>,
     commit: ObjectId,
@@ -40,7 +43,8 @@ pub fn extract<R: Read + Seek>(
         source,
     };
     let data = pack.read(&commit, Kind::Commit).map_err(git)?;
-    let mut tree = commit_tree(commit, &data).map_err(git)?;
+    let root = commit_tree(commit, &data).map_err(git)?;
+    let mut tree = root;
     if let Some(sub) = subpath {
         let mut walked = Vec::new();
         for part in sub.split('/').filter(|p| !p.is_empty() && *p != ".") {
@@ -67,7 +71,7 @@ pub fn extract<R: Read + Seek>(
 
     let mut out = Extracted::default();
     let mut links = Vec::new();
-    let mut stack = vec![(tree, PathBuf::new())];
+    let mut stack = vec![(root, PathBuf::new())];
     while let Some((tree, rel)) = stack.pop() {
         let data = pack.read(&tree, Kind::Tree).map_err(git)?;
         for entry in parse_tree(tree, &data).map_err(git)? {

@@ -98,6 +98,11 @@ impl GitSource {
         &self.shown
     }
 
+    /// `--path`: the directory of the snapshot to apply.
+    pub fn subpath(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
     pub fn bytes_received(&self) -> u64 {
         self.client.received()
     }
