@@ -213,7 +213,12 @@ impl Kustomization {
             return Err(RenderError::file(file, "a kustomization must be a mapping"));
         }
         let mut k: Kustomization = serde_json::from_value(value)
-            .map_err(|e| RenderError::file(file, format!("invalid kustomization: {e}")))?;
+            // serde quotes unknown keys as written; a key holding a newline must not
+            // break the error's one line.
+            .map_err(|e| {
+                let e = e.to_string().replace('\n', "\\n");
+                RenderError::file(file, format!("invalid kustomization: {e}"))
+            })?;
         let refused: [(&str, bool, &str); 9] = [
             (
                 "vars",

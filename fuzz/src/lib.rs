@@ -22,6 +22,42 @@ pub use error::GitError;
 #[path = "../../agent/render/patch/mod.rs"]
 pub mod patch;
 
+// The kustomization parser (schema and refusals) over JSON values, with the two
+// error constructors it uses from render; the rest of render is not built here.
+#[path = "../../agent/render/kustomization.rs"]
+pub mod kustomization;
+
+/// render's `RenderError`, as far as the kustomization parser builds one.
+#[derive(Debug)]
+pub enum RenderError {
+    Field {
+        file: String,
+        field: String,
+        reason: String,
+    },
+    File {
+        file: String,
+        reason: String,
+    },
+}
+
+impl RenderError {
+    pub(crate) fn field(file: &str, field: &str, reason: String) -> Self {
+        Self::Field {
+            file: file.into(),
+            field: field.into(),
+            reason,
+        }
+    }
+
+    pub(crate) fn file(file: &str, reason: impl Into<String>) -> Self {
+        Self::File {
+            file: file.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// The modules under the names the agent gives them.
 pub mod git {
     pub use super::{delta, object, pack, pktline};
@@ -107,5 +143,22 @@ pub fn json6902(data: &[u8]) {
     let mut doc = target.clone();
     if patch::json6902(&mut doc, ops).is_err() {
         assert_eq!(&doc, target, "a failed patch changed the target");
+    }
+}
+
+/// The input is a kustomization as JSON. It parses, or fails with an error that is
+/// one line and names the file (never a panic).
+pub fn kustomization(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    if let Err(e) = kustomization::Kustomization::parse(value, "kustomization.yaml") {
+        let (file, reason) = match &e {
+            RenderError::Field { file, reason, .. } | RenderError::File { file, reason } => {
+                (file, reason)
+            }
+        };
+        assert_eq!(file, "kustomization.yaml");
+        assert!(!reason.contains('\n'), "a two-line error: {reason:?}");
     }
 }

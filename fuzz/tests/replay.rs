@@ -39,3 +39,8 @@ fn strategic_merge_seeds() {
 fn json6902_seeds() {
     replay("json6902", hawser_fuzz::json6902);
 }
+
+#[test]
+fn kustomization_seeds() {
+    replay("kustomization", hawser_fuzz::kustomization);
+}
