@@ -22,6 +22,7 @@ use super::files::{Files, Kind, is_within, parent};
 use super::generate::{GenKind, generate, hash_suffix};
 use super::kustomization::{FileKind, Kustomization, Patch, is_remote};
 use super::resource::{Behavior, ResMap, Resource};
+use super::sops::{Decryption, MASK};
 use super::{RenderError, nameref, order, patches, replace, transform, transformers};
 
 /// How deep kustomizations may include one another (resources and components).
@@ -43,6 +44,8 @@ pub struct Builder<'a> {
     /// Directories being built, outermost first: a directory met again is a cycle.
     stack: Vec<String>,
     components: usize,
+    /// Keys for SOPS-encrypted `secretGenerator` sources.
+    pub decryption: Decryption,
 }
 
 impl<'a> Builder<'a> {
@@ -53,6 +56,7 @@ impl<'a> Builder<'a> {
             parser: Parser::new(limits),
             stack: Vec::new(),
             components: 0,
+            decryption: Decryption::default(),
         })
     }
 
@@ -81,6 +85,11 @@ impl<'a> Builder<'a> {
                 r.store_previous();
                 let name = format!("{}-{suffix}", r.name());
                 r.set_name(name);
+            }
+            for key in &r.masked {
+                if let Some(v) = r.value.get_mut("data").and_then(|d| d.get_mut(key)) {
+                    *v = Value::String(MASK.into());
+                }
             }
         }
         nameref::fix(&mut level.res.items, &level.config.name_reference)?;
@@ -169,6 +178,7 @@ impl<'a> Builder<'a> {
                     kind,
                     args,
                     k.generator_options.as_ref(),
+                    &self.decryption,
                 )?;
                 absorb_generated(&mut level.res, generated, kfile)?;
             }
@@ -537,6 +547,7 @@ fn absorb_generated(res: &mut ResMap, mut new: Resource, kfile: &str) -> Result<
             let mut annotations = old.annotations().cloned().unwrap_or_default();
             annotations.extend(new.annotations().cloned().unwrap_or_default());
             if behavior == Behavior::Merge {
+                new.masked.extend(old.masked.iter().cloned());
                 for field in ["data", "binaryData"] {
                     if let Some(Value::Object(old_map)) = old.value.get(field) {
                         let mut merged = old_map.clone();

@@ -96,7 +96,7 @@ pub fn load_with(
     limits: &Limits,
     options: &Options,
 ) -> Result<Loaded, RenderError> {
-    let mut loaded = match kustomize(root, subpath, limits)? {
+    let mut loaded = match kustomize_with(root, subpath, limits, &options.decryption)? {
         Some((documents, files)) => Loaded {
             documents,
             files,
@@ -116,8 +116,19 @@ pub fn kustomize(
     subpath: Option<&Path>,
     limits: &Limits,
 ) -> Result<Option<(Vec<Document>, usize)>, RenderError> {
+    kustomize_with(root, subpath, limits, &sops::Decryption::default())
+}
+
+/// [`kustomize`], decrypting SOPS-encrypted `secretGenerator` sources on the way in.
+fn kustomize_with(
+    root: &Path,
+    subpath: Option<&Path>,
+    limits: &Limits,
+    decryption: &sops::Decryption,
+) -> Result<Option<(Vec<Document>, usize)>, RenderError> {
     let dir = relative_dir(subpath)?;
     let mut builder = build::Builder::new(root, limits)?;
+    builder.decryption = decryption.clone();
     if builder.files.kustomization_in(&dir)?.is_none() {
         return Ok(None);
     }

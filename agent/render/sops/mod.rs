@@ -22,6 +22,7 @@ pub mod age;
 mod env;
 #[cfg(test)]
 mod fuzz;
+pub mod source;
 pub mod tree;
 
 use std::collections::{BTreeMap, HashMap};
@@ -125,7 +126,7 @@ fn fill(value: &mut Value, plain: &Plaintexts, mask: bool) {
                 *value = if mask {
                     Value::String(MASK.into())
                 } else {
-                    p.clone()
+                    p.to_value()
                 };
             }
         }
@@ -146,8 +147,8 @@ fn read(root: &Path, file: &str, limits: &Limits) -> Result<String, RenderError>
     std::fs::read_to_string(&path).map_err(|e| RenderError::file(file, format!("reading: {e}")))
 }
 
-/// The file forms sops writes. Dotenv is parsed and decrypted here, but Kustomize
-/// generator inputs (`envs:`, `files:`) are not yet decrypted on their way in.
+/// The file forms sops writes that hawser reads: manifests in YAML and JSON, and
+/// `secretGenerator` sources in dotenv and binary (a JSON envelope), see [`source`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Yaml,
