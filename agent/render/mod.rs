@@ -82,7 +82,8 @@ pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Load
 }
 
 /// What render does after Kustomize: SOPS decryption, then (as Flux orders them)
-/// `${var}` substitution.
+/// `${var}` substitution. The same keys decrypt `secretGenerator` sources before
+/// Kustomize, as Flux does ([`sops::source`]).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub decryption: sops::Decryption,

@@ -1,4 +1,5 @@
-//! SOPS decryption with age identities, in memory, after Kustomize.
+//! SOPS decryption with age identities, in memory, after Kustomize (and, for the
+//! files a `secretGenerator` reads, before it: [`source`]).
 //!
 //! In: the rendered documents, the revision's directory (to read each encrypted
 //! file as it was written: its MAC depends on the file's key order) and the
