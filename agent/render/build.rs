@@ -22,7 +22,7 @@ use super::files::{Files, Kind, is_within, parent};
 use super::generate::{GenKind, generate, hash_suffix};
 use super::kustomization::{FileKind, Kustomization, Patch, is_remote};
 use super::resource::{Behavior, ResMap, Resource};
-use super::sops::{Decryption, MASK};
+use super::sops::MASK;
 use super::{RenderError, nameref, order, patches, replace, transform, transformers};
 
 /// How deep kustomizations may include one another (resources and components).
@@ -44,8 +44,6 @@ pub struct Builder<'a> {
     /// Directories being built, outermost first: a directory met again is a cycle.
     stack: Vec<String>,
     components: usize,
-    /// Keys for SOPS-encrypted `secretGenerator` sources.
-    pub decryption: Decryption,
 }
 
 impl<'a> Builder<'a> {
@@ -56,7 +54,6 @@ impl<'a> Builder<'a> {
             parser: Parser::new(limits),
             stack: Vec::new(),
             components: 0,
-            decryption: Decryption::default(),
         })
     }
 
@@ -167,6 +164,7 @@ impl<'a> Builder<'a> {
             own.merge(files);
         }
         level.config.merge(own);
+        let decryption = self.files.decryption.clone();
         for (kind, list) in [
             (GenKind::ConfigMap, &k.config_map_generator),
             (GenKind::Secret, &k.secret_generator),
@@ -178,7 +176,7 @@ impl<'a> Builder<'a> {
                     kind,
                     args,
                     k.generator_options.as_ref(),
-                    &self.decryption,
+                    &decryption,
                 )?;
                 absorb_generated(&mut level.res, generated, kfile)?;
             }

@@ -82,8 +82,8 @@ pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Load
 }
 
 /// What render does after Kustomize: SOPS decryption, then (as Flux orders them)
-/// `${var}` substitution. The same keys decrypt `secretGenerator` sources before
-/// Kustomize, as Flux does ([`sops::source`]).
+/// `${var}` substitution. The same keys decrypt `secretGenerator` sources and patch
+/// files before Kustomize, as Flux does ([`sops::source`], [`sops::decrypt_values`]).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub decryption: sops::Decryption,
@@ -129,7 +129,7 @@ fn kustomize_with(
 ) -> Result<Option<(Vec<Document>, usize)>, RenderError> {
     let dir = relative_dir(subpath)?;
     let mut builder = build::Builder::new(root, limits)?;
-    builder.decryption = decryption.clone();
+    builder.files.decryption = decryption.clone();
     if builder.files.kustomization_in(&dir)?.is_none() {
         return Ok(None);
     }

@@ -1,7 +1,7 @@
-//! `secretGenerator` sources encrypted by the real sops (dotenv and binary), which
-//! hawser decrypts before generating, as Flux does: the Secret, hash suffix
-//! included, must be what `kustomize build` makes of the same kustomization with
-//! the files `sops -d` gives back.
+//! `secretGenerator` sources encrypted by the real sops (dotenv and binary), and
+//! patch files, which hawser decrypts before Kustomize, as Flux does: the output,
+//! hash suffixes included, must be what `kustomize build` makes of the same
+//! kustomization with the files `sops -d` gives back.
 
 use std::fs;
 use std::process::Command;
@@ -271,4 +271,50 @@ fn a_tampered_generator_source_is_refused_naming_it() {
 
     // Restored, it renders again.
     assert!(f.render(Some("k1"), &["--show-secrets"]).status.success());
+}
+
+#[test]
+fn an_encrypted_patch_file_is_decrypted_before_it_is_applied() {
+    let f = Fixture::new();
+    f.write("deploy.yaml", DEPLOY);
+    f.write(
+        "kustomization.yaml",
+        "resources:\n- deploy.yaml\npatches:\n- path: patch.enc.yaml\n",
+    );
+    let patch = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        env:\n        - name: API_TOKEN\n          value: hunter2-patch\n";
+    let text = f.encrypt(
+        "patch.enc.yaml",
+        patch,
+        &["k1", "k2"],
+        &["--encrypted-regex", "^value$"],
+    );
+    for name in ["deploy.yaml", "kustomization.yaml"] {
+        let bytes = fs::read(f.path(&format!("tree/{name}"))).unwrap();
+        f.write_bytes(&format!("plain/{name}"), &bytes);
+    }
+    f.write_bytes(
+        "plain/patch.enc.yaml",
+        &f.sops_plain("patch.enc.yaml", "yaml"),
+    );
+    let expected = f.kustomize("plain");
+    assert_eq!(
+        expected[0]["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+        "hunter2-patch"
+    );
+    assert_eq!(f.rendered("k2"), expected);
+
+    let out = f.render(Some("k1"), &[]);
+    assert!(out.status.success(), "{out:?}");
+    let masked = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !masked.contains("hunter2") && !masked.contains("ENC["),
+        "{masked}"
+    );
+    assert!(masked.contains("API_TOKEN"), "{masked}");
+
+    let at = text.find("value: ENC[AES256_GCM,data:").unwrap() + 27;
+    let mut tampered = text.into_bytes();
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    f.write_bytes("tree/patch.enc.yaml", &tampered);
+    f.refused(Some("k1"), "patch.enc.yaml", &["hunter2"]);
 }

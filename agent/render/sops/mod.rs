@@ -117,6 +117,41 @@ pub fn decrypt_documents(
     Ok(())
 }
 
+/// Decrypts the documents of one file read before Kustomize (a patch, as Flux
+/// decrypts `patches[].path` files) when they carry SOPS metadata: values filled in
+/// (or masked), the `sops` key removed. `text` is the file as committed.
+pub fn decrypt_values(
+    file: &str,
+    text: &str,
+    values: &mut [Value],
+    decryption: &Decryption,
+    limits: &Limits,
+) -> Result<(), RenderError> {
+    if !values.iter().any(is_encrypted) {
+        return Ok(());
+    }
+    let Some(keys) = &decryption.keys else {
+        return Err(RenderError::file(
+            file,
+            "encrypted with SOPS, but no --sops-age-key-file was given",
+        ));
+    };
+    let format = if file.ends_with(".json") {
+        Format::Json
+    } else {
+        Format::Yaml
+    };
+    let plain = decrypt_text(text, format, keys, limits)
+        .map_err(|reason| RenderError::file(file, reason))?;
+    for value in values {
+        if let Value::Object(map) = value {
+            map.remove("sops");
+        }
+        fill(value, &plain, decryption.mask);
+    }
+    Ok(())
+}
+
 /// Replaces each ciphertext leaf by its plaintext (or the mask).
 fn fill(value: &mut Value, plain: &Plaintexts, mask: bool) {
     match value {
