@@ -1,4 +1,5 @@
-//! `hawser run` on an overlay holding a SOPS-encrypted Secret (encrypted at test time
+//! `hawser run` on an overlay holding a SOPS-encrypted Secret and a `secretGenerator`
+//! reading a SOPS-encrypted env file (encrypted at test time
 //! by the real sops for an age key from the real age-keygen, HAWSER_TEST_TOOLS) and
 //! `${var}` references, end to end: the real Git server, the real control plane, the
 //! agent under a scoped ServiceAccount. The decrypted Secret and the substituted
@@ -18,6 +19,7 @@ use support::world::{World, until};
 
 const PLAINTEXT: &str = "hunter2-e2e-plaintext";
 const TOKEN: &str = "tok-e2e-4417";
+const ENV_PLAINTEXT: &str = "hunter2-e2e-from-env";
 
 fn tool(name: &str) -> PathBuf {
     let dir = std::env::var_os("HAWSER_TEST_TOOLS")
@@ -27,6 +29,15 @@ fn tool(name: &str) -> PathBuf {
 
 /// Encrypts `plain` with the real sops for the key in `key_file`.
 fn sops_encrypt(dir: &Path, key_file: &Path, plain: &str) -> String {
+    sops_encrypt_as(
+        dir,
+        key_file,
+        plain,
+        &["--encrypted-regex", "^(data|stringData)$"],
+    )
+}
+
+fn sops_encrypt_as(dir: &Path, key_file: &Path, plain: &str, options: &[&str]) -> String {
     let out = Command::new(tool("age-keygen"))
         .arg("-y")
         .arg(key_file)
@@ -37,13 +48,8 @@ fn sops_encrypt(dir: &Path, key_file: &Path, plain: &str) -> String {
     std::fs::write(&src, plain).unwrap();
     let out = Command::new(tool("sops"))
         .current_dir(dir)
-        .args([
-            "encrypt",
-            "--age",
-            &recipient,
-            "--encrypted-regex",
-            "^(data|stringData)$",
-        ])
+        .args(["encrypt", "--age", &recipient])
+        .args(options)
         .arg(&src)
         .output()
         .unwrap();
@@ -97,9 +103,17 @@ fn an_overlay_with_a_sops_secret_and_variables_is_applied_and_plaintext_stays_in
         "base/kept.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  annotations:\n    kustomize.toolkit.fluxcd.io/substitute: disabled\ndata:\n  raw: ${region}\n",
     );
+    let env = sops_encrypt_as(
+        keys.path(),
+        &key_file,
+        &format!("API_KEY={ENV_PLAINTEXT}\n"),
+        &["--input-type", "dotenv", "--output-type", "dotenv"],
+    );
+    assert!(!env.contains(ENV_PLAINTEXT));
+    w.repo.write("base/app.env", &env);
     w.repo.write(
         "base/kustomization.yaml",
-        "resources: [secret.enc.yaml, settings.yaml, kept.yaml]\n",
+        "resources: [secret.enc.yaml, settings.yaml, kept.yaml]\nsecretGenerator:\n- name: app\n  envs: [app.env]\n",
     );
     w.repo.write(
         "kustomization.yaml",
@@ -132,6 +146,27 @@ fn an_overlay_with_a_sops_secret_and_variables_is_applied_and_plaintext_stays_in
     });
     let live = get_field("secret", &w.ns.name, "shop-db", "{.data.password}").unwrap();
     assert_eq!(live, hawser_b64(PLAINTEXT));
+    // The generated Secret, its name hashed over the plaintext.
+    let generated = || {
+        let names = kubectl(&["get", "secrets", "-n", &w.ns.name, "-o", "name"]);
+        names.lines().find_map(|l| {
+            l.strip_prefix("secret/shop-app-")
+                .map(|h| format!("shop-app-{h}"))
+        })
+    };
+    until(&agent, "the generated Secret is live", || {
+        generated().is_some()
+    });
+    assert_eq!(
+        get_field(
+            "secret",
+            &w.ns.name,
+            &generated().unwrap(),
+            "{.data.API_KEY}"
+        )
+        .as_deref(),
+        Some(hawser_b64(ENV_PLAINTEXT).as_str())
+    );
     let field = |name: &str, key: &str| {
         get_field("configmap", &w.ns.name, name, &format!("{{.data.{key}}}"))
     };
@@ -198,7 +233,7 @@ fn an_overlay_with_a_sops_secret_and_variables_is_applied_and_plaintext_stays_in
     // The plaintext is in the cluster's Secret only: not in the cache (ciphertext as
     // fetched), the agent's log, the inventory parent or the Events.
     drop(agent);
-    for secret in [PLAINTEXT, TOKEN] {
+    for secret in [PLAINTEXT, TOKEN, ENV_PLAINTEXT] {
         let hits = files_containing(w.dir.path(), secret);
         assert!(hits.is_empty(), "{secret} written to {hits:?}");
         let parent = kubectl(&["get", "configmap", "hawser", "-n", &w.ns.name, "-o", "yaml"]);

@@ -15,6 +15,9 @@ use hawser::manifests::Limits;
 use hawser::manifests::yaml::{parse_json, parse_yaml};
 use serde_json::Value;
 
+#[path = "render_sops/generators.rs"]
+mod generators;
+
 fn tool(name: &str) -> PathBuf {
     let dir = std::env::var_os("HAWSER_TEST_TOOLS").unwrap_or_else(|| {
         panic!("HAWSER_TEST_TOOLS is not set: run tests/env/build-tools and export its output")

@@ -22,6 +22,7 @@ use super::files::{Files, Kind, is_within, parent};
 use super::generate::{GenKind, generate, hash_suffix};
 use super::kustomization::{FileKind, Kustomization, Patch, is_remote};
 use super::resource::{Behavior, ResMap, Resource};
+use super::sops::MASK;
 use super::{RenderError, nameref, order, patches, replace, transform, transformers};
 
 /// How deep kustomizations may include one another (resources and components).
@@ -81,6 +82,11 @@ impl<'a> Builder<'a> {
                 r.store_previous();
                 let name = format!("{}-{suffix}", r.name());
                 r.set_name(name);
+            }
+            for key in &r.masked {
+                if let Some(v) = r.value.get_mut("data").and_then(|d| d.get_mut(key)) {
+                    *v = Value::String(MASK.into());
+                }
             }
         }
         nameref::fix(&mut level.res.items, &level.config.name_reference)?;
@@ -158,6 +164,7 @@ impl<'a> Builder<'a> {
             own.merge(files);
         }
         level.config.merge(own);
+        let decryption = self.files.decryption.clone();
         for (kind, list) in [
             (GenKind::ConfigMap, &k.config_map_generator),
             (GenKind::Secret, &k.secret_generator),
@@ -169,6 +176,7 @@ impl<'a> Builder<'a> {
                     kind,
                     args,
                     k.generator_options.as_ref(),
+                    &decryption,
                 )?;
                 absorb_generated(&mut level.res, generated, kfile)?;
             }
@@ -537,6 +545,7 @@ fn absorb_generated(res: &mut ResMap, mut new: Resource, kfile: &str) -> Result<
             let mut annotations = old.annotations().cloned().unwrap_or_default();
             annotations.extend(new.annotations().cloned().unwrap_or_default());
             if behavior == Behavior::Merge {
+                new.masked.extend(old.masked.iter().cloned());
                 for field in ["data", "binaryData"] {
                     if let Some(Value::Object(old_map)) = old.value.get(field) {
                         let mut merged = old_map.clone();

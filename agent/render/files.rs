@@ -22,6 +22,9 @@ pub struct Files<'a> {
     pub limits: &'a Limits,
     total_bytes: u64,
     files: usize,
+    /// Keys for the SOPS-encrypted files read through here: `secretGenerator`
+    /// sources and patches, decrypted before Kustomize as Flux does.
+    pub decryption: super::sops::Decryption,
 }
 
 /// A directory inside the revision: `""` for the root, else `a/b` without slashes at
@@ -39,6 +42,7 @@ impl<'a> Files<'a> {
             limits,
             total_bytes: 0,
             files: 0,
+            decryption: super::sops::Decryption::default(),
         }
     }
 

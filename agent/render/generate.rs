@@ -4,8 +4,9 @@
 //! In: a kustomization's generator entries and the files they name (inside the
 //! kustomization's directory). Out: generated [`Resource`]s carrying their behavior
 //! (create, merge, replace) and whether their name takes the hash. What can go wrong:
-//! malformed `key=value` sources, invalid or repeated keys, missing files. Secret
-//! values never appear in messages.
+//! malformed `key=value` sources, invalid or repeated keys, missing files, and
+//! SOPS-encrypted `secretGenerator` sources that do not decrypt ([`sops::source`]).
+//! Secret values never appear in messages.
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -16,6 +17,7 @@ use super::RenderError;
 use super::files::{Files, child, is_within, parent};
 use super::kustomization::{GeneratorArgs, GeneratorOptions};
 use super::resource::{Behavior, Resource};
+use super::sops::{self, Decryption, source::SourceFormat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GenKind {
@@ -40,6 +42,7 @@ pub fn generate(
     kind: GenKind,
     args: &GeneratorArgs,
     global: Option<&GeneratorOptions>,
+    decryption: &Decryption,
 ) -> Result<Resource, RenderError> {
     let field = kind.field();
     let err = |reason: String| RenderError::field(kfile, field, reason);
@@ -52,7 +55,8 @@ pub fn generate(
         "replace" => Behavior::Replace,
         other => return Err(err(format!("{}: unknown behavior {other:?}", args.name))),
     };
-    let pairs = load_pairs(files, kfile, field, args)?;
+    let decrypting = (kind == GenKind::Secret).then_some(decryption);
+    let (pairs, decrypted) = load_pairs(files, kfile, field, args, decrypting)?;
     let mut data = Map::new();
     let mut binary = Map::new();
     for (key, bytes) in pairs {
@@ -132,6 +136,9 @@ pub fn generate(
     );
     res.needs_hash = options.disable_name_suffix_hash != Some(true);
     res.behavior = Some(behavior);
+    if decryption.mask {
+        res.masked = decrypted;
+    }
     Ok(res)
 }
 
@@ -155,22 +162,36 @@ fn merge_options(
     out
 }
 
-/// The key/value pairs of an entry, in kustomize's order: env files, literals, files.
+/// Keys and values, in order.
+type Pairs = Vec<(String, Vec<u8>)>;
+
+/// The key/value pairs of an entry, in kustomize's order: env files, literals, files;
+/// and the keys whose values came from SOPS-decrypted files. Sources are decrypted
+/// only for a `secretGenerator` (`decryption` is `Some`), as Flux does.
 fn load_pairs(
     files: &mut Files<'_>,
     kfile: &str,
     field: &str,
     args: &GeneratorArgs,
-) -> Result<Vec<(String, Vec<u8>)>, RenderError> {
+    decryption: Option<&Decryption>,
+) -> Result<(Pairs, Vec<String>), RenderError> {
     let err = |reason: String| RenderError::field(kfile, field, format!("{}: {reason}", args.name));
     let mut pairs = Vec::new();
+    let mut decrypted = Vec::new();
     let mut envs: Vec<&String> = args.envs.iter().collect();
     if !args.env.is_empty() {
         envs.push(&args.env);
     }
     for env in envs {
-        let text = String::from_utf8(read_source(files, kfile, field, env)?)
-            .map_err(|_| err(format!("env file {env:?} is not UTF-8")))?;
+        let (bytes, was_encrypted) = read_source(
+            files,
+            kfile,
+            field,
+            env,
+            decryption.map(|d| (d, SourceFormat::for_env(env))),
+        )?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| err(format!("env file {env:?} is not UTF-8")))?;
         for (i, line) in text.lines().enumerate() {
             let line = if i == 0 {
                 line.trim_start_matches('\u{feff}')
@@ -187,6 +208,9 @@ fn load_pairs(
                     "env file {env:?} line {}: {key:?} is not a valid environment variable name",
                     i + 1
                 )));
+            }
+            if was_encrypted {
+                decrypted.push(key.to_string());
             }
             pairs.push((key.to_string(), value.as_bytes().to_vec()));
         }
@@ -217,19 +241,47 @@ fn load_pairs(
                 )));
             }
         };
-        pairs.push((key, read_source(files, kfile, field, path)?));
+        // Flux picks the format from the part before `=`, or the whole entry.
+        let named = source.split('=').next().unwrap_or(source);
+        let format = SourceFormat::for_file(named);
+        let (bytes, was_encrypted) =
+            read_source(files, kfile, field, path, decryption.map(|d| (d, format)))?;
+        if was_encrypted {
+            decrypted.push(key.clone());
+        }
+        pairs.push((key, bytes));
     }
-    Ok(pairs)
+    Ok((pairs, decrypted))
 }
 
 /// Reads a source file, which must be inside the kustomization's directory
-/// (kustomize's `LoadRestrictionsRootOnly`).
+/// (kustomize's `LoadRestrictionsRootOnly`), decrypted when `decrypt` is given and
+/// it is SOPS-encrypted in that format; says whether it was.
 fn read_source(
     files: &mut Files<'_>,
     kfile: &str,
     field: &str,
     path: &str,
-) -> Result<Vec<u8>, RenderError> {
+    decrypt: Option<(&Decryption, SourceFormat)>,
+) -> Result<(Vec<u8>, bool), RenderError> {
+    let (rel, bytes) = read_plain_source(files, kfile, field, path)?;
+    let Some((decryption, format)) = decrypt else {
+        return Ok((bytes, false));
+    };
+    let keys = decryption.keys.as_deref();
+    match sops::source::decrypt_source(&bytes, format, keys, files.limits) {
+        Ok(Some(plain)) => Ok((plain, true)),
+        Ok(None) => Ok((bytes, false)),
+        Err(reason) => Err(RenderError::file(&rel, reason)),
+    }
+}
+
+fn read_plain_source(
+    files: &mut Files<'_>,
+    kfile: &str,
+    field: &str,
+    path: &str,
+) -> Result<(String, Vec<u8>), RenderError> {
     let dir = parent(kfile);
     let rel = files.join(dir, path, kfile, field)?;
     if !is_within(&rel, dir) {
@@ -240,7 +292,7 @@ fn read_source(
         ));
     }
     match files.kind(&rel, kfile, field)? {
-        Some(super::files::Kind::File) => files.read(&rel),
+        Some(super::files::Kind::File) => files.read(&rel).map(|bytes| (rel, bytes)),
         Some(super::files::Kind::Dir) => Err(RenderError::field(
             kfile,
             field,

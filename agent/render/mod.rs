@@ -82,7 +82,8 @@ pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Load
 }
 
 /// What render does after Kustomize: SOPS decryption, then (as Flux orders them)
-/// `${var}` substitution.
+/// `${var}` substitution. The same keys decrypt `secretGenerator` sources and patch
+/// files before Kustomize, as Flux does ([`sops::source`], [`sops::decrypt_values`]).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub decryption: sops::Decryption,
@@ -96,7 +97,7 @@ pub fn load_with(
     limits: &Limits,
     options: &Options,
 ) -> Result<Loaded, RenderError> {
-    let mut loaded = match kustomize(root, subpath, limits)? {
+    let mut loaded = match kustomize_with(root, subpath, limits, &options.decryption)? {
         Some((documents, files)) => Loaded {
             documents,
             files,
@@ -116,8 +117,19 @@ pub fn kustomize(
     subpath: Option<&Path>,
     limits: &Limits,
 ) -> Result<Option<(Vec<Document>, usize)>, RenderError> {
+    kustomize_with(root, subpath, limits, &sops::Decryption::default())
+}
+
+/// [`kustomize`], decrypting SOPS-encrypted `secretGenerator` sources on the way in.
+fn kustomize_with(
+    root: &Path,
+    subpath: Option<&Path>,
+    limits: &Limits,
+    decryption: &sops::Decryption,
+) -> Result<Option<(Vec<Document>, usize)>, RenderError> {
     let dir = relative_dir(subpath)?;
     let mut builder = build::Builder::new(root, limits)?;
+    builder.files.decryption = decryption.clone();
     if builder.files.kustomization_in(&dir)?.is_none() {
         return Ok(None);
     }

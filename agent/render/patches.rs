@@ -112,7 +112,12 @@ pub fn apply(
     };
     let allow_name = option(entry, "allowNameChange");
     let allow_kind = option(entry, "allowKindChange");
-    match parse(files, &text, &source, kfile, field)? {
+    let mut parsed = parse(files, &text, &source, kfile, field)?;
+    if let (Parsed::Strategic(values), false) = (&mut parsed, entry.path.is_empty()) {
+        let rel = files.join(super::files::parent(kfile), &entry.path, kfile, field)?;
+        super::sops::decrypt_values(&rel, &text, values, &files.decryption, files.limits)?;
+    }
+    match parsed {
         Parsed::Json(ops) => {
             let Some(target) = &entry.target else {
                 return Err(RenderError::field(

@@ -80,6 +80,9 @@ pub struct Resource {
     pub needs_hash: bool,
     /// For generated objects: create, merge or replace.
     pub behavior: Option<Behavior>,
+    /// For generated Secrets rendered for show: the `data` keys decrypted from SOPS
+    /// sources, masked once the name hash (which needs their plaintext) is taken.
+    pub masked: Vec<String>,
 }
 
 impl Resource {
@@ -92,6 +95,7 @@ impl Resource {
             suffixes: Vec::new(),
             needs_hash: false,
             behavior: None,
+            masked: Vec::new(),
         }
     }
 

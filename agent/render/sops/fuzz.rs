@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::source::{SourceFormat, decrypt_source};
 use super::{Format, Keys, age, decrypt_text};
 use crate::manifests::Limits;
 use crate::render::substitute;
@@ -91,6 +92,15 @@ fn mutated_sops_files_and_expressions_never_panic() {
         let text = mutate(&mut rng, SEED);
         let format = [Format::Yaml, Format::Json, Format::Dotenv][i % 3];
         if let Err(reason) = decrypt_text(&text, format, &keys, &limits) {
+            assert!(!reason.contains('\n'), "{reason}");
+        }
+        // A generator source: the marker appended, so the parsers behind it run.
+        let (source, marker) = [
+            (SourceFormat::Dotenv, "\nsops_mac=ENC["),
+            (SourceFormat::Binary, "\"mac\": \"ENC["),
+        ][i % 2];
+        let bytes = format!("{text}{marker}").into_bytes();
+        if let Err(reason) = decrypt_source(&bytes, source, Some(&keys), &limits) {
             assert!(!reason.contains('\n'), "{reason}");
         }
         let _ = age::decrypt(text.as_bytes(), &keys.identities);

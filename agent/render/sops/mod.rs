@@ -1,4 +1,5 @@
-//! SOPS decryption with age identities, in memory, after Kustomize.
+//! SOPS decryption with age identities, in memory, after Kustomize (and, for the
+//! files a `secretGenerator` reads, before it: [`source`]).
 //!
 //! In: the rendered documents, the revision's directory (to read each encrypted
 //! file as it was written: its MAC depends on the file's key order) and the
@@ -22,6 +23,7 @@ pub mod age;
 mod env;
 #[cfg(test)]
 mod fuzz;
+pub mod source;
 pub mod tree;
 
 use std::collections::{BTreeMap, HashMap};
@@ -115,6 +117,41 @@ pub fn decrypt_documents(
     Ok(())
 }
 
+/// Decrypts the documents of one file read before Kustomize (a patch, as Flux
+/// decrypts `patches[].path` files) when they carry SOPS metadata: values filled in
+/// (or masked), the `sops` key removed. `text` is the file as committed.
+pub fn decrypt_values(
+    file: &str,
+    text: &str,
+    values: &mut [Value],
+    decryption: &Decryption,
+    limits: &Limits,
+) -> Result<(), RenderError> {
+    if !values.iter().any(is_encrypted) {
+        return Ok(());
+    }
+    let Some(keys) = &decryption.keys else {
+        return Err(RenderError::file(
+            file,
+            "encrypted with SOPS, but no --sops-age-key-file was given",
+        ));
+    };
+    let format = if file.ends_with(".json") {
+        Format::Json
+    } else {
+        Format::Yaml
+    };
+    let plain = decrypt_text(text, format, keys, limits)
+        .map_err(|reason| RenderError::file(file, reason))?;
+    for value in values {
+        if let Value::Object(map) = value {
+            map.remove("sops");
+        }
+        fill(value, &plain, decryption.mask);
+    }
+    Ok(())
+}
+
 /// Replaces each ciphertext leaf by its plaintext (or the mask).
 fn fill(value: &mut Value, plain: &Plaintexts, mask: bool) {
     match value {
@@ -125,7 +162,7 @@ fn fill(value: &mut Value, plain: &Plaintexts, mask: bool) {
                 *value = if mask {
                     Value::String(MASK.into())
                 } else {
-                    p.clone()
+                    p.to_value()
                 };
             }
         }
@@ -146,8 +183,8 @@ fn read(root: &Path, file: &str, limits: &Limits) -> Result<String, RenderError>
     std::fs::read_to_string(&path).map_err(|e| RenderError::file(file, format!("reading: {e}")))
 }
 
-/// The file forms sops writes. Dotenv is parsed and decrypted here, but Kustomize
-/// generator inputs (`envs:`, `files:`) are not yet decrypted on their way in.
+/// The file forms sops writes that hawser reads: manifests in YAML and JSON, and
+/// `secretGenerator` sources in dotenv and binary (a JSON envelope), see [`source`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Yaml,

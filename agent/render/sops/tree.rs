@@ -166,7 +166,7 @@ impl Rules {
 }
 
 /// What decrypting a file yields: each ciphertext with its plaintext.
-pub type Plaintexts = HashMap<String, Value>;
+pub type Plaintexts = HashMap<String, Plain>;
 
 /// Decrypts every encrypted leaf of `branches` (the file's documents, the `sops`
 /// key removed) and checks the MAC stored in `mac` against them.
@@ -269,7 +269,7 @@ impl Walk<'_> {
             if let Some(bytes) = plain.mac_bytes() {
                 self.hash.update(bytes);
             }
-            self.out.insert(text.clone(), plain.into_value());
+            self.out.insert(text.clone(), plain);
         } else if !self.rules.mac_only_encrypted {
             self.hash.update(mac_bytes(leaf));
         }
@@ -315,7 +315,8 @@ fn go_float(f: f64) -> String {
 }
 
 /// A decrypted leaf, typed as its `type:` says.
-enum Plain {
+#[derive(Clone)]
+pub enum Plain {
     Str(String),
     Int(i64),
     Float(f64),
@@ -336,15 +337,21 @@ impl Plain {
         })
     }
 
-    fn into_value(self) -> Value {
+    /// The value for a document.
+    pub fn to_value(&self) -> Value {
         match self {
-            Plain::Str(s) => Value::String(s),
-            Plain::Int(i) => Value::from(i),
-            Plain::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
-            Plain::Bool(b) => Value::Bool(b),
-            Plain::Bytes(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+            Plain::Str(s) => Value::String(s.clone()),
+            Plain::Int(i) => Value::from(*i),
+            Plain::Float(f) => serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number),
+            Plain::Bool(b) => Value::Bool(*b),
+            Plain::Bytes(b) => Value::String(String::from_utf8_lossy(b).into_owned()),
             Plain::Comment => Value::Null,
         }
+    }
+
+    /// The bytes sops writes for this leaf in a plain file (dotenv, binary).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.mac_bytes().unwrap_or_default()
     }
 }
 
@@ -394,7 +401,12 @@ fn decrypt_value(text: &str, key: &[u8; 32], aad: &str) -> Result<Plain, String>
     };
     let bad = |t: &str| format!("a decrypted value is not a valid {t}");
     Ok(match datatype {
-        "str" => Plain::Str(text()?),
+        // A Go string holds any bytes: sops's binary format encrypts a whole file,
+        // keystores and images included, as one `str`.
+        "str" => match String::from_utf8(plain) {
+            Ok(s) => Plain::Str(s),
+            Err(e) => Plain::Bytes(e.into_bytes()),
+        },
         "int" => Plain::Int(text()?.parse().map_err(|_| bad("int"))?),
         "float" => Plain::Float(text()?.parse().map_err(|_| bad("float"))?),
         "bool" => Plain::Bool(match text()?.as_str() {
