@@ -78,6 +78,8 @@ def summary_rows(r):
                 rows.append((f"no-op drift check in `hawser run`, {n} objects: time, writes",
                              "≤ 2 s, 0 writes" if n == "1000" else "",
                              f"{secs(m['drift_reconcile_median_s'])}, {num(m['drift_writes'])} writes"))
+        for u in mem.get("unapplied", []):
+            rows.append((f"RSS steady / peak, {u['objects']} objects", "", f"not applied: {u['error']}"))
         b = mem["binary"]
         rows.append(("stripped binary", "≤ 12 MB", f"{(b['stripped_bytes'] or b['bytes']) / 1e6:.2f} MB"))
     ap = r.get("apply")
