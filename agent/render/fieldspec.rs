@@ -185,34 +185,8 @@ impl Config {
 /// webhook configurations last, then `group_version_kind` with `~G`, `~V`, `~K`
 /// standing for empty parts.
 fn kind_order(spec: &FieldSpec) -> (i32, String) {
-    const FIRST: &[&str] = &[
-        "Namespace",
-        "ResourceQuota",
-        "StorageClass",
-        "CustomResourceDefinition",
-        "ServiceAccount",
-        "PodSecurityPolicy",
-        "Role",
-        "ClusterRole",
-        "RoleBinding",
-        "ClusterRoleBinding",
-        "ConfigMap",
-        "Secret",
-        "Endpoints",
-        "Service",
-        "LimitRange",
-        "PriorityClass",
-        "PersistentVolume",
-        "PersistentVolumeClaim",
-        "Deployment",
-        "StatefulSet",
-        "CronJob",
-        "PodDisruptionBudget",
-    ];
-    const LAST: &[&str] = &[
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-    ];
+    // kustomize sorts field specs by the same legacy kind order as resources.
+    use super::order::{FIRST, LAST};
     let kind = spec.kind.as_str();
     let rank = if let Some(i) = FIRST.iter().position(|k| *k == kind) {
         i as i32 - FIRST.len() as i32

@@ -5,8 +5,8 @@ use super::RenderError;
 use super::kustomization::SortOptions;
 use super::resource::Resource;
 
-/// kustomize's `SortOrderTransformer` defaults.
-const FIRST: &[&str] = &[
+/// kustomize's `SortOrderTransformer` defaults (also the order of its field specs).
+pub(super) const FIRST: &[&str] = &[
     "Namespace",
     "ResourceQuota",
     "StorageClass",
@@ -30,7 +30,7 @@ const FIRST: &[&str] = &[
     "CronJob",
     "PodDisruptionBudget",
 ];
-const LAST: &[&str] = &[
+pub(super) const LAST: &[&str] = &[
     "MutatingWebhookConfiguration",
     "ValidatingWebhookConfiguration",
 ];
