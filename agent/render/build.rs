@@ -22,7 +22,6 @@ use super::files::{Files, Kind, is_within, parent};
 use super::generate::{GenKind, generate, hash_suffix};
 use super::kustomization::{FileKind, Kustomization, Patch, is_remote};
 use super::resource::{Behavior, ResMap, Resource};
-use super::sops::MASK;
 use super::{RenderError, nameref, order, patches, replace, transform, transformers};
 
 /// How deep kustomizations may include one another (resources and components).
@@ -83,11 +82,6 @@ impl<'a> Builder<'a> {
                 let name = format!("{}-{suffix}", r.name());
                 r.set_name(name);
             }
-            for key in &r.masked {
-                if let Some(v) = r.value.get_mut("data").and_then(|d| d.get_mut(key)) {
-                    *v = Value::String(MASK.into());
-                }
-            }
         }
         nameref::fix(&mut level.res.items, &level.config.name_reference)?;
         level.res.items.retain(|r| {
@@ -98,13 +92,7 @@ impl<'a> Builder<'a> {
         });
         let mut items = level.res.items;
         order::sort(&mut items, k.sort_options.as_ref(), &kfile)?;
-        Ok(items
-            .into_iter()
-            .map(|r| Document {
-                location: r.location,
-                value: r.value,
-            })
-            .collect())
+        Ok(items.into_iter().map(Resource::into_document).collect())
     }
 
     fn load(&mut self, dir: &str) -> Result<(String, Kustomization, FileKind), RenderError> {
@@ -545,7 +533,8 @@ fn absorb_generated(res: &mut ResMap, mut new: Resource, kfile: &str) -> Result<
             let mut annotations = old.annotations().cloned().unwrap_or_default();
             annotations.extend(new.annotations().cloned().unwrap_or_default());
             if behavior == Behavior::Merge {
-                new.masked.extend(old.masked.iter().cloned());
+                new.sealed.extend(&old.sealed);
+                new.sealed_values.extend(old.sealed_values.iter().cloned());
                 for field in ["data", "binaryData"] {
                     if let Some(Value::Object(old_map)) = old.value.get(field) {
                         let mut merged = old_map.clone();

@@ -13,6 +13,7 @@
 
 mod build;
 pub mod emit;
+mod envsubst;
 mod fieldspec;
 mod files;
 mod generate;

@@ -113,10 +113,13 @@ pub fn apply(
     let allow_name = option(entry, "allowNameChange");
     let allow_kind = option(entry, "allowKindChange");
     let mut parsed = parse(files, &text, &source, kfile, field)?;
+    // Values decrypted from the patch file: the objects it patches seal them.
+    let mut plain = Vec::new();
     if let (Parsed::Strategic(values), false) = (&mut parsed, entry.path.is_empty()) {
         let rel = files.join(super::files::parent(kfile), &entry.path, kfile, field)?;
-        super::sops::decrypt_values(&rel, &text, values, &files.decryption, files.limits)?;
+        plain = super::sops::decrypt_values(&rel, &text, values, &files.decryption, files.limits)?;
     }
+    let seal = |r: &mut Resource| r.sealed_values.extend(plain.iter().cloned());
     match parsed {
         Parsed::Json(ops) => {
             let Some(target) = &entry.target else {
@@ -159,6 +162,7 @@ pub fn apply(
                 let mut deleted = Vec::new();
                 for i in selected {
                     let r = &mut res.items[i];
+                    seal(r);
                     let mut copy = one.clone();
                     copy["apiVersion"] = r.value["apiVersion"].clone();
                     if strategic(r, &copy, &source, allow_name, allow_kind)? == Merged::Deleted {
@@ -186,6 +190,7 @@ pub fn apply(
                         ));
                     };
                     let r = &mut res.items[*i];
+                    seal(r);
                     if strategic(r, one, &source, allow_name, allow_kind)? == Merged::Deleted {
                         remove(res, &[*i]);
                     }
