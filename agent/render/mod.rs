@@ -11,6 +11,7 @@
 //! field (or the resource file and document) and the rule broken. A failed render
 //! yields nothing, so nothing downstream is ever half-written.
 
+mod behavior;
 mod build;
 pub mod emit;
 mod envsubst;
@@ -25,6 +26,7 @@ mod patches;
 mod replace;
 mod resource;
 mod scope;
+mod selector;
 pub mod sops;
 pub mod substitute;
 mod transform;
