@@ -131,8 +131,10 @@ fn finish(name: &str, value: Option<&String>, strict: bool) -> Result<String, St
     }
 }
 
+/// The first characters of what follows a name, for an error: escaped, so a line
+/// break in the text cannot break the one-line message.
 fn first(text: &str) -> String {
-    text.chars().take(2).collect()
+    text.chars().take(2).flat_map(char::escape_debug).collect()
 }
 
 #[cfg(test)]
@@ -169,9 +171,12 @@ mod tests {
         let err = eval("${nope}", &v, true).unwrap_err();
         assert!(err.contains("nope") && err.contains("strict"), "{err}");
         assert_eq!(eval("${nope:=d}", &v, true).unwrap(), "d");
-        for bad in ["${a", "${a^^}", "${#a}", "${a/x/y}", "${1a}", "${}"] {
+        for bad in [
+            "${a", "${a^^}", "${#a}", "${a/x/y}", "${1a}", "${}", "${a\nb}",
+        ] {
             let err = eval(bad, &v, false).unwrap_err();
             assert!(!err.contains("secret-value"), "{err}");
+            assert!(!err.contains('\n'), "found by the fuzz target: {err:?}");
         }
     }
 
