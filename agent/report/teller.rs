@@ -20,13 +20,14 @@ use super::outcome::{Occasion, RevisionOutcome};
 use crate::apply::Applied;
 use crate::errors::one_line_error;
 use crate::inventory::{self, Parent};
+use crate::source::Revision;
 use crate::verify::{Signer, Verified};
 
 /// What the loop knows that a status shows.
 pub struct Standing<'a> {
     /// The revisions recorded as applied and as good.
-    pub applied: Option<&'a str>,
-    pub good: Option<&'a str>,
+    pub applied: Option<&'a Revision>,
+    pub good: Option<&'a Revision>,
     /// The statuses posted so far (kept in the cache's state); a post adds to it.
     pub posted: &'a mut Vec<Posted>,
     /// Wall-clock start of the current source outage.
@@ -36,7 +37,7 @@ pub struct Standing<'a> {
 /// One revision being applied, from its start to its outcome.
 #[must_use = "a reconcile is told with Teller::tell"]
 pub struct Reconcile {
-    revision: String,
+    revision: Revision,
     occasion: Occasion,
     /// None for a revision refused before it was cached: no reconcile ran.
     timer: Option<ReconcileTimer>,
@@ -147,7 +148,7 @@ impl Teller {
 
     /// The desired revision could not be stored in the cache: the status shows it
     /// as desired and why it is not applied, while the applied one stays enforced.
-    pub async fn unstorable(&mut self, revision: &str, reason: &str) {
+    pub async fn unstorable(&mut self, revision: &Revision, reason: &str) {
         self.desired = Some(revision.to_string());
         let mut status = self.status.clone();
         status.source = self.source_url.clone();
@@ -164,7 +165,7 @@ impl Teller {
     }
 
     /// The source named `revision` at a successful poll.
-    pub fn desired(&mut self, revision: &str) {
+    pub fn desired(&mut self, revision: &Revision) {
         self.desired = Some(revision.to_string());
     }
 
@@ -172,7 +173,7 @@ impl Teller {
     /// `signed` says how its signatures verified, when they were checked.
     pub fn begin(
         &self,
-        revision: &str,
+        revision: &Revision,
         source: &str,
         occasion: Occasion,
         signed: Option<Verified>,
@@ -185,7 +186,7 @@ impl Teller {
             );
         }
         Reconcile {
-            revision: revision.to_string(),
+            revision: revision.clone(),
             occasion,
             timer: Some(self.metrics.reconcile_timer()),
             started: Instant::now(),
@@ -195,9 +196,9 @@ impl Teller {
     }
 
     /// Tells a revision the source refused before it was cached (not a reconcile).
-    pub fn refusal(&self, revision: &str, commit: Option<String>) -> Reconcile {
+    pub fn refusal(&self, revision: &Revision, commit: Option<String>) -> Reconcile {
         Reconcile {
-            revision: revision.to_string(),
+            revision: revision.clone(),
             occasion: Occasion::New,
             timer: None,
             started: Instant::now(),
@@ -280,7 +281,7 @@ impl Teller {
                     took_ms = started.elapsed().as_millis() as u64,
                     "applied and healthy"
                 );
-                self.metrics.set_good_revision(Some(&revision));
+                self.metrics.set_good_revision(Some(revision.as_str()));
                 self.metrics.succeeded_at(SystemTime::now());
             }
             RevisionOutcome::Unhealthy { .. } => {
@@ -298,7 +299,7 @@ impl Teller {
             }
         }
         if let Some(applied) = outcome.applied() {
-            self.metrics.set_applied_revision(Some(&revision));
+            self.metrics.set_applied_revision(Some(revision.as_str()));
             self.metrics.set_managed_objects(applied.objects.len());
         }
         // The commit status first, so the status write below carries it.
@@ -340,7 +341,7 @@ impl Teller {
     }
 
     /// The last good revision is applied again after `bad` was unhealthy.
-    pub async fn rolling_back(&self, bad: &str, reason: &str, good: &str) {
+    pub async fn rolling_back(&self, bad: &Revision, reason: &str, good: &Revision) {
         tracing::warn!(to = %good, from = %bad, "rolling back to the last good revision");
         let text = format!("{bad} was unhealthy ({reason}); rolled back to {good}");
         cluster::event(
@@ -402,8 +403,8 @@ impl Teller {
         let status = ClusterStatus {
             source: self.source_url.clone(),
             desired: self.desired.clone(),
-            applied: standing.applied.map(str::to_string),
-            good: standing.good.map(str::to_string),
+            applied: standing.applied.map(Revision::to_string),
+            good: standing.good.map(Revision::to_string),
             desired_unstorable: None,
             result: result.to_string(),
             message,
@@ -440,7 +441,7 @@ impl Teller {
     /// Returns whether `standing.posted` changed and should be saved.
     pub async fn waiting(
         &mut self,
-        revision: &str,
+        revision: &Revision,
         commit: Option<String>,
         reason: &str,
         standing: Standing<'_>,

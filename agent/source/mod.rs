@@ -13,66 +13,15 @@ pub mod bundle;
 pub mod git;
 pub mod http;
 pub mod oci;
+mod revision;
 pub mod tarball;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use git::GitError;
-use git::object::ObjectId;
 
 pub use http::{Auth, HttpOptions};
-
-/// What a source names: a Git commit id (40 hex digits) or, for an archive without a
-/// commit id, `sha256:<hex>` of the archive.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct Revision(String);
-
-impl Revision {
-    pub fn commit(id: ObjectId) -> Self {
-        Self(id.to_string())
-    }
-
-    pub fn sha256(hex: &str) -> Self {
-        Self(format!("sha256:{hex}"))
-    }
-
-    /// An OCI artifact: `TAG@sha256:<manifest digest>`, or the digest alone when
-    /// it was pinned.
-    pub fn oci(pin: &oci::reference::Pin, digest: &oci::reference::Digest) -> Self {
-        Self(oci::reference::revision_string(pin, digest))
-    }
-
-    /// Parses the string form (as stored by the cache).
-    pub fn parse(s: &str) -> Option<Self> {
-        if let Some(id) = ObjectId::from_hex(s) {
-            return Some(Self::commit(id));
-        }
-        if let Some((tag, digest)) = s.split_once('@') {
-            return (oci::reference::valid_tag(tag)
-                && oci::reference::Digest::parse(digest).is_some())
-            .then(|| Self(s.to_string()));
-        }
-        let hex = s.strip_prefix("sha256:")?;
-        crate::encoding::is_hex(hex, 64).then(|| Self::sha256(&hex.to_ascii_lowercase()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The commit id, when the revision is one.
-    pub fn commit_id(&self) -> Option<ObjectId> {
-        ObjectId::from_hex(&self.0)
-    }
-}
-
-impl fmt::Display for Revision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use revision::{BadRevision, Revision};
 
 /// A fetched and verified tree on disk. Only the verifying fetch paths construct one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +53,12 @@ impl Snapshot {
             objects: None,
             verified: None,
         }
+    }
+
+    /// A snapshot of a directory nothing verified, for the cache's unit tests.
+    #[cfg(test)]
+    pub(crate) fn unverified(revision: Revision, dir: PathBuf, source: &str) -> Self {
+        Self::new(revision, dir, 0, 0, source.to_string())
     }
 
     /// The same snapshot with the objects its signatures were checked in.
@@ -154,7 +109,7 @@ impl Snapshot {
 
 /// Resource limits; exceeding one is an error naming it, and nothing is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub struct FetchLimits {
     /// Bytes downloaded: a pack, or an archive as sent.
     pub max_pack_bytes: u64,
     /// Bytes of one object or archive entry.
@@ -169,7 +124,7 @@ pub struct Limits {
     pub max_refs: u64,
 }
 
-impl Default for Limits {
+impl Default for FetchLimits {
     fn default() -> Self {
         Self {
             max_pack_bytes: 256 << 20,
@@ -232,7 +187,7 @@ pub struct SourceSpec {
     /// Verify the archive against `<url>.sha256`.
     pub sha256_from_url: bool,
     pub http: HttpOptions,
-    pub limits: Limits,
+    pub limits: FetchLimits,
     /// Signature, downgrade and inbox options (bundle sources only).
     pub bundle: bundle::BundleOptions,
     /// Registry, signature and layer options (OCI sources only).
@@ -314,9 +269,9 @@ impl Source {
     /// The Git commit `revision` was made from, for commit statuses: the revision
     /// itself when it is a commit id, else what an OCI artifact's
     /// `org.opencontainers.image.revision` annotation named.
-    pub fn commit_of(&self, revision: &str) -> Option<String> {
-        if crate::encoding::is_commit_id(revision) {
-            return Some(revision.to_string());
+    pub fn commit_of(&self, revision: &Revision) -> Option<String> {
+        if let Some(id) = revision.commit_id() {
+            return Some(id.to_string());
         }
         match self {
             Source::Oci(o) => o.commit_of(revision),
@@ -570,19 +525,6 @@ mod tests {
         assert_eq!(SourceKind::from_url("/var/lib/inbox"), SourceKind::Bundle);
         assert_eq!(SourceKind::from_url("ssh://h/repo"), SourceKind::Git);
         assert_eq!(SourceKind::from_url("oci://h/a/b:v1"), SourceKind::Oci);
-    }
-
-    #[test]
-    fn revisions_parse_both_forms() {
-        let c = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
-        assert_eq!(Revision::parse(c).unwrap().as_str(), c);
-        let s = format!("sha256:{}", "ab".repeat(32));
-        assert_eq!(Revision::parse(&s).unwrap().as_str(), s);
-        assert!(Revision::parse("sha256:abc").is_none());
-        assert!(Revision::parse("main").is_none());
-        let oci = format!("v1.2@sha256:{}", "ab".repeat(32));
-        assert_eq!(Revision::parse(&oci).unwrap().as_str(), oci);
-        assert!(Revision::parse(&format!("../x@sha256:{}", "ab".repeat(32))).is_none());
     }
 
     #[test]

@@ -41,17 +41,17 @@ use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use check::{Applied, Content, Verdict, Window};
+use check::{Ancestry, AppliedCommit, Content, Window};
 pub use error::BundleError;
 use header::Header;
-use sign::{Signer, TrustedKeys};
+use sign::{BundleSigner, TrustedKeys};
 
 use super::git::GitError;
 use super::git::extract::extract;
 use super::git::object::ObjectId;
 use super::git::pack::Pack;
 use super::git::refs::RefSpec;
-use super::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
+use super::{FetchLimits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
 
 /// How bundles are trusted and consumed (the bundle flags of `SourceArgs`).
 #[derive(Clone, Debug, Default)]
@@ -75,7 +75,7 @@ pub struct Checked {
     pub prerequisites: usize,
     pub content: Content,
     /// `None` when unsigned bundles are allowed and this one was not checked.
-    pub signer: Option<Signer>,
+    pub signer: Option<BundleSigner>,
 }
 
 /// Checks an open bundle: signature over the whole file first (so nothing
@@ -86,7 +86,7 @@ pub fn check_bundle(
     sig: Option<(&Path, &[u8])>,
     options: &BundleOptions,
     spec: &RefSpec,
-    limits: &Limits,
+    limits: &FetchLimits,
 ) -> Result<Checked, BundleError> {
     // Bounded before anything is hashed: a link to a huge file must not stall a poll.
     let len = file
@@ -136,7 +136,7 @@ pub fn check_bundle(
 /// Parses the header and opens (verifies) the pack that follows it.
 pub fn open_pack<'f>(
     file: &'f mut File,
-    limits: &Limits,
+    limits: &FetchLimits,
 ) -> Result<(Header, Pack<Window<&'f mut File>>), BundleError> {
     let here = Path::new("bundle");
     rewind(file, here)?;
@@ -186,7 +186,7 @@ struct Chosen {
 
 #[derive(Default)]
 struct State {
-    applied: Option<Applied>,
+    applied: Option<AppliedCommit>,
     /// Committer times of every commit a checked bundle delivered.
     times: HashMap<ObjectId, i64>,
     chosen: Option<Chosen>,
@@ -203,7 +203,7 @@ pub struct BundleSource {
     reference: RefSpec,
     path: Option<String>,
     options: BundleOptions,
-    limits: Limits,
+    limits: FetchLimits,
     client: Option<super::http::Client>,
     state: Mutex<State>,
     policy: crate::verify::Policy,
@@ -309,7 +309,7 @@ impl BundleSource {
             return;
         };
         let committer_time = committer_time.or_else(|| state.times.get(&commit).copied());
-        let applied = Applied {
+        let applied = AppliedCommit {
             commit,
             committer_time,
         };
@@ -382,12 +382,12 @@ impl BundleSource {
                 applied.committer_time = state.times.get(&applied.commit).copied();
             }
             match check::judge(content, &applied) {
-                Verdict::Same | Verdict::Newer => {}
-                Verdict::Older(reason) if self.options.allow_downgrade => {
+                Ancestry::Same | Ancestry::Newer => {}
+                Ancestry::Older(reason) if self.options.allow_downgrade => {
                     tracing::warn!(bundle = %shown, commit = %content.commit,
                         applied = %applied.commit, %reason, "accepting a downgrade (--allow-downgrade)");
                 }
-                Verdict::Older(reason) => {
+                Ancestry::Older(reason) => {
                     if let (Location::Inbox(dir), true) =
                         (&self.location, self.options.inbox_consume)
                     {

@@ -1,7 +1,7 @@
 //! Bundle (and status report) authenticity: detached OpenSSH signatures
 //! (`PROTOCOL.sshsig`, namespace `hawser-bundle`, or `hawser-status` for reports) checked against keys in OpenSSH's `allowed_signers` format. In:
 //! the trusted-keys file (read once at startup), a bundle file and its `.sig`. Out:
-//! the [`Signer`] whose key made the signature. The bundle is hashed as a stream, so
+//! the [`BundleSigner`] whose key made the signature. The bundle is hashed as a stream, so
 //! large bundles are never held in memory. Ed25519 and RSA keys are verified (RSA
 //! came with OpenPGP commit verification, which needs the `rsa` crate anyway; the
 //! `ssh-key` ECDSA feature would add 21 crates). Git commit and tag signatures
@@ -103,14 +103,14 @@ pub struct TrustedKeys {
 
 /// Who signed a bundle.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Signer {
+pub struct BundleSigner {
     /// The principals of the matching `allowed_signers` line.
     pub principals: String,
     /// `SHA256:…`, as `ssh-keygen -l` prints it.
     pub fingerprint: String,
 }
 
-impl std::fmt::Display for Signer {
+impl std::fmt::Display for BundleSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.principals, self.fingerprint)
     }
@@ -210,7 +210,7 @@ impl TrustedKeys {
         sig_path: &Path,
         sig_text: &[u8],
         data: impl Read,
-    ) -> Result<Signer, SignError> {
+    ) -> Result<BundleSigner, SignError> {
         let path = || sig_path.to_path_buf();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -248,7 +248,12 @@ impl TrustedKeys {
     /// Checks the armored signature `sig_text` over `data` as made at `time` (unix
     /// seconds: now for bundles, the committer time for git objects, as
     /// `git verify-commit` passes it to `ssh-keygen -Overify-time`).
-    pub fn check(&self, sig_text: &[u8], data: impl Read, time: i64) -> Result<Signer, Refusal> {
+    pub fn check(
+        &self,
+        sig_text: &[u8],
+        data: impl Read,
+        time: i64,
+    ) -> Result<BundleSigner, Refusal> {
         let sig = SshSig::from_pem(sig_text).map_err(|e| Refusal::Malformed(e.to_string()))?;
         if sig.namespace() != self.namespace {
             return Err(Refusal::Namespace(
@@ -277,7 +282,7 @@ impl TrustedKeys {
             .key_data()
             .verify(&signed, sig.signature())
             .map_err(|_| Refusal::Mismatch(fingerprint))?;
-        Ok(Signer {
+        Ok(BundleSigner {
             principals: trusted.principals.clone(),
             fingerprint: trusted.key.fingerprint(HashAlg::Sha256).to_string(),
         })

@@ -23,7 +23,7 @@ E7VVC05XUhB8G7y+615As=
 -----END SSH SIGNATURE-----
 ";
 
-fn verify(signers: &str, sig: &str, msg: &[u8]) -> Result<Signer, SignError> {
+fn verify(signers: &str, sig: &str, msg: &[u8]) -> Result<BundleSigner, SignError> {
     TrustedKeys::parse(signers)
         .unwrap()
         .verify(Path::new("b.bundle.sig"), sig.as_bytes(), msg)

@@ -19,7 +19,7 @@ use super::pktline::{
 };
 use super::refs::{RefSpec, RemoteRef, parse_v0_advertisement, parse_v2_ref, pick};
 use crate::source::http::{Budget, Client, Deadline, io_error, take_userinfo};
-use crate::source::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
+use crate::source::{FetchLimits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
 use crate::verify::{Objects, Policy};
 
 const UPLOAD_PACK: &str = "git-upload-pack";
@@ -40,7 +40,7 @@ pub struct GitSource {
     shown: String,
     reference: RefSpec,
     path: Option<String>,
-    limits: Limits,
+    limits: FetchLimits,
     client: Client,
     discovered: Mutex<Option<Discovered>>,
     policy: Policy,
@@ -479,7 +479,7 @@ fn v0_fetch_request(wants: &[ObjectId]) -> Vec<u8> {
 fn spool<R: Read>(
     into: &Path,
     mut pack: SideBand<R>,
-    limits: &Limits,
+    limits: &FetchLimits,
     url: &str,
 ) -> Result<File, SourceError> {
     let path = into.with_file_name(format!(
