@@ -25,6 +25,8 @@ mod state;
 mod tree;
 
 #[cfg(test)]
+mod state_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fs::{self, File, TryLockError};
