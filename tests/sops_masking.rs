@@ -13,7 +13,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hawser::manifests::Limits;
+use hawser::manifests::ParseLimits;
 use hawser::manifests::yaml::parse_yaml;
 use serde_json::Value;
 use support::cluster::{
@@ -76,7 +76,7 @@ impl Key {
 }
 
 fn docs(text: &str) -> Vec<Value> {
-    parse_yaml(text, "out", &Limits::default())
+    parse_yaml(text, "out", &ParseLimits::default())
         .unwrap()
         .into_iter()
         .map(|p| p.value)

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::Outcome;
+use super::Exit;
 use super::apply::InputArgs;
-use crate::manifests::Limits;
+use crate::manifests::ParseLimits;
 use crate::render;
 
 #[derive(Debug, clap::Args)]
@@ -37,14 +37,14 @@ pub fn run(
         render: render_args,
         show_secrets,
     }: Args,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<Exit> {
     let options = render_args.options()?;
     if !options.substitution.from.is_empty() {
         anyhow::bail!("--substitute-from reads the cluster; `render` does not: use --substitute");
     }
     let input = input.prepare()?;
     let subpath = subdir.as_deref().or(input.tree.subpath.as_deref());
-    let loaded = render::load_with(&input.tree.root, subpath, &Limits::default(), &options)?;
+    let loaded = render::load_with(&input.tree.root, subpath, &ParseLimits::default(), &options)?;
     for warning in &loaded.warnings {
         eprintln!("hawser: warning: {warning}");
     }
@@ -64,5 +64,5 @@ pub fn run(
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::manifests::sealed::{Sealed, escape};
-use crate::manifests::{Document, Limits};
+use crate::manifests::{Document, ParseLimits};
 
 use super::RenderError;
 pub use file::{Budget, Format, Keys, decrypt_text};
@@ -42,12 +42,12 @@ use tree::Plaintexts;
 
 impl Default for Budget {
     fn default() -> Self {
-        Budget::from(&Limits::default())
+        Budget::from(&ParseLimits::default())
     }
 }
 
-impl From<&Limits> for Budget {
-    fn from(limits: &Limits) -> Self {
+impl From<&ParseLimits> for Budget {
+    fn from(limits: &ParseLimits) -> Self {
         Budget {
             max_file_bytes: limits.max_file_bytes,
             max_depth: limits.max_depth,
@@ -76,7 +76,7 @@ pub fn decrypt_documents(
     root: &Path,
     docs: &mut [Document],
     decryption: &Decryption,
-    limits: &Limits,
+    limits: &ParseLimits,
 ) -> Result<(), RenderError> {
     let mut files: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, doc) in docs.iter().enumerate() {
@@ -111,7 +111,7 @@ pub fn decrypt_values(
     text: &str,
     values: &mut [Value],
     decryption: &Decryption,
-    limits: &Limits,
+    limits: &ParseLimits,
 ) -> Result<Vec<Value>, RenderError> {
     if !values.iter().any(is_encrypted) {
         return Ok(Vec::new());
@@ -169,7 +169,7 @@ fn fill(value: &mut Value, plain: &Plaintexts, at: &mut String, sealed: &mut Sea
     }
 }
 
-fn read(root: &Path, file: &str, limits: &Limits) -> Result<String, RenderError> {
+fn read(root: &Path, file: &str, limits: &ParseLimits) -> Result<String, RenderError> {
     let path = root.join(file);
     let meta = std::fs::symlink_metadata(&path)
         .map_err(|e| RenderError::file(file, format!("reading: {e}")))?;
