@@ -65,7 +65,7 @@ pub struct Settings {
 /// What the admin server and the signal handler share with the loop.
 #[derive(Debug, Clone)]
 pub struct Handles {
-    pub ready: crate::admin::Readiness,
+    pub ready: crate::admin::ReadyFlag,
     pub hook: Arc<Notify>,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Metrics,
