@@ -5,14 +5,14 @@
 //!
 //! - `GET /healthz`: 200 `ok` while the process runs and the loop's [`Heartbeat`]
 //!   is fresh; 503 `loop stuck` (with the heartbeat's age) when it is not.
-//! - `GET /readyz`: 503 until [`Readiness::set`] is called with true, then 200.
+//! - `GET /readyz`: 503 until [`ReadyFlag::set`] is called with true, then 200.
 //! - `GET /metrics`: the registry in the OpenMetrics text format.
 //! - `POST /hook`: 202 for a request signed with the webhook secret (see [`hook`]),
 //!   401 without reading the body if no signature header is present, 401 for a
 //!   wrong signature, 413 beyond the body limit, 404 when no secret is configured.
 //!
 //! One request per connection (`Connection: close`); the request head must arrive
-//! within `Limits::head_timeout`, the whole request within `Limits::timeout`. When
+//! within `RequestLimits::head_timeout`, the whole request within `RequestLimits::timeout`. When
 //! every slot is taken, the oldest connection still waiting for its head is closed
 //! to make room ([`slots`]): idle or slow sockets cannot deny `/healthz`. What can go
 //! wrong: binding the address ([`AdminError`]); everything after that is answered
@@ -66,7 +66,7 @@ pub enum AdminError {
 
 /// Bounds on what one client may cost.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct RequestLimits {
     /// Largest webhook body accepted.
     pub max_body: usize,
     /// Time to receive a whole request, and again to send the answer.
@@ -81,9 +81,9 @@ pub struct Limits {
     pub drain: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
+impl Default for RequestLimits {
+    fn default() -> RequestLimits {
+        RequestLimits {
             max_body: 1024 * 1024,
             timeout: Duration::from_secs(10),
             head_timeout: Duration::from_secs(2),
@@ -96,12 +96,12 @@ impl Default for Limits {
 /// The readiness flag `/readyz` reports; starts false. Cheap to clone. While not
 /// ready it may carry why, which `/readyz` answers with.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness {
+pub struct ReadyFlag {
     ready: Arc<AtomicBool>,
     reason: Arc<Mutex<Option<String>>>,
 }
 
-impl Readiness {
+impl ReadyFlag {
     pub fn set(&self, ready: bool) {
         if ready {
             self.set_reason(None);
@@ -140,10 +140,10 @@ impl Readiness {
 #[derive(Debug, Clone)]
 pub struct Admin {
     registry: Arc<Registry>,
-    readiness: Readiness,
+    readiness: ReadyFlag,
     secret: Option<HookSecret>,
     hooks: Arc<Notify>,
-    limits: Limits,
+    limits: RequestLimits,
     heartbeat: Option<Heartbeat>,
     replays: Arc<replay::Replays>,
 }
@@ -153,10 +153,10 @@ impl Admin {
     pub fn new(registry: Registry) -> Admin {
         Admin {
             registry: Arc::new(registry),
-            readiness: Readiness::default(),
+            readiness: ReadyFlag::default(),
             secret: None,
             hooks: Arc::new(Notify::new()),
-            limits: Limits::default(),
+            limits: RequestLimits::default(),
             heartbeat: None,
             replays: Arc::new(replay::Replays::new(Duration::ZERO)),
         }
@@ -181,13 +181,13 @@ impl Admin {
         self
     }
 
-    pub fn with_limits(mut self, limits: Limits) -> Admin {
+    pub fn with_limits(mut self, limits: RequestLimits) -> Admin {
         self.limits = limits;
         self
     }
 
     /// The flag behind `/readyz`; the loop sets it once it enforces a revision.
-    pub fn readiness(&self) -> Readiness {
+    pub fn readiness(&self) -> ReadyFlag {
         self.readiness.clone()
     }
 
@@ -206,7 +206,7 @@ impl Admin {
     }
 
     /// Serves until `shutdown` turns true (or its sender is dropped), then lets the
-    /// requests in flight finish for up to `Limits::drain`.
+    /// requests in flight finish for up to `RequestLimits::drain`.
     pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let admin = Arc::new(self);
         let slots = Slots::new(admin.limits.max_connections);

@@ -19,8 +19,8 @@ fn content(commit: u8, time: i64, ancestors: &[u8], complete: bool) -> Content {
     }
 }
 
-fn applied(commit: u8, time: Option<i64>) -> Applied {
-    Applied {
+fn applied(commit: u8, time: Option<i64>) -> AppliedCommit {
+    AppliedCommit {
         commit: id(commit),
         committer_time: time,
     }
@@ -30,17 +30,17 @@ fn applied(commit: u8, time: Option<i64>) -> Applied {
 fn ancestry_decides_when_history_can() {
     assert_eq!(
         judge(&content(2, 10, &[1], true), &applied(2, None)),
-        Verdict::Same
+        Ancestry::Same
     );
     // A descendant is newer even with an earlier clock.
     assert_eq!(
         judge(&content(3, 5, &[1, 2], false), &applied(2, Some(100))),
-        Verdict::Newer
+        Ancestry::Newer
     );
     // Full history without the applied commit: another line of history.
     assert!(matches!(
         judge(&content(3, 500, &[1], true), &applied(2, Some(100))),
-        Verdict::Older(r) if r.contains("does not descend")
+        Ancestry::Older(r) if r.contains("does not descend")
     ));
 }
 
@@ -48,19 +48,19 @@ fn ancestry_decides_when_history_can() {
 fn committer_time_decides_otherwise() {
     assert_eq!(
         judge(&content(3, 200, &[9], false), &applied(2, Some(100))),
-        Verdict::Newer
+        Ancestry::Newer
     );
     assert_eq!(
         judge(&content(3, 100, &[9], false), &applied(2, Some(100))),
-        Verdict::Newer
+        Ancestry::Newer
     );
     assert!(matches!(
         judge(&content(3, 99, &[9], false), &applied(2, Some(100))),
-        Verdict::Older(r) if r.contains("earlier")
+        Ancestry::Older(r) if r.contains("earlier")
     ));
     assert!(matches!(
         judge(&content(3, 99, &[9], false), &applied(2, None)),
-        Verdict::Older(r) if r.contains("unknown")
+        Ancestry::Older(r) if r.contains("unknown")
     ));
 }
 
@@ -111,7 +111,7 @@ fn refs_are_selected_like_git_does() {
 
 #[test]
 fn window_shows_only_its_slice() {
-    let mut w = Window::new(Cursor::new(b"headerPACKDATA".to_vec()), 6, 8);
+    let mut w = ByteRange::new(Cursor::new(b"headerPACKDATA".to_vec()), 6, 8);
     assert_eq!(w.seek(SeekFrom::End(0)).unwrap(), 8);
     w.seek(SeekFrom::Start(0)).unwrap();
     let mut all = Vec::new();

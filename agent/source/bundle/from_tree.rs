@@ -16,7 +16,7 @@ use flate2::Compression;
 use flate2::write::ZlibEncoder;
 use sha1_checked::{Digest, Sha1};
 
-use super::check::{self, Window};
+use super::check::{self, ByteRange};
 use super::header::Header;
 use super::write::{self, Created};
 use crate::source::git::object::{Kind, ObjectId, object_id};
@@ -57,7 +57,7 @@ pub fn create_from_oci(
     ));
     let snapshot = source.fetch_to(&revision, &staged)?;
     let mut message = format!("{}@{revision}", source.display_url());
-    if let Some(commit) = source.commit_of(revision.as_str()) {
+    if let Some(commit) = source.commit_of(&revision) {
         message.push_str(&format!("\n\nBuilt from Git commit {commit}."));
     }
     let now = std::time::SystemTime::now()
@@ -78,7 +78,7 @@ pub fn create_from_oci(
         len: 0,
     };
     let files = {
-        let mut reader = Pack::open(Window::new(&mut pack, 0, len), limits.max_object_bytes)
+        let mut reader = Pack::open(ByteRange::new(&mut pack, 0, len), limits.max_object_bytes)
             .map_err(|e| SourceError::Git {
                 url: out.display().to_string(),
                 source: e,
