@@ -98,6 +98,8 @@ fn bench_harness_runs_every_scenario_at_smoke_size() {
         ("git", "hawser"),
         ("git", "ls-remote"),
         ("static", "hawser"),
+        // The OCI case: the registry from tests/env/build-tools (HAWSER_TEST_TOOLS).
+        ("registry", "hawser"),
     ] {
         assert!(
             fleet
