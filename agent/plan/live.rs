@@ -214,7 +214,10 @@ impl Expected {
                 name: String::new(),
                 ..p.manifest.id.clone()
             };
-            lists.entry(template).or_insert_with(|| (p.kind.clone(), 0)).1 += 1;
+            lists
+                .entry(template)
+                .or_insert_with(|| (p.kind.clone(), 0))
+                .1 += 1;
         }
         Some(Expected {
             lists: lists
