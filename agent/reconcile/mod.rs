@@ -222,10 +222,12 @@ impl Agent {
             if now >= next_poll {
                 let wait = self.poll().await;
                 next_poll = Instant::now() + wait;
+                crate::memory::release_free_pages();
             }
             if Instant::now() >= self.next_drift && !*shutdown.borrow() {
                 let wait = self.drift().await;
                 self.next_drift = Instant::now() + wait;
+                crate::memory::release_free_pages();
             }
         }
         if let Err(e) = self.cache.save_state(&self.state) {
