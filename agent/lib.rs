@@ -6,6 +6,13 @@
 //! source ──► verify ──► cache ──► render ──► manifests ──► plan ──► apply ──► health ──► report
 //! ```
 //!
+//! Two values carry it and cannot be made anywhere else: a [`source::Revision`]
+//! (parsed once where text enters: a source's answer, `state.json`, `meta.json`,
+//! the parent's status) names it from the poll to the report, and a
+//! [`source::Snapshot`] (only a verifying fetch makes one) is all
+//! [`cache::Cache::store`] takes, returning an [`cache::Entry`] whose fields only
+//! the cache sets.
+//!
 //! # Layers
 //!
 //! Each layer may import the layers below it, never one above. `cargo test` does

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 use crate::apply::{self, Applied, ApplyError};
 use crate::cluster::{ClusterError, Discovered};
 use crate::inventory::{self, InventoryError, Parent, Recorded};
-use crate::manifests::{self, Document, Limits, ManifestError, ManifestSet, Scope};
+use crate::manifests::{self, Document, ManifestError, ManifestSet, ParseLimits, Scope};
 use crate::plan::{self, Memory, Plan, PlanError, PruneGuard};
 use crate::render::{self, RenderError};
 
@@ -65,7 +65,7 @@ pub struct Target {
     pub scope: Scope,
     pub parent: Parent,
     pub guard: PruneGuard,
-    pub limits: Limits,
+    pub limits: ParseLimits,
     /// Decryption (and substitution) after Kustomize.
     pub render: render::Options,
     /// `--drift-ignore`: fields set at creation and never corrected.

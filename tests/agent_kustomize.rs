@@ -50,7 +50,7 @@ fn oracle_configmap_name(checkout: &Path) -> String {
     let docs = hawser::manifests::yaml::parse_yaml(
         &String::from_utf8(out.stdout).unwrap(),
         "kustomize",
-        &hawser::manifests::Limits::default(),
+        &hawser::manifests::ParseLimits::default(),
     )
     .unwrap();
     docs.iter()

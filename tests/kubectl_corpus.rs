@@ -33,7 +33,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hawser::manifests::{self, BuiltinNamespacing, Limits, Scope};
+use hawser::manifests::{self, BuiltinNamespacing, ParseLimits, Scope};
 use support::cluster::{admin_kubeconfig, eventually, kubectl, kubectl_raw, unique};
 use support::parity::{
     accepted, diff_beyond_hawser, existing, hawser_apply, hawser_diff, kubeconfig_in,
@@ -277,7 +277,7 @@ fn cases(module: &Path, scratch: &Path, run: &str) -> Vec<Case> {
             let namespace = format!("{run}-{i:03}");
             let shared = shared_objects(&dir, &namespace);
             let kubeconfig = kubeconfig_in(&namespace, scratch);
-            let pins_version = manifests::load_dir(&dir, None, &Limits::default())
+            let pins_version = manifests::load_dir(&dir, None, &ParseLimits::default())
                 .and_then(manifests::expand_lists)
                 .is_ok_and(|docs| {
                     docs.iter()
@@ -313,7 +313,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The objects of a case that live outside its namespace, by identity, as hawser's
 /// offline reading sees them (built-in kinds' scopes); none when it cannot read them.
 fn shared_objects(dir: &Path, namespace: &str) -> Vec<String> {
-    let Ok(docs) = manifests::load_dir(dir, None, &Limits::default()) else {
+    let Ok(docs) = manifests::load_dir(dir, None, &ParseLimits::default()) else {
         return Vec::new();
     };
     let scope = Scope {

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hawser::manifests::Limits;
+use hawser::manifests::ParseLimits;
 use hawser::manifests::yaml::parse_yaml;
 use serde_json::Value;
 
@@ -41,7 +41,7 @@ fn kustomize_bin() -> PathBuf {
 
 #[allow(clippy::unwrap_used)]
 fn documents(text: &str) -> Vec<Value> {
-    parse_yaml(text, "output", &Limits::default())
+    parse_yaml(text, "output", &ParseLimits::default())
         .unwrap()
         .into_iter()
         .map(|p| p.value)

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use hawser::manifests::Limits;
+use hawser::manifests::ParseLimits;
 use hawser::manifests::yaml::{parse_json, parse_yaml};
 use serde_json::Value;
 
@@ -112,9 +112,9 @@ impl Fixture {
         assert!(out.status.success(), "sops decrypt: {out:?}");
         let text = String::from_utf8(out.stdout).unwrap();
         let parsed = if rel.ends_with(".json") {
-            parse_json(&text, rel, &Limits::default())
+            parse_json(&text, rel, &ParseLimits::default())
         } else {
-            parse_yaml(&text, rel, &Limits::default())
+            parse_yaml(&text, rel, &ParseLimits::default())
         };
         parsed.unwrap().into_iter().map(|p| p.value).collect()
     }
@@ -142,7 +142,7 @@ impl Fixture {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8(out.stdout).unwrap();
-        parse_yaml(&text, "out", &Limits::default())
+        parse_yaml(&text, "out", &ParseLimits::default())
             .unwrap()
             .into_iter()
             .map(|p| p.value)
@@ -383,7 +383,7 @@ fn substitution_strict_mode_and_names_are_one_line_errors() {
     let docs = parse_yaml(
         &String::from_utf8(out.stdout).unwrap(),
         "o",
-        &Limits::default(),
+        &ParseLimits::default(),
     )
     .unwrap();
     let v = &docs[0].value;

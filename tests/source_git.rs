@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hawser::source::{
-    Auth, HttpOptions, Limits, Revision, Snapshot, Source, SourceError, SourceKind, SourceSpec,
+    Auth, FetchLimits, HttpOptions, Revision, Snapshot, Source, SourceError, SourceKind, SourceSpec,
 };
 use support::{GitServer, GitServerOptions, Repo, assert_same_tree};
 
@@ -26,7 +26,7 @@ fn spec(url: &str, reference: &str) -> SourceSpec {
             read_timeout: Duration::from_secs(30),
             ..HttpOptions::default()
         },
-        limits: Limits::default(),
+        limits: FetchLimits::default(),
         bundle: Default::default(),
         oci: Default::default(),
         verify: Default::default(),

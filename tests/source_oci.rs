@@ -16,7 +16,7 @@ use std::time::Duration;
 use hawser::source::oci::OciOptions;
 use hawser::source::oci::cosign::CosignKey;
 use hawser::source::{
-    Auth, HttpOptions, Limits, Revision, Source, SourceError, SourceKind, SourceSpec,
+    Auth, FetchLimits, HttpOptions, Revision, Source, SourceError, SourceKind, SourceSpec,
 };
 use oci_support::{Access, PASSWORD, Registry, TokenServer, USER};
 
@@ -29,7 +29,7 @@ fn spec(url: &str, reference: &str, http: HttpOptions, oci: OciOptions) -> Sourc
         sha256: None,
         sha256_from_url: false,
         http,
-        limits: Limits::default(),
+        limits: FetchLimits::default(),
         bundle: Default::default(),
         oci,
         verify: Default::default(),
@@ -126,7 +126,7 @@ fn a_flux_artifact_over_tls_with_htpasswd_is_fetched_and_polled_with_one_head() 
         "kind: ConfigMap\n"
     );
     assert_eq!(fs::read_to_string(out.join("README.md")).unwrap(), "hi\n");
-    assert_eq!(source.commit_of(revision.as_str()).as_deref(), Some(COMMIT));
+    assert_eq!(source.commit_of(&revision).as_deref(), Some(COMMIT));
 
     // An unchanged tag: exactly one HEAD on the manifest, with no body.
     let before = registry.wait_requests(usize::MAX).len();
@@ -211,7 +211,7 @@ fn oras_pushes_behind_a_token_server_are_read_with_docker_config_credentials() {
         issued + 1,
         "one token serves the manifest and the blob"
     );
-    assert_eq!(source.commit_of(revision.as_str()), None);
+    assert_eq!(source.commit_of(&revision), None);
 
     // Polls reuse the cached token: one HEAD each, no token request.
     let before = registry.wait_requests(usize::MAX).len();
@@ -350,7 +350,7 @@ fn refused(source: &Source, out: &Path, want: &str) {
 fn bad_artifacts_are_refused_and_nothing_is_written() {
     let registry = Registry::start(false, Access::Anonymous);
     let dir = tempfile::tempdir().unwrap();
-    let plain = |repo: &str, limits: Limits, oci: OciOptions| {
+    let plain = |repo: &str, limits: FetchLimits, oci: OciOptions| {
         let mut s = spec(&registry.url(repo), "v1", HttpOptions::default(), oci);
         s.limits = limits;
         Source::new(s).unwrap()
@@ -374,7 +374,7 @@ fn bad_artifacts_are_refused_and_nothing_is_written() {
     bytes[last] ^= 0xff;
     fs::write(&stored, bytes).unwrap();
     refused(
-        &plain("tampered", Limits::default(), OciOptions::default()),
+        &plain("tampered", FetchLimits::default(), OciOptions::default()),
         &dir.path().join("tampered"),
         &format!("blob {layer}: digest mismatch"),
     );
@@ -391,9 +391,9 @@ fn bad_artifacts_are_refused_and_nothing_is_written() {
         false,
         &[&format!("big.tar.gz:{FLUX_CONTENT}")],
     );
-    let small = Limits {
+    let small = FetchLimits {
         max_pack_bytes: 64,
-        ..Limits::default()
+        ..FetchLimits::default()
     };
     refused(
         &plain("big", small, OciOptions::default()),
@@ -410,7 +410,7 @@ fn bad_artifacts_are_refused_and_nothing_is_written() {
         &[&format!("evil.tar.gz:{FLUX_CONTENT}")],
     );
     refused(
-        &plain("evil", Limits::default(), OciOptions::default()),
+        &plain("evil", FetchLimits::default(), OciOptions::default()),
         &dir.path().join("evil"),
         "archive entry \"../escape.yaml\" rejected",
     );
@@ -431,7 +431,7 @@ fn bad_artifacts_are_refused_and_nothing_is_written() {
         &[&format!("s.tar.gz:{FLUX_CONTENT}")],
     );
     refused(
-        &plain("signed", Limits::default(), cosign()),
+        &plain("signed", FetchLimits::default(), cosign()),
         &dir.path().join("unsigned"),
         &format!(
             "is not signed: no cosign signature at tag sha256-{}.sig",
@@ -440,7 +440,7 @@ fn bad_artifacts_are_refused_and_nothing_is_written() {
     );
     oci_support::push_signature(&registry, dir.path(), "signed", &digest, &other_key, false);
     refused(
-        &plain("signed", Limits::default(), cosign()),
+        &plain("signed", FetchLimits::default(), cosign()),
         &dir.path().join("other"),
         "verifies with the cosign key",
     );
@@ -453,7 +453,7 @@ fn bad_artifacts_are_refused_and_nothing_is_written() {
         false,
     );
     let out = dir.path().join("good");
-    let revision = fetch(&plain("signed", Limits::default(), cosign()), &out).unwrap();
+    let revision = fetch(&plain("signed", FetchLimits::default(), cosign()), &out).unwrap();
     assert_eq!(revision.as_str(), format!("v1@{digest}"));
     assert_eq!(
         fs::read_to_string(out.join("signed.yaml")).unwrap(),

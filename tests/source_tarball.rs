@@ -9,7 +9,7 @@ use std::io::{Read as _, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hawser::source::{HttpOptions, Limits, Source, SourceError, SourceKind, SourceSpec};
+use hawser::source::{FetchLimits, HttpOptions, Source, SourceError, SourceKind, SourceSpec};
 use sha2::{Digest, Sha256};
 use support::{GitServer, GitServerOptions, Repo, assert_same_tree};
 
@@ -22,7 +22,7 @@ fn spec(url: &str) -> SourceSpec {
         sha256: None,
         sha256_from_url: false,
         http: HttpOptions::default(),
-        limits: Limits::default(),
+        limits: FetchLimits::default(),
         bundle: Default::default(),
         oci: Default::default(),
         verify: Default::default(),
@@ -161,47 +161,47 @@ fn hostile_tar(name: &[u8], kind: tar::EntryType, link: Option<&str>) -> Vec<u8>
 #[test]
 fn traversal_links_and_bombs_are_rejected_and_nothing_is_written() {
     let server = GitServer::start(GitServerOptions::default());
-    let cases: Vec<(&str, Vec<u8>, Limits, String)> = vec![
+    let cases: Vec<(&str, Vec<u8>, FetchLimits, String)> = vec![
         (
             "dotdot.tar",
             hostile_tar(b"../../etc/cron.d/x", tar::EntryType::Regular, None),
-            Limits::default(),
+            FetchLimits::default(),
             "archive entry \"../../etc/cron.d/x\" rejected: path contains ..".into(),
         ),
         (
             "abs.tar",
             hostile_tar(b"/etc/passwd", tar::EntryType::Regular, None),
-            Limits::default(),
+            FetchLimits::default(),
             "archive entry \"/etc/passwd\" rejected: absolute path".into(),
         ),
         (
             "sym.tar",
             hostile_tar(b"evil", tar::EntryType::Symlink, Some("/etc")),
-            Limits::default(),
+            FetchLimits::default(),
             "archive entry \"evil\" rejected: links are not allowed".into(),
         ),
         (
             "hard.tar",
             hostile_tar(b"hard", tar::EntryType::Link, Some("/etc/shadow")),
-            Limits::default(),
+            FetchLimits::default(),
             "archive entry \"hard\" rejected: links are not allowed".into(),
         ),
         (
             "bomb.tar.gz",
             bomb(256 << 20),
-            Limits {
+            FetchLimits {
                 max_object_bytes: 8 << 20,
-                ..Limits::default()
+                ..FetchLimits::default()
             },
             "max-object-bytes limit of 8388608 exceeded".into(),
         ),
         (
             "bomb2.tgz",
             bomb(256 << 20),
-            Limits {
+            FetchLimits {
                 max_total_bytes: 8 << 20,
                 max_object_bytes: 1 << 30,
-                ..Limits::default()
+                ..FetchLimits::default()
             },
             "max-total-bytes limit of 8388608 exceeded".into(),
         ),

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hawser::source::bundle::sign::TrustedKeys;
-use hawser::source::{HttpOptions, Limits, Source, SourceError, SourceKind, SourceSpec};
+use hawser::source::{FetchLimits, HttpOptions, Source, SourceError, SourceKind, SourceSpec};
 use hawser::verify::{Policy, VerifyError, load_keyring};
 use support::{GitServer, GitServerOptions, Repo, run};
 
@@ -248,7 +248,7 @@ fn spec(url: &str, reference: &str, verify: Policy) -> SourceSpec {
             read_timeout: Duration::from_secs(30),
             ..HttpOptions::default()
         },
-        limits: Limits::default(),
+        limits: FetchLimits::default(),
         bundle: Default::default(),
         oci: Default::default(),
         verify,

@@ -12,7 +12,7 @@
 //!   wrong signature, 413 beyond the body limit, 404 when no secret is configured.
 //!
 //! One request per connection (`Connection: close`); the request head must arrive
-//! within `Limits::head_timeout`, the whole request within `Limits::timeout`. When
+//! within `RequestLimits::head_timeout`, the whole request within `RequestLimits::timeout`. When
 //! every slot is taken, the oldest connection still waiting for its head is closed
 //! to make room ([`slots`]): idle or slow sockets cannot deny `/healthz`. What can go
 //! wrong: binding the address ([`AdminError`]); everything after that is answered
@@ -66,7 +66,7 @@ pub enum AdminError {
 
 /// Bounds on what one client may cost.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct RequestLimits {
     /// Largest webhook body accepted.
     pub max_body: usize,
     /// Time to receive a whole request, and again to send the answer.
@@ -81,9 +81,9 @@ pub struct Limits {
     pub drain: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
+impl Default for RequestLimits {
+    fn default() -> RequestLimits {
+        RequestLimits {
             max_body: 1024 * 1024,
             timeout: Duration::from_secs(10),
             head_timeout: Duration::from_secs(2),
@@ -143,7 +143,7 @@ pub struct Admin {
     readiness: Readiness,
     secret: Option<HookSecret>,
     hooks: Arc<Notify>,
-    limits: Limits,
+    limits: RequestLimits,
     heartbeat: Option<Heartbeat>,
     replays: Arc<replay::Replays>,
 }
@@ -156,7 +156,7 @@ impl Admin {
             readiness: Readiness::default(),
             secret: None,
             hooks: Arc::new(Notify::new()),
-            limits: Limits::default(),
+            limits: RequestLimits::default(),
             heartbeat: None,
             replays: Arc::new(replay::Replays::new(Duration::ZERO)),
         }
@@ -181,7 +181,7 @@ impl Admin {
         self
     }
 
-    pub fn with_limits(mut self, limits: Limits) -> Admin {
+    pub fn with_limits(mut self, limits: RequestLimits) -> Admin {
         self.limits = limits;
         self
     }
@@ -206,7 +206,7 @@ impl Admin {
     }
 
     /// Serves until `shutdown` turns true (or its sender is dropped), then lets the
-    /// requests in flight finish for up to `Limits::drain`.
+    /// requests in flight finish for up to `RequestLimits::drain`.
     pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let admin = Arc::new(self);
         let slots = Slots::new(admin.limits.max_connections);

@@ -20,7 +20,7 @@ struct Server {
     task: JoinHandle<()>,
 }
 
-async fn start(secret: Option<&str>, limits: Limits) -> Server {
+async fn start(secret: Option<&str>, limits: RequestLimits) -> Server {
     let (metrics, registry) = Metrics::new();
     metrics.set_applied_revision(Some("abc123"));
     let admin = Admin::new(registry)
@@ -84,7 +84,7 @@ async fn notified(hooks: &Notify) -> bool {
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
-    let server = start(None, Limits::default()).await;
+    let server = start(None, RequestLimits::default()).await;
     let (status, head, body) = get(server.addr, "/healthz").await;
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     assert!(head.contains("Connection: close"), "{head}");
@@ -112,7 +112,7 @@ async fn health_readiness_and_metrics() {
 
 #[tokio::test]
 async fn unknown_paths_methods_and_garbage() {
-    let server = start(None, Limits::default()).await;
+    let server = start(None, RequestLimits::default()).await;
     assert_eq!(get(server.addr, "/nope").await.0, 404);
     let (status, head, _) = send(server.addr, b"POST /healthz HTTP/1.1\r\n\r\n").await;
     assert_eq!(status, 405);
@@ -125,7 +125,7 @@ async fn unknown_paths_methods_and_garbage() {
 
 #[tokio::test]
 async fn hooks_are_disabled_without_a_secret() {
-    let server = start(None, Limits::default()).await;
+    let server = start(None, RequestLimits::default()).await;
     let body = "{}";
     let (status, _, _) = send(
         server.addr,
@@ -138,7 +138,7 @@ async fn hooks_are_disabled_without_a_secret() {
 
 #[tokio::test]
 async fn signed_hooks_from_each_forge_wake_the_loop() {
-    let server = start(Some(SECRET), Limits::default()).await;
+    let server = start(Some(SECRET), RequestLimits::default()).await;
     let body = r#"{"ref":"refs/heads/main","after":"abc"}"#;
     let cases = [
         ("X-Hub-Signature-256", format!("sha256={}", signature(body))),
@@ -157,9 +157,9 @@ async fn signed_hooks_from_each_forge_wake_the_loop() {
 async fn bad_hooks_are_refused_and_wake_nothing() {
     let server = start(
         Some(SECRET),
-        Limits {
+        RequestLimits {
             max_body: 64,
-            ..Limits::default()
+            ..RequestLimits::default()
         },
     )
     .await;
@@ -202,7 +202,7 @@ async fn bad_hooks_are_refused_and_wake_nothing() {
 
 #[tokio::test]
 async fn expect_continue_is_answered_before_the_body() {
-    let server = start(Some(SECRET), Limits::default()).await;
+    let server = start(Some(SECRET), RequestLimits::default()).await;
     let body = "{\"zen\":\"ok\"}";
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
@@ -223,10 +223,10 @@ async fn expect_continue_is_answered_before_the_body() {
 
 #[tokio::test]
 async fn a_slow_head_times_out_and_busy_slots_refuse() {
-    let limits = Limits {
+    let limits = RequestLimits {
         head_timeout: Duration::from_millis(100),
         max_connections: 1,
-        ..Limits::default()
+        ..RequestLimits::default()
     };
     let server = start(Some(SECRET), limits).await;
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
@@ -261,9 +261,9 @@ async fn a_slow_head_times_out_and_busy_slots_refuse() {
 /// another: every probe is answered.
 #[tokio::test]
 async fn idle_sockets_cannot_deny_healthz() {
-    let limits = Limits {
+    let limits = RequestLimits {
         max_connections: 16,
-        ..Limits::default()
+        ..RequestLimits::default()
     };
     let server = start(None, limits).await;
     let mut attackers = Vec::new();
@@ -308,7 +308,7 @@ async fn healthz_fails_while_the_loop_heartbeat_is_stale() {
 
 #[tokio::test]
 async fn shutdown_stops_accepting_and_returns() {
-    let server = start(None, Limits::default()).await;
+    let server = start(None, RequestLimits::default()).await;
     assert_eq!(get(server.addr, "/healthz").await.0, 200);
     server.stop.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(2), server.task)
@@ -322,9 +322,9 @@ async fn shutdown_stops_accepting_and_returns() {
 async fn shutdown_lets_a_request_in_flight_finish() {
     let server = start(
         None,
-        Limits {
+        RequestLimits {
             drain: Duration::from_secs(2),
-            ..Limits::default()
+            ..RequestLimits::default()
         },
     )
     .await;
@@ -349,7 +349,7 @@ async fn shutdown_lets_a_request_in_flight_finish() {
 
 #[tokio::test]
 async fn binding_a_taken_port_names_the_address() {
-    let server = start(None, Limits::default()).await;
+    let server = start(None, RequestLimits::default()).await;
     let err = Admin::bind(server.addr).await.unwrap_err();
     // The address and the OS's reason, in one line.
     let message = err.to_string();

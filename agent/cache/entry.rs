@@ -14,24 +14,71 @@ use serde::{Deserialize, Serialize};
 use super::CacheError;
 use super::state::Record;
 use super::tree::{self, TreeSummary};
+use crate::source::Revision;
 
-/// A verified snapshot in the cache.
+/// A verified snapshot in the cache. Only the cache makes one (storing a verified
+/// [`Snapshot`](crate::source::Snapshot), or loading an entry whose digest it
+/// checked), so holding an `Entry` means its tree was verified:
+///
+/// ```compile_fail,E0451
+/// let entry = hawser::cache::Entry {
+///     revision: "a".repeat(40).parse().unwrap(),
+///     source: String::new(),
+///     digest: String::new(),
+///     files: 0,
+///     bytes: 0,
+///     stored_at: 0,
+///     tree: std::path::PathBuf::from("/anything"),
+/// };
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub revision: String,
+    revision: Revision,
     /// Where it was fetched from.
-    pub source: String,
+    source: String,
     /// Tree digest, `sha256:<hex>` (see the `tree` module for its definition).
-    pub digest: String,
-    pub files: u64,
-    pub bytes: u64,
+    digest: String,
+    files: u64,
+    bytes: u64,
     /// Unix seconds.
-    pub stored_at: u64,
+    stored_at: u64,
     /// The directory holding the files.
-    pub tree: PathBuf,
+    tree: PathBuf,
 }
 
 impl Entry {
+    pub fn revision(&self) -> &Revision {
+        &self.revision
+    }
+
+    /// Where it was fetched from (the source URL, without credentials).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Tree digest, `sha256:<hex>` (see the `tree` module for its definition).
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub fn files(&self) -> u64 {
+        self.files
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// When it was stored, in unix seconds.
+    pub fn stored_at(&self) -> u64 {
+        self.stored_at
+    }
+
+    /// The directory holding the files.
+    pub fn tree(&self) -> &Path {
+        &self.tree
+    }
+
     /// The raw commit (and tag) objects stored beside the tree, for re-verifying
     /// signatures on load: `Ok(None)` when the source kept none (archives, or an
     /// entry written before hawser kept them).
@@ -70,10 +117,11 @@ impl Entry {
     }
 }
 
-/// meta.json.
+/// meta.json. The revision is parsed as it is read: one that is not a revision makes
+/// the entry corrupt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Meta {
-    revision: String,
+    revision: Revision,
     source: String,
     digest: String,
     files: u64,
@@ -103,33 +151,15 @@ impl Meta {
     }
 }
 
-/// The directory name for a revision: a git commit id (40 or 64 hex digits, as
-/// lowercase) or `sha256-<64 hex>` (also accepted as `sha256:<hex>`, the form archives
-/// and bundles are named by). Anything else is refused, so a revision can never name
-/// a path outside `snapshots/`.
-pub fn key(revision: &str) -> Result<String, CacheError> {
-    use crate::encoding::is_hex;
-    // An OCI revision, `TAG@sha256:<hex>`, is stored under its digest: the content
-    // is the same whichever tag named it.
-    if let Some(digest) = crate::source::oci::reference::revision_digest(revision)
-        && revision.contains('@')
-    {
-        return Ok(format!("sha256-{}", digest.hex()));
+/// The directory name for a revision: the commit id (lowercase hex), or
+/// `sha256-<hex>` for what is named by its digest (an archive; an OCI artifact, whose
+/// content is the same whichever tag named it). A [`Revision`] holds nothing else,
+/// so a key never names a path outside `snapshots/`.
+pub(crate) fn key(revision: &Revision) -> String {
+    match revision.sha256_hex() {
+        Some(hex) => format!("sha256-{hex}"),
+        None => revision.as_str().to_string(),
     }
-    let lower = revision.to_ascii_lowercase();
-    if is_hex(&lower, 40) || is_hex(&lower, 64) {
-        return Ok(lower);
-    }
-    if let Some(hex) = lower
-        .strip_prefix("sha256:")
-        .or_else(|| lower.strip_prefix("sha256-"))
-        && is_hex(hex, 64)
-    {
-        return Ok(format!("sha256-{hex}"));
-    }
-    Err(CacheError::BadRevision {
-        revision: revision.to_string(),
-    })
 }
 
 pub(crate) fn now() -> u64 {
@@ -146,16 +176,17 @@ fn objects_dir(tree: &Path) -> PathBuf {
 pub(crate) struct Pending {
     pub dir: PathBuf,
     key: String,
-    revision: String,
+    revision: Revision,
     source: String,
 }
 
 impl Pending {
-    pub fn new(tmp: &Path, key: &str, revision: &str, source: &str) -> Pending {
+    pub fn new(tmp: &Path, revision: &Revision, source: &str) -> Pending {
+        let key = key(revision);
         Pending {
             dir: tmp.join(tree::unique_name(&format!("entry-{key}"))),
-            key: key.to_string(),
-            revision: revision.to_string(),
+            key,
+            revision: revision.clone(),
             source: source.to_string(),
         }
     }
@@ -259,7 +290,7 @@ pub(crate) fn check(dir: &Path, key_name: &str) -> Result<Result<Entry, String>,
         Ok(entry) => entry,
         Err(problem) => return Ok(Err(problem)),
     };
-    if key(&entry.revision).ok().as_deref() != Some(key_name) {
+    if key(&entry.revision) != key_name {
         return Ok(Err(format!("meta.json names revision {}", entry.revision)));
     }
     if !entry.tree.is_dir() {

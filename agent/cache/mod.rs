@@ -1,13 +1,12 @@
 //! The last-known-good cache (`--cache-dir`): verified snapshots on disk, and the
 //! state that says which of them is applied and which is good.
 //!
-//! In: a tree of files the source wrote into a [`Staging`] directory, with its
-//! revision id. Out: an [`Entry`] (a tree on disk whose digest was checked) and the
-//! [`State`]. The agent keeps enforcing `applied` from here through Git outages and
-//! restarts, so every write is crash-safe: build under `tmp/`, fsync, rename into
-//! place, fsync the parent. What can go wrong: I/O errors (named with the path), a
-//! revision id that is not a commit id or `sha256-<hex>`, a tree that holds more than
-//! plain files, a corrupt entry (removed, never returned), an unparsable
+//! In: a verified [`Snapshot`] the source wrote into a [`Staging`] directory. Out: an
+//! [`Entry`] (a tree on disk whose digest was checked) and the [`State`]. The agent
+//! keeps enforcing `applied` from here through Git outages and restarts, so every
+//! write is crash-safe: build under `tmp/`, fsync, rename into place, fsync the
+//! parent. What can go wrong: I/O errors (named with the path), a tree that holds
+//! more than plain files, a corrupt entry (removed, never returned), an unparsable
 //! `state.json` (see [`Cache::reset_state`]), another process holding the directory.
 //!
 //! All of it is blocking file I/O: from async code, call it in `spawn_blocking`.
@@ -26,6 +25,8 @@ mod state;
 mod tree;
 
 #[cfg(test)]
+mod state_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fs::{self, File, TryLockError};
@@ -34,7 +35,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use entry::{Entry, key};
+use crate::source::{Revision, Snapshot};
+
+pub use entry::Entry;
+use entry::key;
 pub use state::{Record, Rejected, State};
 
 /// How many snapshots the cache keeps unless told otherwise.
@@ -51,19 +55,15 @@ pub enum CacheError {
     },
     #[error("cache directory {} is in use by another hawser process", dir.display())]
     Locked { dir: PathBuf },
-    #[error(
-        "revision {revision:?} is not a commit id (40 or 64 hex digits) or sha256-<64 hex digits>"
-    )]
-    BadRevision { revision: String },
     #[error("{} is not a regular file or directory; a snapshot holds plain files only", path.display())]
     NotAFile { path: PathBuf },
     #[error("{}: the file name is not valid UTF-8", path.display())]
     BadPath { path: PathBuf },
     #[error("revision {revision} is not in the cache at {}", dir.display())]
-    NotFound { revision: String, dir: PathBuf },
+    NotFound { revision: Revision, dir: PathBuf },
     #[error("cache entry {} for revision {revision} is corrupt ({problem}); removed it from the cache", path.display())]
     Corrupt {
-        revision: String,
+        revision: Revision,
         path: PathBuf,
         problem: String,
     },
@@ -231,26 +231,26 @@ impl Cache {
         Ok(Staging { path })
     }
 
-    /// Stores the tree at `staged` as `revision`, fetched from `source`, and returns
-    /// the entry. A tree staged by [`Cache::staging_dir`] is moved (and consumed);
-    /// any other directory is copied. Storing a revision already present (and intact)
-    /// returns the existing entry and changes nothing. Afterwards at most `keep`
-    /// entries remain; the ones `state.json` names as applied or good always stay.
-    pub fn store(&self, revision: &str, source: &str, staged: &Path) -> Result<Entry, CacheError> {
-        self.store_signed(revision, source, staged, None)
-    }
-
-    /// [`Cache::store`], keeping the snapshot's raw commit (and tag) objects and
-    /// their signers beside the tree ([`Entry::objects`], [`Entry::verified`]).
-    pub fn store_signed(
-        &self,
-        revision: &str,
-        source: &str,
-        staged: &Path,
-        objects: Option<(&crate::verify::Objects, Option<&crate::verify::Verified>)>,
-    ) -> Result<Entry, CacheError> {
-        let key = key(revision)?;
-        if fs::symlink_metadata(self.snapshots.join(&key)).is_ok() {
+    /// Stores a verified snapshot and returns the entry: its tree, and the raw
+    /// commit (and tag) objects and their signers when the source kept them
+    /// ([`Entry::objects`], [`Entry::verified`]). A snapshot fetched into
+    /// [`Cache::staging_dir`] is moved (and its directory consumed); one anywhere
+    /// else is copied. Storing a revision already present (and intact) returns the
+    /// existing entry and changes nothing. Afterwards at most `keep` entries remain;
+    /// the ones `state.json` names as applied or good always stay.
+    ///
+    /// Only a source makes a [`Snapshot`], after verifying what it fetched, so a
+    /// directory that no source checked cannot be stored:
+    ///
+    /// ```compile_fail,E0624
+    /// # fn f(cache: &hawser::cache::Cache, revision: hawser::source::Revision) {
+    /// let snapshot = hawser::source::Snapshot::new(revision, "/tmp/x".into(), 0, 0, String::new());
+    /// cache.store(snapshot);
+    /// # }
+    /// ```
+    pub fn store(&self, snapshot: Snapshot) -> Result<Entry, CacheError> {
+        let revision = snapshot.revision();
+        if fs::symlink_metadata(self.snapshots.join(key(revision))).is_ok() {
             match self.load(revision) {
                 Ok(entry) => return Ok(entry),
                 // Moved aside by `load`: store the fresh copy in its place.
@@ -258,27 +258,23 @@ impl Cache {
                 Err(e) => return Err(e),
             }
         }
-        let pending = entry::Pending::new(&self.tmp, &key, revision, source);
+        let pending = entry::Pending::new(&self.tmp, revision, snapshot.source());
         let entry = self
-            .build(&pending, staged, objects)
+            .build(&pending, &snapshot)
             .inspect_err(|_| pending.discard())?;
-        if let Err(e) = self.evict(&key) {
+        if let Err(e) = self.evict(&key(revision)) {
             tracing::warn!(error = %e, "evicting old cache entries failed; will retry on the next store");
         }
         Ok(entry)
     }
 
     /// The steps of [`Cache::store`] after the checks, in crash order.
-    fn build(
-        &self,
-        pending: &entry::Pending,
-        staged: &Path,
-        objects: Option<(&crate::verify::Objects, Option<&crate::verify::Verified>)>,
-    ) -> Result<Entry, CacheError> {
+    fn build(&self, pending: &entry::Pending, snapshot: &Snapshot) -> Result<Entry, CacheError> {
+        let staged = snapshot.dir();
         let moved = staged.starts_with(&self.tmp) && staged != self.tmp;
         let summary = pending.take_tree(staged, moved)?;
-        if let Some((objects, verified)) = objects {
-            pending.write_objects(objects, verified)?;
+        if let Some(objects) = snapshot.objects() {
+            pending.write_objects(objects, snapshot.verified())?;
         }
         self.failpoint(Failpoint::StoreAfterTree);
         let meta = pending.write_meta(&summary)?;
@@ -292,22 +288,22 @@ impl Cache {
     /// A corrupt or half-written entry is renamed out of `snapshots/` in one step, then
     /// deleted (or by the next open, if deleting fails), and reported as
     /// [`CacheError::Corrupt`]; the log line keeps what was wrong with it.
-    pub fn load(&self, revision: &str) -> Result<Entry, CacheError> {
-        let key = key(revision)?;
+    pub fn load(&self, revision: &Revision) -> Result<Entry, CacheError> {
+        let key = key(revision);
         let dir = self.snapshots.join(&key);
         if fs::symlink_metadata(&dir).is_err() {
             return Err(CacheError::NotFound {
-                revision: revision.into(),
+                revision: revision.clone(),
                 dir: self.dir.clone(),
             });
         }
         match entry::check(&dir, &key)? {
             Ok(entry) => Ok(entry),
             Err(problem) => {
-                tracing::warn!(revision, path = %dir.display(), problem, "cache entry is corrupt; removing it");
+                tracing::warn!(%revision, path = %dir.display(), problem, "cache entry is corrupt; removing it");
                 self.remove_entry(&dir)?;
                 Err(CacheError::Corrupt {
-                    revision: revision.into(),
+                    revision: revision.clone(),
                     path: dir,
                     problem,
                 })
@@ -316,8 +312,8 @@ impl Cache {
     }
 
     /// Removes the entry for `revision` (one that no longer verifies), if present.
-    pub fn discard(&self, revision: &str) -> Result<(), CacheError> {
-        let dir = self.snapshots.join(key(revision)?);
+    pub fn discard(&self, revision: &Revision) -> Result<(), CacheError> {
+        let dir = self.snapshots.join(key(revision));
         if fs::symlink_metadata(&dir).is_err() {
             return Ok(());
         }
@@ -328,7 +324,7 @@ impl Cache {
     /// verifying trees (for `hawser status`; use [`Cache::load`] to use one).
     pub fn list(&self) -> Result<Vec<Entry>, CacheError> {
         let mut entries: Vec<Entry> = self.keys()?.into_iter().filter_map(|(_, e)| e).collect();
-        entries.sort_by_key(|e| std::cmp::Reverse(e.stored_at));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.stored_at()));
         Ok(entries)
     }
 
@@ -348,7 +344,7 @@ impl Cache {
     /// protected is unknown.
     fn evict(&self, just_stored: &str) -> Result<(), CacheError> {
         let state = self.state()?;
-        let mut protected: Vec<String> = state.protected().filter_map(|r| key(r).ok()).collect();
+        let mut protected: Vec<String> = state.protected().map(key).collect();
         protected.push(just_stored.to_string());
         let all = self.keys()?;
         let excess = all.len().saturating_sub(self.keep);
@@ -364,7 +360,7 @@ impl Cache {
             .map(|(path, entry)| {
                 let written = fs::metadata(path.join("meta.json")).and_then(|m| m.modified());
                 let age = (
-                    entry.map_or(0, |e| e.stored_at),
+                    entry.map_or(0, |e| e.stored_at()),
                     written.unwrap_or(UNIX_EPOCH),
                 );
                 (path, age)

@@ -12,6 +12,7 @@ use super::CacheError;
 use super::tree::{remove_all, rename_synced, unique_name, write_synced};
 use crate::health::Healthy;
 use crate::report::forge::Posted;
+use crate::source::Revision;
 
 /// The agent's memory across restarts. Unknown fields are ignored and missing ones
 /// default, so an older or newer agent can read the file; a file with none of its keys
@@ -43,7 +44,7 @@ pub struct State {
 /// One revision as the cache knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
-    pub revision: String,
+    pub revision: Revision,
     /// The tree digest stored with the entry (`sha256:<hex>`).
     pub digest: String,
     /// Where the revision came from (URL and ref, bundle path, ...).
@@ -59,7 +60,7 @@ pub struct Record {
 /// A revision that failed manifests, scope or dry run, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejected {
-    pub revision: String,
+    pub revision: Revision,
     pub reason: String,
     /// Unix seconds.
     pub at: u64,
@@ -78,18 +79,18 @@ impl State {
     }
 
     /// Forgets the good revision when it is `revision` (its cache entry is gone).
-    pub fn forget_good(&mut self, revision: &str) {
-        if self.good.as_ref().is_some_and(|g| g.revision == revision) {
+    pub fn forget_good(&mut self, revision: &Revision) {
+        if self.good.as_ref().is_some_and(|g| g.revision == *revision) {
             self.good = None;
         }
     }
 
     /// Revisions the cache must not evict.
-    pub(crate) fn protected(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn protected(&self) -> impl Iterator<Item = &Revision> {
         [&self.applied, &self.good]
             .into_iter()
             .flatten()
-            .map(|r| r.revision.as_str())
+            .map(|r| &r.revision)
     }
 }
 

@@ -5,17 +5,17 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use super::Outcome;
+use super::Exit;
 use super::scope_args::ScopeArgs;
 use super::source_args::SourceArgs;
 use crate::apply::Applied;
 use crate::cluster::{self, Discovered};
 use crate::inventory::Parent;
-use crate::manifests::Limits;
+use crate::manifests::ParseLimits;
 use crate::pipeline::{self, Target, Tree};
 use crate::plan::live::Observed;
 use crate::plan::{Action, Keep, Memory, PruneGuard, compare};
-use crate::source::Source;
+use crate::source::{Revision, Source};
 
 /// Where the manifests come from and how the inventory is named; shared by `apply`,
 /// `diff` and `run`.
@@ -70,7 +70,7 @@ impl TargetArgs {
                 max_fraction: max_prune_fraction,
                 allow_mass_prune,
             },
-            limits: Limits::default(),
+            limits: ParseLimits::default(),
             render: render.options(false)?,
             ignore,
         })
@@ -118,7 +118,7 @@ pub struct InputArgs {
 /// The manifests to plan, ready on disk; a fetched snapshot lives as long as this.
 pub(super) struct Input {
     pub(super) tree: Tree,
-    pub(super) revision: Option<String>,
+    pub(super) revision: Option<Revision>,
     _fetched: Option<ScratchDir>,
 }
 
@@ -167,7 +167,7 @@ impl InputArgs {
                         root: snapshot.dir().to_path_buf(),
                         subpath: source.subpath().map(PathBuf::from),
                     },
-                    revision: Some(snapshot.revision().to_string()),
+                    revision: Some(snapshot.revision().clone()),
                     _fetched: Some(tmp),
                 })
             }
@@ -176,7 +176,7 @@ impl InputArgs {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(args: Args) -> anyhow::Result<Exit> {
     let Args {
         once: _,
         input,
@@ -196,11 +196,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             println!("revision {revision}");
         }
         print!("{}", summary(&applied));
-        Ok(Outcome::Success)
+        Ok(Exit::Success)
     })
 }
 
-pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
+pub fn diff(args: DiffArgs) -> anyhow::Result<Exit> {
     let DiffArgs {
         input,
         scope,
@@ -255,9 +255,9 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Outcome> {
             println!("prune {}", m.object_ref());
         }
         Ok(if changes {
-            Outcome::Changes
+            Exit::Changes
         } else {
-            Outcome::Success
+            Exit::Success
         })
     })
 }

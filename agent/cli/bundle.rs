@@ -7,12 +7,12 @@
 use std::fs::File;
 use std::path::PathBuf;
 
-use super::Outcome;
+use super::Exit;
 use super::source_args::SourceArgs;
 use crate::source::bundle::sign::TrustedKeys;
 use crate::source::bundle::{BundleOptions, check_bundle, from_tree, read_sig, write};
 use crate::source::git::refs::RefSpec;
-use crate::source::{Limits, SourceError, SourceKind};
+use crate::source::{FetchLimits, SourceError, SourceKind};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -67,14 +67,14 @@ struct VerifyArgs {
     reference: String,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(args: Args) -> anyhow::Result<Exit> {
     match args.command {
         Command::Create(args) => create(*args),
         Command::Verify(args) => verify(args),
     }
 }
 
-fn create(args: CreateArgs) -> anyhow::Result<Outcome> {
+fn create(args: CreateArgs) -> anyhow::Result<Exit> {
     let CreateArgs {
         source,
         out,
@@ -84,7 +84,7 @@ fn create(args: CreateArgs) -> anyhow::Result<Outcome> {
     if spec.kind == SourceKind::Oci {
         let created = from_tree::create_from_oci(spec, &out, sign_key.as_deref())?;
         println!("{}", serde_json::to_string(&created)?);
-        return Ok(Outcome::Success);
+        return Ok(Exit::Success);
     }
     if spec.kind == SourceKind::Bundle
         && !(spec.url.starts_with("http://") || spec.url.starts_with("https://"))
@@ -94,10 +94,10 @@ fn create(args: CreateArgs) -> anyhow::Result<Outcome> {
     spec.kind = SourceKind::Git;
     let created = write::create(spec, &out, sign_key.as_deref())?;
     println!("{}", serde_json::to_string(&created)?);
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }
 
-fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
+fn verify(args: VerifyArgs) -> anyhow::Result<Exit> {
     let VerifyArgs {
         file,
         trusted_keys,
@@ -128,8 +128,8 @@ fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
         source: e,
     })?;
     let sig = sig.as_ref().map(|(p, t)| (p.as_path(), t.as_slice()));
-    let checked =
-        check_bundle(&mut bundle, sig, &options, &spec, &Limits::default()).map_err(located)?;
+    let checked = check_bundle(&mut bundle, sig, &options, &spec, &FetchLimits::default())
+        .map_err(located)?;
     let content = &checked.content;
     let line = serde_json::json!({
         "ref": content.reference,
@@ -141,5 +141,5 @@ fn verify(args: VerifyArgs) -> anyhow::Result<Outcome> {
         "version": checked.version,
     });
     println!("{line}");
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

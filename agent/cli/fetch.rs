@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::Outcome;
+use super::Exit;
 use super::source_args::SourceArgs;
 use crate::source::{Revision, Source};
 
@@ -36,7 +36,7 @@ struct Line<'a> {
     signed: Option<&'a crate::verify::Verified>,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(args: Args) -> anyhow::Result<Exit> {
     let Args {
         source,
         out,
@@ -73,5 +73,5 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         })?,
     };
     println!("{line}");
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

@@ -62,7 +62,7 @@ enum Command {
 
 /// What a finished command asks the process to exit with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Exit {
     /// Exit 0.
     Success,
     /// Exit 1: `diff` found changes.
@@ -89,8 +89,8 @@ pub fn main() -> ExitCode {
         Command::Bundle(args) => bundle::run(args),
     };
     match result {
-        Ok(Outcome::Success) => ExitCode::SUCCESS,
-        Ok(Outcome::Changes) => ExitCode::from(1),
+        Ok(Exit::Success) => ExitCode::SUCCESS,
+        Ok(Exit::Changes) => ExitCode::from(1),
         Err(err) => {
             eprintln!("hawser: {}", one_line(&err));
             ExitCode::from(2)

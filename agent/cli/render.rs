@@ -5,9 +5,9 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use super::Outcome;
+use super::Exit;
 use super::apply::InputArgs;
-use crate::manifests::Limits;
+use crate::manifests::ParseLimits;
 use crate::render;
 
 #[derive(Debug, clap::Args)]
@@ -35,14 +35,14 @@ pub fn run(
         render: render_args,
         show_secrets,
     }: Args,
-) -> anyhow::Result<Outcome> {
+) -> anyhow::Result<Exit> {
     let options = render_args.options(!show_secrets)?;
     if !options.substitution.from.is_empty() {
         anyhow::bail!("--substitute-from reads the cluster; `render` does not: use --substitute");
     }
     let input = input.prepare()?;
     let subpath = subdir.as_deref().or(input.tree.subpath.as_deref());
-    let loaded = render::load_with(&input.tree.root, subpath, &Limits::default(), &options)?;
+    let loaded = render::load_with(&input.tree.root, subpath, &ParseLimits::default(), &options)?;
     for warning in &loaded.warnings {
         eprintln!("hawser: warning: {warning}");
     }
@@ -50,5 +50,5 @@ pub fn run(
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::watch;
 
-use super::Outcome;
+use super::Exit;
 use super::apply::TargetArgs;
 use super::promote_args::PromoteArgs;
 use super::scope_args::ScopeArgs;
@@ -116,7 +116,7 @@ fn duration(text: &str) -> Result<Duration, String> {
     crate::duration::parse(text).map_err(|e| e.to_string())
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(args: Args) -> anyhow::Result<Exit> {
     let Args {
         source,
         scope,
@@ -232,7 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 }
             }
         }
-        Ok(Outcome::Success)
+        Ok(Exit::Success)
     })
 }
 

@@ -10,7 +10,7 @@ use crate::source::bundle::sign::TrustedKeys;
 use crate::source::http::Redirects;
 use crate::source::oci::OciOptions;
 use crate::source::oci::cosign::CosignKey;
-use crate::source::{Auth, HttpOptions, Limits, SourceError, SourceKind, SourceSpec};
+use crate::source::{Auth, FetchLimits, HttpOptions, SourceError, SourceKind, SourceSpec};
 
 /// Where the desired state comes from.
 #[derive(Debug, Clone, clap::Args)]
@@ -91,27 +91,27 @@ pub struct SourceArgs {
     pub follow_redirects: Redirects,
 
     /// Largest download (pack or archive), in bytes.
-    #[arg(long, env = "HAWSER_MAX_PACK_BYTES", default_value_t = Limits::default().max_pack_bytes)]
+    #[arg(long, env = "HAWSER_MAX_PACK_BYTES", default_value_t = FetchLimits::default().max_pack_bytes)]
     pub max_pack_bytes: u64,
 
     /// Largest single object or archive entry, in bytes.
-    #[arg(long, env = "HAWSER_MAX_OBJECT_BYTES", default_value_t = Limits::default().max_object_bytes)]
+    #[arg(long, env = "HAWSER_MAX_OBJECT_BYTES", default_value_t = FetchLimits::default().max_object_bytes)]
     pub max_object_bytes: u64,
 
     /// Most files a snapshot may hold.
-    #[arg(long, env = "HAWSER_MAX_FILES", default_value_t = Limits::default().max_files)]
+    #[arg(long, env = "HAWSER_MAX_FILES", default_value_t = FetchLimits::default().max_files)]
     pub max_files: u64,
 
     /// Most bytes a snapshot may hold.
-    #[arg(long, env = "HAWSER_MAX_TOTAL_BYTES", default_value_t = Limits::default().max_total_bytes)]
+    #[arg(long, env = "HAWSER_MAX_TOTAL_BYTES", default_value_t = FetchLimits::default().max_total_bytes)]
     pub max_total_bytes: u64,
 
     /// Largest ref listing a Git server may send on a poll, in bytes.
-    #[arg(long, env = "HAWSER_MAX_REF_BYTES", default_value_t = Limits::default().max_ref_bytes)]
+    #[arg(long, env = "HAWSER_MAX_REF_BYTES", default_value_t = FetchLimits::default().max_ref_bytes)]
     pub max_ref_bytes: u64,
 
     /// Most refs a Git server may list on a poll.
-    #[arg(long, env = "HAWSER_MAX_REFS", default_value_t = Limits::default().max_refs)]
+    #[arg(long, env = "HAWSER_MAX_REFS", default_value_t = FetchLimits::default().max_refs)]
     pub max_refs: u64,
 
     /// Keys trusted to sign, in OpenSSH `allowed_signers` format: bundles (keys
@@ -366,7 +366,7 @@ impl SourceArgs {
                 redirects: follow_redirects,
                 ..HttpOptions::default()
             },
-            limits: Limits {
+            limits: FetchLimits {
                 max_pack_bytes,
                 max_object_bytes,
                 max_files,

@@ -8,7 +8,7 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 
-use super::Outcome;
+use super::Exit;
 use crate::inventory::SUSPEND_ANNOTATION;
 use crate::inventory::{self, STATUS_KEY};
 use crate::report::cluster::ClusterStatus;
@@ -59,7 +59,7 @@ pub enum Format {
     Json,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(args: Args) -> anyhow::Result<Exit> {
     let Args { command, show } = args;
     if let Some(Command::Post(args)) = command {
         return super::status_post::run(*args);
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 "signed": sign_key.is_some(),
             })
         );
-        return Ok(Outcome::Success);
+        return Ok(Exit::Success);
     }
     // A packed list that does not unpack counts as none here; the agent names it.
     let members = inventory::members_text(&cm)
@@ -113,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         Format::Table => print!("{}", table(&namespace, &name, &id, members, &status)),
     }
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }
 
 /// Reads the inventory parent and the status the agent recorded on it.

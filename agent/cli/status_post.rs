@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 
-use super::Outcome;
+use super::Exit;
 use super::status_args::StatusArgs;
 use crate::report::cluster::{ClusterStatus, rfc3339};
 use crate::report::export::{self, MAX_REPORT_BYTES, Report, SIGN_NAMESPACE};
@@ -99,7 +99,7 @@ fn write_signed(file: &Path, bytes: &[u8], sign_key: Option<&Path>) -> anyhow::R
     Ok(())
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(args: Args) -> anyhow::Result<Exit> {
     let Args {
         file,
         trusted_keys,
@@ -165,7 +165,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         "{}",
         serde_json::json!({"posted": statuses.len(), "skipped": skipped})
     );
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }
 
 /// Reads at most `limit + 1` bytes: enough to tell that a file is too large.

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use super::Outcome;
+use super::Exit;
 use super::scope_args::ScopeArgs;
-use crate::manifests::{self, BuiltinNamespacing, Limits, Scope};
+use crate::manifests::{self, BuiltinNamespacing, ParseLimits, Scope};
 use crate::render;
 
 #[derive(Debug, clap::Args)]
@@ -24,9 +24,9 @@ pub struct Args {
     scope: ScopeArgs,
 }
 
-pub fn run(Args { dir, path, scope }: Args) -> anyhow::Result<Outcome> {
+pub fn run(Args { dir, path, scope }: Args) -> anyhow::Result<Exit> {
     let scope = Scope::try_from(scope)?;
-    let loaded = render::load(&dir, path.as_deref(), &Limits::default())?;
+    let loaded = render::load(&dir, path.as_deref(), &ParseLimits::default())?;
     let files = loaded.files;
     let set = manifests::build(loaded.documents, &scope, &BuiltinNamespacing)?;
     let mut warnings = loaded.warnings;
@@ -42,7 +42,7 @@ pub fn run(Args { dir, path, scope }: Args) -> anyhow::Result<Outcome> {
         eprintln!("hawser: warning: {warning}");
     }
     println!("{}", summary(set.objects.len(), files, warnings.len()));
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }
 
 /// `valid: 12 objects in 5 files (2 warnings)`.

@@ -1,13 +1,13 @@
 //! `hawser version`: what was built, from which commit, with which compiler.
 
-use super::Outcome;
+use super::Exit;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-pub fn run(Args {}: Args) -> anyhow::Result<Outcome> {
+pub fn run(Args {}: Args) -> anyhow::Result<Exit> {
     println!("{}", describe());
-    Ok(Outcome::Success)
+    Ok(Exit::Success)
 }
 
 /// The version line, also used as the ApplySet tooling value's suffix source.

@@ -148,7 +148,7 @@ mod tests {
             panic!("nothing to wait for is healthy: {verdict:?}");
         };
         let record = Record {
-            revision: "a".repeat(40),
+            revision: "a".repeat(40).parse().unwrap(),
             digest: "sha256:00".into(),
             source: "s".into(),
             at: 1,

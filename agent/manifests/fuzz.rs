@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::ignore::IgnoreFile;
 use super::yaml::{parse_json, parse_yaml};
-use super::{BuiltinNamespacing, Document, Limits, Location, Scope, build};
+use super::{BuiltinNamespacing, Document, Location, ParseLimits, Scope, build};
 
 /// xorshift64*: enough randomness to mutate with, no dependency.
 struct Rng(u64);
@@ -96,7 +96,7 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
 
 #[test]
 fn mutated_manifests_parse_or_fail_in_one_line() {
-    let limits = Limits::default();
+    let limits = ParseLimits::default();
     let scope = Scope {
         namespace: "edge".into(),
         allow_cluster_scoped: true,

@@ -14,7 +14,7 @@ use std::path::{Component, Path};
 
 use super::ignore::{IgnoreFile, IgnoreStack};
 use super::yaml::{Parsed, Parser};
-use super::{Document, Limits, Location, ManifestError};
+use super::{Document, Location, ManifestError, ParseLimits};
 
 /// The documents of a directory, with what the walk noticed.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -32,13 +32,17 @@ pub struct Loaded {
 pub fn load_dir(
     root: &Path,
     subpath: Option<&Path>,
-    limits: &Limits,
+    limits: &ParseLimits,
 ) -> Result<Vec<Document>, ManifestError> {
     load(root, subpath, limits).map(|loaded| loaded.documents)
 }
 
 /// Like [`load_dir`], also returning the file count and warnings.
-pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Loaded, ManifestError> {
+pub fn load(
+    root: &Path,
+    subpath: Option<&Path>,
+    limits: &ParseLimits,
+) -> Result<Loaded, ManifestError> {
     let mut walk = Walk {
         limits,
         parser: Parser::new(limits),
@@ -95,7 +99,7 @@ pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Load
 }
 
 struct Walk<'a> {
-    limits: &'a Limits,
+    limits: &'a ParseLimits,
     parser: Parser<'a>,
     loaded: Loaded,
     total_bytes: u64,

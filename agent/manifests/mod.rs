@@ -9,7 +9,7 @@
 //! Two steps, so that callers can look at the documents in between:
 //!
 //! 1. [`load_dir`] walks the directory in sorted order, honours `.hawserignore`, and
-//!    parses every document with explicit budgets ([`Limits`]) because the input is
+//!    parses every document with explicit budgets ([`ParseLimits`]) because the input is
 //!    untrusted. See [`yaml`] for the YAML 1.1 decisions. [`load`] does the same and
 //!    also returns the file count and warnings (skipped kustomizations, symlinks).
 //! 2. [`build`] checks each object's identity, fills in namespaces, rejects duplicates,
@@ -180,7 +180,7 @@ impl ManifestSet {
 /// Budgets for untrusted input. The defaults fit large real repositories (CRD bundles
 /// of several MiB) while stopping amplification attacks within milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub struct ParseLimits {
     /// Largest manifest file read, in bytes.
     pub max_file_bytes: u64,
     /// Largest total of all manifest files, in bytes.
@@ -201,7 +201,7 @@ pub struct Limits {
     pub max_total_nodes: usize,
 }
 
-impl Default for Limits {
+impl Default for ParseLimits {
     fn default() -> Self {
         Self {
             max_file_bytes: 8 * 1024 * 1024,

@@ -42,7 +42,7 @@ use serde_saphyr::{
     DuplicateKeyPolicy, MergeKeyPolicy, MessageFormatter, NonFiniteFloatPolicy, Options,
 };
 
-use super::{Limits, Location, ManifestError};
+use super::{Location, ManifestError, ParseLimits};
 
 /// Whose reading of YAML a file gets. Manifests are read as `kubectl` reads them;
 /// the render stage reads files as `kustomize build` does, which differs by file.
@@ -71,7 +71,7 @@ pub struct Parsed {
 /// many small bombs cost no more than one.
 #[derive(Debug)]
 pub struct Parser<'a> {
-    limits: &'a Limits,
+    limits: &'a ParseLimits,
     /// Parser events aliases may still add beyond what the input itself produces.
     expansion_left: usize,
     /// Nodes the documents of this load may still hold.
@@ -79,7 +79,7 @@ pub struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
-    pub fn new(limits: &'a Limits) -> Self {
+    pub fn new(limits: &'a ParseLimits) -> Self {
         Self {
             limits,
             expansion_left: limits.max_alias_expansion,
@@ -333,12 +333,20 @@ fn nodes(value: &Value) -> usize {
 }
 
 /// Parses one YAML stream on its own budget.
-pub fn parse_yaml(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
+pub fn parse_yaml(
+    text: &str,
+    file: &str,
+    limits: &ParseLimits,
+) -> Result<Vec<Parsed>, ManifestError> {
     Parser::new(limits).yaml(text, file)
 }
 
 /// Parses a JSON file on its own budget.
-pub fn parse_json(text: &str, file: &str, limits: &Limits) -> Result<Vec<Parsed>, ManifestError> {
+pub fn parse_json(
+    text: &str,
+    file: &str,
+    limits: &ParseLimits,
+) -> Result<Vec<Parsed>, ManifestError> {
     Parser::new(limits).json(text, file)
 }
 
@@ -352,7 +360,7 @@ fn depth(value: &Value) -> usize {
 }
 
 /// The serde-saphyr options: kubectl-like scalars (see the module doc) and budgets.
-fn options(limits: &Limits, max_events: usize, max_nodes: usize, dialect: Dialect) -> Options {
+fn options(limits: &ParseLimits, max_events: usize, max_nodes: usize, dialect: Dialect) -> Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
             max_events: max_events,

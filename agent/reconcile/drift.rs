@@ -23,6 +23,7 @@ use crate::pipeline::{self, PlannedRevision, VariablesDigest};
 use crate::plan::live::Expected;
 use crate::plan::{Action, Plan};
 use crate::report::cluster::{self, Severity};
+use crate::source::Revision;
 
 /// What the last plan was of, and what it expects live.
 #[derive(Debug, Clone)]
@@ -45,7 +46,7 @@ impl LastPlan {
 /// A revision whose apply began but has not ended, and its members.
 #[derive(Debug, Clone)]
 pub(super) struct InFlight {
-    pub revision: String,
+    pub revision: Revision,
     pub members: BTreeSet<Member>,
 }
 
@@ -56,7 +57,7 @@ impl Agent {
         let Some(entry) = self.applied.clone() else {
             return self.settings.drift_interval;
         };
-        let span = tracing::info_span!("drift", revision = %entry.revision);
+        let span = tracing::info_span!("drift", revision = %entry.revision());
         let _enter = span.enter();
         if self.settings.suspend {
             self.handles.metrics.set_suspended(true);
@@ -64,8 +65,8 @@ impl Agent {
         }
         // Re-verified every tick: a tree with files missing would render fewer
         // objects, and drift would prune the rest.
-        if let Err(e) = self.cache.load(&entry.revision) {
-            self.lose_applied(&entry.revision, &crate::errors::one_line_error(&e))
+        if let Err(e) = self.cache.load(entry.revision()) {
+            self.lose_applied(entry.revision(), &crate::errors::one_line_error(&e))
                 .await;
             return self.settings.drift_interval;
         }
@@ -228,7 +229,7 @@ impl Agent {
     /// The applied revision's cache entry is gone or corrupt: drift cannot be
     /// corrected from it. Said loudly (log, Event, metric, readiness), and the
     /// next poll comes at once to fetch it (or the source's newer revision) again.
-    async fn lose_applied(&mut self, revision: &str, error: &str) {
+    async fn lose_applied(&mut self, revision: &Revision, error: &str) {
         self.handles.metrics.drift_check_failed();
         tracing::error!(
             error = %error,
@@ -243,7 +244,7 @@ impl Agent {
         )
         .await;
         self.applied = None;
-        self.lost = Some(revision.to_string());
+        self.lost = Some(revision.clone());
         self.poll_now = true;
         self.update_readiness();
     }

@@ -25,6 +25,7 @@ use crate::errors::one_line_error;
 use crate::gate::{self, Decision, Promotion};
 use crate::report::evidence::Evidence;
 use crate::report::forge::StatusOutcome;
+use crate::source::Revision;
 
 /// `--promote-after` and where the canaries' statuses are read.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub(super) enum Gated {
 #[derive(Debug, Default)]
 pub(super) struct GateState {
     /// The revision waiting, and since when.
-    waiting: Option<(String, Instant)>,
+    waiting: Option<(Revision, Instant)>,
     /// No read before this (the forge's rate limit).
     next_read: Option<Instant>,
     /// The last thing logged, so each wait and each read error is logged once.
@@ -55,7 +56,7 @@ pub(super) struct GateState {
 
 impl Agent {
     /// Asks the gate about `revision`; reads the canaries' statuses when due.
-    pub(super) async fn gate(&mut self, revision: &str) -> Gated {
+    pub(super) async fn gate(&mut self, revision: &Revision) -> Gated {
         let Some(promote) = self.settings.promote.clone() else {
             return Gated::Open;
         };
@@ -63,7 +64,7 @@ impl Agent {
         let waited = match &self.gate.waiting {
             Some((waiting, since)) if waiting == revision => now.duration_since(*since),
             _ => {
-                self.gate.waiting = Some((revision.to_string(), now));
+                self.gate.waiting = Some((revision.clone(), now));
                 self.gate.said = None;
                 Duration::ZERO
             }
@@ -148,7 +149,7 @@ impl Agent {
 
     /// Gives the revision up: `failure` on its commit, recorded as rejected so it is
     /// not looked at again until the source moves; the applied one stays enforced.
-    async fn stop(&mut self, revision: &str, commit: Option<&str>, reason: String) -> Gated {
+    async fn stop(&mut self, revision: &Revision, commit: Option<&str>, reason: String) -> Gated {
         self.gate.waiting = None;
         self.gate.said = None;
         if let Some(commit) = commit {
@@ -161,7 +162,7 @@ impl Agent {
                 .await;
         }
         self.state.rejected = Some(Rejected {
-            revision: revision.to_string(),
+            revision: revision.clone(),
             reason: format!("not promoted: {reason}"),
             at: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)

@@ -32,7 +32,7 @@ use crate::plan::live::Observed;
 use crate::plan::{Keep, Memory};
 use crate::report::metrics::{Metrics, PollResult};
 use crate::report::{Teller, TellerConfig};
-use crate::source::Source;
+use crate::source::{Revision, Source};
 
 /// `--drift`: what to do with objects that drifted from the applied revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +102,7 @@ pub struct Agent {
     persist_backoff: Backoff,
     /// The applied revision whose cache entry vanished under the agent: not
     /// enforced until it is fetched again (at the next poll, which comes at once).
-    lost: Option<String>,
+    lost: Option<Revision>,
     poll_now: bool,
     /// A revision whose apply began and has not ended (a transient failure is
     /// retried): drift must not prune what it added to the inventory.
@@ -255,10 +255,10 @@ impl Agent {
         };
         match self.load_verified(&record.revision) {
             Ok(entry) => {
-                tracing::info!(revision = %entry.revision, "loaded the applied revision from the cache; enforcing it");
+                tracing::info!(revision = %entry.revision(), "loaded the applied revision from the cache; enforcing it");
                 self.handles
                     .metrics
-                    .set_applied_revision(Some(&entry.revision));
+                    .set_applied_revision(Some(entry.revision().as_str()));
                 self.handles
                     .metrics
                     .set_good_revision(self.state.good().map(|g| g.revision.as_str()));
@@ -298,7 +298,7 @@ impl Agent {
                 match &self.applied {
                     Some(applied) => tracing::warn!(
                         error = %crate::errors::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
-                        enforcing = %applied.revision, "source unreachable; enforcing the cached revision"
+                        enforcing = %applied.revision(), "source unreachable; enforcing the cached revision"
                     ),
                     None => tracing::warn!(
                         error = %crate::errors::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),
@@ -317,13 +317,12 @@ impl Agent {
             self.handles.metrics.source_reachable();
             self.teller.outage(None).await;
         }
-        let revision = revision.to_string();
         self.teller.desired(&revision);
         let window = self.window_state().await;
         let current = self
             .applied
             .as_ref()
-            .is_some_and(|a| a.revision == revision);
+            .is_some_and(|a| *a.revision() == revision);
         let rejected = self
             .state
             .rejected
@@ -381,9 +380,9 @@ impl Agent {
             .source
             .subpath()
             .map(std::path::PathBuf::from)
-            .filter(|sub| entry.tree.join(sub).is_dir());
+            .filter(|sub| entry.tree().join(sub).is_dir());
         Tree {
-            root: entry.tree.clone(),
+            root: entry.tree().to_path_buf(),
             subpath,
         }
     }
@@ -411,13 +410,12 @@ impl Agent {
 
     /// Tells a bundle source which commit the cluster runs (its downgrade check), and
     /// returns the commit's time to keep with the record.
-    fn tell_source_applied(&self, revision: &str, committer_time: Option<i64>) -> Option<i64> {
+    fn tell_source_applied(&self, revision: &Revision, committer_time: Option<i64>) -> Option<i64> {
         let Source::Bundle(bundle) = self.source.as_ref() else {
             return None;
         };
-        let revision = crate::source::Revision::parse(revision)?;
-        bundle.set_applied(&revision, committer_time);
-        bundle.committer_time(&revision).or(committer_time)
+        bundle.set_applied(revision, committer_time);
+        bundle.committer_time(revision).or(committer_time)
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use super::Agent;
 use crate::errors::one_line_error;
+use crate::source::Revision;
 
 /// How soon a failed state write is tried again, at first and at most.
 pub(super) const PERSIST_RETRY: (Duration, Duration) =
@@ -103,7 +104,7 @@ impl Agent {
         };
         let recorded_at = parse_rfc3339(&recorded.time);
         let ours = self.state.applied.clone();
-        if ours.as_ref().is_some_and(|r| r.revision == theirs) {
+        if ours.as_ref().is_some_and(|r| r.revision == *theirs) {
             return;
         }
         if let (Some(ours), Some(at)) = (&ours, recorded_at)
@@ -113,8 +114,14 @@ impl Agent {
             tracing::info!(state = %ours.revision, recorded = %theirs, "the inventory parent's status is older than the cache's state; keeping the state's revision");
             return;
         }
-        match self.load_verified(&theirs) {
-            Ok(entry) => {
+        // The parent's status is text (another process may have written it): parsed
+        // here, where it enters the loop.
+        let usable = theirs
+            .parse::<Revision>()
+            .map_err(|e| e.to_string())
+            .and_then(|revision| Ok((self.load_verified(&revision)?, revision)));
+        match usable {
+            Ok((entry, revision)) => {
                 tracing::warn!(
                     state = ours.as_ref().map_or("none", |r| r.revision.as_str()),
                     recorded = %theirs,
@@ -122,7 +129,7 @@ impl Agent {
                 );
                 let mut record =
                     entry.record(recorded_at.unwrap_or_else(super::revision::now_secs));
-                record.committer_time = self.tell_source_applied(&theirs, None);
+                record.committer_time = self.tell_source_applied(&revision, None);
                 self.state.applied = Some(record);
                 self.handles.metrics.set_applied_revision(Some(&theirs));
                 self.applied = Some(entry);

@@ -10,7 +10,7 @@ use crate::health::{self, Verdict};
 use crate::pipeline::PipelineError;
 use crate::report::metrics::FetchResult;
 use crate::report::{Failure, Occasion, Reconcile, RevisionOutcome, Standing};
-use crate::source::SourceError;
+use crate::source::{Revision, SourceError};
 
 /// What the poll loop does after a revision.
 pub(super) enum Next {
@@ -45,7 +45,7 @@ pub(super) fn now_secs() -> u64 {
 
 impl Agent {
     /// Fetches (or finds in the cache), applies and checks a new revision.
-    pub(super) async fn revision(&mut self, revision: &str) -> Next {
+    pub(super) async fn revision(&mut self, revision: &Revision) -> Next {
         let span = tracing::info_span!("reconcile", revision = %revision);
         let _enter = span.enter();
         let entry = match self.load_verified(revision) {
@@ -68,28 +68,27 @@ impl Agent {
 
     /// A cached entry whose signatures still verify under the policy (a key may have
     /// left the trusted files since). One that does not is discarded.
-    pub(super) fn load_verified(&self, revision: &str) -> Result<Entry, String> {
+    pub(super) fn load_verified(&self, revision: &Revision) -> Result<Entry, String> {
         let entry = self.cache.load(revision).map_err(|e| e.to_string())?;
         let policy = self.source.policy();
         if !policy.enabled() {
             return Ok(entry);
         }
-        let checked = match (entry.objects(), crate::source::Revision::parse(revision)) {
-            (Ok(Some(objects)), Some(rev)) => match rev.commit_id() {
-                Some(commit) => policy.check(commit, &objects).map_err(|e| e.to_string()),
-                None => Err("not a commit".into()),
-            },
+        let checked = match (entry.objects(), revision.commit_id()) {
+            (Ok(Some(objects)), Some(commit)) => {
+                policy.check(commit, &objects).map_err(|e| e.to_string())
+            }
+            (Ok(Some(_)), None) => Err("not a commit".into()),
             (Ok(None), _) => Err("no commit object stored to verify".into()),
             (Err(e), _) => Err(e),
-            (_, None) => Err("invalid revision".into()),
         };
         match checked {
             Ok(verified) => {
-                tracing::info!(revision, signed = %verified, "cached revision re-verified");
+                tracing::info!(%revision, signed = %verified, "cached revision re-verified");
                 Ok(entry)
             }
             Err(reason) => {
-                tracing::error!(revision, %reason, "cached revision no longer verifies; discarding it");
+                tracing::error!(%revision, %reason, "cached revision no longer verifies; discarding it");
                 if let Err(e) = self.cache.discard(revision) {
                     tracing::warn!(error = %e, "discarding the cache entry failed");
                 }
@@ -101,17 +100,15 @@ impl Agent {
     }
 
     /// Fetches and stores a revision (failures are logged and counted).
-    async fn fetch(&mut self, revision: &str) -> Result<Entry, Fetch> {
+    async fn fetch(&mut self, revision: &Revision) -> Result<Entry, Fetch> {
         let source = self.source.clone();
         let cache = self.cache.clone();
-        let rev = revision.to_string();
+        let revision = revision.clone();
         let task = tokio::task::spawn_blocking(move || -> Result<Entry, Fetched> {
             let stored =
                 |e: crate::cache::CacheError| Fetched::Cache(crate::errors::one_line_error(&e));
-            let parsed = crate::source::Revision::parse(&rev)
-                .ok_or_else(|| Fetched::Source(format!("invalid revision {rev}"), None))?;
             let staging = cache.staging_dir().map_err(stored)?;
-            let snapshot = source.fetch(&parsed, staging.path()).map_err(|e| {
+            let snapshot = source.fetch(&revision, staging.path()).map_err(|e| {
                 let text = crate::errors::one_line_error(&e);
                 // Writing the fetched files into the cache's staging directory
                 // failed: the cache's disk, not the source.
@@ -123,10 +120,8 @@ impl Agent {
                 let refused = e.is_refusal().then(|| Box::new(e));
                 Fetched::Source(text, refused)
             })?;
-            let objects = snapshot.objects().map(|o| (o, snapshot.verified()));
-            cache
-                .store_signed(&rev, snapshot.source(), staging.path(), objects)
-                .map_err(stored)
+            // The snapshot's tree is in the staging directory: moved, not copied.
+            cache.store(snapshot).map_err(stored)
         });
         // None: shutting down, or the task failed (logged).
         let Some(fetched) = self.while_blocking(task).await else {
@@ -135,13 +130,13 @@ impl Agent {
         match fetched {
             Ok(entry) => {
                 tracing::info!(
-                    files = entry.files,
-                    bytes = entry.bytes,
+                    files = entry.files(),
+                    bytes = entry.bytes(),
                     "fetched, verified and cached"
                 );
                 self.handles
                     .metrics
-                    .fetched(FetchResult::Success, entry.bytes);
+                    .fetched(FetchResult::Success, entry.bytes());
                 Ok(entry)
             }
             Err(Fetched::Source(e, refused)) => {
@@ -161,12 +156,12 @@ impl Agent {
     /// state, the enforced snapshot), tell (report).
     async fn apply_entry(&mut self, entry: Entry, occasion: Occasion) -> Next {
         let signed = entry.verified();
-        let commit = self.source.commit_of(&entry.revision);
-        let reconcile = self
-            .teller
-            .begin(&entry.revision, &entry.source, occasion, signed, commit);
+        let commit = self.source.commit_of(entry.revision());
+        let reconcile =
+            self.teller
+                .begin(entry.revision(), entry.source(), occasion, signed, commit);
         let outcome = self.run_pipeline(&entry, &reconcile).await;
-        let revision = entry.revision.clone();
+        let revision = entry.revision().clone();
         self.record_outcome(entry, &outcome);
         self.tell(reconcile, &outcome).await;
         if let Some(reason) = outcome.unhealthy_reason()
@@ -189,7 +184,7 @@ impl Agent {
         match outcome {
             RevisionOutcome::Healthy { .. } | RevisionOutcome::Unhealthy { .. } => {
                 let mut record = entry.record(now_secs());
-                record.committer_time = self.tell_source_applied(&entry.revision, None);
+                record.committer_time = self.tell_source_applied(entry.revision(), None);
                 if let RevisionOutcome::Healthy { health, .. } = outcome {
                     self.state.record_good(record.clone(), health);
                     self.state.rejected = None;
@@ -203,8 +198,8 @@ impl Agent {
                 // What a rejected revision wrote is not kept: drift prunes it.
                 self.in_flight = None;
                 self.state.rejected = Some(Rejected {
-                    revision: entry.revision.clone(),
-                    reason: outcome.message(&entry.revision, Occasion::New),
+                    revision: entry.revision().clone(),
+                    reason: outcome.message(entry.revision(), Occasion::New),
                     at: now_secs(),
                 });
                 self.save_state();
@@ -215,10 +210,10 @@ impl Agent {
 
     /// Records a revision the source refused (its signature): kept enforcing the
     /// applied one, not retried until the source moves, told like a rejection.
-    async fn reject(&mut self, revision: &str, refusal: SourceError) {
+    async fn reject(&mut self, revision: &Revision, refusal: SourceError) {
         let outcome = RevisionOutcome::Refused(refusal);
         self.state.rejected = Some(Rejected {
-            revision: revision.to_string(),
+            revision: revision.clone(),
             reason: outcome.message(revision, Occasion::New),
             at: now_secs(),
         });
@@ -235,8 +230,8 @@ impl Agent {
         // `good` is read through its accessor, so take it before `posted` is lent.
         let good = self.state.good().map(|r| r.revision.clone());
         let standing = Standing {
-            applied: self.state.applied.as_ref().map(|r| r.revision.as_str()),
-            good: good.as_deref(),
+            applied: self.state.applied.as_ref().map(|r| &r.revision),
+            good: good.as_ref(),
             posted: &mut self.state.posted,
             unreachable_since: self.outage.map(|o| o.since),
         };
@@ -247,8 +242,8 @@ impl Agent {
 
     /// The last good revision back after an unhealthy one; the unhealthy revision is
     /// marked rejected so it is not applied again until the source moves.
-    async fn rollback(&mut self, bad: &str, reason: &str) -> Next {
-        let Some(good) = self.state.good().cloned().filter(|g| g.revision != bad) else {
+    async fn rollback(&mut self, bad: &Revision, reason: &str) -> Next {
+        let Some(good) = self.state.good().cloned().filter(|g| g.revision != *bad) else {
             tracing::warn!("no earlier good revision to roll back to");
             return Next::Interval;
         };
@@ -262,7 +257,7 @@ impl Agent {
         self.teller.rolling_back(bad, reason, &good.revision).await;
         let next = Box::pin(self.apply_entry(entry, Occasion::Rollback)).await;
         self.state.rejected = Some(Rejected {
-            revision: bad.to_string(),
+            revision: bad.clone(),
             reason: format!("unhealthy, rolled back: {reason}"),
             at: now_secs(),
         });
@@ -273,7 +268,7 @@ impl Agent {
     /// The applied revision's snapshot becomes the one drift enforces.
     fn adopt(&mut self, entry: Entry) {
         if self.lost.take().is_some() {
-            tracing::info!(revision = %entry.revision, "the applied revision is in the cache again; enforcing it");
+            tracing::info!(revision = %entry.revision(), "the applied revision is in the cache again; enforcing it");
         }
         self.applied = Some(entry);
         self.update_readiness();
@@ -306,7 +301,7 @@ impl Agent {
         // The inventory is widened to this revision's members first: until the
         // revision ends, drift checks must not prune what it adds.
         self.in_flight = Some(super::drift::InFlight {
-            revision: entry.revision.clone(),
+            revision: entry.revision().clone(),
             members: planned.plan.members.clone(),
         });
         let applied = match apply::apply(

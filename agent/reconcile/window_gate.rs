@@ -13,10 +13,11 @@ use std::time::Duration;
 use super::Agent;
 use crate::report::Standing;
 use crate::report::cluster::{SyncWindowStatus, rfc3339};
-use crate::window::{ClosedDrift, State};
+use crate::source::Revision;
+use crate::window::{ClosedDrift, WindowState};
 
 /// The windows' state at one instant, as the gate uses it.
-pub(super) type WindowNow = Option<(State, jiff::Timestamp)>;
+pub(super) type WindowNow = Option<(WindowState, jiff::Timestamp)>;
 
 impl Agent {
     /// The windows' state now (`None` without windows), shown in the metrics and the
@@ -41,7 +42,7 @@ impl Agent {
     /// returns when to poll again (at the opening, or the interval if that is sooner).
     pub(super) async fn hold_outside_window(
         &mut self,
-        revision: &str,
+        revision: &Revision,
         window: WindowNow,
     ) -> Option<Duration> {
         let (state, now) = window?;
@@ -51,8 +52,8 @@ impl Agent {
         let reason = format!("waiting for the change window ({})", state.describe(now));
         let good = self.state.good().map(|r| r.revision.clone());
         let standing = Standing {
-            applied: self.state.applied.as_ref().map(|r| r.revision.as_str()),
-            good: good.as_deref(),
+            applied: self.state.applied.as_ref().map(|r| &r.revision),
+            good: good.as_ref(),
             posted: &mut self.state.posted,
             unreachable_since: self.outage.map(|o| o.since),
         };

@@ -15,7 +15,7 @@
 use serde_json::Value;
 
 use crate::manifests::yaml::{Dialect, Parser};
-use crate::manifests::{Document, Limits, Location};
+use crate::manifests::{Document, Location, ParseLimits};
 
 use super::fieldspec::{Config, FieldSpec};
 use super::files::{Files, Kind, is_within, parent};
@@ -47,7 +47,7 @@ pub struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    pub fn new(root: &std::path::Path, limits: &'a Limits) -> Result<Self, RenderError> {
+    pub fn new(root: &std::path::Path, limits: &'a ParseLimits) -> Result<Self, RenderError> {
         Ok(Self {
             files: Files::new(root, limits),
             builtin: Config::builtin().map_err(|e| RenderError::file("fieldspecs.yaml", e))?,

@@ -557,9 +557,12 @@ mod tests {
 
     fn round_trip(v: Value) {
         let text = documents([&v]);
-        let parsed =
-            crate::manifests::yaml::parse_yaml(&text, "t", &crate::manifests::Limits::default())
-                .unwrap();
+        let parsed = crate::manifests::yaml::parse_yaml(
+            &text,
+            "t",
+            &crate::manifests::ParseLimits::default(),
+        )
+        .unwrap();
         assert_eq!(parsed[0].value, v, "{text}");
     }
 

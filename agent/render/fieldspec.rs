@@ -103,7 +103,7 @@ impl Config {
     }
 
     fn parse_builtin() -> Result<Self, String> {
-        let limits = crate::manifests::Limits::default();
+        let limits = crate::manifests::ParseLimits::default();
         let docs = crate::manifests::yaml::parse_yaml(BUILTIN, "fieldspecs.yaml", &limits)
             .map_err(|e| e.to_string())?;
         let mut config = Config::default();

@@ -2,7 +2,7 @@
 //!
 //! In: the revision's root directory and paths as kustomizations write them
 //! (relative to the kustomization's directory). Out: file contents and directory
-//! listings, within the [`Limits`]. What can go wrong: absolute paths, paths that
+//! listings, within the [`ParseLimits`]. What can go wrong: absolute paths, paths that
 //! leave the revision, symlinks anywhere on the way (they could point outside it),
 //! files leaving the kustomization's own directory (kustomize's default
 //! `LoadRestrictionsRootOnly`), and the size budgets.
@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
-use crate::manifests::{Limits, ManifestError};
+use crate::manifests::{ManifestError, ParseLimits};
 
 use super::RenderError;
 
@@ -19,7 +19,7 @@ use super::RenderError;
 #[derive(Debug)]
 pub struct Files<'a> {
     root: PathBuf,
-    pub limits: &'a Limits,
+    pub limits: &'a ParseLimits,
     total_bytes: u64,
     files: usize,
     /// Keys for the SOPS-encrypted files read through here: `secretGenerator`
@@ -36,7 +36,7 @@ pub const KUSTOMIZATION_NAMES: &[&str] =
     &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 impl<'a> Files<'a> {
-    pub fn new(root: &Path, limits: &'a Limits) -> Self {
+    pub fn new(root: &Path, limits: &'a ParseLimits) -> Self {
         Self {
             root: root.to_path_buf(),
             limits,

@@ -5,7 +5,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use super::{Limits, kustomize};
+use super::{ParseLimits, kustomize};
 
 struct Rng(u64);
 
@@ -121,7 +121,7 @@ fn mutated_kustomizations_render_or_fail_in_one_line() {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, text).unwrap();
     }
-    let limits = Limits::default();
+    let limits = ParseLimits::default();
     fs::write(root.join("kustomization.yaml"), SEED).unwrap();
     if let Err(e) = kustomize(root, None, &limits) {
         panic!("the seed must render: {e}");

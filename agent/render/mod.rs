@@ -5,7 +5,7 @@
 //! `kustomization.yaml`, `kustomization.yml` or `Kustomization`, it is rendered as
 //! `kustomize build` v5 renders it ([`build`]); without one the plain files pass
 //! through ([`manifests::load`]). Pure: no cluster, no network, bounded by the same
-//! [`Limits`] as manifests.
+//! [`ParseLimits`] as manifests.
 //!
 //! What can go wrong is a [`RenderError`]: one line naming the kustomization file and
 //! field (or the resource file and document) and the rule broken. A failed render
@@ -37,7 +37,7 @@ mod tests;
 
 use std::path::{Component, Path};
 
-use crate::manifests::{self, Document, Limits, Loaded, Location, ManifestError};
+use crate::manifests::{self, Document, Loaded, Location, ManifestError, ParseLimits};
 
 pub use generate::hash_suffix;
 
@@ -77,7 +77,11 @@ impl RenderError {
 
 /// The documents of a directory: rendered when it holds a kustomization, else the
 /// plain-file walk of [`manifests::load`]. `files` counts the files read.
-pub fn load(root: &Path, subpath: Option<&Path>, limits: &Limits) -> Result<Loaded, RenderError> {
+pub fn load(
+    root: &Path,
+    subpath: Option<&Path>,
+    limits: &ParseLimits,
+) -> Result<Loaded, RenderError> {
     load_with(root, subpath, limits, &Options::default())
 }
 
@@ -94,7 +98,7 @@ pub struct Options {
 pub fn load_with(
     root: &Path,
     subpath: Option<&Path>,
-    limits: &Limits,
+    limits: &ParseLimits,
     options: &Options,
 ) -> Result<Loaded, RenderError> {
     let mut loaded = match kustomize_with(root, subpath, limits, &options.decryption)? {
@@ -115,7 +119,7 @@ pub fn load_with(
 pub fn kustomize(
     root: &Path,
     subpath: Option<&Path>,
-    limits: &Limits,
+    limits: &ParseLimits,
 ) -> Result<Option<(Vec<Document>, usize)>, RenderError> {
     kustomize_with(root, subpath, limits, &sops::Decryption::default())
 }
@@ -124,7 +128,7 @@ pub fn kustomize(
 fn kustomize_with(
     root: &Path,
     subpath: Option<&Path>,
-    limits: &Limits,
+    limits: &ParseLimits,
     decryption: &sops::Decryption,
 ) -> Result<Option<(Vec<Document>, usize)>, RenderError> {
     let dir = relative_dir(subpath)?;

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::manifests::yaml::parse_yaml;
-use crate::manifests::{Document, Limits};
+use crate::manifests::{Document, ParseLimits};
 
 use super::RenderError;
 
@@ -119,7 +119,7 @@ pub fn valid_name(name: &str) -> bool {
 pub fn apply(
     docs: &mut [Document],
     sub: &Substitution,
-    limits: &Limits,
+    limits: &ParseLimits,
 ) -> Result<(), RenderError> {
     let vars = sub.vars();
     if vars.is_empty() {
@@ -153,7 +153,7 @@ fn substitute_value(
     value: &mut Value,
     vars: &BTreeMap<String, String>,
     strict: bool,
-    limits: &Limits,
+    limits: &ParseLimits,
 ) -> Result<(), String> {
     match value {
         Value::String(s) if s.contains('$') => {
@@ -215,7 +215,7 @@ fn is_one_expression(s: &str) -> bool {
 /// `text` read back as the one YAML scalar it would be in Flux's re-parsed output:
 /// a number, boolean or null, or a quoted string (a value given as `"8080"` is the
 /// string `8080`). `None` when it is not a single scalar; it then stays the text.
-fn plain_scalar(text: &str, limits: &Limits) -> Option<Value> {
+fn plain_scalar(text: &str, limits: &ParseLimits) -> Option<Value> {
     if text.contains(['\n', '#', '[', '{', '&', '*', '!', '|', '>']) || text.contains(": ") {
         return None;
     }
@@ -400,7 +400,7 @@ mod tests {
     /// digits become a number, a quoted value the string inside the quotes.
     #[test]
     fn one_expression_is_read_back_as_a_yaml_scalar() {
-        let limits = Limits::default();
+        let limits = ParseLimits::default();
         let v = vars(&[
             ("n", "3"),
             ("port", "\"8080\""),

@@ -19,7 +19,7 @@ fn write(root: &Path, files: &[(&str, &str)]) {
 fn render(files: &[(&str, &str)]) -> Result<Vec<Value>, RenderError> {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), files);
-    let (docs, _) = kustomize(dir.path(), None, &Limits::default())?.expect("a kustomization");
+    let (docs, _) = kustomize(dir.path(), None, &ParseLimits::default())?.expect("a kustomization");
     Ok(docs.into_iter().map(|d| d.value).collect())
 }
 
@@ -159,7 +159,7 @@ fn symlinks_are_refused() {
         ],
     );
     std::os::unix::fs::symlink(dir.path().join("real.yaml"), dir.path().join("link.yaml")).unwrap();
-    let err = kustomize(dir.path(), None, &Limits::default())
+    let err = kustomize(dir.path(), None, &ParseLimits::default())
         .unwrap_err()
         .to_string();
     assert!(err.contains("link.yaml: symlinks are refused"), "{err}");
@@ -200,12 +200,12 @@ fn a_directory_without_a_kustomization_is_not_rendered() {
         )],
     );
     assert!(
-        kustomize(dir.path(), None, &Limits::default())
+        kustomize(dir.path(), None, &ParseLimits::default())
             .unwrap()
             .is_none()
     );
     assert_eq!(
-        load(dir.path(), None, &Limits::default())
+        load(dir.path(), None, &ParseLimits::default())
             .unwrap()
             .documents
             .len(),

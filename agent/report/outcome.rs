@@ -14,7 +14,7 @@ use crate::errors::one_line_error;
 use crate::health::{Healthy, Verdict};
 use crate::inventory::SUSPEND_ANNOTATION;
 use crate::pipeline::PipelineError;
-use crate::source::SourceError;
+use crate::source::{Revision, SourceError};
 
 /// Why a revision is being applied: a new one from the source, or the last good one
 /// again after an unhealthy one.
@@ -112,7 +112,7 @@ impl RevisionOutcome {
 
     /// The message recorded in the parent's status (and, prefixed with the
     /// revision, in the Event).
-    pub fn message(&self, revision: &str, occasion: Occasion) -> String {
+    pub fn message(&self, revision: &Revision, occasion: Occasion) -> String {
         match self {
             RevisionOutcome::Healthy { applied, health } => format!(
                 "{} {} objects ({} changed, {} pruned), healthy in {}s",
@@ -187,12 +187,16 @@ mod tests {
     use super::*;
     use crate::plan::PlanError;
 
+    fn revision() -> Revision {
+        "a".repeat(40).parse().unwrap()
+    }
+
     #[test]
     fn a_rejection_is_worded_once_and_told_without_its_prefix() {
         let outcome = RevisionOutcome::from_error(PipelineError::Plan(PlanError::Empty));
         assert_eq!(outcome.result(), "rejected");
         assert!(!outcome.retry());
-        let message = outcome.message("r", Occasion::New);
+        let message = outcome.message(&revision(), Occasion::New);
         assert!(message.starts_with("rejected: the revision contains no objects"));
         let Some(StatusOutcome::Rejected { reason }) = outcome.status(Occasion::New) else {
             panic!("a rejection is told to the forge");
@@ -207,7 +211,7 @@ mod tests {
         assert_eq!(outcome.metric(), ReconcileResult::Failed);
         assert!(outcome.status(Occasion::New).is_none());
         assert_eq!(
-            outcome.message("r", Occasion::New),
+            outcome.message(&revision(), Occasion::New),
             "shutting down before the revision was healthy"
         );
     }

@@ -7,11 +7,12 @@
 //! Out: effects only. Nothing here fails the loop: a refused post or status write is
 //! logged (a post error once) and the agent goes on. The posted history lives in the
 //! cache's state, so the caller persists it when [`Teller::tell`] says it changed.
+//! The parent's status block is kept in `status`; this file tells and posts.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::cluster::{self, ClusterStatus, Severity, SyncWindowStatus};
+use super::cluster::{self, ClusterStatus, Severity};
 use super::export::{self, OutcomeRecord};
 use super::forge::{CommitStatus, Reporter, StatusOutcome};
 use super::forge::{Posted, describe};
@@ -19,14 +20,17 @@ use super::metrics::{Metrics, ReconcileTimer};
 use super::outcome::{Occasion, RevisionOutcome};
 use crate::apply::Applied;
 use crate::errors::one_line_error;
-use crate::inventory::{self, Parent};
+use crate::inventory::Parent;
+use crate::source::Revision;
 use crate::verify::{Signer, Verified};
+
+mod status;
 
 /// What the loop knows that a status shows.
 pub struct Standing<'a> {
     /// The revisions recorded as applied and as good.
-    pub applied: Option<&'a str>,
-    pub good: Option<&'a str>,
+    pub applied: Option<&'a Revision>,
+    pub good: Option<&'a Revision>,
     /// The statuses posted so far (kept in the cache's state); a post adds to it.
     pub posted: &'a mut Vec<Posted>,
     /// Wall-clock start of the current source outage.
@@ -36,7 +40,7 @@ pub struct Standing<'a> {
 /// One revision being applied, from its start to its outcome.
 #[must_use = "a reconcile is told with Teller::tell"]
 pub struct Reconcile {
-    revision: String,
+    revision: Revision,
     occasion: Occasion,
     /// None for a revision refused before it was cached: no reconcile ran.
     timer: Option<ReconcileTimer>,
@@ -117,54 +121,8 @@ impl Teller {
         }
     }
 
-    /// Picks up the status and the outcomes an earlier run recorded on the parent,
-    /// so the first note of this run (say, that Git is down) amends them instead of
-    /// replacing them, and exported reports keep their history across restarts.
-    pub async fn restore(&mut self) {
-        match inventory::read(&self.client, &self.parent).await {
-            Ok(recorded) => {
-                if let Some(status) = recorded
-                    .status
-                    .and_then(|text| serde_json::from_str::<ClusterStatus>(&text).ok())
-                {
-                    self.outcomes = status.outcomes.clone();
-                    let excess = self.outcomes.len().saturating_sub(export::KEEP_OUTCOMES);
-                    self.outcomes.drain(..excess);
-                    self.desired = status.desired.clone();
-                    self.status = status;
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %one_line_error(&e), "no recorded status to restore")
-            }
-        }
-    }
-
-    /// The status as last recorded on the parent (restored at start).
-    pub fn recorded(&self) -> &ClusterStatus {
-        &self.status
-    }
-
-    /// The desired revision could not be stored in the cache: the status shows it
-    /// as desired and why it is not applied, while the applied one stays enforced.
-    pub async fn unstorable(&mut self, revision: &str, reason: &str) {
-        self.desired = Some(revision.to_string());
-        let mut status = self.status.clone();
-        status.source = self.source_url.clone();
-        status.desired = Some(revision.to_string());
-        status.desired_unstorable = Some(reason.to_string());
-        status.cluster = self.cluster_name.clone();
-        status.outcomes = self.outcomes.clone();
-        if status.result.is_empty() {
-            status.result = "failed".into();
-            status.message = format!("{revision} cannot be stored in the cache: {reason}");
-            status.time = cluster::rfc3339(SystemTime::now());
-        }
-        self.write_status(status).await;
-    }
-
     /// The source named `revision` at a successful poll.
-    pub fn desired(&mut self, revision: &str) {
+    pub fn desired(&mut self, revision: &Revision) {
         self.desired = Some(revision.to_string());
     }
 
@@ -172,7 +130,7 @@ impl Teller {
     /// `signed` says how its signatures verified, when they were checked.
     pub fn begin(
         &self,
-        revision: &str,
+        revision: &Revision,
         source: &str,
         occasion: Occasion,
         signed: Option<Verified>,
@@ -185,7 +143,7 @@ impl Teller {
             );
         }
         Reconcile {
-            revision: revision.to_string(),
+            revision: revision.clone(),
             occasion,
             timer: Some(self.metrics.reconcile_timer()),
             started: Instant::now(),
@@ -195,9 +153,9 @@ impl Teller {
     }
 
     /// Tells a revision the source refused before it was cached (not a reconcile).
-    pub fn refusal(&self, revision: &str, commit: Option<String>) -> Reconcile {
+    pub fn refusal(&self, revision: &Revision, commit: Option<String>) -> Reconcile {
         Reconcile {
-            revision: revision.to_string(),
+            revision: revision.clone(),
             occasion: Occasion::New,
             timer: None,
             started: Instant::now(),
@@ -280,7 +238,7 @@ impl Teller {
                     took_ms = started.elapsed().as_millis() as u64,
                     "applied and healthy"
                 );
-                self.metrics.set_good_revision(Some(&revision));
+                self.metrics.set_good_revision(Some(revision.as_str()));
                 self.metrics.succeeded_at(SystemTime::now());
             }
             RevisionOutcome::Unhealthy { .. } => {
@@ -298,7 +256,7 @@ impl Teller {
             }
         }
         if let Some(applied) = outcome.applied() {
-            self.metrics.set_applied_revision(Some(&revision));
+            self.metrics.set_applied_revision(Some(revision.as_str()));
             self.metrics.set_managed_objects(applied.objects.len());
         }
         // The commit status first, so the status write below carries it.
@@ -340,7 +298,7 @@ impl Teller {
     }
 
     /// The last good revision is applied again after `bad` was unhealthy.
-    pub async fn rolling_back(&self, bad: &str, reason: &str, good: &str) {
+    pub async fn rolling_back(&self, bad: &Revision, reason: &str, good: &Revision) {
         tracing::warn!(to = %good, from = %bad, "rolling back to the last good revision");
         let text = format!("{bad} was unhealthy ({reason}); rolled back to {good}");
         cluster::event(
@@ -368,79 +326,12 @@ impl Teller {
         }
     }
 
-    /// Records the start (`Some`) or end (`None`) of a source outage on the parent's
-    /// status.
-    pub async fn outage(&mut self, since: Option<SystemTime>) {
-        if self.status.result.is_empty() && since.is_none() {
-            return;
-        }
-        let mut status = self.status.clone();
-        status.source = self.source_url.clone();
-        status.source_unreachable_since = since.map(cluster::rfc3339);
-        status.cluster = self.cluster_name.clone();
-        status.outcomes = self.outcomes.clone();
-        if status.result.is_empty() {
-            status.result = "unknown".into();
-            status.message = "source unreachable before the first revision".into();
-        }
-        self.write_status(status).await;
-    }
-
-    /// Writes the outcome to the parent's status, when it changed.
-    async fn record(
-        &mut self,
-        result: &str,
-        message: &str,
-        objects: usize,
-        standing: &Standing<'_>,
-    ) {
-        let message = if self.insecure {
-            format!("{message} [INSECURE: unsigned bundles accepted (--insecure-allow-unsigned)]")
-        } else {
-            message.to_string()
-        };
-        let status = ClusterStatus {
-            source: self.source_url.clone(),
-            desired: self.desired.clone(),
-            applied: standing.applied.map(str::to_string),
-            good: standing.good.map(str::to_string),
-            desired_unstorable: None,
-            result: result.to_string(),
-            message,
-            time: cluster::rfc3339(SystemTime::now()),
-            objects,
-            suspended: self.suspend,
-            source_unreachable_since: standing.unreachable_since.map(cluster::rfc3339),
-            cluster: self.cluster_name.clone(),
-            outcomes: self.outcomes.clone(),
-            sync_window: self.status.sync_window.clone(),
-        };
-        self.write_status(status).await;
-    }
-
-    /// The change windows' state now (`None`: no window configured); written to the
-    /// parent's status when it changed.
-    pub async fn sync_window(&mut self, window: Option<SyncWindowStatus>) {
-        if self.status.sync_window == window {
-            return;
-        }
-        let mut status = self.status.clone();
-        status.sync_window = window;
-        if status.result.is_empty() {
-            status.source = self.source_url.clone();
-            status.cluster = self.cluster_name.clone();
-            status.result = "unknown".into();
-            status.message = "no revision applied yet".into();
-        }
-        self.write_status(status).await;
-    }
-
     /// A new revision is held back before it is applied (a closed change window):
     /// `pending` on the forge with `reason`, and the parent's status says so.
     /// Returns whether `standing.posted` changed and should be saved.
     pub async fn waiting(
         &mut self,
-        revision: &str,
+        revision: &Revision,
         commit: Option<String>,
         reason: &str,
         standing: Standing<'_>,
@@ -457,36 +348,6 @@ impl Teller {
         let objects = self.status.objects;
         self.record("waiting", reason, objects, &standing).await;
         posted
-    }
-
-    async fn write_status(&mut self, status: ClusterStatus) {
-        if status.same_outcome(&self.status) {
-            return;
-        }
-        let Ok(text) = serde_json::to_string(&status) else {
-            return;
-        };
-        match inventory::read(&self.client, &self.parent).await {
-            Ok(mut recorded) => {
-                let members = recorded.members.clone();
-                let written = inventory::write(
-                    &self.client,
-                    &self.parent,
-                    &mut recorded,
-                    &members,
-                    Some(&text),
-                )
-                .await;
-                if let Err(e) = written {
-                    tracing::warn!(error = %one_line_error(&e), "could not record the status on the inventory parent");
-                    return;
-                }
-                self.status = status;
-            }
-            Err(e) => {
-                tracing::warn!(error = %one_line_error(&e), "could not read the inventory parent")
-            }
-        }
     }
 
     /// Records the outcome for status reports and posts it on the revision's commit

@@ -20,92 +20,28 @@
 //! server that trickles bytes or progress forever is cut off and the error names the
 //! limit.
 
-use std::fmt;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use ureq::Body;
 use ureq::http::Response;
-use ureq::tls::{PemItem, RootCerts, TlsConfig};
-use ureq::{Body, Proxy};
+use ureq::tls::TlsConfig;
 
+mod auth;
+mod body;
+mod config;
 mod redirect;
 
+pub use auth::{Auth, split_userinfo, take_userinfo};
+pub use body::{BodyReader, Budget, Deadline, OverBudget, io_error};
+use config::{load_ca, proxy};
 pub use redirect::Redirects;
 use redirect::{Origin, join_url};
 
 use super::{SourceError, redact_url};
-use crate::encoding::base64;
-
-/// Credentials for the source, read from files at startup.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Auth {
-    Basic { username: String, password: String },
-    Bearer(String),
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::Basic { .. } => f.write_str("Auth::Basic(<redacted>)"),
-            Auth::Bearer(_) => f.write_str("Auth::Bearer(<redacted>)"),
-        }
-    }
-}
-
-impl Auth {
-    /// Reads `user:password` from a file (one trailing newline ignored).
-    pub fn basic_from_file(path: &Path) -> Result<Self, SourceError> {
-        let text = read_secret(path, "basic auth file")?;
-        let (username, password) = text.split_once(':').ok_or_else(|| {
-            SourceError::Config(format!(
-                "basic auth file {} must contain user:password",
-                path.display()
-            ))
-        })?;
-        Ok(Auth::Basic {
-            username: username.to_string(),
-            password: password.to_string(),
-        })
-    }
-
-    /// Reads a bearer token from a file (surrounding whitespace ignored).
-    pub fn bearer_from_file(path: &Path) -> Result<Self, SourceError> {
-        let text = read_secret(path, "bearer token file")?;
-        Ok(Auth::Bearer(text.trim().to_string()))
-    }
-
-    fn header(&self) -> String {
-        match self {
-            Auth::Basic { username, password } => {
-                format!(
-                    "Basic {}",
-                    base64(format!("{username}:{password}").as_bytes())
-                )
-            }
-            Auth::Bearer(token) => format!("Bearer {token}"),
-        }
-    }
-}
-
-fn read_secret(path: &Path, what: &'static str) -> Result<String, SourceError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SourceError::ReadFile {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let text = text.strip_suffix('\n').unwrap_or(&text);
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    if text.is_empty() {
-        return Err(SourceError::Config(format!(
-            "{what} {} is empty",
-            path.display()
-        )));
-    }
-    Ok(text.to_string())
-}
 
 /// How to talk HTTP to a source.
 #[derive(Clone, Debug)]
@@ -145,44 +81,6 @@ impl Default for HttpOptions {
             credential_origin: None,
         }
     }
-}
-
-/// When an exchange (a poll, a fetch) must be over, and the flag that set it.
-#[derive(Clone, Copy, Debug)]
-pub struct Deadline {
-    at: Instant,
-    after: Duration,
-}
-
-impl Deadline {
-    pub fn after(after: Duration) -> Self {
-        Self {
-            at: Instant::now() + after,
-            after,
-        }
-    }
-
-    fn remaining(&self) -> Duration {
-        self.at.saturating_duration_since(Instant::now())
-    }
-
-    fn passed(&self) -> bool {
-        Instant::now() >= self.at
-    }
-}
-
-/// Carried inside an `io::Error` from a body read once the deadline passed, so the
-/// error can name the limit instead of "timed out".
-#[derive(Debug, thiserror::Error)]
-#[error("the fetch-timeout of {}s passed", .0.as_secs())]
-struct DeadlinePassed(Duration);
-
-/// Carried inside an `io::Error` when a body exceeds a byte budget.
-#[derive(Debug, thiserror::Error)]
-#[error("{limit} limit of {max} exceeded")]
-pub struct OverBudget {
-    pub limit: &'static str,
-    pub max: u64,
 }
 
 /// The configured agent, plus a count of response body bytes received.
@@ -444,105 +342,7 @@ impl Client {
     }
 }
 
-/// A response body; read errors surface as `io::Error`s wrapping a [`SourceError`].
-pub struct BodyReader {
-    inner: Box<dyn Read + Send>,
-    url: String,
-    received: Arc<AtomicU64>,
-    deadline: Deadline,
-}
-
-impl BodyReader {
-    /// Converts an error from reading this body back into a `SourceError`.
-    pub fn error(&self, err: io::Error) -> SourceError {
-        io_error(&self.url, err)
-    }
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.deadline.passed() {
-            return Err(io::Error::other(DeadlinePassed(self.deadline.after)));
-        }
-        let n = self.inner.read(buf).map_err(|e| {
-            if self.deadline.passed() {
-                io::Error::other(DeadlinePassed(self.deadline.after))
-            } else {
-                e
-            }
-        })?;
-        self.received.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-/// A reader that fails with [`OverBudget`] once more than `max` bytes came through,
-/// so a limit reads as a limit, not as a truncated stream.
-pub struct Budget<R> {
-    inner: R,
-    left: u64,
-    limit: &'static str,
-    max: u64,
-}
-
-impl<R: Read> Budget<R> {
-    pub fn new(inner: R, limit: &'static str, max: u64) -> Self {
-        Self {
-            inner,
-            left: max,
-            limit,
-            max,
-        }
-    }
-}
-
-impl<R: Read> Read for Budget<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // One byte past the budget tells "exactly at the limit" from "beyond it".
-        let room = usize::try_from(self.left.saturating_add(1)).unwrap_or(usize::MAX);
-        let want = buf.len().min(room);
-        let n = self.inner.read(&mut buf[..want])?;
-        if n as u64 > self.left {
-            return Err(io::Error::other(OverBudget {
-                limit: self.limit,
-                max: self.max,
-            }));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-/// Maps an I/O error from a response body: timeouts and resets are network trouble.
-pub fn io_error(url: &str, err: io::Error) -> SourceError {
-    if let Some(passed) = err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<DeadlinePassed>())
-    {
-        return SourceError::Deadline {
-            url: url.to_string(),
-            limit: "fetch-timeout",
-            after_s: passed.0.as_secs(),
-        };
-    }
-    if let Some(over) = err.get_ref().and_then(|e| e.downcast_ref::<OverBudget>()) {
-        return SourceError::Limit {
-            limit: over.limit,
-            max: over.max,
-        };
-    }
-    match err.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => SourceError::Timeout {
-            url: url.to_string(),
-        },
-        _ => SourceError::Network {
-            url: url.to_string(),
-            message: format!("reading response: {}", one_line(&err.to_string())),
-        },
-    }
-}
-
-fn one_line(s: &str) -> String {
+pub(super) fn one_line(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
@@ -598,121 +398,5 @@ fn request_error(url: &str, err: ureq::Error, deadline: &Deadline) -> SourceErro
             url,
             message: one_line(&other.to_string()),
         },
-    }
-}
-
-fn load_ca(path: &Path) -> Result<RootCerts, SourceError> {
-    let pem = std::fs::read(path).map_err(|source| SourceError::ReadFile {
-        what: "ca bundle",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut certs = Vec::new();
-    for item in ureq::tls::parse_pem(&pem) {
-        match item {
-            Ok(PemItem::Certificate(c)) => certs.push(c),
-            Ok(_) => {}
-            Err(e) => {
-                return Err(SourceError::Config(format!(
-                    "ca bundle {}: {e}",
-                    path.display()
-                )));
-            }
-        }
-    }
-    if certs.is_empty() {
-        return Err(SourceError::Config(format!(
-            "ca bundle {} holds no certificate",
-            path.display()
-        )));
-    }
-    Ok(RootCerts::new_with_certs(&certs))
-}
-
-fn proxy(url: &str, no_proxy: Option<&str>) -> Result<Proxy, SourceError> {
-    let bad = |e: ureq::Error| SourceError::Config(format!("proxy {}: {e}", redact_url(url)));
-    let parsed = Proxy::new(url).map_err(bad)?;
-    let mut b = Proxy::builder(parsed.protocol())
-        .host(parsed.host())
-        .port(parsed.port());
-    if let Some(user) = parsed.username() {
-        b = b.username(user);
-    }
-    if let Some(password) = parsed.password() {
-        b = b.password(password);
-    }
-    for host in no_proxy.unwrap_or_default().split(',') {
-        let host = host.trim();
-        if !host.is_empty() {
-            b = b.no_proxy(host);
-        }
-    }
-    b.build().map_err(bad)
-}
-
-/// Splits `user:password@` out of a URL so it never travels or prints as part of it.
-pub fn split_userinfo(url: &str) -> (String, Option<(String, String)>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (url.to_string(), None);
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((info, host)) => {
-            let (user, pass) = info.split_once(':').unwrap_or((info, ""));
-            (
-                format!("{scheme}://{host}{path}"),
-                Some((user.to_string(), pass.to_string())),
-            )
-        }
-        None => (url.to_string(), None),
-    }
-}
-
-/// Removes credentials from `url`, using them for basic auth unless the options
-/// already name credentials, and binds the credentials to the URL's origin.
-pub fn take_userinfo(url: &str, http: &mut HttpOptions) -> String {
-    let (url, userinfo) = split_userinfo(url);
-    if let (Some((username, password)), None) = (userinfo, &http.auth) {
-        http.auth = Some(Auth::Basic { username, password });
-    }
-    http.credential_origin.get_or_insert_with(|| url.clone());
-    url
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn userinfo_becomes_credentials() {
-        let (url, info) = split_userinfo("https://bob:pw@git.example/r.git");
-        assert_eq!(url, "https://git.example/r.git");
-        assert_eq!(info, Some(("bob".into(), "pw".into())));
-        assert_eq!(split_userinfo("https://h/r").1, None);
-    }
-
-    #[test]
-    fn credentials_never_show_in_debug_output() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("auth");
-        std::fs::write(&file, "alice:s3cret\n").unwrap();
-        let auth = Auth::basic_from_file(&file).unwrap();
-        assert_eq!(
-            auth,
-            Auth::Basic {
-                username: "alice".into(),
-                password: "s3cret".into()
-            }
-        );
-        let opts = HttpOptions {
-            auth: Some(auth),
-            ..HttpOptions::default()
-        };
-        assert!(!format!("{opts:?}").contains("s3cret"));
-        std::fs::write(&file, "no-colon\n").unwrap();
-        let err = Auth::basic_from_file(&file).unwrap_err().to_string();
-        assert!(err.contains("must contain user:password"), "{err}");
-        assert!(!err.contains("no-colon"));
     }
 }

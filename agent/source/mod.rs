@@ -10,69 +10,18 @@
 
 pub mod atomic;
 pub mod bundle;
+mod error;
 pub mod git;
 pub mod http;
 pub mod oci;
+mod revision;
 pub mod tarball;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use git::GitError;
-use git::object::ObjectId;
-
+pub use error::SourceError;
 pub use http::{Auth, HttpOptions};
-
-/// What a source names: a Git commit id (40 hex digits) or, for an archive without a
-/// commit id, `sha256:<hex>` of the archive.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct Revision(String);
-
-impl Revision {
-    pub fn commit(id: ObjectId) -> Self {
-        Self(id.to_string())
-    }
-
-    pub fn sha256(hex: &str) -> Self {
-        Self(format!("sha256:{hex}"))
-    }
-
-    /// An OCI artifact: `TAG@sha256:<manifest digest>`, or the digest alone when
-    /// it was pinned.
-    pub fn oci(pin: &oci::reference::Pin, digest: &oci::reference::Digest) -> Self {
-        Self(oci::reference::revision_string(pin, digest))
-    }
-
-    /// Parses the string form (as stored by the cache).
-    pub fn parse(s: &str) -> Option<Self> {
-        if let Some(id) = ObjectId::from_hex(s) {
-            return Some(Self::commit(id));
-        }
-        if let Some((tag, digest)) = s.split_once('@') {
-            return (oci::reference::valid_tag(tag)
-                && oci::reference::Digest::parse(digest).is_some())
-            .then(|| Self(s.to_string()));
-        }
-        let hex = s.strip_prefix("sha256:")?;
-        crate::encoding::is_hex(hex, 64).then(|| Self::sha256(&hex.to_ascii_lowercase()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The commit id, when the revision is one.
-    pub fn commit_id(&self) -> Option<ObjectId> {
-        ObjectId::from_hex(&self.0)
-    }
-}
-
-impl fmt::Display for Revision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use revision::{BadRevision, Revision};
 
 /// A fetched and verified tree on disk. Only the verifying fetch paths construct one.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +53,12 @@ impl Snapshot {
             objects: None,
             verified: None,
         }
+    }
+
+    /// A snapshot of a directory nothing verified, for the cache's unit tests.
+    #[cfg(test)]
+    pub(crate) fn unverified(revision: Revision, dir: PathBuf, source: &str) -> Self {
+        Self::new(revision, dir, 0, 0, source.to_string())
     }
 
     /// The same snapshot with the objects its signatures were checked in.
@@ -154,7 +109,7 @@ impl Snapshot {
 
 /// Resource limits; exceeding one is an error naming it, and nothing is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
+pub struct FetchLimits {
     /// Bytes downloaded: a pack, or an archive as sent.
     pub max_pack_bytes: u64,
     /// Bytes of one object or archive entry.
@@ -169,7 +124,7 @@ pub struct Limits {
     pub max_refs: u64,
 }
 
-impl Default for Limits {
+impl Default for FetchLimits {
     fn default() -> Self {
         Self {
             max_pack_bytes: 256 << 20,
@@ -232,7 +187,7 @@ pub struct SourceSpec {
     /// Verify the archive against `<url>.sha256`.
     pub sha256_from_url: bool,
     pub http: HttpOptions,
-    pub limits: Limits,
+    pub limits: FetchLimits,
     /// Signature, downgrade and inbox options (bundle sources only).
     pub bundle: bundle::BundleOptions,
     /// Registry, signature and layer options (OCI sources only).
@@ -314,9 +269,9 @@ impl Source {
     /// The Git commit `revision` was made from, for commit statuses: the revision
     /// itself when it is a commit id, else what an OCI artifact's
     /// `org.opencontainers.image.revision` annotation named.
-    pub fn commit_of(&self, revision: &str) -> Option<String> {
-        if crate::encoding::is_commit_id(revision) {
-            return Some(revision.to_string());
+    pub fn commit_of(&self, revision: &Revision) -> Option<String> {
+        if let Some(id) = revision.commit_id() {
+            return Some(id.to_string());
         }
         match self {
             Source::Oci(o) => o.commit_of(revision),
@@ -377,162 +332,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// Why a source could not be resolved or fetched. Messages are one lowercase line
-/// naming the URL (redacted), object, path or limit.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("invalid source configuration: {0}")]
-    Config(String),
-    #[error("reading {what} {path}: {source}")]
-    ReadFile {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{url}: {message}")]
-    Network { url: String, message: String },
-    #[error("{url}: timed out")]
-    Timeout { url: String },
-    #[error("{url}: gave up: the {limit} of {after_s}s passed")]
-    Deadline {
-        url: String,
-        limit: &'static str,
-        after_s: u64,
-    },
-    #[error("{url}: redirect to {to} refused: {reason}")]
-    Redirect {
-        url: String,
-        to: String,
-        reason: &'static str,
-    },
-    #[error("{url}: tls: {message}")]
-    Tls { url: String, message: String },
-    #[error("{url}: http {status}{}", status_hint(*status))]
-    Http { url: String, status: u16 },
-    #[error("{url}: {source}")]
-    Git {
-        url: String,
-        #[source]
-        source: GitError,
-    },
-    #[error("{url}: ref {reference} not found")]
-    RefNotFound { url: String, reference: String },
-    #[error("{url}: ref {reference} is ambiguous ({candidates}); use the full ref name")]
-    AmbiguousRef {
-        url: String,
-        reference: String,
-        candidates: String,
-    },
-    #[error("{url}: repository uses {format} object ids; hawser supports sha1 only")]
-    UnsupportedObjectFormat { url: String, format: String },
-    #[error("{limit} limit of {max} exceeded")]
-    Limit { limit: &'static str, max: u64 },
-    #[error("path {path} not found in commit {commit}")]
-    PathNotFound { path: String, commit: String },
-    #[error("path {path} in commit {commit} is not a directory")]
-    PathNotDirectory { path: String, commit: String },
-    #[error("symlink {path} points outside the snapshot")]
-    SymlinkEscape { path: String },
-    #[error("{url}: archive entry {path:?} rejected: {reason}")]
-    UnsafeEntry {
-        url: String,
-        path: String,
-        reason: &'static str,
-    },
-    #[error("{url}: invalid archive: {message}")]
-    Archive { url: String, message: String },
-    #[error("{url}: sha256 mismatch: expected {expected}, got {actual}")]
-    Checksum {
-        url: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("{url}: revision moved from {expected} to {actual} during the fetch")]
-    RevisionMoved {
-        url: String,
-        expected: String,
-        actual: String,
-    },
-    #[error("bundle {location}: {source}")]
-    Bundle {
-        location: String,
-        #[source]
-        source: bundle::BundleError,
-    },
-    #[error("{location}: {source}")]
-    Oci {
-        location: String,
-        #[source]
-        source: oci::OciError,
-    },
-    /// The revision is not signed by a trusted key (`--verify-commits`,
-    /// `--verify-tags`): refused until the source moves.
-    #[error("{url}: {source}")]
-    Verify {
-        url: String,
-        #[source]
-        source: crate::verify::VerifyError,
-    },
-    #[error("writing {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn status_hint(status: u16) -> &'static str {
-    match status {
-        401 => " (authentication required or credentials rejected)",
-        403 => " (forbidden)",
-        404 => " (not found)",
-        407 => " (proxy authentication required)",
-        429 => " (too many requests)",
-        500..=599 => " (server error)",
-        _ => "",
-    }
-}
-
-impl SourceError {
-    /// Whether retrying later may succeed: network trouble, timeouts, 5xx, 429, and a
-    /// ref that moved while it was being fetched.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SourceError::Network { .. }
-            | SourceError::Timeout { .. }
-            | SourceError::Deadline { .. }
-            | SourceError::RevisionMoved { .. }
-            | SourceError::Bundle {
-                source: bundle::BundleError::Empty,
-                ..
-            } => true,
-            SourceError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
-            _ => false,
-        }
-    }
-
-    /// Whether the source refused the revision for who made it (a missing or
-    /// untrusted signature): a rejection, not retried until the source moves.
-    pub fn is_refusal(&self) -> bool {
-        matches!(
-            self,
-            SourceError::Verify { .. }
-                | SourceError::Oci {
-                    source: oci::OciError::Unsigned { .. } | oci::OciError::BadSignature { .. },
-                    ..
-                }
-        )
-    }
-
-    pub(crate) fn write(path: &Path, source: std::io::Error) -> Self {
-        SourceError::Write {
-            path: path.to_path_buf(),
-            source,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,19 +369,6 @@ mod tests {
         assert_eq!(SourceKind::from_url("/var/lib/inbox"), SourceKind::Bundle);
         assert_eq!(SourceKind::from_url("ssh://h/repo"), SourceKind::Git);
         assert_eq!(SourceKind::from_url("oci://h/a/b:v1"), SourceKind::Oci);
-    }
-
-    #[test]
-    fn revisions_parse_both_forms() {
-        let c = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
-        assert_eq!(Revision::parse(c).unwrap().as_str(), c);
-        let s = format!("sha256:{}", "ab".repeat(32));
-        assert_eq!(Revision::parse(&s).unwrap().as_str(), s);
-        assert!(Revision::parse("sha256:abc").is_none());
-        assert!(Revision::parse("main").is_none());
-        let oci = format!("v1.2@sha256:{}", "ab".repeat(32));
-        assert_eq!(Revision::parse(&oci).unwrap().as_str(), oci);
-        assert!(Revision::parse(&format!("../x@sha256:{}", "ab".repeat(32))).is_none());
     }
 
     #[test]

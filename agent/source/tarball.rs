@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use super::http::{Client, take_userinfo};
-use super::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
+use super::{FetchLimits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
 use untar::UntarError;
 
 /// Longest `<url>.sha256` file read.
@@ -41,7 +41,7 @@ pub struct TarballSource {
     client: Client,
     sha256: Option<String>,
     sha256_from_url: bool,
-    limits: Limits,
+    limits: FetchLimits,
     state: Mutex<State>,
 }
 

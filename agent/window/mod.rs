@@ -24,7 +24,7 @@ mod tests;
 
 use jiff::tz::TimeZone;
 
-pub use schedule::{Clock, State, SystemClock};
+pub use schedule::{Clock, SystemClock, WindowState};
 pub use zone::Zoneinfo;
 
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +231,7 @@ impl Default for SyncWindow {
 
 impl SyncWindow {
     /// The state now; `None` when no window is configured.
-    pub fn now(&self) -> Option<(State, jiff::Timestamp)> {
+    pub fn now(&self) -> Option<(WindowState, jiff::Timestamp)> {
         if self.windows.is_empty() {
             return None;
         }

@@ -48,14 +48,14 @@ impl From<SystemClock> for Clock {
 
 /// The windows' verdict at one instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct State {
+pub struct WindowState {
     pub open: bool,
     /// When the state next flips (opens when closed, closes when open), if within
     /// the lookahead; with the zone of the window whose boundary it is, to say it in.
     pub next: Option<(Timestamp, TimeZone)>,
 }
 
-impl State {
+impl WindowState {
     /// `opens 22:00 CET` / `closes Sat 00:00 UTC` / `does not open within 8 days`,
     /// relative to `now` (the weekday is named when it is a day or more away).
     pub fn describe(&self, now: Timestamp) -> String {
@@ -95,7 +95,7 @@ impl Windows {
     }
 
     /// The verdict at `now` and when it next changes.
-    pub fn state(&self, now: Timestamp) -> State {
+    pub fn state(&self, now: Timestamp) -> WindowState {
         let open = self.allows(now);
         let mut boundaries: Vec<(Timestamp, &TimeZone)> = self
             .windows
@@ -112,7 +112,7 @@ impl Windows {
             .into_iter()
             .find(|(at, _)| self.allows(*at) != open)
             .map(|(at, zone)| (at, zone.clone()));
-        State { open, next }
+        WindowState { open, next }
     }
 }
 

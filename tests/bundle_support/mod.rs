@@ -10,7 +10,7 @@ use std::time::Duration;
 use hawser::source::bundle::BundleOptions;
 use hawser::source::bundle::sign::TrustedKeys;
 use hawser::source::{
-    HttpOptions, Limits, Revision, Source, SourceError, SourceKind, SourceSpec, atomic,
+    FetchLimits, HttpOptions, Revision, Source, SourceError, SourceKind, SourceSpec, atomic,
 };
 use tempfile::TempDir;
 
@@ -125,7 +125,7 @@ pub fn spec(location: &str, options: BundleOptions) -> SourceSpec {
             read_timeout: Duration::from_secs(30),
             ..HttpOptions::default()
         },
-        limits: Limits::default(),
+        limits: FetchLimits::default(),
         bundle: options,
         oci: Default::default(),
         verify: Default::default(),

@@ -6,7 +6,7 @@
 use std::fs;
 use std::process::Command;
 
-use hawser::manifests::Limits;
+use hawser::manifests::ParseLimits;
 use hawser::manifests::yaml::parse_yaml;
 use serde_json::Value;
 
@@ -162,7 +162,7 @@ impl Fixture {
 
 fn docs(bytes: &[u8]) -> Vec<Value> {
     let text = std::str::from_utf8(bytes).unwrap();
-    parse_yaml(text, "out", &Limits::default())
+    parse_yaml(text, "out", &ParseLimits::default())
         .unwrap()
         .into_iter()
         .map(|p| p.value)

@@ -35,7 +35,7 @@ fn loads_manifest_files_recursively_in_sorted_order() {
         (".github/workflows/ci.yml", "on: push\n"),
         (".hidden.yaml", CM),
     ]);
-    let loaded = load(dir.path(), None, &Limits::default()).unwrap();
+    let loaded = load(dir.path(), None, &ParseLimits::default()).unwrap();
     assert_eq!(
         files_of(&loaded),
         ["a/m.json#1", "a/z.yml#1", "a/z.yml#2", "b.yaml#1"]
@@ -55,14 +55,14 @@ fn a_subpath_limits_the_walk_and_keeps_root_relative_names() {
     let loaded = load(
         dir.path(),
         Some(Path::new("clusters/edge")),
-        &Limits::default(),
+        &ParseLimits::default(),
     )
     .unwrap();
     assert_eq!(files_of(&loaded), ["clusters/edge/a.yaml#1"]);
     let loaded = load(
         dir.path(),
         Some(Path::new("./clusters/edge/")),
-        &Limits::default(),
+        &ParseLimits::default(),
     )
     .unwrap();
     assert_eq!(files_of(&loaded), ["clusters/edge/a.yaml#1"]);
@@ -72,7 +72,7 @@ fn a_subpath_limits_the_walk_and_keeps_root_relative_names() {
 fn a_subpath_must_stay_inside_the_root() {
     let dir = tree(&[("clusters/edge/a.yaml", CM)]);
     for bad in ["../x", "clusters/../../x", "/etc"] {
-        let err = load(dir.path(), Some(Path::new(bad)), &Limits::default()).unwrap_err();
+        let err = load(dir.path(), Some(Path::new(bad)), &ParseLimits::default()).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("{bad}: --path must be a relative path inside the directory")
@@ -81,14 +81,14 @@ fn a_subpath_must_stay_inside_the_root() {
     let err = load(
         dir.path(),
         Some(Path::new("clusters/edge/a.yaml")),
-        &Limits::default(),
+        &ParseLimits::default(),
     )
     .unwrap_err();
     assert_eq!(
         err.to_string(),
         "clusters/edge/a.yaml: not a directory (symlinks are not followed)"
     );
-    let err = load(dir.path(), Some(Path::new("nope")), &Limits::default()).unwrap_err();
+    let err = load(dir.path(), Some(Path::new("nope")), &ParseLimits::default()).unwrap_err();
     assert!(err.to_string().starts_with("cannot read nope"), "{err}");
 }
 
@@ -108,13 +108,13 @@ fn hawserignore_excludes_paths_at_every_level() {
         ("apps/local-1.yaml", CM),
         ("local-2.yaml", CM),
     ]);
-    let loaded = load(dir.path(), None, &Limits::default()).unwrap();
+    let loaded = load(dir.path(), None, &ParseLimits::default()).unwrap();
     assert_eq!(
         files_of(&loaded),
         ["apps/keep.json#1", "apps/top.yaml#1", "local-2.yaml#1"]
     );
     // Ignore files above the subpath apply too.
-    let loaded = load(dir.path(), Some(Path::new("apps")), &Limits::default()).unwrap();
+    let loaded = load(dir.path(), Some(Path::new("apps")), &ParseLimits::default()).unwrap();
     assert_eq!(files_of(&loaded), ["apps/keep.json#1", "apps/top.yaml#1"]);
 }
 
@@ -124,7 +124,7 @@ fn kustomizations_are_skipped_or_rejected_when_alone() {
         ("base/kustomization.yaml", "resources: [cm.yaml]\n"),
         ("base/cm.yaml", CM),
     ]);
-    let loaded = load(dir.path(), None, &Limits::default()).unwrap();
+    let loaded = load(dir.path(), None, &ParseLimits::default()).unwrap();
     assert_eq!(files_of(&loaded), ["base/cm.yaml#1"]);
     assert_eq!(
         loaded.warnings,
@@ -137,13 +137,13 @@ fn kustomizations_are_skipped_or_rejected_when_alone() {
         "overlays/prod/kustomization.yaml",
         "resources: [../../base]\n",
     )]);
-    let err = load(dir.path(), None, &Limits::default()).unwrap_err();
+    let err = load(dir.path(), None, &ParseLimits::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "overlays/prod: only a kustomization is here, and kustomizations are not rendered; commit the output of `kustomize build` instead"
     );
     let dir = tree(&[("kustomization.yml", "resources: []\n")]);
-    let err = load(dir.path(), None, &Limits::default()).unwrap_err();
+    let err = load(dir.path(), None, &ParseLimits::default()).unwrap_err();
     assert!(
         err.to_string()
             .starts_with(".: only a kustomization is here"),
@@ -162,7 +162,7 @@ fn symlinks_are_not_followed() {
     )
     .unwrap();
     std::os::unix::fs::symlink(outside.path(), dir.path().join("linkdir")).unwrap();
-    let loaded = load(dir.path(), None, &Limits::default()).unwrap();
+    let loaded = load(dir.path(), None, &ParseLimits::default()).unwrap();
     assert_eq!(files_of(&loaded), ["a.yaml#1"]);
     assert_eq!(
         loaded.warnings,
@@ -176,9 +176,9 @@ fn symlinks_are_not_followed() {
 #[test]
 fn file_and_total_sizes_are_bounded() {
     let dir = tree(&[("a.yaml", CM), ("b.yaml", CM)]);
-    let limits = Limits {
+    let limits = ParseLimits {
         max_file_bytes: 10,
-        ..Limits::default()
+        ..ParseLimits::default()
     };
     assert_eq!(
         load_dir(dir.path(), None, &limits).unwrap_err().to_string(),
@@ -187,9 +187,9 @@ fn file_and_total_sizes_are_bounded() {
             CM.len()
         )
     );
-    let limits = Limits {
+    let limits = ParseLimits {
         max_total_bytes: CM.len() as u64 + 1,
-        ..Limits::default()
+        ..ParseLimits::default()
     };
     assert_eq!(
         load_dir(dir.path(), None, &limits).unwrap_err().to_string(),
@@ -198,9 +198,9 @@ fn file_and_total_sizes_are_bounded() {
             CM.len() + 1
         )
     );
-    let limits = Limits {
+    let limits = ParseLimits {
         max_files: 1,
-        ..Limits::default()
+        ..ParseLimits::default()
     };
     assert_eq!(
         load_dir(dir.path(), None, &limits).unwrap_err().to_string(),
@@ -213,7 +213,7 @@ fn non_utf8_files_are_rejected() {
     let dir = tree(&[]);
     fs::write(dir.path().join("a.yaml"), b"a: \xff\n").unwrap();
     assert_eq!(
-        load_dir(dir.path(), None, &Limits::default())
+        load_dir(dir.path(), None, &ParseLimits::default())
             .unwrap_err()
             .to_string(),
         "a.yaml: file is not valid UTF-8"
@@ -224,7 +224,7 @@ fn non_utf8_files_are_rejected() {
 fn the_root_must_be_a_directory() {
     let dir = tree(&[("a.yaml", CM)]);
     let file: PathBuf = dir.path().join("a.yaml");
-    let err = load_dir(&file, None, &Limits::default()).unwrap_err();
+    let err = load_dir(&file, None, &ParseLimits::default()).unwrap_err();
     assert!(
         err.to_string().ends_with("a.yaml: not a directory"),
         "{err}"
@@ -234,7 +234,7 @@ fn the_root_must_be_a_directory() {
 #[test]
 fn names_with_control_characters_are_skipped() {
     let dir = tree(&[("a.yaml", CM), ("b\nc.yaml", CM)]);
-    let loaded = load(dir.path(), None, &Limits::default()).unwrap();
+    let loaded = load(dir.path(), None, &ParseLimits::default()).unwrap();
     assert_eq!(files_of(&loaded), ["a.yaml#1"]);
     assert_eq!(
         loaded.warnings,
@@ -246,7 +246,7 @@ fn names_with_control_characters_are_skipped() {
 fn directory_depth_is_bounded() {
     let deep = vec!["d"; MAX_DIR_DEPTH + 1].join("/");
     let dir = tree(&[(&format!("{deep}/a.yaml"), CM)]);
-    let err = load_dir(dir.path(), None, &Limits::default()).unwrap_err();
+    let err = load_dir(dir.path(), None, &ParseLimits::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("{deep}: directories nest more than {MAX_DIR_DEPTH} deep")
@@ -254,7 +254,7 @@ fn directory_depth_is_bounded() {
     let ok = vec!["d"; MAX_DIR_DEPTH].join("/");
     let dir = tree(&[(&format!("{ok}/a.yaml"), CM)]);
     assert_eq!(
-        load_dir(dir.path(), None, &Limits::default())
+        load_dir(dir.path(), None, &ParseLimits::default())
             .unwrap()
             .len(),
         1

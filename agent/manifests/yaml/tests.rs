@@ -5,7 +5,7 @@ use serde_json::json;
 use super::*;
 
 fn parse(text: &str) -> Result<Vec<Parsed>, ManifestError> {
-    parse_yaml(text, "t.yaml", &Limits::default())
+    parse_yaml(text, "t.yaml", &ParseLimits::default())
 }
 
 fn one(text: &str) -> Value {
@@ -168,9 +168,9 @@ fn deep_nesting_is_rejected() {
         message,
         "t.yaml: document 1 (line 1): invalid yaml: nesting is deeper than the limit"
     );
-    let limits = Limits {
+    let limits = ParseLimits {
         max_depth: 3,
-        ..Limits::default()
+        ..ParseLimits::default()
     };
     assert!(parse_yaml("a:\n  b:\n    c:\n      d: 1\n", "t.yaml", &limits).is_err());
     assert!(parse_yaml("a:\n  b: 1\n", "t.yaml", &limits).is_ok());
@@ -178,9 +178,9 @@ fn deep_nesting_is_rejected() {
 
 #[test]
 fn document_count_is_bounded() {
-    let limits = Limits {
+    let limits = ParseLimits {
         max_documents: 2,
-        ..Limits::default()
+        ..ParseLimits::default()
     };
     let text = "a: 1\n---\na: 2\n---\na: 3\n";
     assert_eq!(
@@ -202,7 +202,7 @@ fn json_parses_one_value() {
     let docs = parse_json(
         "\n{\"a\": [1, true, null, \"x\"]}\n",
         "t.json",
-        &Limits::default(),
+        &ParseLimits::default(),
     )
     .unwrap();
     assert_eq!(docs.len(), 1);
@@ -214,7 +214,7 @@ fn json_parses_one_value() {
 fn json_streams_are_several_documents() {
     // `null` is an empty document: skipped and not counted, as in YAML.
     let text = "{\"a\": 1}\n\n  {\n\"b\": 2}\nnull\n{\"c\": 3}{\"d\": 4}\n";
-    let docs = parse_json(text, "t.json", &Limits::default()).unwrap();
+    let docs = parse_json(text, "t.json", &ParseLimits::default()).unwrap();
     let found: Vec<(usize, usize, Value)> = docs
         .into_iter()
         .map(|p| (p.document, p.line, p.value))
@@ -232,7 +232,7 @@ fn json_streams_are_several_documents() {
 
 #[test]
 fn json_rejects_duplicates_trailing_data_and_depth() {
-    let limits = Limits::default();
+    let limits = ParseLimits::default();
     assert_eq!(
         parse_json("{\n\"a\": 1,\n\"a\": 2}", "t.json", &limits)
             .unwrap_err()
@@ -264,7 +264,7 @@ fn json_rejects_duplicates_trailing_data_and_depth() {
 #[test]
 fn the_default_depth_fits_a_small_thread_stack() {
     // Deserializing recurses once per level; blocking-pool threads have 2 MiB.
-    let depth = Limits::default().max_depth;
+    let depth = ParseLimits::default().max_depth;
     let ok = std::thread::Builder::new()
         .stack_size(2 << 20)
         .spawn(move || {
@@ -286,9 +286,9 @@ fn alias_expansion_is_budgeted_across_documents_and_files() {
     let a20 = vec!["*a"; 20].join(",");
     let b15 = vec!["*b"; 15].join(",");
     let doc = format!("a: &a [{x20}]\nb: &b [{a20}]\nc: [{b15}]\n");
-    let limits = Limits {
+    let limits = ParseLimits {
         max_alias_expansion: 10_000,
-        ..Limits::default()
+        ..ParseLimits::default()
     };
     assert!(parse_yaml(&doc, "t.yaml", &limits).is_ok());
     let mut parser = Parser::new(&limits);
@@ -309,9 +309,9 @@ fn alias_expansion_is_budgeted_across_documents_and_files() {
 #[test]
 fn inputs_without_aliases_never_hit_the_expansion_budget() {
     // Dense flow syntax has the most events per byte.
-    let limits = Limits {
+    let limits = ParseLimits {
         max_alias_expansion: 0,
-        ..Limits::default()
+        ..ParseLimits::default()
     };
     let dense: Vec<String> = (0..3_000).map(|i| format!("{{k{i}}}")).collect();
     let dense = format!("[{}]", dense.join(","));
@@ -335,10 +335,10 @@ fn unrendered_templates_get_a_hint() {
 /// that each stay under it.
 #[test]
 fn json_and_yaml_share_the_node_budgets() {
-    let limits = Limits {
+    let limits = ParseLimits {
         max_nodes: 1000,
         max_total_nodes: 2500,
-        ..Limits::default()
+        ..ParseLimits::default()
     };
     let array = |n: usize| format!("[{}]", vec!["0"; n].join(","));
     let json_err = parse_json(&array(1000), "t.json", &limits).unwrap_err();
@@ -374,7 +374,7 @@ fn json_and_yaml_share_the_node_budgets() {
 fn the_default_node_budget_stops_the_probe_quickly() {
     // The probe's shape: 4 million zeros in 8 MiB.
     let text = format!("[{}]", vec!["0"; 4 << 20].join(","));
-    let err = parse_json(&text, "big.json", &Limits::default()).unwrap_err();
+    let err = parse_json(&text, "big.json", &ParseLimits::default()).unwrap_err();
     assert!(err.to_string().contains("250000 nodes"), "{err}");
 }
 
@@ -383,7 +383,7 @@ fn json_streams_keep_lines_and_split_glued_values() {
     let docs = parse_json(
         "{\"a\": \"}{\"}{\"b\":\n[1]}\n\n  7 \"x\"",
         "t.json",
-        &Limits::default(),
+        &ParseLimits::default(),
     )
     .unwrap();
     let found: Vec<_> = docs.iter().map(|d| (d.line, d.value.clone())).collect();

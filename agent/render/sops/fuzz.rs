@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::source::{SourceFormat, decrypt_source};
 use super::{Format, Keys, age, decrypt_text};
-use crate::manifests::Limits;
+use crate::manifests::ParseLimits;
 use crate::render::substitute;
 
 struct Rng(u64);
@@ -81,7 +81,7 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
 #[test]
 fn mutated_sops_files_and_expressions_never_panic() {
     let keys = Keys::parse(KEY).unwrap();
-    let limits = Limits::default();
+    let limits = ParseLimits::default();
     let vars: BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
     let mut rng = Rng(0x5eed_5095);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use regex::Regex;
 use serde_json::Value;
 
-use crate::manifests::{Document, Limits};
+use crate::manifests::{Document, ParseLimits};
 
 use super::RenderError;
 use age::{AgeError, Identity};
@@ -83,7 +83,7 @@ pub fn decrypt_documents(
     root: &Path,
     docs: &mut [Document],
     decryption: &Decryption,
-    limits: &Limits,
+    limits: &ParseLimits,
 ) -> Result<(), RenderError> {
     let mut files: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, doc) in docs.iter().enumerate() {
@@ -125,7 +125,7 @@ pub fn decrypt_values(
     text: &str,
     values: &mut [Value],
     decryption: &Decryption,
-    limits: &Limits,
+    limits: &ParseLimits,
 ) -> Result<(), RenderError> {
     if !values.iter().any(is_encrypted) {
         return Ok(());
@@ -170,7 +170,7 @@ fn fill(value: &mut Value, plain: &Plaintexts, mask: bool) {
     }
 }
 
-fn read(root: &Path, file: &str, limits: &Limits) -> Result<String, RenderError> {
+fn read(root: &Path, file: &str, limits: &ParseLimits) -> Result<String, RenderError> {
     let path = root.join(file);
     let meta = std::fs::symlink_metadata(&path)
         .map_err(|e| RenderError::file(file, format!("reading: {e}")))?;
@@ -198,7 +198,7 @@ pub fn decrypt_text(
     text: &str,
     format: Format,
     keys: &Keys,
-    limits: &Limits,
+    limits: &ParseLimits,
 ) -> Result<Plaintexts, String> {
     let branches = parse(text, format, limits)?;
     let metadata = branches
@@ -210,7 +210,7 @@ pub fn decrypt_text(
     tree::decrypt(&branches, &meta.rules, &key, &meta.mac, &meta.lastmodified)
 }
 
-fn parse(text: &str, format: Format, limits: &Limits) -> Result<Vec<Node>, String> {
+fn parse(text: &str, format: Format, limits: &ParseLimits) -> Result<Vec<Node>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.len() as u64 > limits.max_file_bytes {
         return Err("the file is over the size limit".into());

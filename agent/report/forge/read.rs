@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::config::{ForgeConfig, Provider};
 use super::encode::{azure_context, bitbucket_key, encode_segment};
-use super::request::{AZURE_API_VERSION, Auth, ForgeRequest, GITHUB_API_VERSION};
+use super::request::{AZURE_API_VERSION, AuthScheme, ForgeRequest, GITHUB_API_VERSION};
 use super::{ForgeError, request};
 use crate::gate::{SeenState, SeenStatus};
 
@@ -41,7 +41,7 @@ pub fn build(config: &ForgeConfig, commit: &str) -> Result<ForgeRequest, ForgeEr
                 "{base}/repos/{}/commits/{commit}/status?per_page=100",
                 parts.join("/")
             ),
-            Auth::Bearer,
+            AuthScheme::Bearer,
             vec![
                 ("Accept", "application/vnd.github+json".to_string()),
                 ("X-GitHub-Api-Version", GITHUB_API_VERSION.to_string()),
@@ -54,7 +54,7 @@ pub fn build(config: &ForgeConfig, commit: &str) -> Result<ForgeRequest, ForgeEr
                 strip(base, "/api/v4"),
                 encode_segment(repo)
             ),
-            Auth::PrivateToken,
+            AuthScheme::PrivateToken,
             accept,
         ),
         Provider::Gitea | Provider::Forgejo => (
@@ -63,7 +63,7 @@ pub fn build(config: &ForgeConfig, commit: &str) -> Result<ForgeRequest, ForgeEr
                 strip(base, "/api/v1"),
                 parts.join("/")
             ),
-            Auth::TokenScheme,
+            AuthScheme::TokenScheme,
             accept,
         ),
         Provider::BitbucketCloud => {
@@ -103,7 +103,7 @@ pub fn build(config: &ForgeConfig, commit: &str) -> Result<ForgeRequest, ForgeEr
                 format!(
                     "{base}/{org}/{project}/_apis/git/repositories/{name}/commits/{commit}/statuses?api-version={AZURE_API_VERSION}&latestOnly=true"
                 ),
-                Auth::BasicEmptyUser,
+                AuthScheme::BasicEmptyUser,
                 headers,
             )
         }

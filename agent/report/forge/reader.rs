@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::response::{self, Verdict};
+use super::response::{self, Reply};
 use super::{ForgeConfig, Provider, Sleeper, SystemClock, read, redact_userinfo};
 use crate::gate::SeenStatus;
 
@@ -159,8 +159,8 @@ impl<S: Sleeper> StatusReader<S> {
             .unwrap_or_default();
         let now = self.clock.now();
         match response::classify(provider, status, &header, &body, now) {
-            Verdict::Done => {}
-            Verdict::RateLimited { wait } => {
+            Reply::Done => {}
+            Reply::RateLimited { wait } => {
                 return Err(ReadError::RateLimited {
                     provider,
                     commit: short,
@@ -168,7 +168,7 @@ impl<S: Sleeper> StatusReader<S> {
                     retry_after: wait.unwrap_or(UNSPECIFIED_RATE_LIMIT_WAIT),
                 });
             }
-            Verdict::Transient { status, message } => {
+            Reply::Transient { status, message } => {
                 return Err(ReadError::Server {
                     provider,
                     commit: short,
@@ -177,7 +177,7 @@ impl<S: Sleeper> StatusReader<S> {
                     message: self.redact(&message),
                 });
             }
-            Verdict::TooManyStatuses => {
+            Reply::TooManyStatuses => {
                 return Err(ReadError::Server {
                     provider,
                     commit: short,
@@ -186,7 +186,7 @@ impl<S: Sleeper> StatusReader<S> {
                     message: "unexpected answer".into(),
                 });
             }
-            Verdict::Rejected {
+            Reply::Rejected {
                 status,
                 message,
                 hint,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::response::{self, Verdict};
+use super::response::{self, Reply};
 use super::{
     CommitStatus, ForgeConfig, ForgeError, Posted, record, redact_userinfo, request, should_post,
 };
@@ -159,11 +159,11 @@ impl<S: Sleeper> Reporter<S> {
                 )
             });
             let wait = match verdict {
-                Ok((code, Verdict::Done)) => {
+                Ok((code, Reply::Done)) => {
                     tracing::debug!(status = code, "commit status posted");
                     return Ok(());
                 }
-                Ok((_, Verdict::RateLimited { wait })) => match wait {
+                Ok((_, Reply::RateLimited { wait })) => match wait {
                     Some(wait) if !last && wait <= self.policy.max_wait => {
                         tracing::info!(wait_secs = wait.as_secs(), "forge rate limit; waiting");
                         wait
@@ -177,7 +177,7 @@ impl<S: Sleeper> Reporter<S> {
                 },
                 Ok((
                     _,
-                    Verdict::Transient {
+                    Reply::Transient {
                         status: code,
                         message,
                     },
@@ -196,7 +196,7 @@ impl<S: Sleeper> Reporter<S> {
                     tracing::info!(attempt, status = code, %message, "forge failed; retrying");
                     next_backoff(&mut backoff)
                 }
-                Ok((_, Verdict::TooManyStatuses)) => {
+                Ok((_, Reply::TooManyStatuses)) => {
                     return Err(ForgeError::TooManyStatuses {
                         provider: self.config.provider,
                         commit: short(&status.commit),
@@ -206,7 +206,7 @@ impl<S: Sleeper> Reporter<S> {
                 }
                 Ok((
                     _,
-                    Verdict::Rejected {
+                    Reply::Rejected {
                         status: code,
                         message,
                         hint,

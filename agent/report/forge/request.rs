@@ -2,7 +2,7 @@
 //!
 //! In: the validated [`ForgeConfig`] and a [`CommitStatus`]. Out: method, URL,
 //! headers and JSON body as the provider's documented API spells them. The token is
-//! not part of the result, only how to present it ([`Auth`]), so a request can be
+//! not part of the result, only how to present it ([`AuthScheme`]), so a request can be
 //! logged or compared in tests without leaking it.
 
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ pub const AZURE_API_VERSION: &str = "7.1";
 
 /// How the token is presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
+pub enum AuthScheme {
     /// `Authorization: Bearer <token>` (GitHub, Bitbucket).
     Bearer,
     /// `Authorization: token <token>` (Gitea, Forgejo).
@@ -34,19 +34,19 @@ pub enum Auth {
     Basic,
 }
 
-impl Auth {
+impl AuthScheme {
     /// The header carrying the token. Its value must never reach a log or an error.
     pub(crate) fn header(self, token: &Token) -> (&'static str, String) {
         let secret = token.expose();
         match self {
-            Auth::Bearer => ("Authorization", format!("Bearer {secret}")),
-            Auth::TokenScheme => ("Authorization", format!("token {secret}")),
-            Auth::PrivateToken => ("PRIVATE-TOKEN", secret.to_string()),
-            Auth::BasicEmptyUser => (
+            AuthScheme::Bearer => ("Authorization", format!("Bearer {secret}")),
+            AuthScheme::TokenScheme => ("Authorization", format!("token {secret}")),
+            AuthScheme::PrivateToken => ("PRIVATE-TOKEN", secret.to_string()),
+            AuthScheme::BasicEmptyUser => (
                 "Authorization",
                 format!("Basic {}", base64(format!(":{secret}").as_bytes())),
             ),
-            Auth::Basic => (
+            AuthScheme::Basic => (
                 "Authorization",
                 format!("Basic {}", base64(secret.as_bytes())),
             ),
@@ -59,7 +59,7 @@ impl Auth {
 pub struct ForgeRequest {
     pub method: &'static str,
     pub url: String,
-    pub auth: Auth,
+    pub auth: AuthScheme,
     /// Headers besides the auth header (content type, accept, API version).
     pub headers: Vec<(&'static str, String)>,
     pub body: Value,
@@ -88,7 +88,7 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
     let (url, auth, headers, mut body) = match provider {
         Provider::GitHub => (
             format!("{base}/repos/{}/statuses/{sha}", parts.join("/")),
-            Auth::Bearer,
+            AuthScheme::Bearer,
             vec![
                 ("Content-Type", "application/json".to_string()),
                 ("Accept", "application/vnd.github+json".to_string()),
@@ -103,7 +103,7 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
                 strip(base, "/api/v4"),
                 encode_segment(repo)
             ),
-            Auth::PrivateToken,
+            AuthScheme::PrivateToken,
             json_headers,
             json!({ "state": status.state.gitlab(), "name": context, "description": description }),
         ),
@@ -113,7 +113,7 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
                 strip(base, "/api/v1"),
                 parts.join("/")
             ),
-            Auth::TokenScheme,
+            AuthScheme::TokenScheme,
             json_headers,
             json!({ "state": status.state.github(), "context": context, "description": description }),
         ),
@@ -170,7 +170,7 @@ pub fn build(config: &ForgeConfig, status: &CommitStatus) -> Result<ForgeRequest
                 format!(
                     "{base}/{org}/{project}/_apis/git/repositories/{name}/commits/{sha}/statuses?api-version={AZURE_API_VERSION}"
                 ),
-                Auth::BasicEmptyUser,
+                AuthScheme::BasicEmptyUser,
                 {
                     // Without this, Azure answers a refused PAT with 203 and a sign-in page.
                     let mut headers = json_headers;
@@ -244,11 +244,11 @@ impl CommitState {
 /// Bitbucket access tokens are Bearer tokens; a token file holding `user:secret`
 /// (an API token with the account's email, an app password, a Server user token)
 /// means Basic auth.
-pub(super) fn bitbucket_auth(token: &Token) -> Auth {
+pub(super) fn bitbucket_auth(token: &Token) -> AuthScheme {
     if token.expose().contains(':') {
-        Auth::Basic
+        AuthScheme::Basic
     } else {
-        Auth::Bearer
+        AuthScheme::Bearer
     }
 }
 
@@ -287,7 +287,7 @@ fn three(parts: &[String], provider: Provider, repo: &str) -> Result<[String; 3]
 
 /// A commit id goes into URL paths: only hex digits, abbreviated or full.
 pub(super) fn check_commit(commit: &str) -> Result<(), ForgeError> {
-    if (7..=64).contains(&commit.len()) && commit.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if (7..=64).contains(&commit.len()) && crate::encoding::is_hex(commit, commit.len()) {
         Ok(())
     } else {
         Err(ForgeError::BadCommit {

@@ -1,6 +1,6 @@
 //! What a forge's answer means: done, try again (now, later) or a clear refusal.
 //!
-//! Pure: status code, headers and body in, a [`Verdict`] out. Rate limits follow
+//! Pure: status code, headers and body in, a [`Reply`] out. Rate limits follow
 //! GitHub's documented rules (`Retry-After`, else `X-RateLimit-Remaining: 0` with
 //! `X-RateLimit-Reset` in epoch seconds), which GitLab (`RateLimit-*`) and Bitbucket
 //! (429) resemble closely enough to share.
@@ -14,8 +14,9 @@ use super::config::Provider;
 /// Longest message taken from an error body.
 const MAX_MESSAGE_CHARS: usize = 200;
 
+/// How a forge answered a status post or read, as the reporter acts on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Reply {
     /// The status is set.
     Done,
     /// A server-side failure (5xx, 408): try again after the backoff.
@@ -39,17 +40,17 @@ pub fn classify(
     header: &dyn Fn(&str) -> Option<String>,
     body: &str,
     now: SystemTime,
-) -> Verdict {
+) -> Reply {
     if provider == Provider::AzureDevOps && status == 203 {
         // Azure's way of refusing a PAT when it redirects to a sign-in page anyway.
-        return Verdict::Rejected {
+        return Reply::Rejected {
             status,
             message: "sign-in page instead of the status: the token was not accepted".to_string(),
             hint: "; check --status-token-file",
         };
     }
     if (200..300).contains(&status) {
-        return Verdict::Done;
+        return Reply::Done;
     }
     // GitLab repeats the code ("404 Project Not Found"); the error shows it once.
     let message = message(body);
@@ -58,27 +59,27 @@ pub fn classify(
         _ => message,
     };
     if status == 429 || (status == 403 && is_rate_limit(header, &message)) {
-        return Verdict::RateLimited {
+        return Reply::RateLimited {
             wait: rate_limit_wait(header, now),
         };
     }
     if status >= 500 || status == 408 {
-        return Verdict::Transient { status, message };
+        return Reply::Transient { status, message };
     }
     let lower = message.to_ascii_lowercase();
     if provider == Provider::GitHub && status == 422 && lower.contains("maximum number of statuses")
     {
-        return Verdict::TooManyStatuses;
+        return Reply::TooManyStatuses;
     }
     if provider == Provider::GitLab && status == 400 && lower.contains("cannot transition status") {
         // GitLab refuses to set the state a status already has: it is set.
-        return Verdict::Done;
+        return Reply::Done;
     }
     if (300..400).contains(&status) {
         let to = header("location")
             .map(|l| format!(" to {l}"))
             .unwrap_or_default();
-        return Verdict::Rejected {
+        return Reply::Rejected {
             status,
             message: format!("redirected{to}"),
             hint: "; check --status-api-url",
@@ -92,7 +93,7 @@ pub fn classify(
         }
         _ => "",
     };
-    Verdict::Rejected {
+    Reply::Rejected {
         status,
         message,
         hint,
@@ -213,7 +214,7 @@ mod tests {
         let h = headers(&[("Retry-After", "7")]);
         assert_eq!(
             classify(Provider::GitHub, 429, &h, "", at_now()),
-            Verdict::RateLimited {
+            Reply::RateLimited {
                 wait: Some(Duration::from_secs(7))
             }
         );
@@ -229,7 +230,7 @@ mod tests {
         let body = r#"{"message":"API rate limit exceeded for user ID 1."}"#;
         assert_eq!(
             classify(Provider::GitHub, 403, &h, body, at_now()),
-            Verdict::RateLimited {
+            Reply::RateLimited {
                 wait: Some(Duration::from_secs(3600))
             }
         );
@@ -237,7 +238,7 @@ mod tests {
         let body = r#"{"message":"You have exceeded a secondary rate limit."}"#;
         assert_eq!(
             classify(Provider::GitHub, 403, &h, body, at_now()),
-            Verdict::RateLimited { wait: None }
+            Reply::RateLimited { wait: None }
         );
     }
 
@@ -252,7 +253,7 @@ mod tests {
             at_now(),
         );
         assert!(
-            matches!(verdict, Verdict::Rejected { status: 403, .. }),
+            matches!(verdict, Reply::Rejected { status: 403, .. }),
             "{verdict:?}"
         );
     }
@@ -263,16 +264,16 @@ mod tests {
         let body = r#"{"message":"Validation Failed","errors":[{"resource":"Status","code":"custom","message":"This SHA and context has reached the maximum number of statuses."}]}"#;
         assert_eq!(
             classify(Provider::GitHub, 422, &h, body, at_now()),
-            Verdict::TooManyStatuses
+            Reply::TooManyStatuses
         );
         let body = r#"{"message":"Cannot transition status via :run from :running (Reason(s): Status cannot transition via \"run\".)"}"#;
         assert_eq!(
             classify(Provider::GitLab, 400, &h, body, at_now()),
-            Verdict::Done
+            Reply::Done
         );
         assert!(matches!(
             classify(Provider::GitLab, 502, &h, "<html>", at_now()),
-            Verdict::Transient { status: 502, .. }
+            Reply::Transient { status: 502, .. }
         ));
     }
 

@@ -9,7 +9,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use super::BundleError;
 use super::header::Header;
-use crate::source::Limits;
+use crate::source::FetchLimits;
 use crate::source::git::object::{EntryMode, Kind, ObjectId, commit_tree, parse_tree, tag_target};
 use crate::source::git::pack::Pack;
 use crate::source::git::refs::RefSpec;
@@ -44,14 +44,14 @@ pub struct History {
 
 /// The applied revision the downgrade check compares with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Applied {
+pub struct AppliedCommit {
     pub commit: ObjectId,
     pub committer_time: Option<i64>,
 }
 
 /// How a bundle's commit relates to the applied one.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Ancestry {
     /// The applied commit itself: nothing to do.
     Same,
     /// A descendant, or later by committer time when history cannot tell.
@@ -62,23 +62,23 @@ pub enum Verdict {
 
 /// Descendant → newer; full history without the applied commit → older; otherwise
 /// the committer times decide, and an unknown applied time is not proof of newness.
-pub fn judge(content: &Content, applied: &Applied) -> Verdict {
+pub fn judge(content: &Content, applied: &AppliedCommit) -> Ancestry {
     if content.commit == applied.commit {
-        return Verdict::Same;
+        return Ancestry::Same;
     }
     if content.history.ancestors.contains(&applied.commit) {
-        return Verdict::Newer;
+        return Ancestry::Newer;
     }
     if content.history.complete {
-        return Verdict::Older("it does not descend from it".into());
+        return Ancestry::Older("it does not descend from it".into());
     }
     match applied.committer_time {
-        Some(t) if content.committer_time >= t => Verdict::Newer,
-        Some(t) => Verdict::Older(format!(
+        Some(t) if content.committer_time >= t => Ancestry::Newer,
+        Some(t) => Ancestry::Older(format!(
             "its committer time {} is earlier than {t}",
             content.committer_time
         )),
-        None => Verdict::Older(
+        None => Ancestry::Older(
             "the bundle's history does not reach it and the applied commit's time is unknown"
                 .into(),
         ),
@@ -90,7 +90,7 @@ pub fn inspect<R: Read + Seek>(
     pack: &mut Pack<R>,
     header: &Header,
     spec: &RefSpec,
-    limits: &Limits,
+    limits: &FetchLimits,
 ) -> Result<Content, BundleError> {
     let (reference, target) = select_ref(header, spec)?;
     let commit = peel(pack, &reference, target)?;
@@ -226,7 +226,7 @@ fn peel<R: Read + Seek>(
 fn count_files<R: Read + Seek>(
     pack: &mut Pack<R>,
     root: ObjectId,
-    limits: &Limits,
+    limits: &FetchLimits,
     incomplete: impl Fn(ObjectId) -> BundleError,
 ) -> Result<u64, BundleError> {
     let mut files = 0u64;

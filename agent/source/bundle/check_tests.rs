@@ -19,8 +19,8 @@ fn content(commit: u8, time: i64, ancestors: &[u8], complete: bool) -> Content {
     }
 }
 
-fn applied(commit: u8, time: Option<i64>) -> Applied {
-    Applied {
+fn applied(commit: u8, time: Option<i64>) -> AppliedCommit {
+    AppliedCommit {
         commit: id(commit),
         committer_time: time,
     }
@@ -30,17 +30,17 @@ fn applied(commit: u8, time: Option<i64>) -> Applied {
 fn ancestry_decides_when_history_can() {
     assert_eq!(
         judge(&content(2, 10, &[1], true), &applied(2, None)),
-        Verdict::Same
+        Ancestry::Same
     );
     // A descendant is newer even with an earlier clock.
     assert_eq!(
         judge(&content(3, 5, &[1, 2], false), &applied(2, Some(100))),
-        Verdict::Newer
+        Ancestry::Newer
     );
     // Full history without the applied commit: another line of history.
     assert!(matches!(
         judge(&content(3, 500, &[1], true), &applied(2, Some(100))),
-        Verdict::Older(r) if r.contains("does not descend")
+        Ancestry::Older(r) if r.contains("does not descend")
     ));
 }
 
@@ -48,19 +48,19 @@ fn ancestry_decides_when_history_can() {
 fn committer_time_decides_otherwise() {
     assert_eq!(
         judge(&content(3, 200, &[9], false), &applied(2, Some(100))),
-        Verdict::Newer
+        Ancestry::Newer
     );
     assert_eq!(
         judge(&content(3, 100, &[9], false), &applied(2, Some(100))),
-        Verdict::Newer
+        Ancestry::Newer
     );
     assert!(matches!(
         judge(&content(3, 99, &[9], false), &applied(2, Some(100))),
-        Verdict::Older(r) if r.contains("earlier")
+        Ancestry::Older(r) if r.contains("earlier")
     ));
     assert!(matches!(
         judge(&content(3, 99, &[9], false), &applied(2, None)),
-        Verdict::Older(r) if r.contains("unknown")
+        Ancestry::Older(r) if r.contains("unknown")
     ));
 }
 

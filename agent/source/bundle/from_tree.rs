@@ -57,7 +57,7 @@ pub fn create_from_oci(
     ));
     let snapshot = source.fetch_to(&revision, &staged)?;
     let mut message = format!("{}@{revision}", source.display_url());
-    if let Some(commit) = source.commit_of(revision.as_str()) {
+    if let Some(commit) = source.commit_of(&revision) {
         message.push_str(&format!("\n\nBuilt from Git commit {commit}."));
     }
     let now = std::time::SystemTime::now()

@@ -14,7 +14,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::check::{Applied, Verdict, judge};
+use super::check::{Ancestry, AppliedCommit, judge};
 use super::{BundleError, BundleSource, Checked, sign};
 use crate::source::SourceError;
 use crate::source::git::object::ObjectId;
@@ -78,7 +78,7 @@ impl Inbox {
         &mut self,
         dir: &Path,
         src: &BundleSource,
-        applied: Option<Applied>,
+        applied: Option<AppliedCommit>,
     ) -> Result<Option<Found>, SourceError> {
         let mut candidates = list(dir).map_err(|e| src.err(dir, e))?;
         if candidates.len() > MAX_CANDIDATES {
@@ -140,7 +140,7 @@ impl Inbox {
         });
         let acceptable = |c: &Checked| {
             src.options.allow_downgrade
-                || applied.is_none_or(|a| !matches!(judge(&c.content, &a), Verdict::Older(_)))
+                || applied.is_none_or(|a| !matches!(judge(&c.content, &a), Ancestry::Older(_)))
         };
         let best = self
             .seen
@@ -172,12 +172,12 @@ impl Inbox {
     }
 
     /// Moves every accepted bundle that is not newer than `applied` to `processed/`.
-    pub fn consume_processed(&mut self, dir: &Path, applied: &Applied) {
+    pub fn consume_processed(&mut self, dir: &Path, applied: &AppliedCommit) {
         let done: Vec<PathBuf> = self
             .seen
             .iter()
             .filter(|(_, seen)| match &seen.outcome {
-                Outcome::Accepted(c) => judge(&c.content, applied) != Verdict::Newer,
+                Outcome::Accepted(c) => judge(&c.content, applied) != Ancestry::Newer,
                 Outcome::Failed { .. } => false,
             })
             .map(|(p, _)| p.clone())

@@ -24,11 +24,13 @@
 //! - for the status: `b.insecure()`; the snapshot's source also ends in
 //!   ` (unsigned)` when the bundle was not signature-checked.
 
+mod allowed_signers;
 pub mod check;
 mod error;
 pub mod from_tree;
 pub mod header;
 mod inbox;
+mod open;
 mod remote;
 pub mod sign;
 pub mod write;
@@ -37,21 +39,18 @@ pub use sign::read_sig;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use check::{Applied, Content, Verdict, Window};
+use check::{Ancestry, AppliedCommit};
 pub use error::BundleError;
-use header::Header;
-use sign::{Signer, TrustedKeys};
+pub use open::{Checked, check_bundle, open_pack};
+use sign::TrustedKeys;
 
-use super::git::GitError;
 use super::git::extract::extract;
 use super::git::object::ObjectId;
-use super::git::pack::Pack;
 use super::git::refs::RefSpec;
-use super::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
+use super::{FetchLimits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
 
 /// How bundles are trusted and consumed (the bundle flags of `SourceArgs`).
 #[derive(Clone, Debug, Default)]
@@ -64,109 +63,6 @@ pub struct BundleOptions {
     pub allow_downgrade: bool,
     /// Move processed bundles to `processed/` and refused ones to `rejected/`.
     pub inbox_consume: bool,
-}
-
-/// A bundle that passed every check but the downgrade check. Kept per inbox file,
-/// so it holds what the decisions need and not the (up to 1 MiB) header.
-#[derive(Clone, Debug)]
-pub struct Checked {
-    /// Bundle format version (2 or 3).
-    pub version: u8,
-    pub prerequisites: usize,
-    pub content: Content,
-    /// `None` when unsigned bundles are allowed and this one was not checked.
-    pub signer: Option<Signer>,
-}
-
-/// Checks an open bundle: signature over the whole file first (so nothing
-/// unauthenticated is parsed when keys are configured), then header, pack and tree.
-/// `sig` is the signature's path and content, when there is one.
-pub fn check_bundle(
-    file: &mut File,
-    sig: Option<(&Path, &[u8])>,
-    options: &BundleOptions,
-    spec: &RefSpec,
-    limits: &Limits,
-) -> Result<Checked, BundleError> {
-    // Bounded before anything is hashed: a link to a huge file must not stall a poll.
-    let len = file
-        .metadata()
-        .map_err(|e| BundleError::io(Path::new("bundle"), e))?
-        .len();
-    if len
-        > limits
-            .max_pack_bytes
-            .saturating_add(header::MAX_HEADER as u64)
-    {
-        return Err(BundleError::Limit {
-            limit: "max-pack-bytes",
-            max: limits.max_pack_bytes,
-        });
-    }
-    let signer = match (sig, &options.trusted_keys) {
-        (Some((path, text)), Some(keys)) => {
-            rewind(file, path)?;
-            match keys.verify(path, text, BufReader::with_capacity(64 << 10, &mut *file)) {
-                Ok(signer) => Some(signer),
-                // Refusing it would protect nothing: deleting the .sig gets it accepted.
-                Err(e) if options.insecure_allow_unsigned => {
-                    tracing::warn!(error = %e, "INSECURE: signature check failed; treating the bundle as unsigned");
-                    None
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        (None, _) if !options.insecure_allow_unsigned => {
-            return Err(BundleError::Unsigned {
-                sig: PathBuf::from("<bundle>.sig"),
-            });
-        }
-        _ => None,
-    };
-    let (header, mut pack) = open_pack(file, limits)?;
-    let content = check::inspect(&mut pack, &header, spec, limits)?;
-    Ok(Checked {
-        version: header.version,
-        prerequisites: header.prerequisites.len(),
-        content,
-        signer,
-    })
-}
-
-/// Parses the header and opens (verifies) the pack that follows it.
-pub fn open_pack<'f>(
-    file: &'f mut File,
-    limits: &Limits,
-) -> Result<(Header, Pack<Window<&'f mut File>>), BundleError> {
-    let here = Path::new("bundle");
-    rewind(file, here)?;
-    let len = file.metadata().map_err(|e| BundleError::io(here, e))?.len();
-    let header = header::parse_from(&mut BufReader::new(&mut *file))?;
-    let pack_len = len.saturating_sub(header.len);
-    if pack_len > limits.max_pack_bytes {
-        return Err(BundleError::Limit {
-            limit: "max-pack-bytes",
-            max: limits.max_pack_bytes,
-        });
-    }
-    let window = Window::new(file, header.len, pack_len);
-    let pack = Pack::open(window, limits.max_object_bytes).map_err(|e| match e {
-        // git writes bundles with `--thin`: deltas may lean on prerequisite objects.
-        GitError::MissingObject(base) if !header.prerequisites.is_empty() => {
-            BundleError::ThinPack {
-                base,
-                prerequisites: header.prerequisites.len(),
-            }
-        }
-        e => BundleError::Pack(e),
-    })?;
-    Ok((header, pack))
-}
-
-fn rewind(file: &mut File, path: &Path) -> Result<(), BundleError> {
-    file.seek(SeekFrom::Start(0))
-        .map(|_| ())
-        .map_err(|e| BundleError::io(path, e))
 }
 
 /// Where bundles come from.
@@ -186,7 +82,7 @@ struct Chosen {
 
 #[derive(Default)]
 struct State {
-    applied: Option<Applied>,
+    applied: Option<AppliedCommit>,
     /// Committer times of every commit a checked bundle delivered.
     times: HashMap<ObjectId, i64>,
     chosen: Option<Chosen>,
@@ -203,7 +99,7 @@ pub struct BundleSource {
     reference: RefSpec,
     path: Option<String>,
     options: BundleOptions,
-    limits: Limits,
+    limits: FetchLimits,
     client: Option<super::http::Client>,
     state: Mutex<State>,
     policy: crate::verify::Policy,
@@ -309,7 +205,7 @@ impl BundleSource {
             return;
         };
         let committer_time = committer_time.or_else(|| state.times.get(&commit).copied());
-        let applied = Applied {
+        let applied = AppliedCommit {
             commit,
             committer_time,
         };
@@ -382,12 +278,12 @@ impl BundleSource {
                 applied.committer_time = state.times.get(&applied.commit).copied();
             }
             match check::judge(content, &applied) {
-                Verdict::Same | Verdict::Newer => {}
-                Verdict::Older(reason) if self.options.allow_downgrade => {
+                Ancestry::Same | Ancestry::Newer => {}
+                Ancestry::Older(reason) if self.options.allow_downgrade => {
                     tracing::warn!(bundle = %shown, commit = %content.commit,
                         applied = %applied.commit, %reason, "accepting a downgrade (--allow-downgrade)");
                 }
-                Verdict::Older(reason) => {
+                Ancestry::Older(reason) => {
                     if let (Location::Inbox(dir), true) =
                         (&self.location, self.options.inbox_consume)
                     {

@@ -1,8 +1,9 @@
 //! Bundle (and status report) authenticity: detached OpenSSH signatures
-//! (`PROTOCOL.sshsig`, namespace `hawser-bundle`, or `hawser-status` for reports) checked against keys in OpenSSH's `allowed_signers` format. In:
-//! the trusted-keys file (read once at startup), a bundle file and its `.sig`. Out:
-//! the [`Signer`] whose key made the signature. The bundle is hashed as a stream, so
-//! large bundles are never held in memory. Ed25519 and RSA keys are verified (RSA
+//! (`PROTOCOL.sshsig`, namespace `hawser-bundle`, or `hawser-status` for reports)
+//! checked against keys in OpenSSH's `allowed_signers` format (its lines are read
+//! by `allowed_signers`). In: the trusted-keys file (read once at startup), a bundle
+//! file and its `.sig`. Out: the [`BundleSigner`] whose key made the signature. The
+//! bundle is hashed as a stream, so large bundles are never held in memory. Ed25519 and RSA keys are verified (RSA
 //! came with OpenPGP commit verification, which needs the `rsa` crate anyway; the
 //! `ssh-key` ECDSA feature would add 21 crates). Git commit and tag signatures
 //! (namespace `git`) use the same file and checks through [`TrustedKeys::check`].
@@ -19,6 +20,9 @@ use signature::Verifier;
 use ssh_key::{HashAlg, PublicKey, SshSig};
 
 use super::BundleError;
+use super::allowed_signers::{
+    Options, Validity, is_key_type, parse_options, pattern_list_matches, tokenize,
+};
 
 /// The sshsig namespace of hawser bundle signatures.
 pub const NAMESPACE: &str = "hawser-bundle";
@@ -66,20 +70,6 @@ struct Trusted {
     validity: Validity,
 }
 
-/// `valid-after` / `valid-before` of an `allowed_signers` line, unix seconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Validity {
-    after: Option<i64>,
-    before: Option<i64>,
-}
-
-impl Validity {
-    /// ssh-keygen's rule: valid from `after` through `before`, both inclusive.
-    fn allows(&self, time: i64) -> bool {
-        self.after.is_none_or(|a| time >= a) && self.before.is_none_or(|b| time <= b)
-    }
-}
-
 /// Why [`TrustedKeys::check`] refused a signature; the key is named by its
 /// `SHA256:` fingerprint.
 #[derive(Debug, PartialEq, Eq)]
@@ -103,14 +93,14 @@ pub struct TrustedKeys {
 
 /// Who signed a bundle.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Signer {
+pub struct BundleSigner {
     /// The principals of the matching `allowed_signers` line.
     pub principals: String,
     /// `SHA256:…`, as `ssh-keygen -l` prints it.
     pub fingerprint: String,
 }
 
-impl std::fmt::Display for Signer {
+impl std::fmt::Display for BundleSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.principals, self.fingerprint)
     }
@@ -210,7 +200,7 @@ impl TrustedKeys {
         sig_path: &Path,
         sig_text: &[u8],
         data: impl Read,
-    ) -> Result<Signer, SignError> {
+    ) -> Result<BundleSigner, SignError> {
         let path = || sig_path.to_path_buf();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -248,7 +238,12 @@ impl TrustedKeys {
     /// Checks the armored signature `sig_text` over `data` as made at `time` (unix
     /// seconds: now for bundles, the committer time for git objects, as
     /// `git verify-commit` passes it to `ssh-keygen -Overify-time`).
-    pub fn check(&self, sig_text: &[u8], data: impl Read, time: i64) -> Result<Signer, Refusal> {
+    pub fn check(
+        &self,
+        sig_text: &[u8],
+        data: impl Read,
+        time: i64,
+    ) -> Result<BundleSigner, Refusal> {
         let sig = SshSig::from_pem(sig_text).map_err(|e| Refusal::Malformed(e.to_string()))?;
         if sig.namespace() != self.namespace {
             return Err(Refusal::Namespace(
@@ -277,7 +272,7 @@ impl TrustedKeys {
             .key_data()
             .verify(&signed, sig.signature())
             .map_err(|_| Refusal::Mismatch(fingerprint))?;
-        Ok(Signer {
+        Ok(BundleSigner {
             principals: trusted.principals.clone(),
             fingerprint: trusted.key.fingerprint(HashAlg::Sha256).to_string(),
         })
@@ -311,153 +306,6 @@ fn hash(alg: HashAlg, mut data: impl Read) -> io::Result<Vec<u8>> {
         // `HashAlg` is non-exhaustive; sshsig defines only the two above.
         _ => Err(io::Error::other("unsupported signature hash")),
     }
-}
-
-fn is_key_type(token: &str) -> bool {
-    ["ssh-", "ecdsa-", "sk-"]
-        .iter()
-        .any(|p| token.starts_with(p))
-}
-
-/// Splits on whitespace outside double quotes; quotes are kept inside tokens except
-/// around a whole token (quoted principals).
-fn tokenize(line: &str) -> Result<Vec<String>, &'static str> {
-    let mut tokens = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            c if c.is_whitespace() && !quoted => {
-                if !cur.is_empty() {
-                    tokens.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if quoted {
-        return Err("unterminated quote");
-    }
-    if !cur.is_empty() {
-        tokens.push(cur);
-    }
-    if let Some(first) = tokens.first_mut()
-        && first.len() >= 2
-        && first.starts_with('"')
-        && first.ends_with('"')
-    {
-        *first = first[1..first.len() - 1].to_string();
-    }
-    Ok(tokens)
-}
-
-/// The options of an `allowed_signers` line that hawser honours.
-#[derive(Debug, Default)]
-struct Options {
-    namespaces: Option<String>,
-    validity: Validity,
-}
-
-/// The `namespaces` list and validity window of an options string; any other
-/// option is refused.
-fn parse_options(opts: &str) -> Result<Options, String> {
-    let mut out = Options::default();
-    let mut rest = opts;
-    while !rest.is_empty() {
-        let (name, value, after) = match rest.find([',', '=']) {
-            Some(i) if rest.as_bytes()[i] == b'=' => {
-                let v = rest[i + 1..]
-                    .strip_prefix('"')
-                    .ok_or_else(|| "option value must be quoted".to_string())?;
-                let end = v
-                    .find('"')
-                    .ok_or_else(|| "unterminated option value".to_string())?;
-                let after = &v[end + 1..];
-                let after = match after.strip_prefix(',') {
-                    Some(a) => a,
-                    None if after.is_empty() => after,
-                    None => return Err("junk after an option value".into()),
-                };
-                (&rest[..i], Some(&v[..end]), after)
-            }
-            Some(i) => (&rest[..i], None, &rest[i + 1..]),
-            None => (rest, None, ""),
-        };
-        match (name.to_ascii_lowercase().as_str(), value) {
-            ("namespaces", Some(v)) => out.namespaces = Some(v.to_string()),
-            ("valid-after", Some(v)) => out.validity.after = Some(parse_time(v)?),
-            ("valid-before", Some(v)) => out.validity.before = Some(parse_time(v)?),
-            (other, _) => return Err(format!("option {other:?} is not supported by hawser")),
-        }
-        rest = after;
-    }
-    Ok(out)
-}
-
-/// `YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, optionally with a `Z`. ssh-keygen
-/// reads times without `Z` in the local zone; hawser reads every time as UTC (the
-/// zone its container runs in), so write `Z` to mean the same to both.
-fn parse_time(v: &str) -> Result<i64, String> {
-    let bad = || format!("time {v:?} is not YYYYMMDD[HHMM[SS]][Z]");
-    let digits = v.strip_suffix(['Z', 'z']).unwrap_or(v);
-    if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let num = |r: std::ops::Range<usize>| digits.get(r).map_or(Ok(0), |s| s.parse::<i64>());
-    let field = |r| num(r).map_err(|_| bad());
-    let (y, m, d) = (field(0..4)?, field(4..6)?, field(6..8)?);
-    let (hh, mm, ss) = (field(8..10)?, field(10..12)?, field(12..14)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return Err(bad());
-    }
-    // Howard Hinnant's days_from_civil.
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-/// OpenSSH's `match_pattern_list`: comma-separated globs (`*`, `?`), `!` negates and
-/// a matching negation wins.
-fn pattern_list_matches(list: &str, s: &str) -> bool {
-    let mut matched = false;
-    for pat in list.split(',').map(str::trim) {
-        match pat.strip_prefix('!') {
-            Some(neg) if glob(neg.as_bytes(), s.as_bytes()) => return false,
-            Some(_) => {}
-            None => matched |= glob(pat.as_bytes(), s.as_bytes()),
-        }
-    }
-    matched
-}
-
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    // Iterative matching with one backtrack point: linear in practice, no recursion.
-    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
-            pi += 1;
-            si += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            mark = si;
-            pi += 1;
-        } else if let Some(st) = star {
-            pi = st + 1;
-            mark += 1;
-            si = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// Runs `ssh-keygen -Y sign -f KEY -n hawser-bundle FILE`, which writes `FILE.sig`.

@@ -1,6 +1,7 @@
 //! Signatures made by the real `ssh-keygen -Y sign` (OpenSSH 9.2) over `MESSAGE`.
 
 use super::*;
+use crate::source::bundle::allowed_signers::{glob, parse_time, pattern_list_matches};
 
 const KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDxXsEsx9Ku3isSzruq4hQf5u0OLwCbemg6wP9oHxb7O test";
@@ -23,7 +24,7 @@ E7VVC05XUhB8G7y+615As=
 -----END SSH SIGNATURE-----
 ";
 
-fn verify(signers: &str, sig: &str, msg: &[u8]) -> Result<Signer, SignError> {
+fn verify(signers: &str, sig: &str, msg: &[u8]) -> Result<BundleSigner, SignError> {
     TrustedKeys::parse(signers)
         .unwrap()
         .verify(Path::new("b.bundle.sig"), sig.as_bytes(), msg)

@@ -16,7 +16,7 @@ use std::path::{Component, Path, PathBuf};
 use super::GitError;
 use super::object::{EntryMode, Kind, ObjectId, commit_tree, parse_tree};
 use super::pack::Pack;
-use crate::source::{Limits, SourceError};
+use crate::source::{FetchLimits, SourceError};
 
 /// Symlink hops followed while checking where a link leads (Linux's own limit).
 const MAX_HOPS: usize = 40;
@@ -35,7 +35,7 @@ pub fn extract<R: Read + Seek>(
     commit: ObjectId,
     subpath: Option<&str>,
     into: &Path,
-    limits: &Limits,
+    limits: &FetchLimits,
     url: &str,
 ) -> Result<Extracted, SourceError> {
     let git = |source: GitError| SourceError::Git {
@@ -118,7 +118,7 @@ pub fn extract<R: Read + Seek>(
     Ok(out)
 }
 
-fn count_file(out: &mut Extracted, limits: &Limits) -> Result<(), SourceError> {
+fn count_file(out: &mut Extracted, limits: &FetchLimits) -> Result<(), SourceError> {
     out.files += 1;
     if out.files > limits.max_files {
         return Err(SourceError::Limit {
@@ -129,7 +129,7 @@ fn count_file(out: &mut Extracted, limits: &Limits) -> Result<(), SourceError> {
     Ok(())
 }
 
-fn add_bytes(out: &mut Extracted, n: u64, limits: &Limits) -> Result<(), SourceError> {
+fn add_bytes(out: &mut Extracted, n: u64, limits: &FetchLimits) -> Result<(), SourceError> {
     out.bytes += n;
     if out.bytes > limits.max_total_bytes {
         return Err(SourceError::Limit {

@@ -5,8 +5,8 @@
 //! not speak v2 get the v0 exchange: the `info/refs` advertisement and an
 //! `upload-pack` request with `deepen 1`. Only SHA-1 repositories are supported.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -18,8 +18,9 @@ use super::pktline::{
     PktReader, SideBand, text as pktline_text, write_delim, write_flush, write_line,
 };
 use super::refs::{RefSpec, RemoteRef, parse_v0_advertisement, parse_v2_ref, pick};
+use super::wire;
 use crate::source::http::{Budget, Client, Deadline, io_error, take_userinfo};
-use crate::source::{Limits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
+use crate::source::{FetchLimits, Revision, Snapshot, SourceError, SourceSpec, redact_url};
 use crate::verify::{Objects, Policy};
 
 const UPLOAD_PACK: &str = "git-upload-pack";
@@ -40,7 +41,7 @@ pub struct GitSource {
     shown: String,
     reference: RefSpec,
     path: Option<String>,
-    limits: Limits,
+    limits: FetchLimits,
     client: Client,
     discovered: Mutex<Option<Discovered>>,
     policy: Policy,
@@ -224,14 +225,14 @@ impl GitSource {
             None => self.discover(deadline)?.0,
         };
         let body = if d.v2 {
-            self.v2_fetch_request(&d, wants)
+            wire::v2_fetch_request(d.object_format, wants)
         } else {
-            v0_fetch_request(wants)
+            wire::v0_fetch_request(wants)
         };
         let url = format!("{}/{UPLOAD_PACK}", d.base);
         let resp = self
             .client
-            .post_within(&url, &rpc_headers(d.v2), &body, deadline)
+            .post_within(&url, &wire::rpc_headers(d.v2), &body, deadline)
             .inspect_err(|_| self.forget())?;
         // Everything the server sends counts, progress and keep-alive packets too:
         // otherwise a server chatting on band 2 is never cut off by the pack limit.
@@ -242,11 +243,11 @@ impl GitSource {
         );
         let mut pkt = PktReader::new(body);
         if d.v2 {
-            self.skip_to_packfile_v2(&mut pkt)?;
+            wire::skip_to_packfile_v2(&mut pkt).map_err(|e| self.err(e))?;
         } else {
-            self.skip_to_packfile_v0(&mut pkt)?;
+            wire::skip_to_packfile_v0(&mut pkt).map_err(|e| self.err(e))?;
         }
-        spool(next_to, SideBand::new(pkt), &self.limits, &self.shown)
+        wire::spool(next_to, SideBand::new(pkt), &self.limits, &self.shown)
     }
 
     /// `GET info/refs` asking for v2. Returns the v0 refs too when the server answered
@@ -360,7 +361,7 @@ impl GitSource {
         let url = format!("{}/{UPLOAD_PACK}", d.base);
         let resp = self
             .client
-            .post_within(&url, &rpc_headers(true), &body, deadline)?;
+            .post_within(&url, &wire::rpc_headers(true), &body, deadline)?;
         let mut pkt =
             PktReader::new(self.ref_budget(self.client.body_within(&url, resp, deadline)));
         let mut refs = Vec::new();
@@ -376,55 +377,6 @@ impl GitSource {
         Ok(refs)
     }
 
-    fn v2_fetch_request(&self, d: &Discovered, wants: &[ObjectId]) -> Vec<u8> {
-        let mut body = Vec::new();
-        write_line(&mut body, "command=fetch");
-        if d.object_format {
-            write_line(&mut body, "object-format=sha1");
-        }
-        write_delim(&mut body);
-        write_line(&mut body, "no-progress");
-        write_line(&mut body, "ofs-delta");
-        write_line(&mut body, "deepen 1");
-        for want in wants {
-            write_line(&mut body, &format!("want {want}"));
-        }
-        write_line(&mut body, "done");
-        write_flush(&mut body);
-        body
-    }
-
-    /// Skips the sections before `packfile` (`shallow-info`, `wanted-refs`, …).
-    fn skip_to_packfile_v2<R: Read>(&self, pkt: &mut PktReader<R>) -> Result<(), SourceError> {
-        loop {
-            match pkt.read_line().map_err(|e| self.err(e))? {
-                Some(line) if line == "packfile" => return Ok(()),
-                Some(section) if is_v2_section(&section) => {
-                    while pkt.read_line().map_err(|e| self.err(e))?.is_some() {}
-                }
-                Some(other) => {
-                    return Err(self.err(GitError::Unexpected(format!("line {other:?}"))));
-                }
-                None => {
-                    return Err(self.err(GitError::Unexpected("no packfile section".into())));
-                }
-            }
-        }
-    }
-
-    /// v0: `shallow` lines and a flush (we asked for a depth), then `NAK`.
-    fn skip_to_packfile_v0<R: Read>(&self, pkt: &mut PktReader<R>) -> Result<(), SourceError> {
-        while let Some(line) = pkt.read_line().map_err(|e| self.err(e))? {
-            if !line.starts_with("shallow ") && !line.starts_with("unshallow ") {
-                return Err(self.err(GitError::Unexpected(format!("line {line:?}"))));
-            }
-        }
-        match pkt.read_line().map_err(|e| self.err(e))? {
-            Some(line) if line == "NAK" || line.starts_with("ACK ") => Ok(()),
-            other => Err(self.err(GitError::Unexpected(format!("expected NAK, got {other:?}")))),
-        }
-    }
-
     /// A protocol error, except that a failing read of the response is network trouble.
     fn err(&self, e: GitError) -> SourceError {
         match e {
@@ -434,105 +386,5 @@ impl GitSource {
                 source,
             },
         }
-    }
-}
-
-fn is_v2_section(name: &str) -> bool {
-    matches!(
-        name,
-        "acknowledgments" | "shallow-info" | "wanted-refs" | "packfile-uris"
-    )
-}
-
-fn rpc_headers(v2: bool) -> Vec<(&'static str, &'static str)> {
-    let mut h = vec![
-        ("Content-Type", "application/x-git-upload-pack-request"),
-        ("Accept", "application/x-git-upload-pack-result"),
-    ];
-    if v2 {
-        h.push(("Git-Protocol", "version=2"));
-    }
-    h
-}
-
-fn v0_fetch_request(wants: &[ObjectId]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (i, want) in wants.iter().enumerate() {
-        let line = if i == 0 {
-            format!(
-                "want {want} side-band-64k ofs-delta shallow no-progress agent=git/hawser-{}",
-                env!("CARGO_PKG_VERSION")
-            )
-        } else {
-            format!("want {want}")
-        };
-        write_line(&mut body, &line);
-    }
-    write_line(&mut body, "deepen 1");
-    write_flush(&mut body);
-    write_line(&mut body, "done");
-    body
-}
-
-/// Copies the side-band pack into an unlinked file next to `into`, bounded by the
-/// pack limit. The file disappears when its handle is dropped, even on a crash.
-fn spool<R: Read>(
-    into: &Path,
-    mut pack: SideBand<R>,
-    limits: &Limits,
-    url: &str,
-) -> Result<File, SourceError> {
-    let path = into.with_file_name(format!(
-        ".{}.pack",
-        into.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| SourceError::write(&path, e))?;
-    std::fs::remove_file(&path).map_err(|e| SourceError::write(&path, e))?;
-    let mut buf = vec![0u8; 64 << 10];
-    let mut total = 0u64;
-    loop {
-        let n = match pack.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
-                return Err(match GitError::from_io(e) {
-                    GitError::Io(io) => io_error(url, io),
-                    source => SourceError::Git {
-                        url: url.to_string(),
-                        source,
-                    },
-                });
-            }
-        };
-        total += n as u64;
-        if total > limits.max_pack_bytes {
-            return Err(SourceError::Limit {
-                limit: "max-pack-bytes",
-                max: limits.max_pack_bytes,
-            });
-        }
-        file.write_all(&buf[..n])
-            .map_err(|e| SourceError::write(&path, e))?;
-    }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| SourceError::write(&path, e))?;
-    Ok(file)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fetch_requests_never_ask_for_thin_packs() {
-        let v0 = String::from_utf8(v0_fetch_request(&[ObjectId([1; 20])])).unwrap();
-        assert!(v0.contains("deepen 1") && !v0.contains("thin-pack"), "{v0}");
     }
 }

@@ -92,7 +92,7 @@ pub struct OciSource {
     shown: String,
     registry: Registry,
     options: OciOptions,
-    limits: super::Limits,
+    limits: super::FetchLimits,
     state: Mutex<State>,
 }
 
@@ -162,8 +162,13 @@ impl OciSource {
 
     /// The Git commit the artifact of `revision` was built from, when its manifest
     /// (read in this process) said so.
-    pub fn commit_of(&self, revision: &str) -> Option<String> {
-        self.state.lock().ok()?.commits.get(revision).cloned()
+    pub fn commit_of(&self, revision: &Revision) -> Option<String> {
+        self.state
+            .lock()
+            .ok()?
+            .commits
+            .get(revision.as_str())
+            .cloned()
     }
 
     /// The revision the reference names now. A pinned digest costs nothing; a known

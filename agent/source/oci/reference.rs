@@ -202,8 +202,7 @@ pub fn revision_digest(revision: &str) -> Option<Digest> {
 pub fn annotated_commit(value: &str) -> Option<String> {
     let tail = value.rsplit(['@', '/']).next().unwrap_or(value);
     let oid = tail.strip_prefix("sha1:").unwrap_or(tail);
-    (oid.len() == 40 && oid.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| oid.to_ascii_lowercase())
+    crate::encoding::is_commit_id(oid).then(|| oid.to_ascii_lowercase())
 }
 
 #[cfg(test)]

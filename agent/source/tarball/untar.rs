@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::GzDecoder;
 use tar::{Archive, EntryType, PaxExtensions};
 
-use crate::source::{Limits, SourceError};
+use crate::source::{FetchLimits, SourceError};
 
 /// Largest pax or GNU long-name header accepted.
 const MAX_EXTENSION: u64 = 1 << 20;
@@ -86,7 +86,7 @@ pub struct Written {
 }
 
 /// Extracts `stream` into the empty directory `into`.
-pub fn extract(stream: Box<dyn Read>, into: &Path, limits: &Limits) -> Result<Written> {
+pub fn extract(stream: Box<dyn Read>, into: &Path, limits: &FetchLimits) -> Result<Written> {
     let mut archive = Archive::new(stream);
     let entries = archive.entries().map_err(io_invalid)?.raw(true);
     let mut long_name: Option<Vec<u8>> = None;

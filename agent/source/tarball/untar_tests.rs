@@ -5,8 +5,8 @@ use std::io::Cursor;
 
 use super::*;
 
-fn limits() -> Limits {
-    Limits::default()
+fn limits() -> FetchLimits {
+    FetchLimits::default()
 }
 
 fn header(path: &[u8], kind: EntryType, size: u64, mode: u32) -> tar::Header {
@@ -29,7 +29,7 @@ fn archive(entries: &[(&[u8], EntryType, &[u8], u32)]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn run(bytes: Vec<u8>, limits: &Limits) -> (tempfile::TempDir, Result<Written>) {
+fn run(bytes: Vec<u8>, limits: &FetchLimits) -> (tempfile::TempDir, Result<Written>) {
     let dir = tempfile::tempdir().unwrap();
     let stream = open(Cursor::new(bytes), limits.max_total_bytes).unwrap();
     let r = extract(stream, dir.path(), limits);
@@ -118,7 +118,7 @@ fn gzip_bomb_stops_at_the_limits() {
     let gz = b.into_inner().unwrap().finish().unwrap();
     assert!(gz.len() < 1 << 20, "{}", gz.len());
 
-    let small = Limits {
+    let small = FetchLimits {
         max_object_bytes: 1 << 20,
         ..limits()
     };
@@ -126,7 +126,7 @@ fn gzip_bomb_stops_at_the_limits() {
         reason(run(gz.clone(), &small).1),
         "max-object-bytes limit of 1048576 exceeded"
     );
-    let total = Limits {
+    let total = FetchLimits {
         max_total_bytes: 1 << 20,
         ..limits()
     };
