@@ -70,7 +70,7 @@ impl Agent {
                 .await;
             return self.settings.drift_interval;
         }
-        if self.steady(&entry.revision).await {
+        if self.steady(entry.revision().as_str()).await {
             tracing::debug!(
                 "no drift: every object is as last planned (the revision was not rendered)"
             );

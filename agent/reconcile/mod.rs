@@ -404,7 +404,7 @@ impl Agent {
         )
         .await?;
         self.observed = planned.plan.observed(&self.observed);
-        self.last_plan = drift::LastPlan::of(&entry.revision, &planned);
+        self.last_plan = drift::LastPlan::of(entry.revision().as_str(), &planned);
         Ok(planned)
     }
 
