@@ -4,9 +4,12 @@
 //! wrong: an empty value, a number without a unit, an unknown unit, or a value too
 //! large to represent; the error names the value and the accepted form, so clap can
 //! show it as is. `parse` fits clap's `value_parser = hawser::duration::parse`.
+//!
+//! And durations in HTTP answers: [`retry_after`], the one reading of a
+//! `Retry-After` header for every server hawser talks to (sources and forges).
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The accepted form, quoted in every error.
 const FORM: &str = "a whole number with a unit (ms, s, m, h), e.g. 30s, 5m, 1h30m, 250ms";
@@ -60,6 +63,21 @@ pub fn parse(value: &str) -> Result<Duration, DurationError> {
             .ok_or_else(|| invalid("the number is too large"))?;
     }
     Ok(total)
+}
+
+/// How long a `Retry-After` header value asks to wait, from `now`: delay-seconds or
+/// an HTTP-date (RFC 9110 §10.2.3; a date in the past is no wait). `None` when the
+/// value is neither, as a client must then ignore it.
+pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let at = SystemTime::from(at);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Shows a duration in the same form [`parse`] reads (`1h30m`, `250ms`, `0s`), for
@@ -152,6 +170,24 @@ mod tests {
             err.contains("invalid duration \"soon\"") && err.contains("--interval"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 07:28:00
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:29:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past asks for no wait"
+        );
+        for junk in ["", "-5", "1.5", "soon", "99999999999999999999"] {
+            assert_eq!(retry_after(junk, now), None, "{junk:?}");
+        }
     }
 
     #[test]

@@ -14,6 +14,10 @@ Servers:
   gitea    the real Gitea of tests/gitea (its binary, a throwaway instance)
   static   the same gitserver.py's /files/ (ETag, Last-Modified): hawser's tarball
            source polls it with conditional GETs
+  registry the real `distribution` registry (tests/env/build-tools), anonymous, plain
+           HTTP on loopback, one artifact pushed by `oras` as `flux push artifact`
+           lays it out (one content layer): hawser's OCI source polls the tag with a
+           manifest HEAD and compares the digest it names (agent/source/oci)
 
 Per (server, client, N): server CPU seconds per 1,000 polls (from /proc: the server
 process and the children it reaped), bytes on the wire per poll (both directions,
@@ -161,6 +165,47 @@ class Gitea:
             self.proc.kill()
 
 
+class Registry:
+    """The real `distribution` registry with one artifact under `fleet:v1`, its layer
+    the bench's tarball. Request logging is off (an access log line per poll would
+    be most of what is measured); filesystem storage, as a small self-hosted one."""
+
+    MEDIA_TYPE = "application/vnd.cncf.flux.content.v1.tar+gzip"
+
+    def __init__(self, tools, work, tarball):
+        self.dir = tempfile.mkdtemp(prefix="registry-", dir=work)
+        self.port = h.free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        config = os.path.join(self.dir, "config.yml")
+        with open(config, "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+                    f"storage:\n  filesystem:\n    rootdirectory: {self.dir}/data\n"
+                    f"http:\n  addr: {self.host}\n")
+        self.proc = subprocess.Popen([os.path.join(tools, "registry"), "serve", config],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL)
+        h.wait_until("the registry to answer", 60, self.up, 0.1)
+        env = dict(os.environ, HOME=self.dir, DOCKER_CONFIG=os.path.join(self.dir, "docker"))
+        name = os.path.basename(tarball)
+        h.run([os.path.join(tools, "oras"), "push", "--plain-http", f"{self.host}/fleet:v1",
+               f"{name}:{self.MEDIA_TYPE}"], env=env, cwd=os.path.dirname(tarball))
+        self.source_args = ["--source", f"oci://{self.host}/fleet", "--ref", "v1"]
+
+    def up(self):
+        try:
+            with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 def fleet_binary(bench):
     """examples/fleet beside the hawser binary under test, built when missing."""
     a = bench.args
@@ -238,16 +283,32 @@ def measure(bench):
                  ("ls-remote", ["--source", repo.url])]),
                ("static", bench.git.proc.pid, int(bench.git.url.rsplit(":", 1)[1]),
                 [("hawser", ["--source", f"{bench.git.url}/files/{tar_name}"])])]
-    gitea = None
+    gitea = registry = None
     gitea_bin = os.environ.get("HAWSER_TEST_GITEA")
+    tools = os.environ.get("HAWSER_TEST_TOOLS")
     notes = []
-    if gitea_bin and os.path.exists(gitea_bin):
+    wanted = set(a.fleet_servers.split(","))
+    if "gitea" not in wanted:
+        pass
+    elif gitea_bin and os.path.exists(gitea_bin):
         gitea = Gitea(gitea_bin, work, repo.bare)
         servers.insert(1, ("gitea", gitea.proc.pid, gitea.port,
                            [("hawser", ["--source", gitea.repo_url, "--ref", "main"]),
                             ("ls-remote", ["--source", gitea.repo_url])]))
     else:
         notes.append("Gitea was not measured: HAWSER_TEST_GITEA is not set (tests/gitea/build prints it).")
+    if "registry" not in wanted:
+        pass
+    elif tools and os.path.exists(os.path.join(tools, "registry")):
+        registry = Registry(tools, work, os.path.join(bench.git.files, tar_name))
+        servers.append(("registry", registry.proc.pid, registry.port, [("hawser", registry.source_args)]))
+        notes.append("registry: the `distribution` registry's poll is hawser's OCI source, a manifest HEAD by tag "
+                     "(the digest it names is compared with the known one). Flux's OCIRepository makes the same request "
+                     "(source-controller `getRevision`: go-containerregistry `remote.Head`, `remote.Get` only if the HEAD "
+                     "fails), so one client stands for both.")
+    else:
+        notes.append("The registry was not measured: HAWSER_TEST_TOOLS is not set (tests/env/build-tools prints it).")
+    servers = [srv for srv in servers if srv[0] in wanted]
     rows = []
     try:
         for server, pid, port, clients in servers:
@@ -274,6 +335,8 @@ def measure(bench):
     finally:
         if gitea:
             gitea.stop()
+        if registry:
+            registry.stop()
     # The largest N that kept p99 under a second with no errors, among those run, and
     # the CPU-bound estimate: the 2 cores' seconds per interval over CPU per poll.
     largest = {}

@@ -1330,6 +1330,8 @@ def parse_args(argv):
     p.add_argument("--fleet-sizes", default="100,1000,10000", help="simulated agents per fleet run")
     p.add_argument("--fleet-interval", type=float, default=60, help="seconds between one agent's polls")
     p.add_argument("--fleet-duration", type=float, default=60, help="seconds each fleet run measures")
+    p.add_argument("--fleet-servers", default="git,gitea,static,registry",
+                   help="servers the fleet scenario measures (comma-separated)")
     p.add_argument("--fleet-bin", help="examples/fleet binary (default: beside --hawser, built if missing)")
     p.add_argument("--render-base-size", type=int, default=50, help="apps per base of the render overlay")
     p.add_argument("--render-extra", type=int, default=390, help="plain ConfigMaps in the render overlay")

@@ -4,8 +4,9 @@
 //! `${var}` references, end to end: the real Git server, the real control plane, the
 //! agent under a scoped ServiceAccount. The decrypted Secret and the substituted
 //! values are live; the plaintext is nowhere else (cache, log, parent, Events); a
-//! changed variables ConfigMap is a new render; a tampered file is rejected with
-//! nothing written and the applied revision kept.
+//! changed variables ConfigMap is a new render; a tampered file, a file for another
+//! key and a file without its MAC are each rejected with nothing written and the
+//! applied revision kept.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -229,6 +230,58 @@ fn an_overlay_with_a_sops_secret_and_variables_is_applied_and_plaintext_stays_in
         get_field("secret", &w.ns.name, "shop-db", "{.data.password}").as_deref(),
         Some(live.as_str())
     );
+
+    // A file for another key, and a file whose MAC was removed: each rejected the
+    // same way, the file (and the recipient it was encrypted for) named.
+    let other_key = keys.path().join("other.txt");
+    let out = Command::new(tool("age-keygen"))
+        .arg("-o")
+        .arg(&other_key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let other_recipient = Command::new(tool("age-keygen"))
+        .arg("-y")
+        .arg(&other_key)
+        .output()
+        .unwrap()
+        .stdout;
+    let other_recipient = String::from_utf8(other_recipient)
+        .unwrap()
+        .trim()
+        .to_string();
+    let no_mac: String = encrypted
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("mac:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (file, what, expect) in [
+        (
+            sops_encrypt(keys.path(), &other_key, &secret),
+            "for another key",
+            other_recipient.as_str(),
+        ),
+        (no_mac, "without its MAC", "MAC"),
+    ] {
+        w.repo.write("base/secret.enc.yaml", &file);
+        let commit = w.repo.commit(what);
+        w.repo.push();
+        until(&agent, &format!("the file {what} rejected"), || {
+            w.status()["result"] == "rejected" && w.status()["desired"] == commit.as_str()
+        });
+        let status = w.status();
+        let message = status["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("base/secret.enc.yaml") && message.contains(expect),
+            "{what}: {status}"
+        );
+        assert_eq!(status["applied"], v1.as_str(), "{what}");
+        assert_eq!(
+            get_field("secret", &w.ns.name, "shop-db", "{.data.password}").as_deref(),
+            Some(live.as_str()),
+            "{what}"
+        );
+    }
 
     // The plaintext is in the cluster's Secret only: not in the cache (ciphertext as
     // fetched), the agent's log, the inventory parent or the Events.

@@ -406,3 +406,56 @@ fn substitution_strict_mode_and_names_are_one_line_errors() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("my-var") && err.contains("invalid"), "{err}");
 }
+
+/// The install manifests, as hawser renders them, mount the age key read-only from
+/// an optional Secret, at the path their commented SOPS_AGE_KEY_FILE names.
+#[test]
+fn the_install_manifests_mount_the_key_from_a_secret() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes");
+    let out = Command::new(env!("CARGO_BIN_EXE_hawser"))
+        .env_remove("SOPS_AGE_KEY_FILE")
+        .arg("render")
+        .arg("--dir")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let docs = parse_yaml(
+        &String::from_utf8(out.stdout).unwrap(),
+        "out",
+        &ParseLimits::default(),
+    )
+    .unwrap();
+    let deployment = docs
+        .iter()
+        .map(|d| &d.value)
+        .find(|v| v["kind"] == "Deployment")
+        .expect("a Deployment");
+    let spec = &deployment["spec"]["template"]["spec"];
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["secret"]["secretName"] == "hawser-sops-age")
+        .expect("a volume from the Secret hawser-sops-age");
+    assert_eq!(volume["secret"]["optional"], true, "{volume}");
+    let mount = spec["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("the key volume mounted");
+    assert_eq!(mount["readOnly"], true, "{mount}");
+    let path = mount["mountPath"].as_str().unwrap();
+    let text = fs::read_to_string(root.join("base/deployment.yaml")).unwrap();
+    let named = text
+        .lines()
+        .skip_while(|l| !l.contains("name: SOPS_AGE_KEY_FILE"))
+        .nth(1)
+        .and_then(|l| l.split("value: ").nth(1))
+        .expect("the SOPS_AGE_KEY_FILE example");
+    assert!(
+        named.starts_with(&format!("{path}/")),
+        "{named} is not under {path}"
+    );
+}

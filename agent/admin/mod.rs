@@ -5,7 +5,7 @@
 //!
 //! - `GET /healthz`: 200 `ok` while the process runs and the loop's [`Heartbeat`]
 //!   is fresh; 503 `loop stuck` (with the heartbeat's age) when it is not.
-//! - `GET /readyz`: 503 until [`Readiness::set`] is called with true, then 200.
+//! - `GET /readyz`: 503 until [`ReadyFlag::set`] is called with true, then 200.
 //! - `GET /metrics`: the registry in the OpenMetrics text format.
 //! - `POST /hook`: 202 for a request signed with the webhook secret (see [`hook`]),
 //!   401 without reading the body if no signature header is present, 401 for a
@@ -96,12 +96,12 @@ impl Default for RequestLimits {
 /// The readiness flag `/readyz` reports; starts false. Cheap to clone. While not
 /// ready it may carry why, which `/readyz` answers with.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness {
+pub struct ReadyFlag {
     ready: Arc<AtomicBool>,
     reason: Arc<Mutex<Option<String>>>,
 }
 
-impl Readiness {
+impl ReadyFlag {
     pub fn set(&self, ready: bool) {
         if ready {
             self.set_reason(None);
@@ -140,7 +140,7 @@ impl Readiness {
 #[derive(Debug, Clone)]
 pub struct Admin {
     registry: Arc<Registry>,
-    readiness: Readiness,
+    readiness: ReadyFlag,
     secret: Option<HookSecret>,
     hooks: Arc<Notify>,
     limits: RequestLimits,
@@ -153,7 +153,7 @@ impl Admin {
     pub fn new(registry: Registry) -> Admin {
         Admin {
             registry: Arc::new(registry),
-            readiness: Readiness::default(),
+            readiness: ReadyFlag::default(),
             secret: None,
             hooks: Arc::new(Notify::new()),
             limits: RequestLimits::default(),
@@ -187,7 +187,7 @@ impl Admin {
     }
 
     /// The flag behind `/readyz`; the loop sets it once it enforces a revision.
-    pub fn readiness(&self) -> Readiness {
+    pub fn readiness(&self) -> ReadyFlag {
         self.readiness.clone()
     }
 

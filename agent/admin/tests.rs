@@ -14,7 +14,7 @@ const SECRET: &str = "hook-secret";
 
 struct Server {
     addr: SocketAddr,
-    readiness: Readiness,
+    readiness: ReadyFlag,
     hooks: Arc<Notify>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,

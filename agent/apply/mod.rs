@@ -332,7 +332,7 @@ async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyErr
                 skipped: 0,
             }
         } else {
-            ApplyError::Write(ObjectFailure::from_api(&p.manifest.id, &e))
+            ApplyError::Write(ObjectFailure::from_api(&p.manifest, &e))
         }
     };
     let params = inventory::apply_params().force();

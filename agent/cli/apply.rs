@@ -71,7 +71,7 @@ impl TargetArgs {
                 allow_mass_prune,
             },
             limits: ParseLimits::default(),
-            render: render.options(false)?,
+            render: render.options()?,
             ignore,
         })
     }
@@ -225,7 +225,8 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Exit> {
                 continue;
             }
             changes = true;
-            let (live, desired) = compare::mask_secrets(p.live.as_ref(), Some(&p.desired));
+            let (live, desired) =
+                compare::mask_secrets(p.live.as_ref(), Some(&p.desired), &p.manifest.sealed);
             let render = |v: Option<serde_json::Value>| {
                 v.map(|v| compare::to_yaml(&compare::normalize(&v)))
                     .unwrap_or_default()

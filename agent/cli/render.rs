@@ -5,6 +5,8 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 
+use serde_json::Value;
+
 use super::Exit;
 use super::apply::InputArgs;
 use crate::manifests::ParseLimits;
@@ -36,7 +38,7 @@ pub fn run(
         show_secrets,
     }: Args,
 ) -> anyhow::Result<Exit> {
-    let options = render_args.options(!show_secrets)?;
+    let options = render_args.options()?;
     if !options.substitution.from.is_empty() {
         anyhow::bail!("--substitute-from reads the cluster; `render` does not: use --substitute");
     }
@@ -46,7 +48,19 @@ pub fn run(
     for warning in &loaded.warnings {
         eprintln!("hawser: warning: {warning}");
     }
-    let text = render::emit::documents(loaded.documents.iter().map(|d| &d.value));
+    // Decrypted leaves are masked unless asked for; they go to stdout only.
+    let shown: Vec<Value> = loaded
+        .documents
+        .iter()
+        .map(|d| {
+            if show_secrets {
+                d.value.clone()
+            } else {
+                d.sealed.masked(&d.value)
+            }
+        })
+        .collect();
+    let text = render::emit::documents(&shown);
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;

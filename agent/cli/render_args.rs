@@ -32,9 +32,8 @@ pub struct RenderArgs {
 }
 
 impl RenderArgs {
-    /// The render options; `mask` replaces decrypted values by `***` (`render`
-    /// without --show-secrets).
-    pub fn options(self, mask: bool) -> anyhow::Result<render::Options> {
+    /// The render options.
+    pub fn options(self) -> anyhow::Result<render::Options> {
         let RenderArgs {
             sops_age_key_file,
             substitute: pairs,
@@ -52,7 +51,7 @@ impl RenderArgs {
             None => None,
         };
         Ok(render::Options {
-            decryption: sops::Decryption { keys, mask },
+            decryption: sops::Decryption { keys },
             substitution: substitute::Substitution {
                 from,
                 inline: pairs.into_iter().collect(),

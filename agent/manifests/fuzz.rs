@@ -115,14 +115,16 @@ fn mutated_manifests_parse_or_fail_in_one_line() {
             Ok(docs) => {
                 let docs = docs
                     .into_iter()
-                    .map(|p| Document {
-                        location: Location {
-                            file: "f.yaml".into(),
-                            document: p.document,
-                            line: Some(p.line),
-                            item: None,
-                        },
-                        value: p.value,
+                    .map(|p| {
+                        Document::new(
+                            Location {
+                                file: "f.yaml".into(),
+                                document: p.document,
+                                line: Some(p.line),
+                                item: None,
+                            },
+                            p.value,
+                        )
                     })
                     .collect();
                 if let Err(err) = build(docs, &scope, &BuiltinNamespacing) {

@@ -280,14 +280,16 @@ impl Walk<'_> {
                  document,
                  line,
                  value,
-             }| Document {
-                location: Location {
-                    file: rel.to_string(),
-                    document,
-                    line: Some(line),
-                    item: None,
-                },
-                value,
+             }| {
+                Document::new(
+                    Location {
+                        file: rel.to_string(),
+                        document,
+                        line: Some(line),
+                        item: None,
+                    },
+                    value,
+                )
             },
         ));
         Ok(())

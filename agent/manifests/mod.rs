@@ -27,6 +27,7 @@ mod load;
 mod object;
 pub mod order;
 pub mod scope;
+pub mod sealed;
 mod watch;
 pub mod yaml;
 
@@ -40,6 +41,7 @@ pub use error::{ManifestError, ObjectRule, ScopeRule, Shown};
 pub use load::{Loaded, load, load_dir};
 pub use object::{Document, build, expand_lists, valid_namespace};
 pub use scope::{BuiltinNamespacing, CrdNamespacing, Namespacing, Scope};
+pub use sealed::Sealed;
 pub use watch::worth_watching;
 
 /// Which object: the identity used for duplicates, inventory and prune.
@@ -140,6 +142,9 @@ pub struct Manifest {
     pub object: serde_json::Value,
     pub location: Location,
     pub stage: Stage,
+    /// The leaves render decrypted: masked in every diff, and the API server's
+    /// words about the object withheld as for a Secret.
+    pub sealed: sealed::Sealed,
 }
 
 /// The validated, scoped, ordered objects of one revision.

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::error::Shown;
 use super::scope::CrdNamespacing;
+use super::sealed::Sealed;
 use super::{
     Location, Manifest, ManifestError, ManifestSet, Namespacing, ObjectRef, ObjectRule, Scope,
     order,
@@ -16,6 +17,19 @@ use super::{
 pub struct Document {
     pub location: Location,
     pub value: Value,
+    /// The leaves render decrypted, to be masked wherever the document is shown.
+    pub sealed: Sealed,
+}
+
+impl Document {
+    /// A document with nothing decrypted in it.
+    pub fn new(location: Location, value: Value) -> Self {
+        Self {
+            location,
+            value,
+            sealed: Sealed::default(),
+        }
+    }
 }
 
 /// How deep `List`s may nest in one another.
@@ -44,6 +58,7 @@ pub fn build(
     for Document {
         location,
         value: mut object,
+        sealed,
     } in items
     {
         let head = identify(&object).map_err(|rule| ManifestError::Object {
@@ -112,6 +127,7 @@ pub fn build(
             object,
             location,
             stage,
+            sealed,
         });
     }
 
@@ -149,23 +165,27 @@ fn group_kind(group: &str, kind: &str) -> String {
 pub fn expand_lists(docs: Vec<Document>) -> Result<Vec<Document>, ManifestError> {
     let mut items = Vec::with_capacity(docs.len());
     for doc in docs {
-        flatten(doc.location, doc.value, 0, &mut items)?;
+        flatten(doc, 0, &mut items)?;
     }
     Ok(items)
 }
 
 /// Replaces a `List` (or `*List` with `items`, as kubectl does) by its items.
-fn flatten(
-    location: Location,
-    value: Value,
-    depth: usize,
-    out: &mut Vec<Document>,
-) -> Result<(), ManifestError> {
+fn flatten(doc: Document, depth: usize, out: &mut Vec<Document>) -> Result<(), ManifestError> {
+    let Document {
+        location,
+        value,
+        sealed,
+    } = doc;
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
     let is_list = kind == "List"
         || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array));
     if !is_list {
-        out.push(Document { location, value });
+        out.push(Document {
+            location,
+            value,
+            sealed,
+        });
         return Ok(());
     }
     if depth >= MAX_LIST_NESTING {
@@ -197,7 +217,16 @@ fn flatten(
             item: Some(i + 1),
             ..location.clone()
         };
-        flatten(location, item, depth + 1, out)?;
+        let sealed = sealed.under(&format!("/items/{i}"));
+        flatten(
+            Document {
+                location,
+                value: item,
+                sealed,
+            },
+            depth + 1,
+            out,
+        )?;
     }
     Ok(())
 }

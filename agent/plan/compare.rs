@@ -2,9 +2,11 @@
 //!
 //! In: two JSON objects as the API server returned them. Out: whether they differ once
 //! the fields the server owns are removed, and a `kubectl diff`-style text of the
-//! difference with Secret values masked. Nothing here talks to a cluster.
+//! difference with Secret values and decrypted leaves masked. Nothing here talks to a cluster.
 
 use serde_json::{Map, Value};
+
+use crate::manifests::sealed::{MASK, Sealed};
 
 /// Metadata fields the server sets and that say nothing about desired state.
 const NOISY_METADATA: &[&str] = &[
@@ -86,37 +88,56 @@ fn walk(a: &Value, b: &Value, prefix: String, out: &mut Vec<String>) {
     }
 }
 
-/// Replaces Secret values with `***` so no diff, log or event can carry them. Keys
-/// stay visible; a value that changed is marked `*** (before)` / `*** (after)` like
-/// `kubectl diff` does, so the diff still shows which keys changed.
+/// Replaces Secret values, and every leaf render decrypted (`sealed`, in any kind),
+/// with `***` so no diff, log or event can carry them. Keys stay visible; a value
+/// that changed is marked `*** (before)` / `*** (after)` like `kubectl diff` does,
+/// so the diff still shows which keys changed.
 pub fn mask_secrets(
     live: Option<&Value>,
     desired: Option<&Value>,
+    sealed: &Sealed,
 ) -> (Option<Value>, Option<Value>) {
     let is_secret = |v: &Value| v.get("kind").and_then(Value::as_str) == Some("Secret");
-    if !live.map(is_secret).unwrap_or(false) && !desired.map(is_secret).unwrap_or(false) {
+    let secret = live.is_some_and(is_secret) || desired.is_some_and(is_secret);
+    if !secret && sealed.is_empty() {
         return (live.cloned(), desired.cloned());
     }
     let mut live = live.cloned();
     let mut desired = desired.cloned();
-    for field in ["data", "stringData"] {
-        let before = live.as_ref().and_then(|v| v.get(field)).cloned();
-        let after = desired.as_ref().and_then(|v| v.get(field)).cloned();
-        if let Some(v) = live.as_mut() {
-            mask_field(v, field, after.as_ref(), "before");
-        }
-        if let Some(v) = desired.as_mut() {
-            mask_field(v, field, before.as_ref(), "after");
+    if secret {
+        for field in ["data", "stringData"] {
+            let before = live.as_ref().and_then(|v| v.get(field)).cloned();
+            let after = desired.as_ref().and_then(|v| v.get(field)).cloned();
+            if let Some(v) = live.as_mut() {
+                mask_field(v, field, after.as_ref(), "before");
+            }
+            if let Some(v) = desired.as_mut() {
+                mask_field(v, field, before.as_ref(), "after");
+            }
         }
     }
-    // Keep the last-applied annotation from leaking Secret data as well.
+    for pointer in sealed.pointers() {
+        let before = live.as_ref().and_then(|v| v.pointer(pointer)).cloned();
+        let after = desired.as_ref().and_then(|v| v.pointer(pointer)).cloned();
+        let changed = before.is_some() && after.is_some() && before != after;
+        for (v, side) in [(live.as_mut(), "before"), (desired.as_mut(), "after")] {
+            if let Some(leaf) = v.and_then(|v| v.pointer_mut(pointer)) {
+                *leaf = Value::String(if changed {
+                    format!("{MASK} ({side})")
+                } else {
+                    MASK.to_string()
+                });
+            }
+        }
+    }
+    // Keep the last-applied annotation from leaking them as well.
     for v in [live.as_mut(), desired.as_mut()].into_iter().flatten() {
         if let Some(Value::Object(a)) = v.pointer_mut("/metadata/annotations")
             && a.contains_key("kubectl.kubernetes.io/last-applied-configuration")
         {
             a.insert(
                 "kubectl.kubernetes.io/last-applied-configuration".into(),
-                Value::String("***".into()),
+                Value::String(MASK.into()),
             );
         }
     }
@@ -363,13 +384,36 @@ mod tests {
     fn secrets_are_masked_but_changed_keys_stay_visible() {
         let live = json!({"kind": "Secret", "data": {"same": "c2VjcmV0", "changed": "b2xk"}});
         let desired = json!({"kind": "Secret", "data": {"same": "c2VjcmV0", "changed": "bmV3"}});
-        let (l, d) = mask_secrets(Some(&live), Some(&desired));
+        let (l, d) = mask_secrets(Some(&live), Some(&desired), &Sealed::default());
         let (l, d) = (to_yaml(&l.unwrap()), to_yaml(&d.unwrap()));
         assert!(!l.contains("c2VjcmV0") && !d.contains("bmV3") && !l.contains("b2xk"));
         let diff = unified_diff("live", "desired", &l, &d);
         assert!(diff.contains("-  changed: \"*** (before)\""), "{diff}");
         assert!(diff.contains("+  changed: \"*** (after)\""), "{diff}");
         assert!(!diff.contains("-  same"), "{diff}");
+    }
+
+    #[test]
+    fn decrypted_leaves_of_any_kind_are_masked() {
+        let live = json!({"kind": "ConfigMap", "data": {"token": "old-plain", "same": "s3cret", "open": "a"}});
+        let desired = json!({"kind": "ConfigMap", "data": {"token": "new-plain", "same": "s3cret", "open": "b"}});
+        let mut sealed = Sealed::default();
+        sealed.insert("/data/token");
+        sealed.insert("/data/same");
+        let (l, d) = mask_secrets(Some(&live), Some(&desired), &sealed);
+        let (l, d) = (to_yaml(&l.unwrap()), to_yaml(&d.unwrap()));
+        let diff = unified_diff("live", "desired", &l, &d);
+        for plain in ["old-plain", "new-plain", "s3cret"] {
+            assert!(!diff.contains(plain), "{diff}");
+        }
+        assert!(diff.contains("+  token: \"*** (after)\""), "{diff}");
+        assert!(
+            diff.contains("+  open: b"),
+            "the rest stays visible: {diff}"
+        );
+        // Nothing sealed: nothing masked.
+        let (_, d) = mask_secrets(None, Some(&desired), &Sealed::default());
+        assert_eq!(d.unwrap(), desired);
     }
 
     #[test]

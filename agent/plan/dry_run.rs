@@ -162,7 +162,7 @@ async fn dry_run(
         .flatten();
     let request = Request::new(DynamicObject::url_path(&kind.resource, namespace));
     let name = manifest.id.name.clone();
-    let fail = |e: kube::Error| ObjectFailure::from_api(&manifest.id, &e);
+    let fail = |e: kube::Error| ObjectFailure::from_api(&manifest, &e);
     let Known {
         mut body,
         body_digest,
@@ -242,7 +242,7 @@ async fn dry_run(
         // Only an existing object has immutable fields.
         Err(kube::Error::Api(status)) if is_immutable(&status) && wants_force(&body) => {
             let action = Action::Recreate {
-                reason: status.message.clone(),
+                reason: super::failure::shown_message(&manifest, &status),
             };
             if let Some(full) = full {
                 body = full;

@@ -1,14 +1,17 @@
 //! How an API server's refusal of one object becomes an [`ObjectFailure`]: the
 //! words kept, and whether retrying can help.
 //!
-//! In: the object's identity and the `kube::Error`. Out: a one-line reason and a
-//! transient flag. What can go wrong is the point of this module:
+//! In: the object (its identity and which leaves hold decrypted values) and the
+//! `kube::Error`. Out: a one-line reason and a transient flag. What can go wrong is
+//! the point of this module:
 //!
 //! - The API server quotes what it was sent. For a Secret that is the secret itself
 //!   (`.stringData: expected map, got &{password=…}`, or the character of a
-//!   `.dockerconfigjson` its JSON parser choked on). That text would travel to the
-//!   JSON log, the inventory parent's status, `hawser status`, `diff`'s stderr, Events
-//!   and commit statuses. So for a Secret the server's text is never kept verbatim:
+//!   `.dockerconfigjson` its JSON parser choked on); for any other object holding
+//!   values render decrypted (a SOPS-encrypted ConfigMap or custom resource: its
+//!   `sealed` leaves) it is those values. That text would travel to the JSON log,
+//!   the inventory parent's status, `hawser status`, `diff`'s stderr, Events and
+//!   commit statuses. So for such objects the server's text is never kept verbatim:
 //!   only the field paths and the class of each problem are, rebuilt from the
 //!   structured parts of the Status (its reason and causes) or from the fixed
 //!   wording of the messages that have no structure.
@@ -21,7 +24,7 @@
 use kube::core::Status;
 
 use super::ObjectFailure;
-use crate::manifests::ObjectRef;
+use crate::manifests::{Manifest, ObjectRef};
 
 /// The API server's 500s that describe the request body, not the server's health.
 const BODY_ERRORS: [&str; 2] = [
@@ -30,20 +33,37 @@ const BODY_ERRORS: [&str; 2] = [
 ];
 
 impl ObjectFailure {
-    /// A failure of a request about `id`, worded so that nothing of a Secret's
-    /// data can be in it.
-    pub fn from_api(id: &ObjectRef, e: &kube::Error) -> ObjectFailure {
-        let reason = if is_secret(id) {
-            secret_reason(e)
-        } else {
-            crate::cluster::api_reason(e)
+    /// A failure of a request about `manifest`, worded so that nothing of a
+    /// Secret's data, or of a value render decrypted, can be in it.
+    pub fn from_api(manifest: &Manifest, e: &kube::Error) -> ObjectFailure {
+        let reason = match e {
+            kube::Error::Api(status) if withheld(manifest) => secret_reason(status),
+            // Client-side errors (network, TLS, decoding the answer) never carry the
+            // request body.
+            e => crate::cluster::api_reason(e),
         };
         ObjectFailure {
-            object: id.to_string(),
+            object: manifest.id.to_string(),
             reason,
             transient: is_transient(e),
         }
     }
+}
+
+/// The server's message about `manifest` as it may be shown (an immutable field
+/// that asks for recreation): verbatim unless it could quote secret values.
+pub fn shown_message(manifest: &Manifest, status: &Status) -> String {
+    if withheld(manifest) {
+        secret_reason(status)
+    } else {
+        status.message.clone()
+    }
+}
+
+/// Whether the server's words about this object could quote a secret: a Secret,
+/// or any object holding values render decrypted.
+fn withheld(manifest: &Manifest) -> bool {
+    is_secret(&manifest.id) || !manifest.sealed.is_empty()
 }
 
 fn is_secret(id: &ObjectRef) -> bool {
@@ -63,12 +83,7 @@ fn is_body_error(status: &Status) -> bool {
 }
 
 /// The reason for a Secret: field paths and problem classes only.
-fn secret_reason(e: &kube::Error) -> String {
-    let kube::Error::Api(status) = e else {
-        // Client-side errors (network, TLS, decoding the answer) never carry the
-        // request body.
-        return e.to_string();
-    };
+fn secret_reason(status: &Status) -> String {
     let class = if status.reason.is_empty() {
         format!("http {}", status.code)
     } else {
@@ -140,6 +155,7 @@ fn schema_mismatch(message: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifests::{Location, Sealed};
 
     fn secret() -> ObjectRef {
         ObjectRef {
@@ -148,6 +164,21 @@ mod tests {
             kind: "Secret".into(),
             namespace: Some("ns".into()),
             name: "s".into(),
+        }
+    }
+
+    fn manifest(id: ObjectRef) -> Manifest {
+        Manifest {
+            stage: id.stage(),
+            id,
+            object: serde_json::Value::Null,
+            location: Location {
+                file: "f.yaml".into(),
+                document: 1,
+                line: None,
+                item: None,
+            },
+            sealed: Sealed::default(),
         }
     }
 
@@ -203,7 +234,7 @@ mod tests {
             ),
         ];
         for (status, want, transient) in cases {
-            let f = ObjectFailure::from_api(&secret(), &api(status));
+            let f = ObjectFailure::from_api(&manifest(secret()), &api(status));
             assert_eq!(f.reason, want);
             assert_eq!(f.transient, transient, "{want}");
             assert!(!f.reason.contains("hunter2") && !f.reason.contains("aHVudGVy"));
@@ -221,7 +252,7 @@ mod tests {
             "field":"data[.dockerconfigjson]"}]},"code":422}"#,
         )
         .unwrap();
-        let f = ObjectFailure::from_api(&secret(), &api(s));
+        let f = ObjectFailure::from_api(&manifest(secret()), &api(s));
         assert_eq!(f.reason, "invalid: data[.dockerconfigjson]: invalid value");
         assert!(!f.transient);
     }
@@ -231,16 +262,38 @@ mod tests {
         let mut cm = secret();
         cm.kind = "ConfigMap".into();
         let s = status(422, "Invalid", "ConfigMap \"c\" is invalid: data: bad");
-        let f = ObjectFailure::from_api(&cm, &api(s));
+        let f = ObjectFailure::from_api(&manifest(cm.clone()), &api(s));
         assert_eq!(f.reason, "invalid: ConfigMap \"c\" is invalid: data: bad");
         // A Secret of another group is not a core Secret.
         let mut other = secret();
         other.group = "example.com".into();
         let s = status(400, "BadRequest", "x: y");
         assert_eq!(
-            ObjectFailure::from_api(&other, &api(s)).reason,
+            ObjectFailure::from_api(&manifest(other), &api(s)).reason,
             "badrequest: x: y"
         );
+    }
+
+    /// A ConfigMap holding a decrypted value is worded as a Secret is.
+    #[test]
+    fn objects_with_decrypted_values_are_worded_as_secrets() {
+        let mut cm = secret();
+        cm.kind = "ConfigMap".into();
+        let mut m = manifest(cm);
+        m.sealed.insert("/data/token");
+        let s = status(
+            422,
+            "Invalid",
+            "ConfigMap \"c\" is invalid: data: Invalid value: \"hunter2\": bad",
+        );
+        let f = ObjectFailure::from_api(&m, &api(s.clone()));
+        assert_eq!(
+            f.reason,
+            "invalid: the api server's message is withheld (it may quote secret data)"
+        );
+        assert!(!shown_message(&m, &s).contains("hunter2"));
+        m.sealed = Sealed::default();
+        assert!(shown_message(&m, &s).contains("hunter2"));
     }
 
     #[test]

@@ -38,6 +38,23 @@ impl Backoff {
     }
 }
 
+/// Longest `Retry-After` honoured: a server that names a day must not stop a
+/// cluster's updates for a day.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The wait after a failure that may say when to come back (`Retry-After`): the
+/// backoff's wait, or the server's time (capped, plus jitter so that a fleet told
+/// the same time does not return at the same instant), whichever is longer.
+pub fn honour(backoff: Duration, retry_after: Option<Duration>, seed: u64) -> Duration {
+    match retry_after {
+        Some(asked) => {
+            let asked = asked.min(MAX_RETRY_AFTER);
+            backoff.max(asked + jitter(asked, seed))
+        }
+        None => backoff,
+    }
+}
+
 /// Up to a tenth of `d`, spread by `seed`.
 pub fn jitter(d: Duration, seed: u64) -> Duration {
     // splitmix64: good enough to spread agents, no dependency.
@@ -64,6 +81,22 @@ mod tests {
         assert_eq!(waits, vec![1, 2, 4, 8, 10, 10]);
         b.reset();
         assert_eq!(b.fail(0).as_secs(), 1);
+    }
+
+    #[test]
+    fn a_named_wait_is_never_cut_short() {
+        let backoff = Duration::from_secs(2);
+        assert_eq!(honour(backoff, None, 1), backoff);
+        for seed in 0..100 {
+            let wait = honour(backoff, Some(Duration::from_secs(30)), seed);
+            assert!(wait >= Duration::from_secs(30) && wait < Duration::from_secs(33));
+        }
+        assert_eq!(
+            honour(Duration::from_secs(60), Some(Duration::from_secs(1)), 1),
+            Duration::from_secs(60),
+            "a shorter wait than the backoff's does not shorten it"
+        );
+        assert!(honour(backoff, Some(Duration::from_secs(86_400)), 1) < MAX_RETRY_AFTER * 2);
     }
 
     #[test]

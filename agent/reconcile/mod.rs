@@ -65,7 +65,7 @@ pub struct Settings {
 /// What the admin server and the signal handler share with the loop.
 #[derive(Debug, Clone)]
 pub struct Handles {
-    pub ready: crate::admin::Readiness,
+    pub ready: crate::admin::ReadyFlag,
     pub hook: Arc<Notify>,
     pub shutdown: watch::Receiver<bool>,
     pub metrics: Metrics,
@@ -294,7 +294,7 @@ impl Agent {
                 let outage = *self.outage.get_or_insert_with(outage::Outage::begin);
                 let since = outage.since;
                 let down = outage.down_for().as_secs();
-                let wait = self.poll_backoff.fail(seed());
+                let wait = backoff::honour(self.poll_backoff.fail(seed()), e.retry_after(), seed());
                 match &self.applied {
                     Some(applied) => tracing::warn!(
                         error = %crate::errors::one_line_error(&e), unreachable_for_s = down, retry_in_s = wait.as_secs(),

@@ -17,12 +17,12 @@ use serde_json::Value;
 use crate::manifests::yaml::{Dialect, Parser};
 use crate::manifests::{Document, Location, ParseLimits};
 
+use super::behavior::absorb_generated;
 use super::fieldspec::{Config, FieldSpec};
 use super::files::{Files, Kind, is_within, parent};
 use super::generate::{GenKind, generate, hash_suffix};
 use super::kustomization::{FileKind, Kustomization, Patch, is_remote};
-use super::resource::{Behavior, ResMap, Resource};
-use super::sops::MASK;
+use super::resource::{ResMap, Resource};
 use super::{RenderError, nameref, order, patches, replace, transform, transformers};
 
 /// How deep kustomizations may include one another (resources and components).
@@ -83,11 +83,6 @@ impl<'a> Builder<'a> {
                 let name = format!("{}-{suffix}", r.name());
                 r.set_name(name);
             }
-            for key in &r.masked {
-                if let Some(v) = r.value.get_mut("data").and_then(|d| d.get_mut(key)) {
-                    *v = Value::String(MASK.into());
-                }
-            }
         }
         nameref::fix(&mut level.res.items, &level.config.name_reference)?;
         level.res.items.retain(|r| {
@@ -98,13 +93,7 @@ impl<'a> Builder<'a> {
         });
         let mut items = level.res.items;
         order::sort(&mut items, k.sort_options.as_ref(), &kfile)?;
-        Ok(items
-            .into_iter()
-            .map(|r| Document {
-                location: r.location,
-                value: r.value,
-            })
-            .collect())
+        Ok(items.into_iter().map(Resource::into_document).collect())
     }
 
     fn load(&mut self, dir: &str) -> Result<(String, Kustomization, FileKind), RenderError> {
@@ -508,82 +497,4 @@ fn add_all(into: &mut Vec<FieldSpec>, from: &[FieldSpec]) {
 
 fn shown_dir(rel: &str) -> &str {
     if rel.is_empty() { "." } else { rel }
-}
-
-/// Adds a generated object, merging with or replacing an existing one of the same id
-/// when its behavior says so (kustomize's `appendReplaceOrMerge`).
-fn absorb_generated(res: &mut ResMap, mut new: Resource, kfile: &str) -> Result<(), RenderError> {
-    let id = new.id();
-    let matches: Vec<usize> = (0..res.items.len())
-        .filter(|&i| res.items[i].id() == id || res.items[i].previous.contains(&id))
-        .collect();
-    let behavior = new.behavior.unwrap_or(Behavior::Create);
-    let field = if id.gvk.kind == "Secret" {
-        "secretGenerator"
-    } else {
-        "configMapGenerator"
-    };
-    match (matches.as_slice(), behavior) {
-        ([], Behavior::Create) => res.append(new),
-        ([], _) => Err(RenderError::field(
-            kfile,
-            field,
-            format!("{}: does not exist; cannot merge or replace", new.name()),
-        )),
-        ([_], Behavior::Create) => Err(RenderError::field(
-            kfile,
-            field,
-            format!(
-                "{}: already exists; behavior must be merge or replace",
-                new.name()
-            ),
-        )),
-        ([i], behavior) => {
-            let old = &res.items[*i];
-            let mut labels = old.labels().cloned().unwrap_or_default();
-            labels.extend(new.labels().cloned().unwrap_or_default());
-            let mut annotations = old.annotations().cloned().unwrap_or_default();
-            annotations.extend(new.annotations().cloned().unwrap_or_default());
-            if behavior == Behavior::Merge {
-                new.masked.extend(old.masked.iter().cloned());
-                for field in ["data", "binaryData"] {
-                    if let Some(Value::Object(old_map)) = old.value.get(field) {
-                        let mut merged = old_map.clone();
-                        if let Some(Value::Object(new_map)) = new.value.get(field) {
-                            merged.extend(new_map.clone());
-                        }
-                        new.value[field] = Value::Object(merged);
-                    }
-                }
-            }
-            if let Some(meta) = new.value.get_mut("metadata").and_then(Value::as_object_mut) {
-                for (key, map) in [("labels", labels), ("annotations", annotations)] {
-                    if map.is_empty() {
-                        meta.remove(key);
-                    } else {
-                        meta.insert(key.into(), Value::Object(map));
-                    }
-                }
-                meta.insert("name".into(), Value::String(old.name().to_string()));
-                match old.value.pointer("/metadata/namespace") {
-                    Some(ns) => meta.insert("namespace".into(), ns.clone()),
-                    None => meta.remove("namespace"),
-                };
-            }
-            // kustomize keeps its build annotations (needsHashSuffix among them) from
-            // the old object, and drops the hash flag when the new one lacks it.
-            new.needs_hash = new.needs_hash && old.needs_hash;
-            new.previous = old.previous.clone();
-            new.prefixes = old.prefixes.clone();
-            new.suffixes = old.suffixes.clone();
-            new.location = old.location.clone();
-            res.items[*i] = new;
-            Ok(())
-        }
-        _ => Err(RenderError::field(
-            kfile,
-            field,
-            format!("{}: several objects could accept the merge", new.name()),
-        )),
-    }
 }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::manifests::Location;
+use crate::manifests::sealed::escape;
 
 use super::RenderError;
 use super::files::{Files, child, is_within, parent};
@@ -136,8 +137,14 @@ pub fn generate(
     );
     res.needs_hash = options.disable_name_suffix_hash != Some(true);
     res.behavior = Some(behavior);
-    if decryption.mask {
-        res.masked = decrypted;
+    // Decrypted sources are sealed (a ConfigMap's non-UTF-8 ones sit in binaryData).
+    for key in decrypted {
+        let field = if res.value["data"].get(&key).is_some() {
+            "data"
+        } else {
+            "binaryData"
+        };
+        res.sealed.insert(&format!("/{field}/{}", escape(&key)));
     }
     Ok(res)
 }
@@ -269,7 +276,7 @@ fn read_source(
         return Ok((bytes, false));
     };
     let keys = decryption.keys.as_deref();
-    match sops::source::decrypt_source(&bytes, format, keys, files.limits) {
+    match sops::source::decrypt_source(&bytes, format, keys, &files.limits.into()) {
         Ok(Some(plain)) => Ok((plain, true)),
         Ok(None) => Ok((bytes, false)),
         Err(reason) => Err(RenderError::file(&rel, reason)),

@@ -11,8 +11,10 @@
 //! field (or the resource file and document) and the rule broken. A failed render
 //! yields nothing, so nothing downstream is ever half-written.
 
+mod behavior;
 mod build;
 pub mod emit;
+mod envsubst;
 mod fieldspec;
 mod files;
 mod generate;
@@ -24,6 +26,7 @@ mod patches;
 mod replace;
 mod resource;
 mod scope;
+mod selector;
 pub mod sops;
 pub mod substitute;
 mod transform;

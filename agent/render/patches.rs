@@ -1,6 +1,6 @@
 //! Which objects a patch applies to, and in which form: `patches` (with or without a
 //! `target`), `patchesStrategicMerge` and `patchesJson6902`. The appliers themselves
-//! are in [`patch`](super::patch).
+//! are in [`patch`](super::patch), the target selectors in [`selector`](super::selector).
 //!
 //! In: the patch entries of one kustomization level, their files (inside the
 //! kustomization's directory) or inline text. Out: the level's objects patched in
@@ -10,15 +10,14 @@
 //! both) a strategic-merge and a JSON 6902 patch, a patch without a target that
 //! matches no object, a JSON patch without a target, an applier's refusal.
 
-use regex::Regex;
 use serde_json::Value;
 
 use super::RenderError;
 use super::files::{Files, is_within, parent};
-use super::kustomization::{Patch, Selector};
+use super::kustomization::Patch;
 use super::patch::{self, Merged};
 use super::resource::{Gvk, Id, ResMap, Resource};
-use super::scope::is_cluster_scoped;
+use super::selector::Compiled;
 
 /// One patch, parsed.
 enum Parsed {
@@ -113,10 +112,13 @@ pub fn apply(
     let allow_name = option(entry, "allowNameChange");
     let allow_kind = option(entry, "allowKindChange");
     let mut parsed = parse(files, &text, &source, kfile, field)?;
+    // Values decrypted from the patch file: the objects it patches seal them.
+    let mut plain = Vec::new();
     if let (Parsed::Strategic(values), false) = (&mut parsed, entry.path.is_empty()) {
         let rel = files.join(super::files::parent(kfile), &entry.path, kfile, field)?;
-        super::sops::decrypt_values(&rel, &text, values, &files.decryption, files.limits)?;
+        plain = super::sops::decrypt_values(&rel, &text, values, &files.decryption, files.limits)?;
     }
+    let seal = |r: &mut Resource| r.sealed_values.extend(plain.iter().cloned());
     match parsed {
         Parsed::Json(ops) => {
             let Some(target) = &entry.target else {
@@ -159,6 +161,7 @@ pub fn apply(
                 let mut deleted = Vec::new();
                 for i in selected {
                     let r = &mut res.items[i];
+                    seal(r);
                     let mut copy = one.clone();
                     copy["apiVersion"] = r.value["apiVersion"].clone();
                     if strategic(r, &copy, &source, allow_name, allow_kind)? == Merged::Deleted {
@@ -186,6 +189,7 @@ pub fn apply(
                         ));
                     };
                     let r = &mut res.items[*i];
+                    seal(r);
                     if strategic(r, one, &source, allow_name, allow_kind)? == Merged::Deleted {
                         remove(res, &[*i]);
                     }
@@ -291,179 +295,6 @@ fn any_id_equals(r: &Resource, id: &Id) -> bool {
     eq(&r.id()) || r.previous.iter().any(eq)
 }
 
-/// A target with its regexes compiled.
-pub struct Compiled {
-    group: Option<Regex>,
-    version: Option<Regex>,
-    kind: Option<Regex>,
-    name: Option<Regex>,
-    namespace: Option<Regex>,
-    labels: Vec<Requirement>,
-    annotations: Vec<Requirement>,
-}
-
-impl Compiled {
-    pub fn new(s: &Selector, kfile: &str, field: &str) -> Result<Self, RenderError> {
-        let re = |part: &str, what: &str| -> Result<Option<Regex>, RenderError> {
-            if part.is_empty() {
-                return Ok(None);
-            }
-            Regex::new(&format!("^(?:{part})$")).map(Some).map_err(|e| {
-                RenderError::field(kfile, field, format!("target {what} {part:?}: {e}"))
-            })
-        };
-        let selector = |text: &str, what: &str| {
-            parse_selector(text).map_err(|reason| {
-                RenderError::field(kfile, field, format!("target {what} {text:?}: {reason}"))
-            })
-        };
-        Ok(Self {
-            group: re(&s.group, "group")?,
-            version: re(&s.version, "version")?,
-            kind: re(&s.kind, "kind")?,
-            name: re(&s.name, "name")?,
-            namespace: re(&s.namespace, "namespace")?,
-            labels: selector(&s.label_selector, "labelSelector")?,
-            annotations: selector(&s.annotation_selector, "annotationSelector")?,
-        })
-    }
-
-    /// Whether one id (current or previous) is selected, every part on that id, as
-    /// kustomize's replacement targets match (`TargetSelectorRegex.Selects`).
-    pub fn matches_id(&self, id: &Id) -> bool {
-        let one = |re: &Option<Regex>, v: &str| re.as_ref().is_none_or(|re| re.is_match(v));
-        one(&self.group, &id.gvk.group)
-            && one(&self.version, &id.gvk.version)
-            && one(&self.kind, &id.gvk.kind)
-            && one(&self.name, &id.name)
-            && one(&self.namespace, &id.namespace)
-    }
-
-    /// Whether any of group, version, kind, name or namespace is given.
-    pub fn has_id(&self) -> bool {
-        [
-            &self.group,
-            &self.version,
-            &self.kind,
-            &self.name,
-            &self.namespace,
-        ]
-        .iter()
-        .any(|re| re.is_some())
-    }
-
-    /// Whether the label and annotation selectors hold.
-    pub fn matches_meta(&self, r: &Resource) -> bool {
-        self.labels.iter().all(|req| req.matches(r.labels()))
-            && self
-                .annotations
-                .iter()
-                .all(|req| req.matches(r.annotations()))
-    }
-
-    pub fn matches(&self, r: &Resource) -> bool {
-        let cur = r.id();
-        let org = r.original();
-        let ns = |id: &Id| {
-            if is_cluster_scoped(&id.gvk) {
-                "_non_namespaceable_".to_string()
-            } else {
-                id.namespace.clone()
-            }
-        };
-        let hit = |re: &Option<Regex>, a: &str, b: &str| {
-            re.as_ref()
-                .is_none_or(|re| re.is_match(a) || re.is_match(b))
-        };
-        let gvk = r.gvk();
-        let one = |re: &Option<Regex>, v: &str| re.as_ref().is_none_or(|re| re.is_match(v));
-        hit(&self.namespace, &ns(&org), &ns(&cur))
-            && hit(&self.name, &org.name, &cur.name)
-            && one(&self.group, &gvk.group)
-            && one(&self.version, &gvk.version)
-            && one(&self.kind, &gvk.kind)
-            && self.labels.iter().all(|req| req.matches(r.labels()))
-            && self
-                .annotations
-                .iter()
-                .all(|req| req.matches(r.annotations()))
-    }
-}
-
-/// One requirement of a Kubernetes label selector.
-#[derive(Debug, Clone, PartialEq)]
-enum Requirement {
-    Equals(String, String),
-    NotEquals(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
-
-impl Requirement {
-    fn matches(&self, map: Option<&serde_json::Map<String, Value>>) -> bool {
-        let get = |k: &str| map.and_then(|m| m.get(k)).and_then(Value::as_str);
-        match self {
-            Requirement::Equals(k, v) => get(k) == Some(v),
-            Requirement::NotEquals(k, v) => get(k) != Some(v),
-            Requirement::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Requirement::NotIn(k, vs) => get(k).is_none_or(|x| vs.iter().all(|v| v != x)),
-            Requirement::Exists(k) => get(k).is_some(),
-            Requirement::NotExists(k) => get(k).is_none(),
-        }
-    }
-}
-
-/// Parses `a=b,c!=d,e in (f,g),h notin (i),j,!k`.
-fn parse_selector(text: &str) -> Result<Vec<Requirement>, String> {
-    let mut out = Vec::new();
-    let mut parts = Vec::new();
-    let mut depth = 0;
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    for part in parts.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
-        let set = |rest: &str| -> Result<Vec<String>, String> {
-            let inner = rest
-                .trim()
-                .strip_prefix('(')
-                .and_then(|r| r.strip_suffix(')'))
-                .ok_or("expected a parenthesised set of values")?;
-            Ok(inner.split(',').map(|v| v.trim().to_string()).collect())
-        };
-        let req = if let Some(k) = part.strip_prefix('!') {
-            Requirement::NotExists(k.trim().to_string())
-        } else if let Some((k, v)) = part.split_once("!=") {
-            Requirement::NotEquals(k.trim().to_string(), v.trim().to_string())
-        } else if let Some((k, v)) = part.split_once("==") {
-            Requirement::Equals(k.trim().to_string(), v.trim().to_string())
-        } else if let Some((k, v)) = part.split_once('=') {
-            Requirement::Equals(k.trim().to_string(), v.trim().to_string())
-        } else if let Some((k, rest)) = part.split_once(" notin ") {
-            Requirement::NotIn(k.trim().to_string(), set(rest)?)
-        } else if let Some((k, rest)) = part.split_once(" in ") {
-            Requirement::In(k.trim().to_string(), set(rest)?)
-        } else if part.contains(char::is_whitespace) {
-            return Err(format!("cannot parse {part:?}"));
-        } else {
-            Requirement::Exists(part.to_string())
-        };
-        out.push(req);
-    }
-    Ok(out)
-}
-
 /// A JSON patch as kustomize applies one: its objects always carry internal build
 /// annotations while patches run, so `metadata.annotations` exists for the patch
 /// (an `add` of `/metadata/annotations/x` works on an object without annotations).
@@ -486,20 +317,4 @@ fn json6902_with_annotations(value: &mut Value, ops: &[Value]) -> Result<(), pat
         meta.remove("annotations");
     }
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_selectors_parse_every_operator() {
-        let reqs = parse_selector("app=web, tier in (a, b),!legacy,env!=dev,track").unwrap();
-        assert_eq!(reqs.len(), 5);
-        let labels: serde_json::Map<String, Value> =
-            serde_json::from_value(serde_json::json!({"app": "web", "tier": "b", "track": "x"}))
-                .unwrap();
-        assert!(reqs.iter().all(|r| r.matches(Some(&labels))));
-        assert!(!Requirement::In("tier".into(), vec!["c".into()]).matches(Some(&labels)));
-    }
 }

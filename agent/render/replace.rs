@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use super::RenderError;
 use super::build::{Builder, Level};
 use super::kustomization::Selector;
-use super::patches::Compiled;
 use super::resource::{Id, Resource};
+use super::selector::Compiled;
 
 const FIELD: &str = "replacements";
 

@@ -8,7 +8,8 @@
 
 use serde_json::Value;
 
-use crate::manifests::Location;
+use crate::manifests::sealed::{Sealed, escape};
+use crate::manifests::{Document, Location};
 
 use super::RenderError;
 
@@ -80,9 +81,11 @@ pub struct Resource {
     pub needs_hash: bool,
     /// For generated objects: create, merge or replace.
     pub behavior: Option<Behavior>,
-    /// For generated Secrets rendered for show: the `data` keys decrypted from SOPS
-    /// sources, masked once the name hash (which needs their plaintext) is taken.
-    pub masked: Vec<String>,
+    /// The leaves holding values decrypted from SOPS generator sources.
+    pub sealed: Sealed,
+    /// Values decrypted from SOPS patch files merged into this object; sealed
+    /// wherever they are once the build is done (later patches may move them).
+    pub sealed_values: Vec<Value>,
 }
 
 impl Resource {
@@ -95,7 +98,28 @@ impl Resource {
             suffixes: Vec::new(),
             needs_hash: false,
             behavior: None,
-            masked: Vec::new(),
+            sealed: Sealed::default(),
+            sealed_values: Vec::new(),
+        }
+    }
+
+    /// The finished object as a document, every leaf equal to a value decrypted
+    /// from a patch sealed (except the identity fields, shown everywhere anyway).
+    pub fn into_document(self) -> Document {
+        let Resource {
+            value,
+            location,
+            mut sealed,
+            sealed_values,
+            ..
+        } = self;
+        if !sealed_values.is_empty() {
+            seal_equal(&value, &sealed_values, &mut String::new(), &mut sealed);
+        }
+        Document {
+            location,
+            value,
+            sealed,
         }
     }
 
@@ -216,5 +240,38 @@ impl ResMap {
             self.append(res)?;
         }
         Ok(())
+    }
+}
+
+/// Seals each scalar leaf of `value` that equals one of `plain`.
+fn seal_equal(value: &Value, plain: &[Value], at: &mut String, sealed: &mut Sealed) {
+    const IDENTITY: [&str; 4] = [
+        "/apiVersion",
+        "/kind",
+        "/metadata/name",
+        "/metadata/namespace",
+    ];
+    let len = at.len();
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                at.push('/');
+                at.push_str(&escape(k));
+                seal_equal(v, plain, at, sealed);
+                at.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                at.push_str(&format!("/{i}"));
+                seal_equal(v, plain, at, sealed);
+                at.truncate(len);
+            }
+        }
+        leaf => {
+            if plain.contains(leaf) && !IDENTITY.contains(&at.as_str()) {
+                sealed.insert(at);
+            }
+        }
     }
 }

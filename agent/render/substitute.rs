@@ -8,11 +8,9 @@
 //! `kustomize.toolkit.fluxcd.io/substitute: disabled` (or `hawser.dev/substitute`)
 //! are left alone; with no variables at all nothing is substituted (Flux's rule).
 //!
-//! Syntax: `${var}`, `${var:=default}`, `${var:-default}` (also when set but
-//! empty), `${var=default}`, `${var-default}` (only when unset); a default may hold
-//! further `${…}`; `$$` is a literal `$`, so `$${var}` prints `${var}`. Other bash
-//! forms envsubst knows (`${#var}`, `${var^^}`, `${var/a/b}`, …) are refused by name
-//! rather than rendered differently. Unset variables become empty unless strict.
+//! The expansion of one string is [`super::envsubst`]'s; unset variables become
+//! empty unless strict. A decrypted leaf stays sealed where substitution moves it
+//! (a key holding `${…}`).
 //!
 //! What can go wrong is a [`RenderError`] naming the file and the variable: a bad
 //! variable name (`^[_[:alpha:]][_[:alpha:][:digit:]]*$`), an unset variable in
@@ -23,10 +21,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::manifests::sealed::escape;
 use crate::manifests::yaml::parse_yaml;
 use crate::manifests::{Document, ParseLimits};
 
 use super::RenderError;
+pub use super::envsubst::{eval, valid_name};
 
 const OPT_OUT: [&str; 2] = [
     "kustomize.toolkit.fluxcd.io/substitute",
@@ -106,15 +106,6 @@ pub fn parse_pair(text: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
-/// Whether `name` is a valid variable name (Flux's `varsubRegex`).
-pub fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-}
-
 /// Substitutes every document that does not opt out.
 pub fn apply(
     docs: &mut [Document],
@@ -139,8 +130,13 @@ pub fn apply(
             continue;
         }
         let file = doc.location.file.clone();
-        substitute_value(&mut doc.value, &vars, sub.strict, limits)
+        let mut keys = Renames::default();
+        substitute_value(&mut doc.value, &vars, sub.strict, limits, &mut keys)
             .map_err(|reason| RenderError::file(&file, format!("substitution: {reason}")))?;
+        // A decrypted leaf under a substituted key stays sealed at its new path.
+        for (parent, from, to) in keys.0 {
+            doc.sealed.rename(&parent, &from, &to);
+        }
     }
     Ok(())
 }
@@ -149,11 +145,17 @@ pub fn apply(
 /// it again, so a plain `replicas: ${n}` becomes a number; hawser's values keep no
 /// quoting style, so a string that is exactly one `${…}` is read as a plain YAML
 /// scalar after substitution (number, boolean, null), any other stays a string.
+/// Mapping keys that substitution changed: `(parent pointer, old, new)`, deepest
+/// first.
+#[derive(Default)]
+struct Renames(Vec<(String, String, String)>, String);
+
 fn substitute_value(
     value: &mut Value,
     vars: &BTreeMap<String, String>,
     strict: bool,
     limits: &ParseLimits,
+    keys: &mut Renames,
 ) -> Result<(), String> {
     match value {
         Value::String(s) if s.contains('$') => {
@@ -165,19 +167,30 @@ fn substitute_value(
             };
         }
         Value::Array(items) => {
-            for item in items {
-                substitute_value(item, vars, strict, limits)?;
+            let len = keys.1.len();
+            for (i, item) in items.iter_mut().enumerate() {
+                keys.1.push_str(&format!("/{i}"));
+                substitute_value(item, vars, strict, limits, keys)?;
+                keys.1.truncate(len);
             }
         }
         Value::Object(map) => {
             let old = std::mem::take(map);
+            let len = keys.1.len();
             for (k, mut v) in old {
+                keys.1.push('/');
+                keys.1.push_str(&escape(&k));
+                substitute_value(&mut v, vars, strict, limits, keys)?;
+                keys.1.truncate(len);
                 let k = if k.contains('$') {
-                    eval(&k, vars, strict)?
+                    let new = eval(&k, vars, strict)?;
+                    if new != k {
+                        keys.0.push((keys.1.clone(), k, new.clone()));
+                    }
+                    new
                 } else {
                     k
                 };
-                substitute_value(&mut v, vars, strict, limits)?;
                 map.insert(k, v);
             }
         }
@@ -242,120 +255,6 @@ fn opted_out(value: &Value) -> bool {
     })
 }
 
-/// Expands `text`. The reason on failure names the variable, never a value.
-pub fn eval(text: &str, vars: &BTreeMap<String, String>, strict: bool) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$'); // `$$`: a literal `$`, never the start of `${`
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('{') {
-            let (value, tail) = expression(inner, vars, strict, 0)?;
-            out.push_str(&value);
-            rest = tail;
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// One `${…}` body (after the brace): its value and the text after its `}`.
-fn expression<'t>(
-    inner: &'t str,
-    vars: &BTreeMap<String, String>,
-    strict: bool,
-    depth: usize,
-) -> Result<(String, &'t str), String> {
-    if depth > 16 {
-        return Err("defaults nest more than 16 deep".into());
-    }
-    let end = inner
-        .find(|c: char| !(c == '_' || c.is_ascii_alphanumeric()))
-        .unwrap_or(inner.len());
-    let name = &inner[..end];
-    let rest = &inner[end..];
-    if !valid_name(name) {
-        return Err(match rest.chars().next() {
-            None => "a ${ without a closing }".into(),
-            Some(_) if name.is_empty() => {
-                format!("${{{}…}} is not a supported substitution", first(rest))
-            }
-            Some(_) => format!("{name:?} is not a valid variable name"),
-        });
-    }
-    let value = vars.get(name);
-    let (op, rest) = match rest.chars().next() {
-        Some('}') => return finish(name, value, strict).map(|v| (v, &rest[1..])),
-        Some(':') if rest[1..].starts_with(['=', '-']) => (&rest[..2], &rest[2..]),
-        Some('=' | '-') => (&rest[..1], &rest[1..]),
-        None => return Err(format!("${{{name} has no closing }}")),
-        Some(_) => {
-            return Err(format!(
-                "${{{name}{}…}}: only ${{var}}, ${{var:=default}} and ${{var:-default}} forms are supported",
-                first(rest)
-            ));
-        }
-    };
-    // The default runs to the matching `}`, expanding what it holds.
-    let mut default = String::new();
-    let mut rest = rest;
-    loop {
-        let Some(i) = rest.find(['$', '}']) else {
-            return Err(format!("${{{name} has no closing }}"));
-        };
-        default.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if rest[i..].starts_with('}') {
-            rest = after;
-            break;
-        }
-        if let Some(tail) = after.strip_prefix('$') {
-            default.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('{') {
-            let (v, tail) = expression(inner, vars, strict, depth + 1)?;
-            default.push_str(&v);
-            rest = tail;
-        } else {
-            default.push('$');
-            rest = after;
-        }
-    }
-    let use_default = match (op, value) {
-        (_, None) => true,
-        (":=" | ":-", Some(v)) => v.is_empty(),
-        _ => false,
-    };
-    Ok((
-        if use_default {
-            default
-        } else {
-            value.cloned().unwrap_or_default()
-        },
-        rest,
-    ))
-}
-
-fn finish(name: &str, value: Option<&String>, strict: bool) -> Result<String, String> {
-    match value {
-        Some(v) => Ok(v.clone()),
-        None if strict => Err(format!(
-            "variable {name} is not set (--substitute-strict) and has no default"
-        )),
-        None => Ok(String::new()),
-    }
-}
-
-fn first(text: &str) -> String {
-    text.chars().take(2).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,35 +264,6 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn forms() {
-        let v = vars(&[("a", "1"), ("empty", ""), ("cluster_name", "edge-7")]);
-        let e = |t: &str| eval(t, &v, false).unwrap();
-        assert_eq!(e("x-${a}-y"), "x-1-y");
-        assert_eq!(e("${missing}"), "");
-        assert_eq!(e("${missing:=dflt}"), "dflt");
-        assert_eq!(e("${missing:-dflt}"), "dflt");
-        assert_eq!(e("${empty:=dflt}"), "dflt");
-        assert_eq!(e("${empty=dflt}"), "");
-        assert_eq!(e("${missing-dflt}"), "dflt");
-        assert_eq!(e("${a:=dflt}"), "1");
-        assert_eq!(e("${missing:=${cluster_name}-x}"), "edge-7-x");
-        assert_eq!(e("$${a} and $$ and $ alone"), "${a} and $ and $ alone");
-        assert_eq!(e("cost: $5"), "cost: $5");
-    }
-
-    #[test]
-    fn strict_and_refusals() {
-        let v = vars(&[("a", "secret-value")]);
-        let err = eval("${nope}", &v, true).unwrap_err();
-        assert!(err.contains("nope") && err.contains("strict"), "{err}");
-        assert_eq!(eval("${nope:=d}", &v, true).unwrap(), "d");
-        for bad in ["${a", "${a^^}", "${#a}", "${a/x/y}", "${1a}", "${}"] {
-            let err = eval(bad, &v, false).unwrap_err();
-            assert!(!err.contains("secret-value"), "{err}");
-        }
     }
 
     /// A value that is one expression is read back as Flux's re-parse reads it:
@@ -409,7 +279,7 @@ mod tests {
         ]);
         let sub = |text: &str| {
             let mut value = Value::String(text.into());
-            substitute_value(&mut value, &v, false, &limits).unwrap();
+            substitute_value(&mut value, &v, false, &limits, &mut Renames::default()).unwrap();
             value
         };
         assert_eq!(sub("${n}"), serde_json::json!(3));
@@ -418,14 +288,5 @@ mod tests {
         assert_eq!(sub("${q}"), serde_json::json!("x"));
         assert_eq!(sub("${missing}"), Value::Null);
         assert_eq!(sub("port-${n}"), serde_json::json!("port-3"));
-    }
-
-    #[test]
-    fn names_follow_flux() {
-        assert!(valid_name("cluster_name"));
-        assert!(valid_name("_X1"));
-        assert!(!valid_name("1x"));
-        assert!(!valid_name("a-b"));
-        assert!(!valid_name(""));
     }
 }

@@ -1,6 +1,7 @@
 //! What can go wrong in the source stage, and which of it is worth retrying.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::git::GitError;
 use super::{bundle, oci};
@@ -38,6 +39,13 @@ pub enum SourceError {
     Tls { url: String, message: String },
     #[error("{url}: http {status}{}", status_hint(*status))]
     Http { url: String, status: u16 },
+    /// 429, or 503 with `Retry-After`: the server said when to come back.
+    #[error("{url}: http {status}{}; the server asked to wait {}", status_hint(*status), crate::duration::display(*retry_after))]
+    Throttled {
+        url: String,
+        status: u16,
+        retry_after: Duration,
+    },
     #[error("{url}: {source}")]
     Git {
         url: String,
@@ -136,7 +144,16 @@ impl SourceError {
                 ..
             } => true,
             SourceError::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            SourceError::Throttled { .. } => true,
             _ => false,
+        }
+    }
+
+    /// How long the server asked to be left alone (`Retry-After`), if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SourceError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 

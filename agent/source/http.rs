@@ -347,12 +347,33 @@ pub(super) fn one_line(s: &str) -> String {
 }
 
 fn check(url: &str, resp: Response<Body>) -> Result<Response<Body>, SourceError> {
-    let shown = redact_url(url);
     let status = resp.status().as_u16();
     if (200..300).contains(&status) || status == 304 {
         Ok(resp)
     } else {
-        Err(SourceError::Http { url: shown, status })
+        Err(status_error(&redact_url(url), &resp))
+    }
+}
+
+/// The error for an answer that is not a success: [`SourceError::Throttled`] when a
+/// 429 or 503 says when to come back (`Retry-After`, read as the forge reporter
+/// reads it), else [`SourceError::Http`]. `url` is already redacted.
+pub fn status_error(url: &str, resp: &Response<Body>) -> SourceError {
+    let status = resp.status().as_u16();
+    let retry_after = matches!(status, 429 | 503)
+        .then(|| resp.headers().get("retry-after")?.to_str().ok())
+        .flatten()
+        .and_then(|v| crate::duration::retry_after(v, std::time::SystemTime::now()));
+    match retry_after {
+        Some(retry_after) => SourceError::Throttled {
+            url: url.to_string(),
+            status,
+            retry_after,
+        },
+        None => SourceError::Http {
+            url: url.to_string(),
+            status,
+        },
     }
 }
 

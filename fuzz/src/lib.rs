@@ -27,6 +27,24 @@ pub mod patch;
 #[path = "../../agent/render/kustomization.rs"]
 pub mod kustomization;
 
+// SOPS file decryption (parse, metadata, age, the value walk and its MAC) and the
+// generator sources, with the base64 they use; and `${var}` expansion. All pure.
+#[path = "../../agent/render/sops/age.rs"]
+pub mod age;
+#[path = "../../agent/encoding.rs"]
+#[allow(dead_code)]
+mod encoding;
+#[path = "../../agent/render/sops/env.rs"]
+mod env;
+#[path = "../../agent/render/envsubst.rs"]
+pub mod envsubst;
+#[path = "../../agent/render/sops/file.rs"]
+pub mod file;
+#[path = "../../agent/render/sops/source.rs"]
+pub mod source;
+#[path = "../../agent/render/sops/tree.rs"]
+pub mod tree;
+
 /// render's `RenderError`, as far as the kustomization parser builds one.
 #[derive(Debug)]
 pub enum RenderError {
@@ -63,6 +81,7 @@ pub mod git {
     pub use super::{delta, object, pack, pktline};
 }
 
+use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
 use git::object::Kind;
@@ -160,5 +179,129 @@ pub fn kustomization(data: &[u8]) {
         };
         assert_eq!(file, "kustomization.yaml");
         assert!(!reason.contains('\n'), "a two-line error: {reason:?}");
+    }
+}
+
+/// The age identity the `sops` seeds were encrypted for by the real sops
+/// (`fuzz/sops-seeds`). A test key, public on purpose: it guards nothing.
+pub const SOPS_TEST_KEY: &str = include_str!("../sops-test-key.txt");
+
+/// What the agent's default limits allow, scaled down so each input stays fast.
+impl Default for file::Budget {
+    fn default() -> Self {
+        file::Budget {
+            max_file_bytes: 1 << 20,
+            max_depth: 64,
+            max_nodes: 50_000,
+            max_documents: 100,
+            max_aliases: 10_000,
+        }
+    }
+}
+
+/// The first byte picks the form (YAML, JSON, dotenv file; dotenv or binary
+/// generator source), the rest is the file, decrypted with [`SOPS_TEST_KEY`]. It
+/// decrypts or fails in one line, never a panic; and once it decrypts, a ciphertext
+/// altered in one place never decrypts again: tampering is refused.
+pub fn sops(data: &[u8]) {
+    let Some((&form, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    static KEYS: std::sync::OnceLock<file::Keys> = std::sync::OnceLock::new();
+    let keys = KEYS.get_or_init(|| file::Keys::parse(SOPS_TEST_KEY).expect("the test key parses"));
+    let budget = file::Budget::default();
+    let format = match form % 5 {
+        0 => file::Format::Yaml,
+        1 => file::Format::Json,
+        2 => file::Format::Dotenv,
+        n => {
+            let source = if n == 3 {
+                source::SourceFormat::Dotenv
+            } else {
+                source::SourceFormat::Binary
+            };
+            if let Err(reason) = source::decrypt_source(rest, source, Some(keys), &budget) {
+                assert!(!reason.contains('\n'), "a two-line error: {reason:?}");
+            }
+            return;
+        }
+    };
+    let plain = match file::decrypt_text(text, format, keys, &budget) {
+        Ok(plain) => plain,
+        Err(reason) => {
+            assert!(!reason.contains('\n'), "a two-line error: {reason:?}");
+            return;
+        }
+    };
+    let mut ciphertexts: Vec<&String> = plain.keys().collect();
+    ciphertexts.sort();
+    for ciphertext in ciphertexts.into_iter().take(4) {
+        let Some(altered) = tamper(ciphertext) else {
+            continue;
+        };
+        let text = text.replace(ciphertext.as_str(), &altered);
+        if let Ok(again) = file::decrypt_text(&text, format, keys, &budget) {
+            assert!(
+                !again.contains_key(&altered),
+                "an altered ciphertext decrypted"
+            );
+        }
+    }
+}
+
+/// `ENC[AES256_GCM,data:…]` with the first base64 digit of its data changed.
+fn tamper(ciphertext: &str) -> Option<String> {
+    let at = ciphertext.find("data:")? + "data:".len();
+    let digit = *ciphertext.as_bytes().get(at)?;
+    if !digit.is_ascii_alphanumeric() {
+        return None;
+    }
+    let other = if digit == b'A' { 'B' } else { 'A' };
+    let mut out = ciphertext.to_string();
+    out.replace_range(at..at + 1, &other.to_string());
+    Some(out)
+}
+
+/// The value every variable holds, after its own text: never to be seen in an error.
+const MARK: &str = "\u{7f}secret\u{7f}";
+
+/// The input is `name=value` lines, an empty line, then the text. Expansion never
+/// panics; a failure is one line and quotes no value; text without `$` comes back
+/// as it is; and strict mode only refuses more: where it expands, lax mode gives the
+/// same text.
+pub fn envsubst(data: &[u8]) {
+    let Ok(input) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (head, text) = input.split_once("\n\n").unwrap_or(("", input));
+    let vars: BTreeMap<String, String> = head
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_string(), format!("{v}{MARK}")))
+        .collect();
+    let lax = envsubst::eval(text, &vars, false);
+    match &lax {
+        Ok(out) if !text.contains('$') => assert_eq!(out, text),
+        Ok(_) => {}
+        Err(reason) => {
+            assert!(!reason.contains('\n'), "a two-line error: {reason:?}");
+            assert!(
+                !reason.contains(MARK),
+                "an error quotes a value: {reason:?}"
+            );
+        }
+    }
+    match envsubst::eval(text, &vars, true) {
+        Ok(strict) => assert_eq!(lax.as_ref().ok(), Some(&strict), "strict and lax differ"),
+        Err(reason) => {
+            assert!(!reason.contains('\n'), "a two-line error: {reason:?}");
+            assert!(
+                !reason.contains(MARK),
+                "an error quotes a value: {reason:?}"
+            );
+        }
     }
 }

@@ -125,8 +125,31 @@ class Server(http.server.ThreadingHTTPServer):
     def __init__(self, address, options):
         self.options = options
         self.log_lock = threading.Lock()
+        self.throttle_lock = threading.Lock()
+        self.throttled_until = None
         super().__init__(address, Handler)  # binds; may raise EADDRINUSE
         self.log_file = open(options.log, "a", encoding="utf-8") if options.log else None
+
+    def throttle_wait(self):
+        """Seconds a client must still wait (Retry-After), or None. The window opens
+        at the first request after --throttle-file appears (its content: seconds),
+        and the file is consumed; until the window closes every request gets 429."""
+        path = self.options.throttle_file
+        if path is None:
+            return None
+        with self.throttle_lock:
+            now = time.monotonic()
+            if self.throttled_until is not None and now < self.throttled_until:
+                return self.throttled_until - now
+            self.throttled_until = None
+            try:
+                with open(path, encoding="utf-8") as f:
+                    seconds = float(f.read().strip())
+                os.unlink(path)
+            except (OSError, ValueError):
+                return None
+            self.throttled_until = now + seconds
+            return seconds
 
     def write_log(self, line):
         if self.log_file is None:
@@ -278,6 +301,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == HEALTH_PATH:
             self.read_body()
             self.send_simple(200, "ok\n")
+            return
+        wait = self.server.throttle_wait()
+        if wait is not None:
+            self.read_body()
+            retry_after = str(max(1, int(wait + 0.999)))
+            self.send_simple(429, "too many requests\n", [("Retry-After", retry_after)])
             return
         user = self.authorized_user()
         if user is False:
@@ -482,6 +511,11 @@ def parse_args(argv):
     p.add_argument("--files", metavar="DIR", help="also serve DIR under /files/")
     p.add_argument("--no-v2", action="store_true", help="drop Git-Protocol: speak protocol v0 only")
     p.add_argument("--log", metavar="FILE", help="append one line per request to FILE")
+    p.add_argument(
+        "--throttle-file",
+        metavar="FILE",
+        help="when FILE appears (holding SECONDS), answer 429 with Retry-After for SECONDS",
+    )
     p.add_argument("--backend", default=None, help="path of git-http-backend")
     p.add_argument("--verbose", action="store_true", help="log requests to stderr")
     p.add_argument(

@@ -81,6 +81,8 @@ pub struct GitServer {
     files: PathBuf,
     log: PathBuf,
     stderr: PathBuf,
+    /// `--throttle-file`: written by [`GitServer::throttle`].
+    throttle: PathBuf,
     ca: Option<PathBuf>,
     tls_pair: Option<(PathBuf, PathBuf)>,
     port: u16,
@@ -112,6 +114,7 @@ impl GitServer {
             .clone()
             .unwrap_or_else(|| dir.path().join("server.log"));
         let stderr = dir.path().join("server.stderr");
+        let throttle = dir.path().join("throttle");
         let (ca, tls_pair) = if options.tls {
             let tls_dir = dir.path().join("tls");
             run(Command::new(env_script("make-test-ca")).arg(&tls_dir));
@@ -129,6 +132,7 @@ impl GitServer {
             files,
             log,
             stderr,
+            throttle,
             ca,
             tls_pair,
             port: 0,
@@ -210,6 +214,15 @@ impl GitServer {
     pub fn authorization(&self) -> Option<String> {
         self.credentials()
             .map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes())))
+    }
+
+    /// Rate-limits the server: the next request opens a window of `seconds` in
+    /// which every request is answered 429 with `Retry-After` (the seconds left).
+    pub fn throttle(&self, seconds: u64) {
+        // Written whole, then renamed: the server never reads half a number.
+        let tmp = self.throttle.with_extension("tmp");
+        fs::write(&tmp, seconds.to_string()).unwrap_or_else(|e| panic!("writing {tmp:?}: {e}"));
+        fs::rename(&tmp, &self.throttle).unwrap_or_else(|e| panic!("renaming {tmp:?}: {e}"));
     }
 
     /// Every request logged so far (the readiness probe is never logged).
@@ -331,6 +344,8 @@ impl GitServer {
             .arg(&self.files)
             .arg("--log")
             .arg(&self.log)
+            .arg("--throttle-file")
+            .arg(&self.throttle)
             .arg("--exit-with-stdin");
         if let Some((user, password)) = &self.options.basic_auth {
             cmd.arg("--basic-auth").arg(format!("{user}:{password}"));

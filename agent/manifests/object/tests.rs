@@ -4,15 +4,15 @@ use super::*;
 use crate::manifests::{BuiltinNamespacing, Stage};
 
 fn doc(file: &str, document: usize, value: Value) -> Document {
-    Document {
-        location: Location {
+    Document::new(
+        Location {
             file: file.into(),
             document,
             line: Some(document * 10),
             item: None,
         },
         value,
-    }
+    )
 }
 
 fn scope() -> Scope {

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::source::{SourceFormat, decrypt_source};
-use super::{Format, Keys, age, decrypt_text};
-use crate::manifests::ParseLimits;
+use super::{Budget, Format, Keys, age, decrypt_text};
 use crate::render::substitute;
 
 struct Rng(u64);
@@ -81,7 +80,7 @@ fn mutate(rng: &mut Rng, seed: &str) -> String {
 #[test]
 fn mutated_sops_files_and_expressions_never_panic() {
     let keys = Keys::parse(KEY).unwrap();
-    let limits = ParseLimits::default();
+    let limits = Budget::default();
     let vars: BTreeMap<String, String> = [("a".to_string(), "1".to_string())].into();
     let mut rng = Rng(0x5eed_5095);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -4,8 +4,8 @@
 //! In: the rendered documents, the revision's directory (to read each encrypted
 //! file as it was written: its MAC depends on the file's key order) and the
 //! identities of `--sops-age-key-file`. Out: the same documents with every
-//! `ENC[…]` value replaced by its plaintext (or by `***` when masking, for
-//! `render`), and the top-level `sops` key removed. Kustomize's own changes to the
+//! `ENC[…]` value replaced by its plaintext, each such leaf recorded in the
+//! document's [`Sealed`] (so printers mask it), and the top-level `sops` key removed. Kustomize's own changes to the
 //! document (namespace, labels, prefixes, patches of unencrypted fields) stay.
 //!
 //! What can go wrong is a [`RenderError`] naming the file: encrypted but no key
@@ -21,42 +21,40 @@
 
 pub mod age;
 mod env;
+mod file;
 #[cfg(test)]
 mod fuzz;
 pub mod source;
 pub mod tree;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use regex::Regex;
 use serde_json::Value;
 
+use crate::manifests::sealed::{Sealed, escape};
 use crate::manifests::{Document, ParseLimits};
 
 use super::RenderError;
-use age::{AgeError, Identity};
-use tree::{Node, Plaintexts, Rules};
+pub use file::{Budget, Format, Keys, decrypt_text};
+use tree::Plaintexts;
 
-/// The age identities that may open data keys.
-#[derive(Debug)]
-pub struct Keys {
-    identities: Vec<Identity>,
+impl Default for Budget {
+    fn default() -> Self {
+        Budget::from(&ParseLimits::default())
+    }
 }
 
-impl Keys {
-    pub fn parse(text: &str) -> Result<Self, AgeError> {
-        Ok(Self {
-            identities: age::parse_identities(text)?,
-        })
-    }
-
-    /// Reads a key file; the one-line error names it.
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("reading --sops-age-key-file {}: {e}", path.display()))?;
-        Self::parse(&text).map_err(|e| format!("--sops-age-key-file {}: {e}", path.display()))
+impl From<&ParseLimits> for Budget {
+    fn from(limits: &ParseLimits) -> Self {
+        Budget {
+            max_file_bytes: limits.max_file_bytes,
+            max_depth: limits.max_depth,
+            max_nodes: limits.max_nodes,
+            max_documents: limits.max_documents,
+            max_aliases: limits.max_alias_expansion,
+        }
     }
 }
 
@@ -65,20 +63,15 @@ impl Keys {
 pub struct Decryption {
     /// `None`: no key file given, so an encrypted document is an error.
     pub keys: Option<Arc<Keys>>,
-    /// Replace decrypted values by `***` (after checking them): `render` without
-    /// `--show-secrets`.
-    pub mask: bool,
 }
-
-/// The text shown instead of a decrypted value.
-pub const MASK: &str = "***";
 
 /// Whether a document carries SOPS metadata.
 pub fn is_encrypted(value: &Value) -> bool {
     value.get("sops").is_some_and(Value::is_object)
 }
 
-/// Decrypts every document carrying SOPS metadata, file by file.
+/// Decrypts every document carrying SOPS metadata, file by file, and records in
+/// each document which leaves now hold plaintext.
 pub fn decrypt_documents(
     root: &Path,
     docs: &mut [Document],
@@ -93,77 +86,83 @@ pub fn decrypt_documents(
     }
     for (file, indices) in files {
         let Some(keys) = &decryption.keys else {
-            return Err(RenderError::file(
-                &file,
-                "encrypted with SOPS, but no --sops-age-key-file was given",
-            ));
+            return Err(no_key(&file));
         };
         let text = read(root, &file, limits)?;
-        let format = if file.ends_with(".json") {
-            Format::Json
-        } else {
-            Format::Yaml
-        };
-        let plain = decrypt_text(&text, format, keys, limits)
+        let plain = decrypt_text(&text, Format::of(&file), keys, &limits.into())
             .map_err(|reason| RenderError::file(&file, reason))?;
         for i in indices {
             let doc = &mut docs[i];
             if let Value::Object(map) = &mut doc.value {
                 map.remove("sops");
             }
-            fill(&mut doc.value, &plain, decryption.mask);
+            fill(&mut doc.value, &plain, &mut String::new(), &mut doc.sealed);
         }
     }
     Ok(())
 }
 
 /// Decrypts the documents of one file read before Kustomize (a patch, as Flux
-/// decrypts `patches[].path` files) when they carry SOPS metadata: values filled in
-/// (or masked), the `sops` key removed. `text` is the file as committed.
+/// decrypts `patches[].path` files) when they carry SOPS metadata: values filled in,
+/// the `sops` key removed. `text` is the file as committed. Returns the plaintext
+/// leaves, so that render can seal them wherever Kustomize merges them.
 pub fn decrypt_values(
     file: &str,
     text: &str,
     values: &mut [Value],
     decryption: &Decryption,
     limits: &ParseLimits,
-) -> Result<(), RenderError> {
+) -> Result<Vec<Value>, RenderError> {
     if !values.iter().any(is_encrypted) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let Some(keys) = &decryption.keys else {
-        return Err(RenderError::file(
-            file,
-            "encrypted with SOPS, but no --sops-age-key-file was given",
-        ));
+        return Err(no_key(file));
     };
-    let format = if file.ends_with(".json") {
-        Format::Json
-    } else {
-        Format::Yaml
-    };
-    let plain = decrypt_text(text, format, keys, limits)
+    let plain = decrypt_text(text, Format::of(file), keys, &limits.into())
         .map_err(|reason| RenderError::file(file, reason))?;
+    let mut leaves = Vec::new();
     for value in values {
         if let Value::Object(map) = value {
             map.remove("sops");
         }
-        fill(value, &plain, decryption.mask);
+        let mut sealed = Sealed::default();
+        fill(value, &plain, &mut String::new(), &mut sealed);
+        leaves.extend(sealed.pointers().filter_map(|p| value.pointer(p)).cloned());
     }
-    Ok(())
+    Ok(leaves)
 }
 
-/// Replaces each ciphertext leaf by its plaintext (or the mask).
-fn fill(value: &mut Value, plain: &Plaintexts, mask: bool) {
+fn no_key(file: &str) -> RenderError {
+    RenderError::file(
+        file,
+        "encrypted with SOPS, but no --sops-age-key-file was given",
+    )
+}
+
+/// Replaces each ciphertext leaf by its plaintext and seals its pointer (`at`).
+fn fill(value: &mut Value, plain: &Plaintexts, at: &mut String, sealed: &mut Sealed) {
+    let len = at.len();
     match value {
-        Value::Object(map) => map.values_mut().for_each(|v| fill(v, plain, mask)),
-        Value::Array(items) => items.iter_mut().for_each(|v| fill(v, plain, mask)),
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                at.push('/');
+                at.push_str(&escape(k));
+                fill(v, plain, at, sealed);
+                at.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                at.push_str(&format!("/{i}"));
+                fill(v, plain, at, sealed);
+                at.truncate(len);
+            }
+        }
         Value::String(s) => {
             if let Some(p) = plain.get(s.as_str()) {
-                *value = if mask {
-                    Value::String(MASK.into())
-                } else {
-                    p.to_value()
-                };
+                *value = p.to_value();
+                sealed.insert(at);
             }
         }
         _ => {}
@@ -181,199 +180,4 @@ fn read(root: &Path, file: &str, limits: &ParseLimits) -> Result<String, RenderE
         ));
     }
     std::fs::read_to_string(&path).map_err(|e| RenderError::file(file, format!("reading: {e}")))
-}
-
-/// The file forms sops writes that hawser reads: manifests in YAML and JSON, and
-/// `secretGenerator` sources in dotenv and binary (a JSON envelope), see [`source`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Yaml,
-    Json,
-    Dotenv,
-}
-
-/// Decrypts a whole SOPS file: every document (YAML may hold several; the metadata
-/// of the first one counts, as in sops) under one data key and one MAC.
-pub fn decrypt_text(
-    text: &str,
-    format: Format,
-    keys: &Keys,
-    limits: &ParseLimits,
-) -> Result<Plaintexts, String> {
-    let branches = parse(text, format, limits)?;
-    let metadata = branches
-        .first()
-        .and_then(|b| b.get("sops"))
-        .ok_or("no sops metadata in the first document")?;
-    let meta = Metadata::read(metadata)?;
-    let key = meta.data_key(keys)?;
-    tree::decrypt(&branches, &meta.rules, &key, &meta.mac, &meta.lastmodified)
-}
-
-fn parse(text: &str, format: Format, limits: &ParseLimits) -> Result<Vec<Node>, String> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.len() as u64 > limits.max_file_bytes {
-        return Err("the file is over the size limit".into());
-    }
-    match format {
-        Format::Json => {
-            let mut de = serde_json::Deserializer::from_str(text);
-            let node = serde::Deserialize::deserialize(&mut de)
-                .and_then(|n: Node| de.end().map(|()| n))
-                .map_err(|e| format!("not JSON: {e}"))?;
-            Ok(vec![node])
-        }
-        Format::Yaml => {
-            let options = serde_saphyr::options! {
-                budget: serde_saphyr::budget! {
-                    max_events: text.len().saturating_mul(2).saturating_add(16),
-                    max_depth: limits.max_depth,
-                    max_nodes: limits.max_nodes,
-                    max_documents: limits.max_documents,
-                    max_aliases: limits.max_alias_expansion,
-                    max_recorded_anchor_events: limits.max_alias_expansion,
-                },
-                duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
-                // sops reads YAML 1.2 (go-yaml v3): `yes` is a string, and a plain
-                // leaf's MAC bytes depend on that.
-                strict_booleans: true,
-                with_snippet: false,
-            };
-            let docs: Vec<Node> = serde_saphyr::from_str_multiple_with_options(text, options)
-                .map_err(|e| format!("not YAML: {}", one_line(&e.to_string())))?;
-            Ok(docs.into_iter().filter(|d| *d != Node::Null).collect())
-        }
-        Format::Dotenv => Ok(vec![env::parse(text)?]),
-    }
-}
-
-fn one_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_string()
-}
-
-/// What the `sops` key says, as far as decryption needs it.
-struct Metadata {
-    /// `(recipient, armored age file)` per age key.
-    age: Vec<(String, String)>,
-    /// Other key types present, named for the error when no age key opens.
-    others: Vec<&'static str>,
-    rules: Rules,
-    mac: String,
-    lastmodified: String,
-}
-
-const OTHER_KEYS: &[(&str, &str)] = &[
-    ("pgp", "PGP"),
-    ("kms", "AWS KMS"),
-    ("gcp_kms", "GCP KMS"),
-    ("azure_kv", "Azure Key Vault"),
-    ("hc_vault", "HashiCorp Vault"),
-    ("hckms", "Huawei Cloud KMS"),
-];
-
-impl Metadata {
-    fn read(sops: &Node) -> Result<Self, String> {
-        let text = |key: &str| sops.get(key).and_then(Node::as_str).map(str::to_string);
-        for key in ["encrypted_comment_regex", "unencrypted_comment_regex"] {
-            if text(key).is_some_and(|v| !v.is_empty()) {
-                return Err(format!("sops.{key} is not supported"));
-            }
-        }
-        let groups = match sops.get("key_groups") {
-            Some(Node::Seq(groups)) if groups.len() > 1 => {
-                return Err(format!(
-                    "encrypted with {} Shamir key groups; hawser decrypts only files with one group of age keys",
-                    groups.len()
-                ));
-            }
-            Some(Node::Seq(groups)) => groups.iter().collect::<Vec<_>>(),
-            _ => vec![sops],
-        };
-        let mut age = Vec::new();
-        let mut others = Vec::new();
-        for group in groups {
-            if let Some(Node::Seq(entries)) = group.get("age") {
-                for entry in entries {
-                    let recipient = entry.get("recipient").and_then(Node::as_str);
-                    let enc = entry.get("enc").and_then(Node::as_str);
-                    if let (Some(r), Some(e)) = (recipient, enc) {
-                        age.push((r.to_string(), e.to_string()));
-                    }
-                }
-            }
-            for (key, name) in OTHER_KEYS {
-                if matches!(group.get(key), Some(Node::Seq(items)) if !items.is_empty()) {
-                    others.push(*name);
-                }
-            }
-        }
-        let regex = |key: &str| -> Result<Option<Regex>, String> {
-            text(key)
-                .filter(|v| !v.is_empty())
-                .map(|v| Regex::new(&v).map_err(|_| format!("sops.{key} is not a valid regex")))
-                .transpose()
-        };
-        let rules = Rules {
-            unencrypted_suffix: text("unencrypted_suffix").filter(|v| !v.is_empty()),
-            encrypted_suffix: text("encrypted_suffix").filter(|v| !v.is_empty()),
-            unencrypted_regex: regex("unencrypted_regex")?,
-            encrypted_regex: regex("encrypted_regex")?,
-            // dotenv metadata is all strings.
-            mac_only_encrypted: match sops.get("mac_only_encrypted") {
-                Some(Node::Bool(b)) => *b,
-                Some(Node::Str(s)) => s == "true",
-                _ => false,
-            },
-        };
-        Ok(Self {
-            age,
-            others,
-            rules,
-            mac: text("mac").unwrap_or_default(),
-            lastmodified: text("lastmodified").ok_or("sops.lastmodified is missing")?,
-        })
-    }
-
-    /// The 32-byte data key, from the first age recipient an identity opens.
-    fn data_key(&self, keys: &Keys) -> Result<[u8; 32], String> {
-        let mine: HashMap<String, ()> = keys
-            .identities
-            .iter()
-            .map(|id| (id.recipient(), ()))
-            .collect();
-        // Recipients listed for one of our identities first; then every stanza, as a
-        // file's recipient list may be stale.
-        let mut order: Vec<&(String, String)> = self.age.iter().collect();
-        order.sort_by_key(|(r, _)| !mine.contains_key(r));
-        let mut last_error = None;
-        for (_, enc) in order {
-            match age::decrypt_armored(enc, &keys.identities) {
-                Ok(key) => {
-                    return <[u8; 32]>::try_from(key)
-                        .map_err(|_| "the age-wrapped data key is not 32 bytes".to_string());
-                }
-                Err(AgeError::NoMatch) => {}
-                Err(e) => last_error = Some(e),
-            }
-        }
-        if let Some(e) = last_error {
-            return Err(format!("the data key does not decrypt: {e}"));
-        }
-        let recipients: Vec<&str> = self.age.iter().map(|(r, _)| r.as_str()).collect();
-        let mut reason = if recipients.is_empty() {
-            "encrypted for no age recipient".to_string()
-        } else {
-            format!(
-                "no identity in --sops-age-key-file matches its age recipients {}",
-                recipients.join(", ")
-            )
-        };
-        if !self.others.is_empty() {
-            reason.push_str(&format!(
-                "; its {} keys are not used by hawser (age only)",
-                self.others.join(", ")
-            ));
-        }
-        Err(reason)
-    }
 }

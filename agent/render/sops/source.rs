@@ -15,10 +15,8 @@
 //! source, which hawser does not turn back into text (sops re-emits those with its
 //! own formatting, which the generated hash would depend on).
 
-use crate::manifests::ParseLimits;
-
+use super::file::{Budget, Format, Keys, decrypt_text, parse};
 use super::tree::Node;
-use super::{Format, Keys, decrypt_text, parse};
 
 /// The store sops uses for a generator source, picked from a name as Flux picks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +88,7 @@ pub fn decrypt_source(
     bytes: &[u8],
     format: SourceFormat,
     keys: Option<&Keys>,
-    limits: &ParseLimits,
+    limits: &Budget,
 ) -> Result<Option<Vec<u8>>, String> {
     let marker = format.marker();
     if !bytes.windows(marker.len()).any(|w| w == marker) {
@@ -174,7 +172,7 @@ mod tests {
 
     #[test]
     fn plain_sources_pass_and_unsupported_ones_are_named() {
-        let limits = ParseLimits::default();
+        let limits = Budget::default();
         let none = decrypt_source(b"A=1\n", SourceFormat::Dotenv, None, &limits);
         assert_eq!(none, Ok(None));
         let yaml = b"a: ENC[x]\nsops:\n  mac: ENC[y]\n";

@@ -107,11 +107,11 @@ fn is_rate_limit(header: &dyn Fn(&str) -> Option<String>, message: &str) -> bool
         || message.to_ascii_lowercase().contains("rate limit")
 }
 
-/// How long the forge asked to wait: `Retry-After` seconds, else the reset time of an
+/// How long the forge asked to wait: `Retry-After` (seconds or a date), else the reset time of an
 /// exhausted primary limit. `None` when it did not say.
 fn rate_limit_wait(header: &dyn Fn(&str) -> Option<String>, now: SystemTime) -> Option<Duration> {
-    if let Some(secs) = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()) {
-        return Some(Duration::from_secs(secs));
+    if let Some(wait) = header("retry-after").and_then(|v| crate::duration::retry_after(&v, now)) {
+        return Some(wait);
     }
     exhausted_wait(header, now)
 }

@@ -297,14 +297,14 @@ pub fn parse_commit(id: ObjectId, data: &[u8]) -> Result<(Vec<ObjectId>, i64), B
 
 /// A `Read + Seek` view of `len` bytes of `inner` starting at `start`: the pack
 /// inside a bundle file, as the pack decoder expects to see it.
-pub struct Window<R> {
+pub struct ByteRange<R> {
     inner: R,
     start: u64,
     len: u64,
     pos: u64,
 }
 
-impl<R: Read + Seek> Window<R> {
+impl<R: Read + Seek> ByteRange<R> {
     pub fn new(inner: R, start: u64, len: u64) -> Self {
         Self {
             inner,
@@ -315,7 +315,7 @@ impl<R: Read + Seek> Window<R> {
     }
 }
 
-impl<R: Read + Seek> Read for Window<R> {
+impl<R: Read + Seek> Read for ByteRange<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.len.saturating_sub(self.pos);
         if left == 0 {
@@ -329,7 +329,7 @@ impl<R: Read + Seek> Read for Window<R> {
     }
 }
 
-impl<R: Read + Seek> Seek for Window<R> {
+impl<R: Read + Seek> Seek for ByteRange<R> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
         let pos = match to {
             SeekFrom::Start(p) => Some(p),

@@ -111,7 +111,7 @@ fn refs_are_selected_like_git_does() {
 
 #[test]
 fn window_shows_only_its_slice() {
-    let mut w = Window::new(Cursor::new(b"headerPACKDATA".to_vec()), 6, 8);
+    let mut w = ByteRange::new(Cursor::new(b"headerPACKDATA".to_vec()), 6, 8);
     assert_eq!(w.seek(SeekFrom::End(0)).unwrap(), 8);
     w.seek(SeekFrom::Start(0)).unwrap();
     let mut all = Vec::new();

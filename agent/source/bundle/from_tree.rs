@@ -16,7 +16,7 @@ use flate2::Compression;
 use flate2::write::ZlibEncoder;
 use sha1_checked::{Digest, Sha1};
 
-use super::check::{self, Window};
+use super::check::{self, ByteRange};
 use super::header::Header;
 use super::write::{self, Created};
 use crate::source::git::object::{Kind, ObjectId, object_id};
@@ -78,7 +78,7 @@ pub fn create_from_oci(
         len: 0,
     };
     let files = {
-        let mut reader = Pack::open(Window::new(&mut pack, 0, len), limits.max_object_bytes)
+        let mut reader = Pack::open(ByteRange::new(&mut pack, 0, len), limits.max_object_bytes)
             .map_err(|e| SourceError::Git {
                 url: out.display().to_string(),
                 source: e,

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::check::{self, Content, Window};
+use super::check::{self, ByteRange, Content};
 use super::header::{self, Header};
 use super::sign::BundleSigner;
 use super::{BundleError, BundleOptions};
@@ -86,7 +86,7 @@ pub fn check_bundle(
 pub fn open_pack<'f>(
     file: &'f mut File,
     limits: &FetchLimits,
-) -> Result<(Header, Pack<Window<&'f mut File>>), BundleError> {
+) -> Result<(Header, Pack<ByteRange<&'f mut File>>), BundleError> {
     let here = Path::new("bundle");
     rewind(file, here)?;
     let len = file.metadata().map_err(|e| BundleError::io(here, e))?.len();
@@ -98,7 +98,7 @@ pub fn open_pack<'f>(
             max: limits.max_pack_bytes,
         });
     }
-    let window = Window::new(file, header.len, pack_len);
+    let window = ByteRange::new(file, header.len, pack_len);
     let pack = Pack::open(window, limits.max_object_bytes).map_err(|e| match e {
         // git writes bundles with `--thin`: deltas may lean on prerequisite objects.
         GitError::MissingObject(base) if !header.prerequisites.is_empty() => {

@@ -9,7 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::check::{self, Window};
+use super::check::{self, ByteRange};
 use super::header::Header;
 use super::sign;
 use crate::source::git::object::{Kind, ObjectId};
@@ -49,11 +49,14 @@ pub fn create(
         .seek(SeekFrom::End(0))
         .map_err(|e| SourceError::write(out, e))?;
     let (prerequisites, objects, files) = {
-        let mut pack = Pack::open(Window::new(&mut pack_file, 0, len), limits.max_object_bytes)
-            .map_err(|e| SourceError::Git {
-                url: shown.clone(),
-                source: e,
-            })?;
+        let mut pack = Pack::open(
+            ByteRange::new(&mut pack_file, 0, len),
+            limits.max_object_bytes,
+        )
+        .map_err(|e| SourceError::Git {
+            url: shown.clone(),
+            source: e,
+        })?;
         let data = pack
             .read(&commit, Kind::Commit)
             .map_err(|e| SourceError::Git {

@@ -212,10 +212,7 @@ impl Registry {
             if (200..300).contains(&status) {
                 return Ok(resp);
             }
-            return Err(SourceError::Http {
-                url: self.shown(path),
-                status,
-            });
+            return Err(crate::source::http::status_error(&self.shown(path), &resp));
         }
     }
 
@@ -398,7 +395,7 @@ impl Registry {
         let status = resp.status().as_u16();
         let shown = crate::source::redact_url(&url);
         if !(200..300).contains(&status) {
-            return Err(SourceError::Http { url: shown, status });
+            return Err(crate::source::http::status_error(&shown, &resp));
         }
         let mut body = self.client.body(&url, resp);
         let mut bytes = Vec::new();
