@@ -256,6 +256,14 @@ impl Expected {
             }
         })
         .await;
+        if matched != expected {
+            // Why a tick renders after all: what a full plan will dry-run again.
+            tracing::debug!(
+                objects = expected,
+                not_as_observed = expected.saturating_sub(matched),
+                "objects changed since their last dry run; planning the revision in full"
+            );
+        }
         matched == expected
     }
 }
