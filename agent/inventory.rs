@@ -5,11 +5,16 @@
 //! The parent is a ConfigMap in the agent's namespace. Besides the ApplySet label and
 //! annotations it stores the exact member list (`data.inventory`, one JSON object per
 //! member), so pruning needs no list calls, and the last status (`data.status`).
+//! A list too long to read comfortably (over [`PLAIN_MAX`]) is stored gzipped in
+//! `binaryData["inventory.gz"]` instead: a ConfigMap holds at most 1 MiB, which plain
+//! lines outgrow near 20,000 members, and gzip packs them ~10× (the names repeat).
+//! kubectl reads only the label and annotations, which are the same either way.
 //!
 //! In: the client and the parent's name/namespace. Out: the recorded members, and
 //! writes of the parent that happen only when its content changes.
 
 use std::collections::BTreeSet;
+use std::io::{Read as _, Write as _};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -37,7 +42,16 @@ pub fn apply_params() -> PatchParams {
 /// The annotation on the inventory parent that stops every write.
 pub const SUSPEND_ANNOTATION: &str = "hawser.dev/suspend";
 const INVENTORY_KEY: &str = "inventory";
+/// The gzipped member list, in `binaryData`, when it is longer than [`PLAIN_MAX`].
+const PACKED_KEY: &str = "inventory.gz";
 pub const STATUS_KEY: &str = "status";
+/// Longest member list kept as plain text (~5,000 members).
+pub const PLAIN_MAX: usize = 256 * 1024;
+/// What a ConfigMap's data and binaryData may hold together.
+const CONFIGMAP_MAX: usize = 1024 * 1024;
+/// Longest member list a packed inventory may unpack to: a bound on what a parent
+/// (which anyone who may edit it controls) can make the agent allocate.
+const UNPACKED_MAX: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
@@ -72,11 +86,20 @@ pub enum InventoryError {
         found: String,
         expected: String,
     },
-    #[error("ConfigMap {namespace}/{name}: data.inventory is not a valid member list: {reason}")]
+    #[error("ConfigMap {namespace}/{name}: {reason}")]
     Corrupt {
         namespace: String,
         name: String,
         reason: String,
+    },
+    #[error(
+        "ConfigMap {namespace}/{name}: the list of {members} members is {bytes} bytes gzipped, over the 1 MiB a ConfigMap holds; split the objects across agents"
+    )]
+    TooLarge {
+        namespace: String,
+        name: String,
+        members: usize,
+        bytes: usize,
     },
 }
 
@@ -206,21 +229,48 @@ pub async fn read(client: &kube::Client, parent: &Parent) -> Result<Recorded, In
             expected: parent.id(),
         });
     }
-    let data = cm.data.unwrap_or_default();
-    let members = match data.get(INVENTORY_KEY) {
-        Some(text) => parse_members(text).map_err(|reason| InventoryError::Corrupt {
-            namespace: parent.namespace.clone(),
-            name: parent.name.clone(),
-            reason,
-        })?,
+    let corrupt = |reason| InventoryError::Corrupt {
+        namespace: parent.namespace.clone(),
+        name: parent.name.clone(),
+        reason,
+    };
+    let members = match members_text(&cm).map_err(corrupt)? {
+        Some((text, field)) => parse_members(&text)
+            .map_err(|e| corrupt(format!("{field} is not a valid member list: {e}")))?,
         None => BTreeSet::new(),
     };
+    let data = cm.data.unwrap_or_default();
     Ok(Recorded {
         exists: true,
         members,
         status: data.get(STATUS_KEY).cloned(),
         annotations: annotations.into_iter().collect(),
     })
+}
+
+/// The parent's member list as text, and the field it came from: the packed form
+/// when present (a parent written by this hawser), else `data.inventory` (small lists,
+/// and every parent an earlier hawser wrote). `None` when the parent has neither.
+pub fn members_text(cm: &ConfigMap) -> Result<Option<(String, &'static str)>, String> {
+    const PACKED: &str = "binaryData[\"inventory.gz\"]";
+    if let Some(packed) = cm.binary_data.as_ref().and_then(|b| b.get(PACKED_KEY)) {
+        let mut text = String::new();
+        let read = flate2::read::GzDecoder::new(packed.0.as_slice())
+            .take(UNPACKED_MAX + 1)
+            .read_to_string(&mut text);
+        return match read {
+            Err(e) => Err(format!("{PACKED} is not gzipped UTF-8 text: {e}")),
+            Ok(n) if n as u64 > UNPACKED_MAX => Err(format!(
+                "{PACKED} unpacks to more than {UNPACKED_MAX} bytes"
+            )),
+            Ok(_) => Ok(Some((text, PACKED))),
+        };
+    }
+    Ok(cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(INVENTORY_KEY))
+        .map(|text| (text.clone(), "data.inventory")))
 }
 
 fn parse_members(text: &str) -> Result<BTreeSet<Member>, String> {
@@ -239,12 +289,44 @@ fn render_members(members: &BTreeSet<Member>) -> String {
         .collect()
 }
 
+/// The member list as the parent stores it: plain lines up to [`PLAIN_MAX`] (in
+/// `data`), gzipped beyond (in `binaryData`).
+enum Stored {
+    Plain(String),
+    Packed(Vec<u8>),
+}
+
+fn store_members(parent: &Parent, members: &BTreeSet<Member>) -> Result<Stored, InventoryError> {
+    let text = render_members(members);
+    if text.len() <= PLAIN_MAX {
+        return Ok(Stored::Plain(text));
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail.
+    let packed = gz
+        .write_all(text.as_bytes())
+        .and_then(|()| gz.finish())
+        .unwrap_or_default();
+    // The API server counts binaryData's bytes (not their base64) towards the 1 MiB;
+    // the status needs room too.
+    let bytes = packed.len();
+    if bytes > CONFIGMAP_MAX - 64 * 1024 {
+        return Err(InventoryError::TooLarge {
+            namespace: parent.namespace.clone(),
+            name: parent.name.clone(),
+            members: members.len(),
+            bytes,
+        });
+    }
+    Ok(Stored::Packed(packed))
+}
+
 /// The parent's desired label, annotations and member list for a set of members.
 fn parent_object(
     parent: &Parent,
     members: &BTreeSet<Member>,
     status: Option<&str>,
-) -> serde_json::Value {
+) -> Result<serde_json::Value, InventoryError> {
     let mut kinds: Vec<String> = members
         .iter()
         .map(|m| {
@@ -265,11 +347,19 @@ fn parent_object(
     namespaces.sort();
     namespaces.dedup();
     let mut data = serde_json::Map::new();
-    data.insert(INVENTORY_KEY.into(), render_members(members).into());
+    let mut binary = serde_json::Map::new();
+    match store_members(parent, members)? {
+        Stored::Plain(text) => {
+            data.insert(INVENTORY_KEY.into(), text.into());
+        }
+        Stored::Packed(bytes) => {
+            binary.insert(PACKED_KEY.into(), crate::encoding::base64(&bytes).into());
+        }
+    }
     if let Some(status) = status {
         data.insert(STATUS_KEY.into(), status.into());
     }
-    serde_json::json!({
+    let mut object = serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
@@ -283,7 +373,13 @@ fn parent_object(
             },
         },
         "data": data,
-    })
+    });
+    // Left out when empty: an apply that no longer sends a field hawser owned removes
+    // it, so the form not used is deleted from the parent.
+    if !binary.is_empty() {
+        object["binaryData"] = binary.into();
+    }
+    Ok(object)
 }
 
 /// Writes the parent with exactly `members` (and the status, when given), unless it
@@ -300,7 +396,7 @@ pub async fn write(
         .map(str::to_string)
         .or_else(|| recorded.status.clone());
     let status = status.as_deref();
-    let desired = parent_object(parent, members, status);
+    let desired = parent_object(parent, members, status)?;
     let same_members = recorded.exists && recorded.members == *members;
     let same_status = recorded.status.as_deref() == status;
     let same_annotations = desired["metadata"]["annotations"]
@@ -406,11 +502,69 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let obj = parent_object(&parent, &members, None);
+        let obj = parent_object(&parent, &members, None).unwrap();
         let ann = &obj["metadata"]["annotations"];
         assert_eq!(ann[GROUP_KINDS], "ConfigMap,Deployment.apps,Namespace");
         assert_eq!(ann[NAMESPACES], "b-ns,shop");
         let text = obj["data"][INVENTORY_KEY].as_str().unwrap();
         assert_eq!(parse_members(text).unwrap(), members);
+        assert!(obj.get("binaryData").is_none());
+    }
+
+    fn many(n: usize) -> BTreeSet<Member> {
+        (0..n)
+            .map(|i| Member {
+                group: "apps".into(),
+                version: "v1".into(),
+                kind: "Deployment".into(),
+                namespace: Some(format!("tenant-{}", i % 7)),
+                name: format!("service-with-a-long-descriptive-name-{i:06}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_member_list_is_packed_and_reads_back() {
+        let parent = Parent {
+            namespace: "gitops".into(),
+            name: "hawser".into(),
+        };
+        let members = many(30_000);
+        assert!(
+            render_members(&members).len() > CONFIGMAP_MAX,
+            "the test needs > 1 MiB"
+        );
+        let obj = parent_object(&parent, &members, Some("ok")).unwrap();
+        assert!(obj["data"].get(INVENTORY_KEY).is_none(), "not kept twice");
+        assert_eq!(obj["data"][STATUS_KEY], "ok");
+        let cm: ConfigMap = serde_json::from_value(obj).unwrap();
+        let packed = &cm.binary_data.as_ref().unwrap()[PACKED_KEY].0;
+        assert!(packed.len() < CONFIGMAP_MAX / 4, "{} bytes", packed.len());
+        let (text, field) = members_text(&cm).unwrap().unwrap();
+        assert_eq!(field, "binaryData[\"inventory.gz\"]");
+        assert_eq!(parse_members(&text).unwrap(), members);
+    }
+
+    #[test]
+    fn a_packed_list_that_is_not_gzip_or_too_long_is_refused() {
+        let mut cm = ConfigMap::default();
+        let bad = k8s_openapi::ByteString(b"not gzip".to_vec());
+        cm.binary_data = Some([(PACKED_KEY.to_string(), bad)].into_iter().collect());
+        let err = members_text(&cm).unwrap_err();
+        assert!(
+            err.starts_with("binaryData[\"inventory.gz\"] is not gzipped"),
+            "{err}"
+        );
+
+        // A bomb: 65 MiB of newlines packs into ~64 KB.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![b'\n'; 1024 * 1024];
+        for _ in 0..65 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = k8s_openapi::ByteString(gz.finish().unwrap());
+        cm.binary_data = Some([(PACKED_KEY.to_string(), bomb)].into_iter().collect());
+        let err = members_text(&cm).unwrap_err();
+        assert!(err.contains("unpacks to more than"), "{err}");
     }
 }

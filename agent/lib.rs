@@ -45,8 +45,8 @@
 //! 6. **Objects** — `manifests`, the pure stage that parses and describes objects
 //!    (`ObjectRef`, `Namespacing`, `worth_watching`): below the Kubernetes layer so
 //!    that every layer names objects the same way. It imports nothing of the crate.
-//! 7. **Bottom** — `errors` (one-line error text), `encoding`, `duration`: no
-//!    imports from the crate.
+//! 7. **Bottom** — `errors` (one-line error text), `encoding`, `duration`,
+//!    `memory` (returning freed heap to the system): no imports from the crate.
 //!
 //! The middle is pure: `manifests`, `render`, diffing, ordering, status wording
 //! (`report::outcome`, `report::forge::describe`) are plain functions over plain
@@ -65,6 +65,7 @@ pub mod gate;
 pub mod health;
 pub mod inventory;
 pub mod manifests;
+pub mod memory;
 pub mod pipeline;
 pub mod plan;
 pub mod reconcile;

@@ -8,9 +8,11 @@
 //! nothing contacted but discovery), the dry run fails (rejected, nothing written),
 //! the prune guard trips (rejected), a write fails (transient or not).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 
 use crate::apply::{self, Applied, ApplyError};
 use crate::cluster::{ClusterError, Discovered};
@@ -82,6 +84,48 @@ pub struct Tree {
 pub struct PlannedRevision {
     pub plan: Plan,
     pub recorded: Recorded,
+    /// The substitution variables it was rendered with.
+    pub variables: VariablesDigest,
+}
+
+/// The `--substitute-from` variables as read at one reconcile. Besides the tree (which
+/// is immutable for a revision), they are all a render depends on that can change
+/// while the agent runs: the decryption keys and the other variables are fixed.
+pub struct Variables(BTreeMap<String, String>);
+
+/// A digest of [`Variables`], to tell whether a render would see the same ones. Kept
+/// in memory only and never shown: the values may come from a Secret.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct VariablesDigest([u8; 32]);
+
+impl std::fmt::Debug for VariablesDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VariablesDigest(..)")
+    }
+}
+
+impl Variables {
+    pub fn digest(&self) -> VariablesDigest {
+        let mut hash = Sha256::new();
+        for (key, value) in &self.0 {
+            // Lengths first: no pair can be read as another.
+            hash.update((key.len() as u64).to_le_bytes());
+            hash.update(key.as_bytes());
+            hash.update((value.len() as u64).to_le_bytes());
+            hash.update(value.as_bytes());
+        }
+        VariablesDigest(hash.finalize().into())
+    }
+}
+
+/// Reads the substitution variables from the cluster (none without `--substitute-from`).
+pub async fn variables(client: &kube::Client, target: &Target) -> Result<Variables, PipelineError> {
+    let from = &target.render.substitution.from;
+    if from.is_empty() {
+        return Ok(Variables(BTreeMap::new()));
+    }
+    let vars = crate::cluster::vars::read(client, &target.parent.namespace, from).await?;
+    Ok(Variables(vars))
 }
 
 /// Loads and checks the manifests, with namespaced-ness from discovery (and from
@@ -92,14 +136,22 @@ pub async fn load(
     tree: &Tree,
     target: &Target,
 ) -> Result<ManifestSet, PipelineError> {
+    let vars = variables(client, target).await?;
+    load_with_variables(client, discovered, tree, target, vars).await
+}
+
+/// [`load`] with the substitution variables already read.
+async fn load_with_variables(
+    client: &kube::Client,
+    discovered: &mut Discovered,
+    tree: &Tree,
+    target: &Target,
+    vars: Variables,
+) -> Result<ManifestSet, PipelineError> {
     // Render first: a kustomization becomes its documents, plain files pass through.
     // Substitution variables from the cluster are read fresh for every render.
     let mut options = target.render.clone();
-    let sub = &mut options.substitution;
-    if !sub.from.is_empty() {
-        sub.fetched =
-            crate::cluster::vars::read(client, &target.parent.namespace, &sub.from).await?;
-    }
+    options.substitution.fetched = vars.0;
     let docs = render::load_with(
         &tree.root,
         tree.subpath.as_deref(),
@@ -156,7 +208,9 @@ pub async fn plan(
     target: &Target,
     memory: Memory<'_>,
 ) -> Result<PlannedRevision, PipelineError> {
-    let set = load(client, discovered, tree, target).await?;
+    let vars = variables(client, target).await?;
+    let digest = vars.digest();
+    let set = load_with_variables(client, discovered, tree, target, vars).await?;
     let recorded = inventory::read(client, &target.parent).await?;
     let plan = plan::plan(
         client,
@@ -171,7 +225,11 @@ pub async fn plan(
         memory,
     )
     .await?;
-    Ok(PlannedRevision { plan, recorded })
+    Ok(PlannedRevision {
+        plan,
+        recorded,
+        variables: digest,
+    })
 }
 
 /// Plans and applies the tree.

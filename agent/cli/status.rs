@@ -87,10 +87,11 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         );
         return Ok(Exit::Success);
     }
-    let data = cm.data.unwrap_or_default();
-    let members = data
-        .get("inventory")
-        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+    // A packed list that does not unpack counts as none here; the agent names it.
+    let members = inventory::members_text(&cm)
+        .ok()
+        .flatten()
+        .map(|(t, _)| t.lines().filter(|l| !l.trim().is_empty()).count())
         .unwrap_or(0);
     let id = cm
         .metadata

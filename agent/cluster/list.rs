@@ -39,10 +39,38 @@ pub async fn list_by_id<'a, I: Item, T: Send + 'static>(
             .entry(key)
             .or_insert_with(|| (id.clone(), kind.clone()));
     }
-    let selector = format!("{PART_OF}={applyset_id}");
     let mut out = HashMap::new();
+    list_each::<I, T>(
+        client,
+        groups.into_values().collect(),
+        applyset_id,
+        each,
+        |template, name, reduced| {
+            let id = ObjectRef {
+                name,
+                ..template.clone()
+            };
+            out.insert(id, reduced);
+        },
+    )
+    .await;
+    out
+}
+
+/// Lists the ApplySet's members of each (kind, namespace) that `lists` names by a
+/// template identity (its name is not used), and hands every item's reduction to
+/// `sink` with its list's template and its name: nothing is kept here. A list that
+/// fails is logged and its items are never handed on.
+pub async fn list_each<I: Item, T: Send + 'static>(
+    client: &kube::Client,
+    lists: Vec<(ObjectRef, Kind)>,
+    applyset_id: &str,
+    each: fn(&Value) -> T,
+    mut sink: impl FnMut(&ObjectRef, String, T),
+) {
+    let selector = format!("{PART_OF}={applyset_id}");
     let mut tasks = JoinSet::new();
-    let mut queue = groups.into_values();
+    let mut queue = lists.into_iter();
     loop {
         while tasks.len() < CONCURRENCY {
             let Some((template, kind)) = queue.next() else {
@@ -68,13 +96,11 @@ pub async fn list_by_id<'a, I: Item, T: Send + 'static>(
             }
         };
         match listed {
-            Ok(items) => out.extend(items.into_iter().map(|(name, reduced)| {
-                let id = ObjectRef {
-                    name,
-                    ..template.clone()
-                };
-                (id, reduced)
-            })),
+            Ok(items) => {
+                for (name, reduced) in items {
+                    sink(&template, name, reduced);
+                }
+            }
             Err(e) => tracing::debug!(
                 kind = %template.group_kind(),
                 namespace = template.namespace.as_deref().unwrap_or(""),
@@ -83,7 +109,6 @@ pub async fn list_by_id<'a, I: Item, T: Send + 'static>(
             ),
         }
     }
-    out
 }
 
 /// The members of one kind in one namespace (or cluster-wide, for cluster-scoped

@@ -12,14 +12,15 @@
 //! Items are parsed with `managedFields` and `status` skipped rather than built
 //! ([`Lean`], see [`crate::cluster::list`]), a page at a time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::compare;
+use super::{Plan, compare};
 use crate::cluster::Kind;
-use crate::cluster::list::{Lean, list_by_id};
+use crate::cluster::list::{Lean, list_by_id, list_each};
+use crate::inventory::Member;
 use crate::manifests::{Manifest, ObjectRef};
 
 /// SHA-256 of an object's desired state (see [`digest`]).
@@ -97,12 +98,27 @@ fn short(digest: &Digest) -> Short {
 /// or name can hold one), with a cluster-scoped object's missing namespace marked apart
 /// from any namespace's name.
 fn id_key(id: &ObjectRef) -> Short {
+    named_key(id, &id.name)
+}
+
+/// [`id_key`] of the object called `name` in `list`'s kind and namespace.
+fn named_key(list: &ObjectRef, name: &str) -> Short {
     let mut hash = Sha256::new();
-    for part in [&id.group, &id.version, &id.kind] {
+    hash_identity(
+        &mut hash,
+        [&list.group, &list.version, &list.kind],
+        list.namespace.as_deref(),
+        name,
+    );
+    short(&hash.finalize().into())
+}
+
+fn hash_identity(hash: &mut Sha256, gvk: [&str; 3], namespace: Option<&str>, name: &str) {
+    for part in gvk {
         hash.update(part.as_bytes());
         hash.update([0]);
     }
-    match &id.namespace {
+    match namespace {
         Some(ns) => {
             hash.update([1]);
             hash.update(ns.as_bytes());
@@ -110,7 +126,21 @@ fn id_key(id: &ObjectRef) -> Short {
         None => hash.update([2]),
     }
     hash.update([0]);
-    hash.update(id.name.as_bytes());
+    hash.update(name.as_bytes());
+    hash.update([0]);
+}
+
+/// The digest of a member list: each member's identity, in the set's order.
+fn members_key(members: &BTreeSet<Member>) -> Short {
+    let mut hash = Sha256::new();
+    for m in members {
+        hash_identity(
+            &mut hash,
+            [&m.group, &m.version, &m.kind],
+            m.namespace.as_deref(),
+            &m.name,
+        );
+    }
     short(&hash.finalize().into())
 }
 
@@ -150,6 +180,91 @@ impl Observed {
 
     pub fn is_empty(&self) -> bool {
         self.results.is_empty()
+    }
+}
+
+/// What the last plan of a revision expects to find live: the LISTs (kind and
+/// namespace) its objects are in, how many objects each holds, and a digest of its
+/// member list. A few hundred bytes whatever the number of objects.
+///
+/// With the [`Observed`] results of the same plan it answers a drift tick's question
+/// without rendering the revision again: the tree is immutable, so the same revision
+/// with the same substitution variables renders the same bodies, whose dry runs
+/// produced the observed results. When every expected object is live as its result
+/// says and the inventory records exactly these members, a full plan would find every
+/// object unchanged and nothing to prune.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    lists: Vec<(ObjectRef, Kind, usize)>,
+    members: Short,
+}
+
+impl Expected {
+    /// What `plan` expects. `None` when some of its objects are planned only during
+    /// apply (kinds of CRDs in the same revision, objects of new Namespaces): those
+    /// have no observed result yet, so only a full plan can check them.
+    pub fn of(plan: &Plan) -> Option<Expected> {
+        if !plan.deferred.is_empty() {
+            return None;
+        }
+        // By the identity without its name: one entry per kind and namespace.
+        let mut lists: BTreeMap<ObjectRef, (Kind, usize)> = BTreeMap::new();
+        for p in &plan.objects {
+            let template = ObjectRef {
+                name: String::new(),
+                ..p.manifest.id.clone()
+            };
+            lists
+                .entry(template)
+                .or_insert_with(|| (p.kind.clone(), 0))
+                .1 += 1;
+        }
+        Some(Expected {
+            lists: lists
+                .into_iter()
+                .map(|(template, (kind, n))| (template, kind, n))
+                .collect(),
+            members: members_key(&plan.members),
+        })
+    }
+
+    /// Whether the inventory records exactly the members this plan had.
+    pub fn same_members(&self, recorded: &BTreeSet<Member>) -> bool {
+        members_key(recorded) == self.members
+    }
+
+    /// Lists the expected objects and tells whether every one of them is live exactly
+    /// as its last dry run said it would become. Only a count is kept: a list that
+    /// fails, an object missing, drifted or never observed makes it false.
+    pub async fn all_live_as_observed(
+        &self,
+        client: &kube::Client,
+        observed: &Observed,
+        applyset_id: &str,
+    ) -> bool {
+        let expected: usize = self.lists.iter().map(|(_, _, n)| n).sum();
+        let lists: Vec<(ObjectRef, Kind)> = self
+            .lists
+            .iter()
+            .map(|(t, k, _)| (t.clone(), k.clone()))
+            .collect();
+        let mut matched = 0;
+        list_each::<Lean, _>(client, lists, applyset_id, digest, |list, name, live| {
+            let seen = observed.results.get(&named_key(list, &name));
+            if seen.is_some_and(|(_, result)| *result == short(&live)) {
+                matched += 1;
+            }
+        })
+        .await;
+        if matched != expected {
+            // Why a tick renders after all: what a full plan will dry-run again.
+            tracing::debug!(
+                objects = expected,
+                not_as_observed = expected.saturating_sub(matched),
+                "objects changed since their last dry run; planning the revision in full"
+            );
+        }
+        matched == expected
     }
 }
 
@@ -234,5 +349,29 @@ mod tests {
         carried.keep(&base, &observed);
         assert!(carried.unchanged(&base, &[1; 32], Some(&[2; 32])));
         assert_eq!(carried.len(), 1);
+    }
+
+    #[test]
+    fn a_member_list_digest_changes_with_any_member() {
+        let m = |ns: &str, name: &str| Member {
+            group: String::new(),
+            version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some(ns.into()),
+            name: name.into(),
+        };
+        let set = |members: &[Member]| members.iter().cloned().collect::<BTreeSet<_>>();
+        let base = set(&[m("ns", "a"), m("ns", "b")]);
+        assert_eq!(members_key(&base), members_key(&base.clone()));
+        for other in [
+            set(&[m("ns", "a")]),
+            set(&[m("ns", "a"), m("ns", "b"), m("ns", "c")]),
+            set(&[m("ns", "a"), m("other", "b")]),
+            // The same characters, split between members differently.
+            set(&[m("ns", "ab"), m("ns", "")]),
+            BTreeSet::new(),
+        ] {
+            assert_ne!(members_key(&base), members_key(&other), "{other:?}");
+        }
     }
 }

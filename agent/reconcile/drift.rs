@@ -7,15 +7,41 @@
 //! failed transiently and is being retried), whose added objects must not be pruned;
 //! and the applied revision's cache entry gone or corrupt, which is re-fetched
 //! rather than silently not enforced.
+//!
+//! A steady tick renders nothing: when the last plan was of the applied revision with
+//! the same substitution variables, every object it planned is live as its dry run
+//! said, and the inventory records exactly its members, a full plan could only find
+//! no drift (see [`Expected`]). Anything else (a drifted or missing object, a changed
+//! variable, a list that fails) is planned in full, as before.
 
 use std::collections::BTreeSet;
 
 use super::{Agent, DriftMode};
 use crate::apply;
-use crate::inventory::Member;
+use crate::inventory::{self, Member};
+use crate::pipeline::{self, PlannedRevision, VariablesDigest};
+use crate::plan::live::Expected;
 use crate::plan::{Action, Plan};
 use crate::report::cluster::{self, Severity};
 use crate::source::Revision;
+
+/// What the last plan was of, and what it expects live.
+#[derive(Debug, Clone)]
+pub(super) struct LastPlan {
+    revision: String,
+    variables: VariablesDigest,
+    expected: Expected,
+}
+
+impl LastPlan {
+    pub(super) fn of(revision: &str, planned: &PlannedRevision) -> Option<LastPlan> {
+        Some(LastPlan {
+            revision: revision.to_string(),
+            variables: planned.variables,
+            expected: Expected::of(&planned.plan)?,
+        })
+    }
+}
 
 /// A revision whose apply began but has not ended, and its members.
 #[derive(Debug, Clone)]
@@ -44,8 +70,13 @@ impl Agent {
                 .await;
             return self.settings.drift_interval;
         }
-        let tree = self.tree_of(&entry);
-        let mut planned = match self.plan(&tree).await {
+        if self.steady(entry.revision().as_str()).await {
+            tracing::debug!(
+                "no drift: every object is as last planned (the revision was not rendered)"
+            );
+            return self.settings.drift_interval;
+        }
+        let mut planned = match self.plan(&entry).await {
             Ok(planned) => planned,
             Err(e) => {
                 self.handles.metrics.drift_check_failed();
@@ -147,6 +178,33 @@ impl Agent {
 }
 
 impl Agent {
+    /// Whether the applied revision is steady without rendering it: the last plan was
+    /// of it with the same variables, the inventory records its members, and every
+    /// object is live as observed. A failure to read anything is "not known steady":
+    /// the full plan then reads it again and reports what fails.
+    async fn steady(&self, revision: &str) -> bool {
+        let Some(last) = &self.last_plan else {
+            return false;
+        };
+        if last.revision != revision || self.in_flight.is_some() {
+            return false;
+        }
+        match pipeline::variables(&self.client, &self.target).await {
+            Ok(vars) if vars.digest() == last.variables => {}
+            _ => return false,
+        }
+        let recorded = match inventory::read(&self.client, &self.target.parent).await {
+            Ok(recorded) => recorded,
+            Err(_) => return false,
+        };
+        self.handles.metrics.set_suspended(recorded.suspended());
+        last.expected.same_members(&recorded.members)
+            && last
+                .expected
+                .all_live_as_observed(&self.client, &self.observed, &self.target.parent.id())
+                .await
+    }
+
     /// Keeps the objects a revision in flight added: they are not pruned, and stay
     /// in the inventory, so that the revision's retry (or its successor's apply)
     /// decides about them.

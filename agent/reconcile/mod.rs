@@ -89,6 +89,9 @@ pub struct Agent {
     /// What the last plan's dry runs produced: objects whose manifest and live state
     /// both still match need no dry run at the next drift tick.
     observed: Observed,
+    /// What the plan that produced `observed` expects live, to check a steady drift
+    /// tick without rendering.
+    last_plan: Option<drift::LastPlan>,
     /// The current source outage, if any.
     outage: Option<outage::Outage>,
     poll_backoff: Backoff,
@@ -153,6 +156,7 @@ impl Agent {
             state: State::default(),
             applied: None,
             observed: Observed::default(),
+            last_plan: None,
             outage: None,
             poll_backoff,
             drift_backoff,
@@ -218,10 +222,12 @@ impl Agent {
             if now >= next_poll {
                 let wait = self.poll().await;
                 next_poll = Instant::now() + wait;
+                crate::memory::release_free_pages();
             }
             if Instant::now() >= self.next_drift && !*shutdown.borrow() {
                 let wait = self.drift().await;
                 self.next_drift = Instant::now() + wait;
+                crate::memory::release_free_pages();
             }
         }
         if let Err(e) = self.cache.save_state(&self.state) {
@@ -381,9 +387,10 @@ impl Agent {
         }
     }
 
-    /// Plans `tree` with what earlier plans observed, and remembers what this one
-    /// observed for the next (revision or drift tick).
-    async fn plan(&mut self, tree: &Tree) -> Result<pipeline::PlannedRevision, PipelineError> {
+    /// Plans `entry` with what earlier plans observed, and remembers what this one
+    /// observed and expects for the next (revision or drift tick).
+    async fn plan(&mut self, entry: &Entry) -> Result<pipeline::PlannedRevision, PipelineError> {
+        let tree = &self.tree_of(entry);
         let memory = Memory {
             observed: &self.observed,
             keep: Keep::Writes,
@@ -397,6 +404,7 @@ impl Agent {
         )
         .await?;
         self.observed = planned.plan.observed(&self.observed);
+        self.last_plan = drift::LastPlan::of(entry.revision().as_str(), &planned);
         Ok(planned)
     }
 

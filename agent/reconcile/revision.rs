@@ -281,8 +281,7 @@ impl Agent {
             self.handles.metrics.set_suspended(true);
             return RevisionOutcome::Suspended;
         }
-        let tree = self.tree_of(entry);
-        let planned = match self.plan(&tree).await {
+        let planned = match self.plan(entry).await {
             Ok(planned) => planned,
             Err(e) => return RevisionOutcome::from_error(e),
         };
