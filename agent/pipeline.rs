@@ -8,7 +8,6 @@
 //! nothing contacted but discovery), the dry run fails (rejected, nothing written),
 //! the prune guard trips (rejected), a write fails (transient or not).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -19,6 +18,7 @@ use crate::cluster::{ClusterError, Discovered};
 use crate::inventory::{self, InventoryError, Parent, Recorded};
 use crate::manifests::{self, Document, ManifestError, ManifestSet, ParseLimits, Scope};
 use crate::plan::{self, Memory, Plan, PlanError, PruneGuard};
+use crate::render::substitute::Fetched;
 use crate::render::{self, RenderError};
 
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +91,7 @@ pub struct PlannedRevision {
 /// The `--substitute-from` variables as read at one reconcile. Besides the tree (which
 /// is immutable for a revision), they are all a render depends on that can change
 /// while the agent runs: the decryption keys and the other variables are fixed.
-pub struct Variables(BTreeMap<String, String>);
+pub struct Variables(Fetched);
 
 /// A digest of [`Variables`], to tell whether a render would see the same ones. Kept
 /// in memory only and never shown: the values may come from a Secret.
@@ -107,7 +107,10 @@ impl std::fmt::Debug for VariablesDigest {
 impl Variables {
     pub fn digest(&self) -> VariablesDigest {
         let mut hash = Sha256::new();
-        for (key, value) in &self.0 {
+        for (key, value) in &self.0.values {
+            // Where a value came from decides what printers mask, not the render;
+            // it is hashed too so a change of source is a new plan.
+            hash.update([u8::from(self.0.from_secret.contains(key))]);
             // Lengths first: no pair can be read as another.
             hash.update((key.len() as u64).to_le_bytes());
             hash.update(key.as_bytes());
@@ -122,7 +125,7 @@ impl Variables {
 pub async fn variables(client: &kube::Client, target: &Target) -> Result<Variables, PipelineError> {
     let from = &target.render.substitution.from;
     if from.is_empty() {
-        return Ok(Variables(BTreeMap::new()));
+        return Ok(Variables(Fetched::default()));
     }
     let vars = crate::cluster::vars::read(client, &target.parent.namespace, from).await?;
     Ok(Variables(vars))

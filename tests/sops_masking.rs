@@ -6,6 +6,7 @@
 //! server marks them `***`, `*** (before)`, `*** (after)`; and when the API server
 //! refuses a custom resource for its decrypted value, the agent's log, the Events,
 //! the inventory parent and `diff`'s stderr name the field, never the value.
+//! A value substituted from a Secret is masked the same way.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -347,4 +348,60 @@ fn diff_and_the_agent_keep_decrypted_values_of_any_kind_out_of_every_output() {
     }
     // The check was made: the failure reached the log.
     assert!(agent.logs().contains("spec.token"), "{}", agent.logs());
+}
+
+/// A value substituted from a Secret (`--substitute-from secret/NAME`) is Secret
+/// data in whatever kind it lands: `diff` masks the leaf that uses it, and shows
+/// the leaves that use only a ConfigMap's variables.
+#[test]
+fn a_value_substituted_from_a_secret_is_masked_in_any_kind() {
+    const FROM_SECRET: &str = "subst-secret-plain-4411";
+    let ns = TestNamespace::new("subst-mask");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = sa_kubeconfig(&ns.name, "hawser", AGENT_RULES, dir.path());
+    kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "db-vars",
+        "-n",
+        &ns.name,
+        &format!("--from-literal=password={FROM_SECRET}"),
+        "--from-literal=user=shop",
+    ]);
+    kubectl(&[
+        "create",
+        "configmap",
+        "cluster-vars",
+        "-n",
+        &ns.name,
+        "--from-literal=region=eu",
+        // A later ConfigMap value wins over the Secret's, and is not Secret data.
+        "--from-literal=user=ops",
+    ]);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(
+        tree.join("settings.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  url: \"db://${user}:${password}@db-${region}\"\n  region: \"${region}\"\n  owner: \"${user}\"\n",
+    )
+    .unwrap();
+    let out = hawser(
+        &[
+            "diff",
+            "--dir",
+            tree.to_str().unwrap(),
+            "--namespace",
+            &ns.name,
+            "--substitute-from",
+            "secret/db-vars,configmap/cluster-vars",
+        ],
+        &kubeconfig,
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("+  url: \"***\""), "{}", out.stdout);
+    assert!(out.stdout.contains("+  region: eu"), "{}", out.stdout);
+    assert!(out.stdout.contains("+  owner: ops"), "{}", out.stdout);
+    assert!(!out.stdout.contains(FROM_SECRET), "{}", out.stdout);
+    assert!(!out.stderr.contains(FROM_SECRET), "{}", out.stderr);
 }

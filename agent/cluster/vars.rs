@@ -2,17 +2,16 @@
 //! new render (Flux's `postBuild.substituteFrom`).
 //!
 //! In: the client, the agent's namespace and the sources in order. Out: their data
-//! keys as variables, later sources winning, newlines removed as Flux removes them.
+//! keys as variables, later sources winning, newlines removed as Flux removes them,
+//! and which of them a Secret gave (their leaves are masked like decrypted ones).
 //! What can go wrong is a [`VarsError`] naming the object: it cannot be read (a
 //! missing object included: Flux refuses unless `optional`), or a key is not a valid
 //! variable name. Values never appear in errors or logs.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 
-use crate::render::substitute::{VarSource, valid_name};
+use crate::render::substitute::{Fetched, VarSource, valid_name};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VarsError {
@@ -33,8 +32,8 @@ pub async fn read(
     client: &kube::Client,
     namespace: &str,
     sources: &[VarSource],
-) -> Result<BTreeMap<String, String>, VarsError> {
-    let mut vars = BTreeMap::new();
+) -> Result<Fetched, VarsError> {
+    let mut vars = Fetched::default();
     for source in sources {
         let failed = |e| VarsError::Read {
             source_ref: source.to_string(),
@@ -67,7 +66,11 @@ pub async fn read(
                     key,
                 });
             }
-            vars.insert(key, value.replace('\n', ""));
+            match source {
+                VarSource::Secret(_) => vars.from_secret.insert(key.clone()),
+                VarSource::ConfigMap(_) => vars.from_secret.remove(&key),
+            };
+            vars.values.insert(key, value.replace('\n', ""));
         }
     }
     Ok(vars)

@@ -10,14 +10,16 @@
 //!
 //! The expansion of one string is [`super::envsubst`]'s; unset variables become
 //! empty unless strict. A decrypted leaf stays sealed where substitution moves it
-//! (a key holding `${…}`).
+//! (a key holding `${…}`), and a leaf whose value uses a variable read from a
+//! Secret (`--substitute-from secret/NAME`) is sealed too: printers mask it as
+//! they mask a decrypted value.
 //!
 //! What can go wrong is a [`RenderError`] naming the file and the variable: a bad
 //! variable name (`^[_[:alpha:]][_[:alpha:][:digit:]]*$`), an unset variable in
 //! strict mode, a `${` without `}`, or a result that is no longer YAML. Values are
 //! never quoted in errors (they may come from Secrets).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -42,7 +44,7 @@ pub struct Substitution {
     pub from: Vec<VarSource>,
     /// What the objects of `from` held at this reconcile, later ones winning; filled
     /// in by the pipeline, which reads the cluster.
-    pub fetched: BTreeMap<String, String>,
+    pub fetched: Fetched,
     /// `--substitute KEY=VALUE`: highest precedence, as Flux's inline `substitute`.
     pub inline: BTreeMap<String, String>,
     pub strict: bool,
@@ -52,10 +54,30 @@ impl Substitution {
     /// Every variable, the later sources winning.
     pub fn vars(&self) -> BTreeMap<String, String> {
         let mut vars = self.builtin.clone();
-        vars.extend(self.fetched.clone());
+        vars.extend(self.fetched.values.clone());
         vars.extend(self.inline.clone());
         vars
     }
+
+    /// The variables whose value is a Secret's: read from one and not overridden
+    /// inline.
+    pub fn secret_names(&self) -> BTreeSet<&str> {
+        self.fetched
+            .from_secret
+            .iter()
+            .filter(|name| !self.inline.contains_key(*name))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// What the `--substitute-from` objects held at one reconcile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fetched {
+    pub values: BTreeMap<String, String>,
+    /// The names whose value came from a Secret (a later ConfigMap of the same key
+    /// wins, and the name leaves this set).
+    pub from_secret: BTreeSet<String>,
 }
 
 /// An object whose data become variables.
@@ -125,17 +147,35 @@ pub fn apply(
             ),
         ));
     }
+    // The variables with every Secret's value changed: a leaf that expands
+    // differently under them depends on a Secret.
+    let secret = sub.secret_names();
+    let shadow = (!secret.is_empty()).then(|| {
+        let mut shadow = vars.clone();
+        for (name, value) in shadow.iter_mut() {
+            if secret.contains(name.as_str()) {
+                value.push('\u{1}');
+            }
+        }
+        shadow
+    });
     for doc in docs.iter_mut() {
         if opted_out(&doc.value) {
             continue;
         }
         let file = doc.location.file.clone();
-        let mut keys = Renames::default();
-        substitute_value(&mut doc.value, &vars, sub.strict, limits, &mut keys)
+        let mut walk = Walk {
+            shadow: shadow.as_ref(),
+            ..Walk::default()
+        };
+        substitute_value(&mut doc.value, &vars, sub.strict, limits, &mut walk)
             .map_err(|reason| RenderError::file(&file, format!("substitution: {reason}")))?;
         // A decrypted leaf under a substituted key stays sealed at its new path.
-        for (parent, from, to) in keys.0 {
+        for (parent, from, to) in walk.renames {
             doc.sealed.rename(&parent, &from, &to);
+        }
+        for pointer in walk.sealed {
+            doc.sealed.insert(&pointer);
         }
     }
     Ok(())
@@ -145,21 +185,36 @@ pub fn apply(
 /// it again, so a plain `replicas: ${n}` becomes a number; hawser's values keep no
 /// quoting style, so a string that is exactly one `${…}` is read as a plain YAML
 /// scalar after substitution (number, boolean, null), any other stays a string.
-/// Mapping keys that substitution changed: `(parent pointer, old, new)`, deepest
-/// first.
+/// What one document's walk finds besides the new values.
 #[derive(Default)]
-struct Renames(Vec<(String, String, String)>, String);
+struct Walk<'v> {
+    /// Mapping keys that substitution changed: `(parent pointer, old, new)`,
+    /// deepest first.
+    renames: Vec<(String, String, String)>,
+    /// The pointer of the value being walked.
+    pointer: String,
+    /// The variables with each Secret's value changed (see [`apply`]), when any
+    /// variable is a Secret's.
+    shadow: Option<&'v BTreeMap<String, String>>,
+    /// Leaves whose value uses a Secret's variable.
+    sealed: Vec<String>,
+}
 
 fn substitute_value(
     value: &mut Value,
     vars: &BTreeMap<String, String>,
     strict: bool,
     limits: &ParseLimits,
-    keys: &mut Renames,
+    keys: &mut Walk<'_>,
 ) -> Result<(), String> {
     match value {
         Value::String(s) if s.contains('$') => {
             let out = eval(s, vars, strict)?;
+            if let Some(shadow) = keys.shadow
+                && eval(s, shadow, strict)? != out
+            {
+                keys.sealed.push(keys.pointer.clone());
+            }
             *value = if is_one_expression(s) {
                 plain_scalar(&out, limits).unwrap_or(Value::String(out))
             } else {
@@ -167,25 +222,25 @@ fn substitute_value(
             };
         }
         Value::Array(items) => {
-            let len = keys.1.len();
+            let len = keys.pointer.len();
             for (i, item) in items.iter_mut().enumerate() {
-                keys.1.push_str(&format!("/{i}"));
+                keys.pointer.push_str(&format!("/{i}"));
                 substitute_value(item, vars, strict, limits, keys)?;
-                keys.1.truncate(len);
+                keys.pointer.truncate(len);
             }
         }
         Value::Object(map) => {
             let old = std::mem::take(map);
-            let len = keys.1.len();
+            let len = keys.pointer.len();
             for (k, mut v) in old {
-                keys.1.push('/');
-                keys.1.push_str(&escape(&k));
+                keys.pointer.push('/');
+                keys.pointer.push_str(&escape(&k));
                 substitute_value(&mut v, vars, strict, limits, keys)?;
-                keys.1.truncate(len);
+                keys.pointer.truncate(len);
                 let k = if k.contains('$') {
                     let new = eval(&k, vars, strict)?;
                     if new != k {
-                        keys.0.push((keys.1.clone(), k, new.clone()));
+                        keys.renames.push((keys.pointer.clone(), k, new.clone()));
                     }
                     new
                 } else {
@@ -279,7 +334,7 @@ mod tests {
         ]);
         let sub = |text: &str| {
             let mut value = Value::String(text.into());
-            substitute_value(&mut value, &v, false, &limits, &mut Renames::default()).unwrap();
+            substitute_value(&mut value, &v, false, &limits, &mut Walk::default()).unwrap();
             value
         };
         assert_eq!(sub("${n}"), serde_json::json!(3));
@@ -288,5 +343,36 @@ mod tests {
         assert_eq!(sub("${q}"), serde_json::json!("x"));
         assert_eq!(sub("${missing}"), Value::Null);
         assert_eq!(sub("port-${n}"), serde_json::json!("port-3"));
+    }
+
+    /// A leaf that uses a Secret's variable is sealed; one that uses only others, or
+    /// a Secret's name overridden inline, is not.
+    #[test]
+    fn leaves_using_a_secret_variable_are_sealed() {
+        let doc = || {
+            Document::new(
+                crate::manifests::Location {
+                    file: "settings.yaml".into(),
+                    document: 1,
+                    line: None,
+                    item: None,
+                },
+                serde_json::json!({"data": {"dsn": "u:${pw}", "region": "${region}", "x": "${pw:-none}"}}),
+            )
+        };
+        let mut sub = Substitution::default();
+        sub.fetched.values = vars(&[("pw", "s3cret"), ("region", "eu")]);
+        sub.fetched.from_secret.insert("pw".into());
+        let limits = ParseLimits::default();
+        let mut docs = vec![doc()];
+        apply(&mut docs, &sub, &limits).unwrap();
+        let sealed: Vec<&str> = docs[0].sealed.pointers().collect();
+        assert_eq!(sealed, ["/data/dsn", "/data/x"]);
+        assert_eq!(docs[0].value["data"]["dsn"], "u:s3cret");
+
+        sub.inline = vars(&[("pw", "given")]);
+        let mut docs = vec![doc()];
+        apply(&mut docs, &sub, &limits).unwrap();
+        assert!(docs[0].sealed.is_empty());
     }
 }
