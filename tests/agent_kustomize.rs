@@ -35,9 +35,7 @@ spec:
 
 /// The generated ConfigMap's name as `kustomize build` renders the checkout.
 fn oracle_configmap_name(checkout: &Path) -> String {
-    let tools = std::env::var("HAWSER_TEST_TOOLS")
-        .expect("HAWSER_TEST_TOOLS must name the oracle tools (tests/env/build-tools)");
-    let out = Command::new(Path::new(&tools).join("kustomize"))
+    let out = Command::new(support::oracle::tool("kustomize"))
         .arg("build")
         .arg(checkout)
         .output()

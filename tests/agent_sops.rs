@@ -22,11 +22,7 @@ const PLAINTEXT: &str = "hunter2-e2e-plaintext";
 const TOKEN: &str = "tok-e2e-4417";
 const ENV_PLAINTEXT: &str = "hunter2-e2e-from-env";
 
-fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var_os("HAWSER_TEST_TOOLS")
-        .expect("HAWSER_TEST_TOOLS must name the oracle tools (tests/env/build-tools)");
-    Path::new(&dir).join(name)
-}
+use support::oracle::{self, tool};
 
 /// Encrypts `plain` with the real sops for the key in `key_file`.
 fn sops_encrypt(dir: &Path, key_file: &Path, plain: &str) -> String {
@@ -39,12 +35,7 @@ fn sops_encrypt(dir: &Path, key_file: &Path, plain: &str) -> String {
 }
 
 fn sops_encrypt_as(dir: &Path, key_file: &Path, plain: &str, options: &[&str]) -> String {
-    let out = Command::new(tool("age-keygen"))
-        .arg("-y")
-        .arg(key_file)
-        .output()
-        .unwrap();
-    let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let recipient = oracle::age_recipient(key_file);
     let src = dir.join("plain-secret.yaml");
     std::fs::write(&src, plain).unwrap();
     let out = Command::new(tool("sops"))
@@ -83,12 +74,7 @@ fn an_overlay_with_a_sops_secret_and_variables_is_applied_and_plaintext_stays_in
     let w = World::new("agent-sops");
     let keys = tempfile::tempdir().unwrap();
     let key_file = keys.path().join("age.txt");
-    let out = Command::new(tool("age-keygen"))
-        .arg("-o")
-        .arg(&key_file)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    oracle::age_keygen(&key_file);
 
     let secret = format!(
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: {PLAINTEXT}\n  token: {TOKEN}\n"
@@ -234,22 +220,8 @@ fn an_overlay_with_a_sops_secret_and_variables_is_applied_and_plaintext_stays_in
     // A file for another key, and a file whose MAC was removed: each rejected the
     // same way, the file (and the recipient it was encrypted for) named.
     let other_key = keys.path().join("other.txt");
-    let out = Command::new(tool("age-keygen"))
-        .arg("-o")
-        .arg(&other_key)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let other_recipient = Command::new(tool("age-keygen"))
-        .arg("-y")
-        .arg(&other_key)
-        .output()
-        .unwrap()
-        .stdout;
-    let other_recipient = String::from_utf8(other_recipient)
-        .unwrap()
-        .trim()
-        .to_string();
+    oracle::age_keygen(&other_key);
+    let other_recipient = oracle::age_recipient(&other_key);
     let no_mac: String = encrypted
         .lines()
         .filter(|l| !l.trim_start().starts_with("mac:"))

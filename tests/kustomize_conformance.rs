@@ -91,13 +91,12 @@ const HAWSER_EXCLUDED: &[(&str, &str)] = &[
 /// removing an exclusion; the test fails if fewer pass.
 const PASSING: usize = 149;
 
+#[path = "support/oracle.rs"]
+#[allow(dead_code)]
+mod oracle;
+
 fn kustomize() -> PathBuf {
-    let dir = std::env::var_os("HAWSER_TEST_TOOLS").unwrap_or_else(|| {
-        panic!("HAWSER_TEST_TOOLS is not set: run tests/env/build-tools and export its output")
-    });
-    let bin = Path::new(&dir).join("kustomize");
-    assert!(bin.is_file(), "no kustomize in {}", bin.display());
-    bin
+    oracle::tool("kustomize")
 }
 
 struct Case {

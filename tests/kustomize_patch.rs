@@ -17,13 +17,12 @@ use std::process::Command;
 use hawser::render::patch::{Merged, json6902, strategic_merge};
 use serde_json::{Value, json};
 
+#[path = "support/oracle.rs"]
+#[allow(dead_code)]
+mod oracle;
+
 fn kustomize() -> PathBuf {
-    let dir = std::env::var_os("HAWSER_TEST_TOOLS").unwrap_or_else(|| {
-        panic!("HAWSER_TEST_TOOLS is not set: run tests/env/build-tools and export its output")
-    });
-    let bin = Path::new(&dir).join("kustomize");
-    assert!(bin.is_file(), "no kustomize in {}", bin.display());
-    bin
+    oracle::tool("kustomize")
 }
 
 /// `kustomize build DIR`: the documents, or kustomize's error text.

@@ -26,17 +26,12 @@ fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-#[allow(clippy::expect_used)] // test helper
+#[path = "support/oracle.rs"]
+#[allow(dead_code)]
+mod oracle;
+
 fn kustomize_bin() -> PathBuf {
-    let tools = std::env::var("HAWSER_TEST_TOOLS")
-        .expect("HAWSER_TEST_TOOLS must name the oracle tools (tests/env/build-tools)");
-    let bin = Path::new(&tools).join("kustomize");
-    assert!(
-        bin.exists(),
-        "{} is missing: tests/env/build-tools did not build kustomize",
-        bin.display()
-    );
-    bin
+    oracle::tool("kustomize")
 }
 
 #[allow(clippy::unwrap_used)]

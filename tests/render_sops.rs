@@ -18,14 +18,9 @@ use serde_json::Value;
 #[path = "render_sops/generators.rs"]
 mod generators;
 
-fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var_os("HAWSER_TEST_TOOLS").unwrap_or_else(|| {
-        panic!("HAWSER_TEST_TOOLS is not set: run tests/env/build-tools and export its output")
-    });
-    let bin = Path::new(&dir).join(name);
-    assert!(bin.exists(), "{} is missing", bin.display());
-    bin
-}
+#[path = "support/oracle.rs"]
+mod oracle;
+use oracle::tool;
 
 /// A throwaway directory with age keys made by the real age-keygen.
 struct Fixture {
@@ -36,12 +31,7 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         for name in ["k1", "k2", "other"] {
-            let out = Command::new(tool("age-keygen"))
-                .arg("-o")
-                .arg(dir.path().join(format!("{name}.txt")))
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
+            oracle::age_keygen(&dir.path().join(format!("{name}.txt")));
         }
         Self { dir }
     }
@@ -51,13 +41,7 @@ impl Fixture {
     }
 
     fn recipient(&self, key: &str) -> String {
-        let out = Command::new(tool("age-keygen"))
-            .arg("-y")
-            .arg(self.path(&format!("{key}.txt")))
-            .output()
-            .unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        oracle::age_recipient(&self.path(&format!("{key}.txt")))
     }
 
     /// Encrypts `plain` with the real sops for `keys` into `tree/rel`.

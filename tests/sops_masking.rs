@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use hawser::manifests::ParseLimits;
@@ -24,13 +24,7 @@ use support::cluster::{
 use support::world::{World, until};
 use support::{GitServer, GitServerOptions, Repo};
 
-fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var_os("HAWSER_TEST_TOOLS")
-        .expect("HAWSER_TEST_TOOLS must name the oracle tools (tests/env/build-tools)");
-    let bin = Path::new(&dir).join(name);
-    assert!(bin.exists(), "{} is missing", bin.display());
-    bin
-}
+use support::oracle::{self, tool};
 
 /// An age key made by the real age-keygen, and the real sops to encrypt for it.
 struct Key {
@@ -40,12 +34,7 @@ struct Key {
 impl Key {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(tool("age-keygen"))
-            .arg("-o")
-            .arg(dir.path().join("age.txt"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        oracle::age_keygen(&dir.path().join("age.txt"));
         Self { dir }
     }
 
@@ -54,12 +43,7 @@ impl Key {
     }
 
     fn encrypt(&self, plain: &str, regex: &str) -> String {
-        let out = Command::new(tool("age-keygen"))
-            .arg("-y")
-            .arg(self.file())
-            .output()
-            .unwrap();
-        let recipient = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let recipient = oracle::age_recipient(Path::new(&self.file()));
         let src = self.dir.path().join("plain.yaml");
         std::fs::write(&src, plain).unwrap();
         let out = Command::new(tool("sops"))

@@ -6,16 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn tool(name: &str) -> PathBuf {
-    let dir = std::env::var_os("HAWSER_TEST_TOOLS")
-        .expect("HAWSER_TEST_TOOLS must name the oracle tools (tests/env/build-tools)");
-    let bin = Path::new(&dir).join(name);
-    assert!(bin.exists(), "{} is missing", bin.display());
-    bin
-}
+#[path = "support/oracle.rs"]
+mod oracle;
+use oracle::tool;
 
 const PLAIN: &str = "hunter2-refusal";
 const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2-refusal\n";
@@ -28,12 +24,7 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         for name in ["k1", "k2"] {
-            let out = Command::new(tool("age-keygen"))
-                .arg("-o")
-                .arg(dir.path().join(format!("{name}.txt")))
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{out:?}");
+            oracle::age_keygen(&dir.path().join(format!("{name}.txt")));
         }
         fs::create_dir(dir.path().join("tree")).unwrap();
         fs::write(dir.path().join("plain.yaml"), SECRET).unwrap();
@@ -45,12 +36,7 @@ impl Fixture {
     }
 
     fn recipient(&self, key: &str) -> String {
-        let out = Command::new(tool("age-keygen"))
-            .arg("-y")
-            .arg(self.path(&format!("{key}.txt")))
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        oracle::age_recipient(&self.path(&format!("{key}.txt")))
     }
 
     /// The real sops, in the fixture's directory (its `.sops.yaml`, its GNUPGHOME).

@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod cluster;
 mod git;
+pub mod oracle;
 pub mod parity;
 mod server;
 mod tree;
