@@ -136,13 +136,16 @@ pub async fn apply(
         prunes,
         members,
     } = plan;
-    let (foundation, rest): (Vec<Planned>, Vec<Planned>) = objects
-        .into_iter()
-        .partition(|p| p.manifest.stage == Stage::ClusterFoundation);
+    // Each stage is taken out of the plan in place, in plan order: the few
+    // foundation and cluster-scoped objects move, the many namespaced ones stay put
+    // (a partition into new vectors held the plan twice over at its peak).
+    let mut rest = objects;
+    let foundation: Vec<Planned> = rest
+        .extract_if(.., |p| p.manifest.stage == Stage::ClusterFoundation)
+        .collect();
     write_stage(client, foundation, &mut applied).await?;
     wait_foundation(client, &applied.objects).await?;
 
-    let mut rest = rest;
     if !deferred.is_empty() {
         let versions: BTreeSet<String> = deferred
             .iter()
@@ -201,11 +204,11 @@ pub async fn apply(
         // Keep the documented order: cluster-scoped before namespaced.
         rest.sort_by_key(|p| p.manifest.stage);
     }
-    let (cluster_scoped, namespaced): (Vec<Planned>, Vec<Planned>) = rest
-        .into_iter()
-        .partition(|p| p.manifest.stage == Stage::ClusterScoped);
+    let cluster_scoped: Vec<Planned> = rest
+        .extract_if(.., |p| p.manifest.stage == Stage::ClusterScoped)
+        .collect();
     write_stage(client, cluster_scoped, &mut applied).await?;
-    write_stage(client, namespaced, &mut applied).await?;
+    write_stage(client, rest, &mut applied).await?;
 
     applied.prune = prune::prune(client, discovered, prunes, &id).await?;
     applied.writes += applied.prune.pruned.len();

@@ -98,21 +98,29 @@ pub async fn dry_run_all(
             None => break,
         }
     }
-    let mut planned = Vec::new();
     let mut failures = Vec::new();
-    for result in results {
-        match result {
-            Some(Ok(p)) => planned.push(p),
-            Some(Err(f)) => failures.push(f),
+    // Collected in place: the results' buffer becomes the plan's, instead of a
+    // second vector of the whole plan growing beside it.
+    let planned: Vec<Planned> = results
+        .into_iter()
+        .filter_map(|result| match result {
+            Some(Ok(p)) => Some(p),
+            Some(Err(f)) => {
+                failures.push(f);
+                None
+            }
             // Every object is either found unchanged or given a task whose end is
             // recorded above; an entry left empty would be a bug, never a silent drop.
-            None => failures.push(ObjectFailure {
-                object: "an object of the revision".into(),
-                reason: "its dry run ended without a result".into(),
-                transient: false,
-            }),
-        }
-    }
+            None => {
+                failures.push(ObjectFailure {
+                    object: "an object of the revision".into(),
+                    reason: "its dry run ended without a result".into(),
+                    transient: false,
+                });
+                None
+            }
+        })
+        .collect();
     (planned, failures)
 }
 

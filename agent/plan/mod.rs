@@ -245,10 +245,11 @@ pub async fn plan(
     // resources of new CRDs.
     let mut failures = Vec::new();
     let mut deferred = Vec::new();
-    let (foundation, rest): (Vec<Manifest>, Vec<Manifest>) = set
-        .objects
-        .into_iter()
-        .partition(|m| m.stage == Stage::ClusterFoundation);
+    // Taken out in place: the many other objects stay where they are.
+    let mut rest = set.objects;
+    let foundation: Vec<Manifest> = rest
+        .extract_if(.., |m| m.stage == Stage::ClusterFoundation)
+        .collect();
     let ready = resolve(
         discovered,
         &crd_kinds,
@@ -257,7 +258,7 @@ pub async fn plan(
         &mut failures,
     );
     let live = LiveIndex::list(client, &ready, applyset_id).await;
-    let (mut objects, mut dry_failures) =
+    let (objects, mut dry_failures) =
         dry_run_all(client, ready, applyset_id, &live, memory, ignore).await;
     failures.append(&mut dry_failures);
     let new_namespaces: BTreeSet<&str> = objects
@@ -265,18 +266,21 @@ pub async fn plan(
         .filter(|p| p.manifest.id.kind == "Namespace" && p.action == Action::Create)
         .map(|p| p.manifest.id.name.as_str())
         .collect();
-    let (waiting, rest): (Vec<Manifest>, Vec<Manifest>) = rest.into_iter().partition(|m| {
+    deferred.extend(rest.extract_if(.., |m| {
         m.id.namespace
             .as_deref()
             .is_some_and(|ns| new_namespaces.contains(ns))
-    });
-    deferred.extend(waiting);
+    }));
     let ready = resolve(discovered, &crd_kinds, rest, &mut deferred, &mut failures);
     let live = LiveIndex::list(client, &ready, applyset_id).await;
     let (mut planned, mut dry_failures) =
         dry_run_all(client, ready, applyset_id, &live, memory, ignore).await;
     failures.append(&mut dry_failures);
-    objects.append(&mut planned);
+    // The foundation's few objects go in front of the many, which stay in place
+    // (an exact reserve: growing would double the vector).
+    planned.reserve_exact(objects.len());
+    planned.splice(0..0, objects);
+    let objects = planned;
     if !failures.is_empty() {
         return Err(PlanError::Rejected(failures));
     }
