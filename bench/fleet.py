@@ -94,6 +94,24 @@ class Relay:
         self.sock.close()
 
 
+def answers(url):
+    """Whether the server at `url` answers yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def stop(proc):
+    """Terminates a server process, killing it if it does not end in 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class Gitea:
     """A throwaway Gitea (the binary tests/gitea/build made), configured as tests/gitea
     does, with one public repository mirrored from the bench's bare repository."""
@@ -151,18 +169,10 @@ class Gitea:
             pass
 
     def up(self):
-        try:
-            with urllib.request.urlopen(f"{self.url}/api/v1/version", timeout=2):
-                return True
-        except OSError:
-            return False
+        return answers(f"{self.url}/api/v1/version")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)
 
 
 class Registry:
@@ -192,18 +202,10 @@ class Registry:
         self.source_args = ["--source", f"oci://{self.host}/fleet", "--ref", "v1"]
 
     def up(self):
-        try:
-            with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2):
-                return True
-        except OSError:
-            return False
+        return answers(f"http://{self.host}/v2/")
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)
 
 
 def fleet_binary(bench):

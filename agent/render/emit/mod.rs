@@ -76,6 +76,12 @@ impl Emitter {
         self.column = 0;
     }
 
+    /// Writes the line break `c` (`\n` or another YAML 1.1 break, kept as is).
+    fn line_break(&mut self, c: char) {
+        self.out.push(c);
+        self.column = 0;
+    }
+
     /// Starts a line at `indent` (a new line unless this one is still blank).
     fn indent(&mut self, indent: usize) {
         if self.column > 0 {
@@ -200,12 +206,7 @@ impl Emitter {
                 if !in_breaks && c == '\n' {
                     self.newline();
                 }
-                if c == '\n' {
-                    self.newline();
-                } else {
-                    self.out.push(c);
-                    self.column = 0;
-                }
+                self.line_break(c);
                 in_breaks = true;
             } else {
                 if in_breaks {
@@ -302,12 +303,7 @@ impl Emitter {
         let mut at_line_start = true;
         for c in s.chars() {
             if yaml11::is_break(c) {
-                if c == '\n' {
-                    self.newline();
-                } else {
-                    self.out.push(c);
-                    self.column = 0;
-                }
+                self.line_break(c);
                 at_line_start = true;
             } else {
                 if at_line_start {

@@ -3,8 +3,8 @@
 //! unchanged bundle costs a 304; a changed one is spooled to an unlinked temporary
 //! file, bounded by the pack limit, and checked with its signature.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use super::{BundleError, BundleSource, Checked, check_bundle, sign};
@@ -53,7 +53,7 @@ impl RemoteState {
         };
         let (etag, modified) = (header("etag"), header("last-modified"));
         let mut body = client.body(url, resp);
-        let mut file = temp_file()?;
+        let mut file = crate::source::tarball::temp_file()?;
         let limit = src
             .limits
             .max_pack_bytes
@@ -117,22 +117,4 @@ impl RemoteState {
             .map_err(|e| body.error(e))?;
         Ok(Some(text))
     }
-}
-
-/// An unlinked file in the system temporary directory: gone when dropped.
-fn temp_file() -> Result<File, SourceError> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let path = std::env::temp_dir().join(format!(".hawser-bundle-{}-{nanos}", std::process::id()));
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| SourceError::write(&path, e))?;
-    std::fs::remove_file(&path).map_err(|e| SourceError::write(&path, e))?;
-    file.flush().map_err(|e| SourceError::write(&path, e))?;
-    Ok(file)
 }
