@@ -5,6 +5,7 @@
 //! the whole API on every reconcile.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
@@ -78,10 +79,11 @@ pub fn is_unreachable(e: &kube::Error) -> bool {
     matches!(e, kube::Error::HyperError(_) | kube::Error::Service(_))
 }
 
-/// A served kind: how to address it and whether it lives in namespaces.
+/// A served kind: how to address it and whether it lives in namespaces. Cloned into
+/// every planned object, so the resource's five strings are shared, not copied.
 #[derive(Debug, Clone)]
 pub struct Kind {
-    pub resource: ApiResource,
+    pub resource: Arc<ApiResource>,
     pub namespaced: bool,
 }
 
@@ -140,7 +142,7 @@ impl Discovered {
                 self.kinds.insert(
                     (api_version.clone(), r.kind),
                     Kind {
-                        resource,
+                        resource: Arc::new(resource),
                         namespaced: r.namespaced,
                     },
                 );
@@ -191,8 +193,8 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 /// The API for one kind: in `namespace` when the kind is namespaced, else cluster-wide.
 pub fn api_for(client: &kube::Client, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
     match (kind.namespaced, namespace) {
-        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &kind.resource),
-        _ => Api::all_with(client.clone(), &kind.resource),
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, kind.resource.as_ref()),
+        _ => Api::all_with(client.clone(), kind.resource.as_ref()),
     }
 }
 

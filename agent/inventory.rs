@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{Read as _, Write as _};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
@@ -173,11 +174,15 @@ pub fn applyset_id(name: &str, namespace: &str, kind: &str, group: &str) -> Stri
     format!("applyset-{}-v1", base64url_nopad(&digest))
 }
 
+/// A member list, shared rather than copied: the plan, the record of a revision in
+/// flight and the inventory as written hold the same list (~150 bytes a member).
+pub type Members = Arc<BTreeSet<Member>>;
+
 /// What the parent says: its members and the raw status text, as last written.
 #[derive(Debug, Clone, Default)]
 pub struct Recorded {
     pub exists: bool,
-    pub members: BTreeSet<Member>,
+    pub members: Members,
     pub status: Option<String>,
     pub annotations: std::collections::BTreeMap<String, String>,
 }
@@ -242,7 +247,7 @@ pub async fn read(client: &kube::Client, parent: &Parent) -> Result<Recorded, In
     let data = cm.data.unwrap_or_default();
     Ok(Recorded {
         exists: true,
-        members,
+        members: Arc::new(members),
         status: data.get(STATUS_KEY).cloned(),
         annotations: annotations.into_iter().collect(),
     })
@@ -389,7 +394,7 @@ pub async fn write(
     client: &kube::Client,
     parent: &Parent,
     recorded: &mut Recorded,
-    members: &BTreeSet<Member>,
+    members: &Members,
     status: Option<&str>,
 ) -> Result<bool, InventoryError> {
     let status = status
@@ -397,7 +402,8 @@ pub async fn write(
         .or_else(|| recorded.status.clone());
     let status = status.as_deref();
     let desired = parent_object(parent, members, status)?;
-    let same_members = recorded.exists && recorded.members == *members;
+    let same_members = recorded.exists
+        && (Arc::ptr_eq(&recorded.members, members) || recorded.members == *members);
     let same_status = recorded.status.as_deref() == status;
     let same_annotations = desired["metadata"]["annotations"]
         .as_object()
@@ -419,7 +425,7 @@ pub async fn write(
             source,
         })?;
     recorded.exists = true;
-    recorded.members = members.clone();
+    recorded.members = Arc::clone(members);
     recorded.status = status.map(str::to_string);
     if let Some(annotations) = desired["metadata"]["annotations"].as_object() {
         for (key, value) in annotations {

@@ -177,23 +177,22 @@ async fn learn_kinds(
     discovered: &mut Discovered,
     docs: &[Document],
 ) -> Result<(), ClusterError> {
-    let versions: std::collections::BTreeSet<String> = docs
-        .iter()
-        .filter_map(|d| d.value.get("apiVersion").and_then(Value::as_str))
-        .map(str::to_string)
-        .collect();
+    let mut versions = std::collections::BTreeSet::new();
+    let mut crds = Vec::new();
+    for doc in docs {
+        let head = doc.body.head();
+        if head.kind() == Some("CustomResourceDefinition") {
+            crds.push(doc.tree());
+        }
+        if let Some(api_version) = head.api_version() {
+            versions.insert(api_version.to_string());
+        }
+    }
     discovered.learn(client, versions).await?;
-    for doc in docs
-        .iter()
-        .filter(|d| d.value["kind"] == "CustomResourceDefinition")
-    {
-        let group = doc.value.pointer("/spec/group").and_then(Value::as_str);
-        let kind = doc
-            .value
-            .pointer("/spec/names/kind")
-            .and_then(Value::as_str);
-        let namespaced =
-            doc.value.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
+    for crd in &crds {
+        let group = crd.pointer("/spec/group").and_then(Value::as_str);
+        let kind = crd.pointer("/spec/names/kind").and_then(Value::as_str);
+        let namespaced = crd.pointer("/spec/scope").and_then(Value::as_str) != Some("Cluster");
         if let (Some(group), Some(kind)) = (group, kind) {
             discovered.expect_crd(group, kind, namespaced);
         }
@@ -244,7 +243,7 @@ pub async fn apply(
 ) -> Result<Applied, PipelineError> {
     let PlannedRevision { plan, recorded, .. } =
         plan(client, discovered, tree, target, Memory::NONE).await?;
-    Ok(apply::apply(client, discovered, plan, &target.parent, &recorded).await?)
+    Ok(apply::apply(client, discovered, plan, &target.parent, recorded).await?)
 }
 
 /// For error messages: the tree's directory as the user named it.

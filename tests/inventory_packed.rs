@@ -14,7 +14,11 @@ use hawser::inventory::{self, Member, Parent};
 use support::cluster::{TestNamespace, get_field, kubectl};
 
 /// `n` members whose plain list is ~80 bytes each: 20,000 are over 1 MiB.
-fn many(n: usize) -> BTreeSet<Member> {
+fn many(n: usize) -> inventory::Members {
+    std::sync::Arc::new(many_plain(n))
+}
+
+fn many_plain(n: usize) -> BTreeSet<Member> {
     (0..n)
         .map(|i| Member {
             group: if i % 3 == 0 {
@@ -164,7 +168,7 @@ async fn a_parent_an_earlier_hawser_wrote_loads_and_is_rewritten_packed() {
     ]);
 
     let mut recorded = inventory::read(&client, &parent).await.unwrap();
-    assert_eq!(recorded.members, old);
+    assert_eq!(*recorded.members, *old);
 
     let members = many(20_000);
     inventory::write(&client, &parent, &mut recorded, &members, None)

@@ -281,7 +281,7 @@ fn cases(module: &Path, scratch: &Path, run: &str) -> Vec<Case> {
                 .and_then(manifests::expand_lists)
                 .is_ok_and(|docs| {
                     docs.iter()
-                        .any(|d| d.value.pointer("/metadata/resourceVersion").is_some())
+                        .any(|d| d.tree().pointer("/metadata/resourceVersion").is_some())
                 });
             Case {
                 rel,

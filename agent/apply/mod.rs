@@ -12,6 +12,7 @@
 mod prune;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{DeleteParams, Patch};
@@ -22,7 +23,7 @@ use crate::cluster::Kind;
 use crate::cluster::{
     CONCURRENCY, ClusterError, Discovered, api_for, api_reason, is_transient, is_unreachable,
 };
-use crate::inventory::{self, InventoryError, Member, Parent, Recorded};
+use crate::inventory::{self, InventoryError, Members, Parent, Recorded};
 use crate::manifests::{ObjectRef, Stage};
 use crate::plan::live::LiveIndex;
 use crate::plan::{self, Action, Memory, ObjectFailure, Plan, PlanError, Planned};
@@ -89,8 +90,10 @@ pub struct Applied {
     pub prune: PruneOutcome,
     /// Write requests sent to the API server (objects, deletes, the parent).
     pub writes: usize,
-    /// Every object of the revision, applied.
-    pub objects: Vec<Planned>,
+    /// How many objects of the revision were applied (all of them, once it is done).
+    pub objects: usize,
+    /// The applied objects health waits for: only their identity and kind are kept.
+    watched: Vec<(ObjectRef, Kind)>,
 }
 
 impl Applied {
@@ -100,10 +103,7 @@ impl Applied {
 
     /// The applied objects health waits for (marked by the plan).
     pub fn watched(&self) -> impl Iterator<Item = (&ObjectRef, &Kind)> {
-        self.objects
-            .iter()
-            .filter(|p| p.watch)
-            .map(|p| (&p.manifest.id, &p.kind))
+        self.watched.iter().map(|(id, kind)| (id, kind))
     }
 }
 
@@ -113,22 +113,22 @@ pub async fn apply(
     discovered: &mut Discovered,
     plan: Plan,
     parent: &Parent,
-    recorded: &Recorded,
+    mut recorded: Recorded,
 ) -> Result<Applied, ApplyError> {
     let mut applied = Applied::default();
     let id = parent.id();
 
     // Widen the inventory first, so an interrupted apply leaves every object findable.
-    let union: BTreeSet<Member> = recorded
-        .members
-        .iter()
-        .chain(plan.members.iter())
-        .cloned()
-        .collect();
-    let mut recorded = recorded.clone();
+    // Usually nothing recorded has left the revision: the union is the new list.
+    let union: Members = if recorded.members.is_subset(&plan.members) {
+        Arc::clone(&plan.members)
+    } else {
+        Arc::new(recorded.members.union(&plan.members).cloned().collect())
+    };
     if inventory::write(client, parent, &mut recorded, &union, None).await? {
         applied.writes += 1;
     }
+    drop(union);
 
     let Plan {
         objects,
@@ -143,14 +143,16 @@ pub async fn apply(
     let foundation: Vec<Planned> = rest
         .extract_if(.., |p| p.manifest.stage == Stage::ClusterFoundation)
         .collect();
+    let crds: Vec<(String, Kind)> = foundation
+        .iter()
+        .filter(|p| p.manifest.id.kind == "CustomResourceDefinition")
+        .map(|p| (p.manifest.id.name.clone(), p.kind.clone()))
+        .collect();
     write_stage(client, foundation, &mut applied).await?;
-    wait_foundation(client, &applied.objects).await?;
+    wait_foundation(client, &crds).await?;
 
     if !deferred.is_empty() {
-        let versions: BTreeSet<String> = deferred
-            .iter()
-            .filter_map(|m| m.object["apiVersion"].as_str().map(str::to_string))
-            .collect();
+        let versions: BTreeSet<String> = deferred.iter().map(|m| m.id.api_version()).collect();
         // Established does not mean served yet: discovery lags a moment behind.
         let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
         loop {
@@ -167,12 +169,9 @@ pub async fn apply(
         let mut ready = Vec::new();
         let mut failures = Vec::new();
         for manifest in deferred {
-            let api_version = manifest.object["apiVersion"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
+            let api_version = manifest.id.api_version();
             match discovered.kind(&api_version, &manifest.id.kind) {
-                Some(kind) => ready.push((manifest, kind.clone())),
+                Some(kind) => ready.push(Planned::to_plan(manifest, kind.clone())),
                 None => failures.push(ObjectFailure {
                     object: manifest.id.to_string(),
                     reason: format!(
@@ -184,23 +183,22 @@ pub async fn apply(
             }
         }
         // Nothing of these kinds (or in these namespaces) existed at planning time.
-        let (planned, mut dry_failures) =
-            // New objects (of a new CRD, in a new Namespace): ignored fields are
-            // sent at creation anyway, so only the annotation's syntax matters.
-            plan::dry_run_all(
-                client,
-                ready,
-                &id,
-                &LiveIndex::default(),
-                Memory::NONE,
-                &plan::IgnoreRules::default(),
-            )
-            .await;
+        // New objects (of a new CRD, in a new Namespace): ignored fields are sent at
+        // creation anyway, so only the annotation's syntax matters.
+        let mut dry_failures = plan::dry_run_all(
+            client,
+            &mut ready,
+            &id,
+            &LiveIndex::default(),
+            Memory::NONE,
+            &plan::IgnoreRules::default(),
+        )
+        .await;
         failures.append(&mut dry_failures);
         if !failures.is_empty() {
             return Err(PlanError::Rejected(failures).into());
         }
-        rest.extend(planned);
+        rest.append(&mut ready);
         // Keep the documented order: cluster-scoped before namespaced.
         rest.sort_by_key(|p| p.manifest.stage);
     }
@@ -214,7 +212,9 @@ pub async fn apply(
     applied.writes += applied.prune.pruned.len();
 
     let mut final_members = members;
-    final_members.extend(applied.prune.kept.iter().map(|(m, _)| m.clone()));
+    if !applied.prune.kept.is_empty() {
+        Arc::make_mut(&mut final_members).extend(applied.prune.kept.iter().map(|(m, _)| m.clone()));
+    }
     if inventory::write(client, parent, &mut recorded, &final_members, None).await? {
         applied.writes += 1;
     }
@@ -225,38 +225,38 @@ pub async fn apply(
 /// concurrently; a kind boundary is a barrier, so the kind order holds. When the API
 /// server stops answering, nothing more is sent: the writes in flight end, and one
 /// error counts what failed and what was not sent (instead of a failed request, and
-/// a log line, per remaining object).
+/// a log line, per remaining object). Objects are taken from the stage one at a
+/// time, and of a written object only what health needs is kept.
 async fn write_stage(
     client: &kube::Client,
     objects: Vec<Planned>,
     applied: &mut Applied,
 ) -> Result<(), ApplyError> {
-    let mut runs: Vec<Vec<Planned>> = Vec::new();
-    for p in objects {
-        match runs.last_mut() {
-            Some(run) if run[0].manifest.id.group_kind() == p.manifest.id.group_kind() => {
-                run.push(p)
-            }
-            _ => runs.push(vec![p]),
-        }
-    }
+    let total = objects.len();
+    let mut queue = objects.into_iter().peekable();
     let mut unreachable: Option<(String, usize)> = None;
-    let total: usize = runs.iter().map(Vec::len).sum();
     let mut sent = 0;
-    for run in runs {
-        if unreachable.is_some() {
-            break;
-        }
+    while let Some(first) = queue.peek() {
+        let (group, kind) = (
+            first.manifest.id.group.clone(),
+            first.manifest.id.kind.clone(),
+        );
+        let same_kind = |p: &Planned| p.manifest.id.group == group && p.manifest.id.kind == kind;
         let mut tasks = JoinSet::new();
         // Which object each write is for: a write that ends without a result (a
         // panic, a cancellation) fails the apply rather than vanishing from it.
         let mut running: HashMap<task::Id, String> = HashMap::new();
-        let mut queue = run.into_iter();
         let mut first_error = None;
         loop {
             while tasks.len() < CONCURRENCY && unreachable.is_none() {
-                let Some(p) = queue.next() else { break };
+                let Some(p) = queue.next_if(same_kind) else {
+                    break;
+                };
                 sent += 1;
+                if p.action == Action::Unchanged {
+                    record(applied, p, 0);
+                    continue;
+                }
                 let client = client.clone();
                 let object = p.manifest.id.to_string();
                 let handle = tasks.spawn(async move {
@@ -304,23 +304,30 @@ async fn write_stage(
     Ok(())
 }
 
-fn record(applied: &mut Applied, mut p: Planned, writes: usize) {
-    // Written: health needs only the manifest and the kind from here on.
-    p.body = serde_json::Value::Null;
-    p.desired = serde_json::Value::Null;
-    p.live = None;
-    let name = p.manifest.id.to_string();
+fn record(applied: &mut Applied, p: Planned, writes: usize) {
+    let Planned {
+        manifest,
+        kind,
+        watch,
+        action,
+        conflicts,
+        ..
+    } = p;
+    let name = manifest.id.to_string();
     applied.writes += writes;
-    for c in &p.conflicts {
-        applied.conflicts.push((name.clone(), c.message.clone()));
+    applied.objects += 1;
+    for c in conflicts {
+        applied.conflicts.push((name.clone(), c.message));
     }
-    match &p.action {
+    match action {
         Action::Create => applied.created.push(name),
-        Action::Update { fields } => applied.updated.push((name, fields.clone())),
+        Action::Update { fields } => applied.updated.push((name, fields)),
         Action::Recreate { .. } => applied.recreated.push(name),
         Action::Unchanged => applied.unchanged += 1,
     }
-    applied.objects.push(p);
+    if watch {
+        applied.watched.push((manifest.id, kind));
+    }
 }
 
 /// Writes one object as its plan says; returns the number of write requests made.
@@ -374,17 +381,15 @@ async fn write_one(client: &kube::Client, p: &Planned) -> Result<usize, ApplyErr
 }
 
 /// Waits until written CRDs are Established, so their kinds can be dry-run and applied.
-async fn wait_foundation(client: &kube::Client, objects: &[Planned]) -> Result<(), ApplyError> {
-    for p in objects
-        .iter()
-        .filter(|p| p.manifest.id.kind == "CustomResourceDefinition")
-    {
-        let api = api_for(client, &p.kind, None);
+async fn wait_foundation(client: &kube::Client, crds: &[(String, Kind)]) -> Result<(), ApplyError> {
+    for (name, kind) in crds {
+        let object = format!("CustomResourceDefinition {name}");
+        let api = api_for(client, kind, None);
         let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
         loop {
-            let live = api.get_opt(&p.manifest.id.name).await.map_err(|e| {
+            let live = api.get_opt(name).await.map_err(|e| {
                 ApplyError::Write(ObjectFailure {
-                    object: p.manifest.id.to_string(),
+                    object: object.clone(),
                     transient: is_transient(&e),
                     reason: api_reason(&e),
                 })
@@ -398,7 +403,7 @@ async fn wait_foundation(client: &kube::Client, objects: &[Planned]) -> Result<(
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(ApplyError::NotSettled {
-                    object: p.manifest.id.to_string(),
+                    object: object.clone(),
                     condition: "Established",
                     timeout: SETTLE_TIMEOUT,
                 });

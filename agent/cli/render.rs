@@ -54,9 +54,9 @@ pub fn run(
         .iter()
         .map(|d| {
             if show_secrets {
-                d.value.clone()
+                d.tree()
             } else {
-                d.sealed.masked(&d.value)
+                d.sealed.masked(&d.tree())
             }
         })
         .collect();

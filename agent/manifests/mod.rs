@@ -21,6 +21,7 @@
 //! (1-based, counting non-empty documents), the line where known, and the rule broken.
 //! One bad object rejects the whole set, so nothing is ever half-applied.
 
+mod body;
 mod error;
 pub mod ignore;
 mod load;
@@ -37,6 +38,7 @@ mod fuzz;
 use std::collections::BTreeSet;
 use std::fmt;
 
+pub use body::{Body, Head};
 pub use error::{ManifestError, ObjectRule, ScopeRule, Shown};
 pub use load::{Loaded, load, load_dir};
 pub use object::{Document, build, expand_lists, valid_namespace};
@@ -138,8 +140,8 @@ pub enum Stage {
 pub struct Manifest {
     pub id: ObjectRef,
     /// The object as parsed, with `metadata.namespace` filled in for namespaced kinds
-    /// (and removed from cluster-scoped ones).
-    pub object: serde_json::Value,
+    /// (and removed from cluster-scoped ones), as compact text: see [`Body`].
+    pub object: Body,
     pub location: Location,
     pub stage: Stage,
     /// The leaves render decrypted: masked in every diff, and the API server's

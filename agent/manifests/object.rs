@@ -8,15 +8,16 @@ use super::error::Shown;
 use super::scope::CrdNamespacing;
 use super::sealed::Sealed;
 use super::{
-    Location, Manifest, ManifestError, ManifestSet, Namespacing, ObjectRef, ObjectRule, Scope,
-    order,
+    Body, Location, Manifest, ManifestError, ManifestSet, Namespacing, ObjectRef, ObjectRule,
+    Scope, order,
 };
 
-/// One parsed document, not yet checked.
+/// One parsed document, not yet checked. Kept as compact text ([`Body`]): a stage
+/// that looks inside parses it back one document at a time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
     pub location: Location,
-    pub value: Value,
+    pub body: Body,
     /// The leaves render decrypted, to be masked wherever the document is shown.
     pub sealed: Sealed,
 }
@@ -24,11 +25,21 @@ pub struct Document {
 impl Document {
     /// A document with nothing decrypted in it.
     pub fn new(location: Location, value: Value) -> Self {
+        Self::sealed(location, &value, Sealed::default())
+    }
+
+    /// A document with the leaves `sealed` decrypted.
+    pub fn sealed(location: Location, value: &Value, sealed: Sealed) -> Self {
         Self {
             location,
-            value,
-            sealed: Sealed::default(),
+            body: Body::new(value),
+            sealed,
         }
+    }
+
+    /// The document's tree, parsed from its text.
+    pub fn tree(&self) -> Value {
+        self.body.tree()
     }
 }
 
@@ -46,7 +57,7 @@ pub fn build(
     ns: &dyn Namespacing,
 ) -> Result<ManifestSet, ManifestError> {
     let items = expand_lists(docs)?;
-    let namespacing = CrdNamespacing::new(ns, items.iter().map(|doc| &doc.value));
+    let namespacing = CrdNamespacing::new(ns, crds(&items).iter());
 
     let mut warnings = Vec::new();
     // Unknown kinds, warned once each (with where they first appear), sorted.
@@ -57,10 +68,13 @@ pub fn build(
 
     for Document {
         location,
-        value: mut object,
+        body,
         sealed,
     } in items
     {
+        // One tree at a time: parsed here, checked, and kept as text again.
+        let mut object = body.tree();
+        drop(body);
         let head = identify(&object).map_err(|rule| ManifestError::Object {
             location: location.clone(),
             rule: Box::new(rule),
@@ -124,7 +138,7 @@ pub fn build(
         let stage = id.stage();
         objects.push(Manifest {
             id,
-            object,
+            object: Body::new(&object),
             location,
             stage,
             sealed,
@@ -170,24 +184,44 @@ pub fn expand_lists(docs: Vec<Document>) -> Result<Vec<Document>, ManifestError>
     Ok(items)
 }
 
+/// The trees of the CRDs among `docs`: what [`CrdNamespacing`] reads.
+fn crds(docs: &[Document]) -> Vec<Value> {
+    docs.iter()
+        .filter(|doc| doc.body.head().kind() == Some("CustomResourceDefinition"))
+        .map(Document::tree)
+        .collect()
+}
+
 /// Replaces a `List` (or `*List` with `items`, as kubectl does) by its items.
 fn flatten(doc: Document, depth: usize, out: &mut Vec<Document>) -> Result<(), ManifestError> {
+    // Only a document whose kind ends in `List` can be one; the others stay text.
+    let may_be_list = doc
+        .body
+        .head()
+        .kind()
+        .is_some_and(|kind| kind.ends_with("List"));
+    if !may_be_list {
+        out.push(doc);
+        return Ok(());
+    }
     let Document {
         location,
-        value,
+        body,
         sealed,
     } = doc;
+    let value = body.tree();
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or("");
     let is_list = kind == "List"
         || (kind.ends_with("List") && value.get("items").is_some_and(Value::is_array));
     if !is_list {
         out.push(Document {
             location,
-            value,
+            body,
             sealed,
         });
         return Ok(());
     }
+    drop(body);
     if depth >= MAX_LIST_NESTING {
         return Err(ManifestError::Object {
             location,
@@ -218,15 +252,7 @@ fn flatten(doc: Document, depth: usize, out: &mut Vec<Document>) -> Result<(), M
             ..location.clone()
         };
         let sealed = sealed.under(&format!("/items/{i}"));
-        flatten(
-            Document {
-                location,
-                value: item,
-                sealed,
-            },
-            depth + 1,
-            out,
-        )?;
+        flatten(Document::sealed(location, &item, sealed), depth + 1, out)?;
     }
     Ok(())
 }

@@ -1,10 +1,10 @@
 //! One object's dry run, and many at once: what the server says each object would
 //! become, compared with what it is.
 //!
-//! In: manifests paired with their served kinds, the live index and what earlier
-//! plans observed. Out: a [`Planned`] per object, in input order, and an
-//! [`ObjectFailure`] per object whose dry run failed (or whose task ended without a
-//! result: never a silent drop).
+//! In: manifests paired with their served kinds (a [`Planned`] each, not yet
+//! planned), the live index and what earlier plans observed. Out: the same entries
+//! planned in place, and an [`ObjectFailure`] per object whose dry run failed (or
+//! whose task ended without a result: never a silent drop).
 
 use std::collections::HashMap;
 
@@ -16,112 +16,120 @@ use tokio::task::{self, JoinSet};
 
 use super::ignore::{self, IgnoreRules};
 use super::live::{self, Digest, LiveIndex};
-use super::{Action, Conflict, FORCE_ANNOTATION, Keep, Memory, ObjectFailure, Planned, compare};
+use super::{
+    Action, Conflict, FORCE_ANNOTATION, Keep, Memory, ObjectFailure, Outcome, Planned, compare,
+};
 use crate::cluster::list::Lean;
 use crate::cluster::{CONCURRENCY, Kind};
 use crate::inventory::{self, PART_OF};
-use crate::manifests::Manifest;
+use crate::manifests::{Body, Manifest};
 
-/// Plans objects concurrently; returns them in input order, with the failures.
+/// Plans objects concurrently, in place: each entry (made by [`Planned::to_plan`])
+/// gets its action, and its body if it is to be written. Returns the failures in
+/// input order; their entries are removed, the others keep their order.
 ///
 /// An object whose body was dry-run before and whose live object is exactly what that
 /// dry run produced is unchanged without a request. The others are dry-run; the live
 /// object is read only when it exists and its digest differs from the dry run's.
+/// Only the objects in flight are trees at any moment: the others are text.
 pub async fn dry_run_all(
     client: &kube::Client,
-    objects: Vec<(Manifest, Kind)>,
+    objects: &mut Vec<Planned>,
     applyset_id: &str,
     live: &LiveIndex,
     memory: Memory<'_>,
     ignore: &IgnoreRules,
-) -> (Vec<Planned>, Vec<ObjectFailure>) {
+) -> Vec<ObjectFailure> {
     let Memory { observed, keep } = memory;
     let mut tasks = JoinSet::new();
     // Which object each task plans, so a task that ends without a result (a panic,
     // a cancellation) still fails its object instead of dropping it from the plan.
     let mut running: HashMap<task::Id, (usize, String)> = HashMap::new();
-    let mut results: Vec<Option<Result<Planned, ObjectFailure>>> = vec![None; objects.len()];
-    let mut queue = objects.into_iter().enumerate();
+    let mut failed: Vec<(usize, ObjectFailure)> = Vec::new();
+    let mut next = 0;
     loop {
-        while tasks.len() < CONCURRENCY {
-            let Some((index, (mut manifest, kind))) = queue.next() else {
-                break;
-            };
-            let watch = crate::manifests::worth_watching(&manifest.object);
-            let mut body = std::mem::take(&mut manifest.object);
+        while tasks.len() < CONCURRENCY && next < objects.len() {
+            let index = next;
+            next += 1;
+            let p = &mut objects[index];
+            let mut body = p.manifest.object.take().tree();
+            p.watch = crate::manifests::worth_watching(&body);
             label(&mut body, applyset_id);
-            let ignored = match ignore.paths(&manifest.id, &body) {
+            let ignored = match ignore.paths(&p.manifest.id, &body) {
                 Ok(paths) => paths,
                 Err(reason) => {
-                    let object = manifest.id.to_string();
-                    results[index] = Some(Err(ObjectFailure {
-                        object,
-                        reason,
-                        transient: false,
-                    }));
+                    let object = p.manifest.id.to_string();
+                    failed.push((
+                        index,
+                        ObjectFailure {
+                            object,
+                            reason,
+                            transient: false,
+                        },
+                    ));
                     continue;
                 }
             };
             let body_digest = live::body_digest(&body);
-            let live = live.get(&manifest.id).copied();
-            if observed.unchanged(&manifest.id, &body_digest, live.as_ref()) {
-                results[index] = Some(Ok(Planned::unchanged(manifest, kind, watch)));
-                continue;
+            let live = live.get(&p.manifest.id).copied();
+            if observed.unchanged(&p.manifest.id, &body_digest, live.as_ref()) {
+                continue; // as made: unchanged, nothing kept to send
             }
             let client = client.clone();
+            // The object has moved into `body`: this clone is the identity only.
+            let manifest = p.manifest.clone();
+            let kind = p.kind.clone();
             let object = manifest.id.to_string();
             let handle = tasks.spawn(async move {
                 let known = Known {
                     body,
                     body_digest,
                     live,
-                    watch,
                     keep,
                     ignored,
                 };
-                (index, dry_run(&client, manifest, kind, known).await)
+                (index, dry_run(&client, &manifest, &kind, known).await)
             });
             running.insert(handle.id(), (index, object));
         }
-        match tasks.join_next_with_id().await {
-            Some(Ok((id, (index, result)))) => {
+        let (index, result) = match tasks.join_next_with_id().await {
+            Some(Ok((id, done))) => {
                 running.remove(&id);
-                results[index] = Some(result);
+                done
             }
             Some(Err(join)) => {
                 // A panicking task is a bug; surface it as a failure of its object.
                 tracing::error!(error = %join, "dry-run task failed");
-                if let Some((index, object)) = running.remove(&join.id()) {
-                    results[index] = Some(Err(ended_without_result(object, "dry run", &join)));
+                match running.remove(&join.id()) {
+                    Some((index, object)) => {
+                        (index, Err(ended_without_result(object, "dry run", &join)))
+                    }
+                    None => continue,
                 }
             }
             None => break,
+        };
+        match result {
+            Ok(outcome) => {
+                if let Some(p) = objects.get_mut(index) {
+                    p.settle(outcome);
+                }
+            }
+            Err(failure) => failed.push((index, failure)),
         }
     }
-    let mut failures = Vec::new();
-    // Collected in place: the results' buffer becomes the plan's, instead of a
-    // second vector of the whole plan growing beside it.
-    let planned: Vec<Planned> = results
-        .into_iter()
-        .filter_map(|result| match result {
-            Some(Ok(p)) => Some(p),
-            Some(Err(f)) => {
-                failures.push(f);
-                None
-            }
-            // Every object is either found unchanged or given a task whose end is
-            // recorded above; an entry left empty would be a bug, never a silent drop.
-            None => {
-                failures.push(ObjectFailure {
-                    object: "an object of the revision".into(),
-                    reason: "its dry run ended without a result".into(),
-                    transient: false,
-                });
-                None
-            }
-        })
-        .collect();
-    (planned, failures)
+    if failed.is_empty() {
+        return Vec::new();
+    }
+    failed.sort_by_key(|(index, _)| *index);
+    let mut index = 0;
+    objects.retain(|_| {
+        index += 1;
+        failed
+            .binary_search_by_key(&(index - 1), |(i, _)| *i)
+            .is_err()
+    });
+    failed.into_iter().map(|(_, failure)| failure).collect()
 }
 
 /// The failure of an object whose task ended without a result: a panic is a bug
@@ -152,7 +160,6 @@ struct Known {
     body_digest: Digest,
     /// The digest of the live object, if the list found it.
     live: Option<Digest>,
-    watch: bool,
     keep: Keep,
     /// Drift-ignored pointers: not sent once the object exists.
     ignored: Vec<String>,
@@ -160,22 +167,21 @@ struct Known {
 
 async fn dry_run(
     client: &kube::Client,
-    manifest: Manifest,
-    kind: Kind,
+    manifest: &Manifest,
+    kind: &Kind,
     known: Known,
-) -> Result<Planned, ObjectFailure> {
+) -> Result<Outcome, ObjectFailure> {
     let namespace = kind
         .namespaced
         .then_some(manifest.id.namespace.as_deref())
         .flatten();
     let request = Request::new(DynamicObject::url_path(&kind.resource, namespace));
     let name = manifest.id.name.clone();
-    let fail = |e: kube::Error| ObjectFailure::from_api(&manifest, &e);
+    let fail = |e: kube::Error| ObjectFailure::from_api(manifest, &e);
     let Known {
         mut body,
         body_digest,
         live: live_digest,
-        watch,
         keep,
         ignored,
     } = known;
@@ -205,10 +211,7 @@ async fn dry_run(
             if !exists {
                 (Action::Create, None, desired, digests)
             } else if live_digest == Some(result_digest) {
-                return Ok(Planned {
-                    digests,
-                    ..Planned::unchanged(manifest, kind, watch)
-                });
+                return Ok(Outcome::unchanged(digests));
             } else {
                 let live = get(client, &request, &name).await.map_err(fail)?;
                 if let Some(live) = &live
@@ -237,12 +240,7 @@ async fn dry_run(
                 let action = match &live {
                     None => Action::Create,
                     Some(_) if !fields.is_empty() => Action::Update { fields },
-                    Some(_) => {
-                        return Ok(Planned {
-                            digests,
-                            ..Planned::unchanged(manifest, kind, watch)
-                        });
-                    }
+                    Some(_) => return Ok(Outcome::unchanged(digests)),
                 };
                 (action, live, desired, digests)
             }
@@ -250,7 +248,7 @@ async fn dry_run(
         // Only an existing object has immutable fields.
         Err(kube::Error::Api(status)) if is_immutable(&status) && wants_force(&body) => {
             let action = Action::Recreate {
-                reason: super::failure::shown_message(&manifest, &status),
+                reason: super::failure::shown_message(manifest, &status),
             };
             if let Some(full) = full {
                 body = full;
@@ -289,11 +287,8 @@ async fn dry_run(
         Keep::Diffs => (live, desired),
         Keep::Writes => (None, Value::Null),
     };
-    Ok(Planned {
-        manifest,
-        kind,
-        body,
-        watch,
+    Ok(Outcome {
+        body: Body::new(&body),
         action,
         live,
         desired,

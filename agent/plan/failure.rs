@@ -155,7 +155,7 @@ fn schema_mismatch(message: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifests::{Location, Sealed};
+    use crate::manifests::{Body, Location, Sealed};
 
     fn secret() -> ObjectRef {
         ObjectRef {
@@ -171,7 +171,7 @@ mod tests {
         Manifest {
             stage: id.stage(),
             id,
-            object: serde_json::Value::Null,
+            object: Body::default(),
             location: Location {
                 file: "f.yaml".into(),
                 document: 1,

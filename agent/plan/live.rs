@@ -19,9 +19,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::{Plan, compare};
 use crate::cluster::Kind;
-use crate::cluster::list::{Lean, list_by_id, list_each};
+use crate::cluster::list::{Lean, list_each, lists_of};
 use crate::inventory::Member;
-use crate::manifests::{Manifest, ObjectRef};
+use crate::manifests::ObjectRef;
 
 /// SHA-256 of an object's desired state (see [`digest`]).
 pub type Digest = [u8; 32];
@@ -45,29 +45,38 @@ pub fn digest(object: &Value) -> Digest {
     Sha256::digest(&bytes).into()
 }
 
-/// The live objects labelled as members of the ApplySet, by identity.
+/// The live objects labelled as members of the ApplySet, by identity. Keyed by the
+/// identity's digest ([`id_key`]): 48 bytes an object, not the identity's strings.
 #[derive(Debug, Default)]
 pub struct LiveIndex {
-    digests: HashMap<ObjectRef, Digest>,
+    digests: HashMap<Short, Digest>,
 }
 
 impl LiveIndex {
     pub fn get(&self, id: &ObjectRef) -> Option<&Digest> {
-        self.digests.get(id)
+        self.digests.get(&id_key(id))
     }
 
     /// Lists, for every kind and namespace among `objects`, the live objects that carry
     /// the member label. A list the server refuses (a ServiceAccount without `list`)
     /// or fails leaves its objects out: the planner then reads them one by one.
-    pub async fn list(
+    pub async fn list<'a>(
         client: &kube::Client,
-        objects: &[(Manifest, Kind)],
+        objects: impl Iterator<Item = (&'a ObjectRef, &'a Kind)>,
         applyset_id: &str,
     ) -> LiveIndex {
-        let ids = objects.iter().map(|(m, kind)| (&m.id, kind));
-        LiveIndex {
-            digests: list_by_id::<Lean, _>(client, ids, applyset_id, digest).await,
-        }
+        let mut digests = HashMap::new();
+        list_each::<Lean, _>(
+            client,
+            lists_of(objects),
+            applyset_id,
+            digest,
+            |list, name, live| {
+                digests.insert(named_key(list, &name), live);
+            },
+        )
+        .await;
+        LiveIndex { digests }
     }
 }
 

@@ -18,14 +18,15 @@ mod failure;
 pub mod ignore;
 pub mod live;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::cluster::{Discovered, Kind};
-use crate::inventory::{Member, Recorded};
-use crate::manifests::{Manifest, ManifestSet, Stage};
+use crate::inventory::{Member, Members, Recorded};
+use crate::manifests::{Body, Manifest, ManifestSet, ObjectRef, Stage};
 pub use dry_run::{dry_run_all, ended_without_result};
 pub use ignore::IgnoreRules;
 use live::{Digest, LiveIndex, Observed};
@@ -148,12 +149,12 @@ impl Memory<'_> {
 #[derive(Debug, Clone)]
 pub struct Planned {
     /// The manifest's identity and place. Its `object` has moved into `body`, so it
-    /// is `Null` here.
+    /// is empty here.
     pub manifest: Manifest,
     pub kind: Kind,
-    /// The object as sent: the manifest's object with the ApplySet member label,
-    /// moved rather than copied (`Null` when unchanged: nothing will be sent).
-    pub body: Value,
+    /// The object as sent: the manifest's object with the ApplySet member label, as
+    /// compact text (empty when unchanged: nothing will be sent).
+    pub body: Body,
     /// Whether health waits for this object (decided before the object moved).
     pub watch: bool,
     pub action: Action,
@@ -167,18 +168,62 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// An object that will not be written: nothing of it is kept but its identity.
-    fn unchanged(manifest: Manifest, kind: Kind, watch: bool) -> Self {
+    /// An object paired with its served kind, to be planned by [`dry_run_all`], which
+    /// fills in the rest in place. Until then it reads as unchanged.
+    pub fn to_plan(manifest: Manifest, kind: Kind) -> Self {
         Planned {
             manifest,
             kind,
-            body: Value::Null,
-            watch,
+            body: Body::default(),
+            watch: false,
             action: Action::Unchanged,
             live: None,
             desired: Value::Null,
             conflicts: Vec::new(),
             digests: None,
+        }
+    }
+
+    /// Takes in what one dry run found.
+    fn settle(&mut self, outcome: Outcome) {
+        let Outcome {
+            body,
+            action,
+            live,
+            desired,
+            conflicts,
+            digests,
+        } = outcome;
+        self.body = body;
+        self.action = action;
+        self.live = live;
+        self.desired = desired;
+        self.conflicts = conflicts;
+        self.digests = digests;
+    }
+}
+
+/// What one object's dry run found: the part of a [`Planned`] it decides.
+#[derive(Debug)]
+struct Outcome {
+    body: Body,
+    action: Action,
+    live: Option<Value>,
+    desired: Value,
+    conflicts: Vec<Conflict>,
+    digests: Option<(Digest, Digest)>,
+}
+
+impl Outcome {
+    /// Nothing to write: only the digests, for [`Observed`].
+    fn unchanged(digests: Option<(Digest, Digest)>) -> Self {
+        Outcome {
+            body: Body::default(),
+            action: Action::Unchanged,
+            live: None,
+            desired: Value::Null,
+            conflicts: Vec::new(),
+            digests,
         }
     }
 }
@@ -191,7 +236,7 @@ pub struct Plan {
     /// Recorded members not in the revision.
     pub prunes: Vec<Member>,
     /// Every member of the revision (for the inventory).
-    pub members: BTreeSet<Member>,
+    pub members: Members,
 }
 
 impl Plan {
@@ -230,13 +275,17 @@ pub async fn plan(
     memory: Memory<'_>,
 ) -> Result<Plan, PlanError> {
     let Rules { guard, ignore } = rules;
-    let members: BTreeSet<Member> = set.objects.iter().map(|m| Member::from(&m.id)).collect();
+    let members: Members = Arc::new(set.objects.iter().map(|m| Member::from(&m.id)).collect());
+    // The same object whatever its version: one lookup each, not a scan of the set.
+    let present: HashSet<(&str, &str, Option<&str>, &str)> =
+        members.iter().map(same_object).collect();
     let prunes: Vec<Member> = recorded
         .members
         .iter()
-        .filter(|m| !members.iter().any(|n| same_object(n, m)))
+        .filter(|m| !present.contains(&same_object(m)))
         .cloned()
         .collect();
+    drop(present);
     check_prune_guard(members.len(), prunes.len(), recorded.members.len(), guard)?;
     let crd_kinds = crd_kinds(&set);
 
@@ -250,17 +299,16 @@ pub async fn plan(
     let foundation: Vec<Manifest> = rest
         .extract_if(.., |m| m.stage == Stage::ClusterFoundation)
         .collect();
-    let ready = resolve(
+    let mut objects = resolve(
         discovered,
         &crd_kinds,
         foundation,
         &mut deferred,
         &mut failures,
     );
-    let live = LiveIndex::list(client, &ready, applyset_id).await;
-    let (objects, mut dry_failures) =
-        dry_run_all(client, ready, applyset_id, &live, memory, ignore).await;
-    failures.append(&mut dry_failures);
+    let live = LiveIndex::list(client, ids(&objects), applyset_id).await;
+    failures
+        .append(&mut dry_run_all(client, &mut objects, applyset_id, &live, memory, ignore).await);
     let new_namespaces: BTreeSet<&str> = objects
         .iter()
         .filter(|p| p.manifest.id.kind == "Namespace" && p.action == Action::Create)
@@ -271,11 +319,11 @@ pub async fn plan(
             .as_deref()
             .is_some_and(|ns| new_namespaces.contains(ns))
     }));
-    let ready = resolve(discovered, &crd_kinds, rest, &mut deferred, &mut failures);
-    let live = LiveIndex::list(client, &ready, applyset_id).await;
-    let (mut planned, mut dry_failures) =
-        dry_run_all(client, ready, applyset_id, &live, memory, ignore).await;
-    failures.append(&mut dry_failures);
+    let mut planned = resolve(discovered, &crd_kinds, rest, &mut deferred, &mut failures);
+    let live = LiveIndex::list(client, ids(&planned), applyset_id).await;
+    failures
+        .append(&mut dry_run_all(client, &mut planned, applyset_id, &live, memory, ignore).await);
+    drop(live);
     // The foundation's few objects go in front of the many, which stay in place
     // (an exact reserve: growing would double the vector).
     planned.reserve_exact(objects.len());
@@ -292,20 +340,25 @@ pub async fn plan(
     })
 }
 
-/// Pairs manifests with their served kind; kinds that a CRD of the revision defines
-/// are deferred, unknown kinds are failures.
+/// The identities and kinds of `objects`, for [`LiveIndex::list`].
+pub fn ids(objects: &[Planned]) -> impl Iterator<Item = (&ObjectRef, &Kind)> {
+    objects.iter().map(|p| (&p.manifest.id, &p.kind))
+}
+
+/// Pairs manifests with their served kind, ready for [`dry_run_all`]; kinds that a
+/// CRD of the revision defines are deferred, unknown kinds are failures.
 fn resolve(
     discovered: &Discovered,
     crd_kinds: &BTreeSet<(String, String)>,
     manifests: Vec<Manifest>,
     deferred: &mut Vec<Manifest>,
     failures: &mut Vec<ObjectFailure>,
-) -> Vec<(Manifest, Kind)> {
-    let mut ready = Vec::new();
+) -> Vec<Planned> {
+    let mut ready = Vec::with_capacity(manifests.len());
     for manifest in manifests {
         let api_version = manifest.id.api_version();
         match discovered.kind(&api_version, &manifest.id.kind) {
-            Some(kind) => ready.push((manifest, kind.clone())),
+            Some(kind) => ready.push(Planned::to_plan(manifest, kind.clone())),
             None if crd_kinds.contains(&(manifest.id.group.clone(), manifest.id.kind.clone())) => {
                 deferred.push(manifest)
             }
@@ -322,8 +375,9 @@ fn resolve(
     ready
 }
 
-fn same_object(a: &Member, b: &Member) -> bool {
-    a.group == b.group && a.kind == b.kind && a.namespace == b.namespace && a.name == b.name
+/// What makes two members the same object: all but the version.
+fn same_object(m: &Member) -> (&str, &str, Option<&str>, &str) {
+    (&m.group, &m.kind, m.namespace.as_deref(), &m.name)
 }
 
 /// (group, kind) of every CRD in the set: their objects may not be served yet.
@@ -332,8 +386,9 @@ fn crd_kinds(set: &ManifestSet) -> BTreeSet<(String, String)> {
         .iter()
         .filter(|m| m.id.kind == "CustomResourceDefinition")
         .filter_map(|crd| {
-            let group = crd.object.pointer("/spec/group")?.as_str()?;
-            let kind = crd.object.pointer("/spec/names/kind")?.as_str()?;
+            let crd = crd.object.tree();
+            let group = crd.pointer("/spec/group")?.as_str()?;
+            let kind = crd.pointer("/spec/names/kind")?.as_str()?;
             Some((group.to_string(), kind.to_string()))
         })
         .collect()

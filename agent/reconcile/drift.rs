@@ -14,11 +14,11 @@
 //! no drift (see [`Expected`]). Anything else (a drifted or missing object, a changed
 //! variable, a list that fails) is planned in full, as before.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::{Agent, DriftMode};
 use crate::apply;
-use crate::inventory::{self, Member};
+use crate::inventory::{self, Member, Members};
 use crate::pipeline::{self, PlannedRevision, VariablesDigest};
 use crate::plan::live::Expected;
 use crate::plan::{Action, Plan};
@@ -47,7 +47,7 @@ impl LastPlan {
 #[derive(Debug, Clone)]
 pub(super) struct InFlight {
     pub revision: Revision,
-    pub members: BTreeSet<Member>,
+    pub members: Members,
 }
 
 impl Agent {
@@ -142,7 +142,7 @@ impl Agent {
             &mut self.discovered,
             planned.plan,
             &self.target.parent,
-            &planned.recorded,
+            planned.recorded,
         )
         .await
         {
@@ -222,7 +222,7 @@ impl Agent {
                 objects = spared.len(),
                 "not pruning objects of a revision still being applied"
             );
-            plan.members.extend(spared);
+            Arc::make_mut(&mut plan.members).extend(spared);
         }
     }
 

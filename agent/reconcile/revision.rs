@@ -302,14 +302,14 @@ impl Agent {
         // revision ends, drift checks must not prune what it adds.
         self.in_flight = Some(super::drift::InFlight {
             revision: entry.revision().clone(),
-            members: planned.plan.members.clone(),
+            members: std::sync::Arc::clone(&planned.plan.members),
         });
         let applied = match apply::apply(
             &self.client,
             &mut self.discovered,
             planned.plan,
             &self.target.parent,
-            &planned.recorded,
+            planned.recorded,
         )
         .await
         {

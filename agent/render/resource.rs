@@ -116,11 +116,7 @@ impl Resource {
         if !sealed_values.is_empty() {
             seal_equal(&value, &sealed_values, &mut String::new(), &mut sealed);
         }
-        Document {
-            location,
-            value,
-            sealed,
-        }
+        Document::sealed(location, &value, sealed)
     }
 
     pub fn gvk(&self) -> Gvk {

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::manifests::sealed::escape;
 use crate::manifests::yaml::parse_yaml;
-use crate::manifests::{Document, ParseLimits};
+use crate::manifests::{Body, Document, ParseLimits};
 
 use super::RenderError;
 pub use super::envsubst::{eval, valid_name};
@@ -160,7 +160,12 @@ pub fn apply(
         shadow
     });
     for doc in docs.iter_mut() {
-        if opted_out(&doc.value) {
+        // Without a `$` there is nothing to substitute: such documents stay text.
+        if !doc.body.may_contain("$") {
+            continue;
+        }
+        let mut value = doc.tree();
+        if opted_out(&value) {
             continue;
         }
         let file = doc.location.file.clone();
@@ -168,8 +173,9 @@ pub fn apply(
             shadow: shadow.as_ref(),
             ..Walk::default()
         };
-        substitute_value(&mut doc.value, &vars, sub.strict, limits, &mut walk)
+        substitute_value(&mut value, &vars, sub.strict, limits, &mut walk)
             .map_err(|reason| RenderError::file(&file, format!("substitution: {reason}")))?;
+        doc.body = Body::new(&value);
         // A decrypted leaf under a substituted key stays sealed at its new path.
         for (parent, from, to) in walk.renames {
             doc.sealed.rename(&parent, &from, &to);
@@ -368,7 +374,7 @@ mod tests {
         apply(&mut docs, &sub, &limits).unwrap();
         let sealed: Vec<&str> = docs[0].sealed.pointers().collect();
         assert_eq!(sealed, ["/data/dsn", "/data/x"]);
-        assert_eq!(docs[0].value["data"]["dsn"], "u:s3cret");
+        assert_eq!(docs[0].tree()["data"]["dsn"], "u:s3cret");
 
         sub.inline = vars(&[("pw", "given")]);
         let mut docs = vec![doc()];

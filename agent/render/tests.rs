@@ -20,7 +20,7 @@ fn render(files: &[(&str, &str)]) -> Result<Vec<Value>, RenderError> {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), files);
     let (docs, _) = kustomize(dir.path(), None, &ParseLimits::default())?.expect("a kustomization");
-    Ok(docs.into_iter().map(|d| d.value).collect())
+    Ok(docs.iter().map(Document::tree).collect())
 }
 
 const DEPLOY: &str = "apiVersion: apps/v1

@@ -120,7 +120,7 @@ impl RevisionOutcome {
                     Occasion::New => "applied",
                     Occasion::Rollback => "rolled back to",
                 },
-                applied.objects.len(),
+                applied.objects,
                 applied.changed(),
                 applied.prune.pruned.len(),
                 health.after().as_secs()
@@ -143,7 +143,7 @@ impl RevisionOutcome {
         match self {
             RevisionOutcome::Healthy { applied, health } if occasion == Occasion::New => {
                 Some(StatusOutcome::Healthy {
-                    objects: applied.objects.len(),
+                    objects: applied.objects,
                     changed: applied.changed(),
                     pruned: applied.prune.pruned.len(),
                     healthy_after: health.after(),

@@ -257,7 +257,7 @@ impl Teller {
         }
         if let Some(applied) = outcome.applied() {
             self.metrics.set_applied_revision(Some(revision.as_str()));
-            self.metrics.set_managed_objects(applied.objects.len());
+            self.metrics.set_managed_objects(applied.objects);
         }
         // The commit status first, so the status write below carries it.
         let mut posted = false;
@@ -274,9 +274,7 @@ impl Teller {
                 .post_status(commit.as_deref(), status, signer, standing.posted)
                 .await;
         }
-        let objects = outcome
-            .applied()
-            .map_or(self.status.objects, |a| a.objects.len());
+        let objects = outcome.applied().map_or(self.status.objects, |a| a.objects);
         self.record(outcome.result(), &message, objects, &standing)
             .await;
         let event = match outcome {

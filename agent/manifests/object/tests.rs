@@ -42,7 +42,7 @@ fn fills_in_the_namespace_of_namespaced_objects() {
     .unwrap();
     let m = &set.objects[0];
     assert_eq!(m.id.namespace.as_deref(), Some("edge"));
-    assert_eq!(m.object["metadata"]["namespace"], "edge");
+    assert_eq!(m.object.tree()["metadata"]["namespace"], "edge");
     assert_eq!(m.id.to_string(), "ConfigMap edge/c");
     assert_eq!(m.id.group_kind(), "ConfigMap");
     assert_eq!(m.stage, Stage::Namespaced);
@@ -59,7 +59,7 @@ fn drops_the_namespace_of_cluster_scoped_objects_with_a_warning() {
     let set = build(vec![doc("a.yaml", 1, pc)], &scope, &BuiltinNamespacing).unwrap();
     let m = &set.objects[0];
     assert_eq!(m.id.namespace, None);
-    assert_eq!(m.object["metadata"].get("namespace"), None);
+    assert_eq!(m.object.tree()["metadata"].get("namespace"), None);
     assert_eq!(m.id.to_string(), "PriorityClass high");
     assert_eq!(m.id.group_kind(), "PriorityClass.scheduling.k8s.io");
     assert_eq!(
@@ -238,16 +238,25 @@ fn expanding_lists_yields_the_items_nested_lists_too() {
     let inner = json!({"apiVersion": "v1", "kind": "List", "items": [cron.clone()]});
     let list = json!({"apiVersion": "v1", "kind": "List", "items": [cm("a"), inner]});
     let docs = expand_lists(vec![doc("l.yaml", 1, list), doc("l.yaml", 2, cm("b"))]).unwrap();
-    let kinds: Vec<(&str, Option<usize>)> = docs
+    let kinds: Vec<(String, Option<usize>)> = docs
         .iter()
-        .map(|d| (d.value["apiVersion"].as_str().unwrap(), d.location.item))
+        .map(|d| {
+            (
+                d.tree()["apiVersion"].as_str().unwrap().to_string(),
+                d.location.item,
+            )
+        })
         .collect();
     // What discovery is asked about: the items' apiVersions, never the Lists' `v1` alone.
     assert_eq!(
         kinds,
-        [("v1", Some(1)), ("batch/v1", Some(1)), ("v1", None)]
+        [
+            ("v1".to_string(), Some(1)),
+            ("batch/v1".to_string(), Some(1)),
+            ("v1".to_string(), None)
+        ]
     );
-    assert_eq!(docs[1].value, cron);
+    assert_eq!(docs[1].tree(), cron);
 }
 
 #[test]

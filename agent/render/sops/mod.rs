@@ -34,7 +34,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::manifests::sealed::{Sealed, escape};
-use crate::manifests::{Document, ParseLimits};
+use crate::manifests::{Body, Document, ParseLimits};
 
 use super::RenderError;
 pub use file::{Budget, Format, Keys, decrypt_text};
@@ -80,7 +80,8 @@ pub fn decrypt_documents(
 ) -> Result<(), RenderError> {
     let mut files: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, doc) in docs.iter().enumerate() {
-        if is_encrypted(&doc.value) {
+        // Most documents are not encrypted: only those that name the key are parsed.
+        if doc.body.may_contain("\"sops\":") && is_encrypted(&doc.tree()) {
             files.entry(doc.location.file.clone()).or_default().push(i);
         }
     }
@@ -93,10 +94,12 @@ pub fn decrypt_documents(
             .map_err(|reason| RenderError::file(&file, reason))?;
         for i in indices {
             let doc = &mut docs[i];
-            if let Value::Object(map) = &mut doc.value {
+            let mut value = doc.tree();
+            if let Value::Object(map) = &mut value {
                 map.remove("sops");
             }
-            fill(&mut doc.value, &plain, &mut String::new(), &mut doc.sealed);
+            fill(&mut value, &plain, &mut String::new(), &mut doc.sealed);
+            doc.body = Body::new(&value);
         }
     }
     Ok(())

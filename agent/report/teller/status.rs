@@ -134,7 +134,7 @@ impl Teller {
         };
         match inventory::read(&self.client, &self.parent).await {
             Ok(mut recorded) => {
-                let members = recorded.members.clone();
+                let members = std::sync::Arc::clone(&recorded.members);
                 let written = inventory::write(
                     &self.client,
                     &self.parent,
