@@ -225,14 +225,20 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<Exit> {
                 continue;
             }
             changes = true;
-            let (live, desired) =
-                compare::mask_secrets(p.live.as_ref(), Some(&p.desired), &p.manifest.sealed);
+            let Some(shown) = &p.shown else {
+                continue; // a diff plan keeps what it shows of every change
+            };
+            let (live, desired) = compare::mask_secrets(
+                shown.live.as_ref(),
+                Some(&shown.desired),
+                &p.manifest.sealed,
+            );
             let render = |v: Option<serde_json::Value>| {
                 v.map(|v| compare::to_yaml(&compare::normalize(&v)))
                     .unwrap_or_default()
             };
             let name = p.manifest.id.to_string();
-            let old_name = if p.live.is_some() {
+            let old_name = if shown.live.is_some() {
                 format!("live/{name}")
             } else {
                 "/dev/null".to_string()

@@ -17,7 +17,8 @@ use tokio::task::{self, JoinSet};
 use super::ignore::{self, IgnoreRules};
 use super::live::{self, Digest, LiveIndex};
 use super::{
-    Action, Conflict, FORCE_ANNOTATION, Keep, Memory, ObjectFailure, Outcome, Planned, compare,
+    Action, Conflict, FORCE_ANNOTATION, Keep, Memory, ObjectFailure, Outcome, Planned, Shown,
+    compare,
 };
 use crate::cluster::list::Lean;
 use crate::cluster::{CONCURRENCY, Kind};
@@ -278,20 +279,19 @@ async fn dry_run(
             return Err(failure);
         }
     };
-    let (live, desired) = match keep {
+    let shown = match keep {
         // `diff` leaves drift-ignored fields out of an existing object.
-        Keep::Diffs if omitted => (
-            live.map(|l| ignore::without(&l, &ignored)),
-            ignore::without(&desired, &ignored),
-        ),
-        Keep::Diffs => (live, desired),
-        Keep::Writes => (None, Value::Null),
+        Keep::Diffs if omitted => Some(Shown {
+            live: live.map(|l| ignore::without(&l, &ignored)),
+            desired: ignore::without(&desired, &ignored),
+        }),
+        Keep::Diffs => Some(Shown { live, desired }),
+        Keep::Writes => None,
     };
     Ok(Outcome {
         body: Body::new(&body),
         action,
-        live,
-        desired,
+        shown: shown.map(Box::new),
         conflicts,
         digests,
     })

@@ -97,6 +97,22 @@ pub struct Observed {
 /// anyway. Half the bytes of a full digest, for what the agent keeps per object.
 type Short = [u8; 16];
 
+/// What one dry run saw: the digests of the body sent and of its result, short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    body: Short,
+    result: Short,
+}
+
+impl Observation {
+    pub fn new(body: &Digest, result: &Digest) -> Self {
+        Observation {
+            body: short(body),
+            result: short(result),
+        }
+    }
+}
+
 fn short(digest: &Digest) -> Short {
     let mut out = [0; 16];
     out.copy_from_slice(&digest[..16]);
@@ -158,9 +174,8 @@ impl Observed {
         results: BTreeMap::new(),
     };
 
-    pub fn record(&mut self, id: &ObjectRef, body: Digest, result: Digest) {
-        self.results
-            .insert(id_key(id), (short(&body), short(&result)));
+    pub fn record(&mut self, id: &ObjectRef, seen: Observation) {
+        self.results.insert(id_key(id), (seen.body, seen.result));
     }
 
     /// Carries `id`'s entry over from `before` (an object found unchanged without a
@@ -305,7 +320,7 @@ mod tests {
         let (body, result, other) = ([1; 32], [2; 32], [3; 32]);
         let mut observed = Observed::default();
         assert!(!observed.unchanged(&id, &body, Some(&result)));
-        observed.record(&id, body, result);
+        observed.record(&id, Observation::new(&body, &result));
         assert!(observed.unchanged(&id, &body, Some(&result)));
         assert!(!observed.unchanged(&id, &other, Some(&result)), "new body");
         assert!(
@@ -350,7 +365,7 @@ mod tests {
         assert_eq!(unique.len(), keys.len());
 
         let mut observed = Observed::default();
-        observed.record(&base, [1; 32], [2; 32]);
+        observed.record(&base, Observation::new(&[1; 32], &[2; 32]));
         for other in &variants {
             assert!(!observed.unchanged(other, &[1; 32], Some(&[2; 32])));
         }

@@ -29,7 +29,7 @@ use crate::inventory::{Member, Members, Recorded};
 use crate::manifests::{Body, Manifest, ManifestSet, ObjectRef, Stage};
 pub use dry_run::{dry_run_all, ended_without_result};
 pub use ignore::IgnoreRules;
-use live::{Digest, LiveIndex, Observed};
+use live::{Digest, LiveIndex, Observation, Observed};
 
 /// The annotation that lets hawser delete and recreate an object whose immutable
 /// fields changed.
@@ -158,13 +158,21 @@ pub struct Planned {
     /// Whether health waits for this object (decided before the object moved).
     pub watch: bool,
     pub action: Action,
-    /// The live object, with [`Keep::Diffs`] only.
-    pub live: Option<Value>,
-    /// What the dry run says the object would become, with [`Keep::Diffs`] only.
-    pub desired: Value,
+    /// The live object and what the dry run says it would become, with
+    /// [`Keep::Diffs`] only (boxed: most plans keep none).
+    pub shown: Option<Box<Shown>>,
     pub conflicts: Vec<Conflict>,
-    /// The digests of the body and of its dry-run result, for [`Observed`].
-    pub digests: Option<(Digest, Digest)>,
+    /// What its dry run saw, for [`Observed`].
+    pub digests: Option<Observation>,
+}
+
+/// An object as `diff` shows it.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    /// The live object (`None`: it does not exist yet).
+    pub live: Option<Value>,
+    /// What the dry run says the object would become.
+    pub desired: Value,
 }
 
 impl Planned {
@@ -177,8 +185,7 @@ impl Planned {
             body: Body::default(),
             watch: false,
             action: Action::Unchanged,
-            live: None,
-            desired: Value::Null,
+            shown: None,
             conflicts: Vec::new(),
             digests: None,
         }
@@ -189,17 +196,15 @@ impl Planned {
         let Outcome {
             body,
             action,
-            live,
-            desired,
+            shown,
             conflicts,
             digests,
         } = outcome;
         self.body = body;
         self.action = action;
-        self.live = live;
-        self.desired = desired;
+        self.shown = shown;
         self.conflicts = conflicts;
-        self.digests = digests;
+        self.digests = digests.map(|(body, result)| Observation::new(&body, &result));
     }
 }
 
@@ -208,8 +213,7 @@ impl Planned {
 struct Outcome {
     body: Body,
     action: Action,
-    live: Option<Value>,
-    desired: Value,
+    shown: Option<Box<Shown>>,
     conflicts: Vec<Conflict>,
     digests: Option<(Digest, Digest)>,
 }
@@ -220,8 +224,7 @@ impl Outcome {
         Outcome {
             body: Body::default(),
             action: Action::Unchanged,
-            live: None,
-            desired: Value::Null,
+            shown: None,
             conflicts: Vec::new(),
             digests,
         }
@@ -246,7 +249,7 @@ impl Plan {
         let mut observed = Observed::default();
         for p in &self.objects {
             match p.digests {
-                Some((body, result)) => observed.record(&p.manifest.id, body, result),
+                Some(seen) => observed.record(&p.manifest.id, seen),
                 None if p.action == Action::Unchanged => observed.keep(&p.manifest.id, before),
                 None => {}
             }
