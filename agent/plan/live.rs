@@ -281,8 +281,9 @@ impl Expected {
         })
         .await;
         if matched != expected {
-            // Why a tick renders after all: what a full plan will dry-run again.
-            tracing::debug!(
+            // Why a tick renders after all (it costs as much memory as an apply):
+            // what a full plan will dry-run again.
+            tracing::info!(
                 objects = expected,
                 not_as_observed = expected.saturating_sub(matched),
                 "objects changed since their last dry run; planning the revision in full"
