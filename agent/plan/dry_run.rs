@@ -105,7 +105,16 @@ pub async fn dry_run_all(
                     Some((index, object)) => {
                         (index, Err(ended_without_result(object, "dry run", &join)))
                     }
-                    None => continue,
+                    // Every task is recorded when spawned; should one not be, its
+                    // failure still rejects the plan, never a silent drop.
+                    None => (
+                        usize::MAX,
+                        Err(ended_without_result(
+                            "an object of the revision".into(),
+                            "dry run",
+                            &join,
+                        )),
+                    ),
                 }
             }
             None => break,
@@ -119,16 +128,21 @@ pub async fn dry_run_all(
             Err(failure) => failed.push((index, failure)),
         }
     }
+    remove_failed(objects, failed)
+}
+
+/// Removes the entries that failed (by index, in any order) and returns their
+/// failures in input order; the other entries keep theirs.
+fn remove_failed<T, F>(objects: &mut Vec<T>, mut failed: Vec<(usize, F)>) -> Vec<F> {
     if failed.is_empty() {
         return Vec::new();
     }
     failed.sort_by_key(|(index, _)| *index);
     let mut index = 0;
     objects.retain(|_| {
+        let keep = failed.binary_search_by_key(&index, |(i, _)| *i).is_err();
         index += 1;
-        failed
-            .binary_search_by_key(&(index - 1), |(i, _)| *i)
-            .is_err()
+        keep
     });
     failed.into_iter().map(|(_, failure)| failure).collect()
 }
@@ -367,6 +381,21 @@ fn is_immutable(status: &kube::core::Status) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_objects_leave_the_plan_and_the_rest_keep_their_order() {
+        let mut objects = vec!['a', 'b', 'c', 'd', 'e'];
+        let failures = remove_failed(&mut objects, vec![(3, "d failed"), (0, "a failed")]);
+        assert_eq!(objects, ['b', 'c', 'e']);
+        assert_eq!(failures, ["a failed", "d failed"]);
+
+        // A failure without an object (a task not recorded) removes nothing but is
+        // still returned, so the plan is rejected.
+        let failures = remove_failed(&mut objects, vec![(usize::MAX, "lost")]);
+        assert_eq!(objects, ['b', 'c', 'e']);
+        assert_eq!(failures, ["lost"]);
+        assert!(remove_failed::<char, &str>(&mut objects, Vec::new()).is_empty());
+    }
 
     #[tokio::test]
     async fn a_task_without_result_is_a_failure_of_its_object() {
