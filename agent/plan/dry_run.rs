@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::task::{self, JoinSet};
 
 use super::ignore::{self, IgnoreRules};
-use super::live::{self, Digest, LiveIndex};
+use super::live::{self, Digest, LiveIndex, Observation};
 use super::{
     Action, Conflict, FORCE_ANNOTATION, Keep, Memory, ObjectFailure, Outcome, Planned, Shown,
     compare,
@@ -222,7 +222,7 @@ async fn dry_run(
             let exists = stored(&desired);
             compare::strip(&mut desired);
             let result_digest = live::digest(&desired);
-            let mut digests = Some((body_digest, result_digest));
+            let mut digests = Some(Observation::new(&body_digest, &result_digest));
             if !exists {
                 (Action::Create, None, desired, digests)
             } else if live_digest == Some(result_digest) {
@@ -241,7 +241,7 @@ async fn dry_run(
                         .await
                         .map_err(fail)?;
                     compare::strip(&mut again);
-                    digests = Some((body_digest, live::digest(&again)));
+                    digests = Some(Observation::new(&body_digest, &live::digest(&again)));
                     desired = again;
                 }
                 let fields = match &live {

@@ -29,7 +29,7 @@ use crate::inventory::{Member, Members, Recorded};
 use crate::manifests::{Body, Manifest, ManifestSet, ObjectRef, Stage};
 pub use dry_run::{dry_run_all, ended_without_result};
 pub use ignore::IgnoreRules;
-use live::{Digest, LiveIndex, Observation, Observed};
+use live::{LiveIndex, Observation, Observed};
 
 /// The annotation that lets hawser delete and recreate an object whose immutable
 /// fields changed.
@@ -204,7 +204,7 @@ impl Planned {
         self.action = action;
         self.shown = shown;
         self.conflicts = conflicts;
-        self.digests = digests.map(|(body, result)| Observation::new(&body, &result));
+        self.digests = digests;
     }
 }
 
@@ -215,12 +215,12 @@ struct Outcome {
     action: Action,
     shown: Option<Box<Shown>>,
     conflicts: Vec<Conflict>,
-    digests: Option<(Digest, Digest)>,
+    digests: Option<Observation>,
 }
 
 impl Outcome {
     /// Nothing to write: only the digests, for [`Observed`].
-    fn unchanged(digests: Option<(Digest, Digest)>) -> Self {
+    fn unchanged(digests: Option<Observation>) -> Self {
         Outcome {
             body: Body::default(),
             action: Action::Unchanged,
@@ -344,7 +344,7 @@ pub async fn plan(
 }
 
 /// The identities and kinds of `objects`, for [`LiveIndex::list`].
-pub fn ids(objects: &[Planned]) -> impl Iterator<Item = (&ObjectRef, &Kind)> {
+fn ids(objects: &[Planned]) -> impl Iterator<Item = (&ObjectRef, &Kind)> {
     objects.iter().map(|p| (&p.manifest.id, &p.kind))
 }
 
